@@ -1,0 +1,21 @@
+"""The solver layer: Ω as a `LinearSpec`, backends that minimise a linear cost over it, and
+combinatorial oracles with the same contract.
+
+    >>> import numpy as np
+    >>> from surco.solvers import LinearSpec, make_solver
+    >>> spec = LinearSpec(shape=(3,), A_ub=[[2.0, 3.0, 4.0]], b_ub=[5.0], ub=1, integer=True)
+    >>> make_solver(spec, backend="highs").solve(np.array([-3.0, -4.0, -5.0])).x
+    array([1., 1., 0.])
+"""
+from .base import Solver, clear_worker_cache
+from .oracles import AssignmentOracle, ShortestPathOracle
+from .registry import BACKENDS, SolverStack, make_solver
+from .result import (InfeasibleError, Solution, SolverError, SolverTimeout, Status,
+                     UnboundedError)
+from .spec import LinearSpec
+
+__all__ = [
+    "LinearSpec", "Solver", "Solution", "Status", "make_solver", "BACKENDS", "SolverStack",
+    "ShortestPathOracle", "AssignmentOracle", "SolverError", "InfeasibleError",
+    "UnboundedError", "SolverTimeout", "clear_worker_cache",
+]

@@ -1,0 +1,164 @@
+"""The one solver interface shared by MILP backends and combinatorial oracles.
+
+A solver is built once for a feasible set Ω and then answers ``solve(c)`` for many cost
+vectors c, returning ``argmin_{x in Ω} c·x``. Subclasses implement `_solve_flat`; this base
+class does input checking, timing, error raising and batching.
+
+Batching (`solve_batch`) runs through any ``concurrent.futures.Executor``. Each worker (a
+thread or a process) builds its own copy of the model on first use and keeps it in a
+per-worker cache, so repeated batches do not rebuild models. What travels to a worker is the
+solver's *recipe* (`factory`), never a live solver model, which is why a Ray or Dask executor
+works unchanged: anything with ``submit(fn, *args) -> Future`` does.
+"""
+from __future__ import annotations
+
+import abc
+import itertools
+import os
+import threading
+import time
+from concurrent.futures import Executor
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .result import Solution, Status
+
+_TOKENS = itertools.count()
+_WORKER_CACHE: dict[tuple, "Solver"] = {}
+_WORKER_LOCK = threading.Lock()
+
+
+def clear_worker_cache() -> None:
+    """Drop the models that `solve_batch` workers in this process have built."""
+    with _WORKER_LOCK:
+        _WORKER_CACHE.clear()
+
+
+def _solve_chunk(token: tuple, factory: Callable[[], "Solver"], C: np.ndarray,
+                 check: bool) -> list[Solution]:
+    key = token + (os.getpid(), threading.get_ident())
+    with _WORKER_LOCK:
+        solver = _WORKER_CACHE.get(key)
+    if solver is None:
+        solver = factory()
+        with _WORKER_LOCK:
+            _WORKER_CACHE[key] = solver
+    return [solver.solve(c, check=check) for c in C]
+
+
+def _executor_width(executor: Executor) -> int:
+    for attr in ("_max_workers", "max_workers", "_processes"):
+        w = getattr(executor, attr, None)
+        if isinstance(w, int) and w > 0:
+            return w
+    return 0
+
+
+class Solver(abc.ABC):
+    """Minimise a linear cost over a fixed set Ω: ``x = argmin_{x in Ω} c·x``.
+
+    Attributes:
+      shape: shape of x (and of c).
+      name: used in error messages.
+    """
+
+    shape: tuple[int, ...]
+    name: str
+
+    def __init__(self, shape: Sequence[int], name: str):
+        self.shape = tuple(int(s) for s in shape)
+        self.name = name
+        self._token = (next(_TOKENS), os.getpid(), id(self))
+
+    @property
+    def n(self) -> int:
+        return int(np.prod(self.shape))
+
+    # -- to implement -------------------------------------------------------------------
+    @abc.abstractmethod
+    def _solve_flat(self, c: np.ndarray) -> tuple[np.ndarray, float, Status, dict[str, Any]]:
+        """Solve for a validated flat float64 cost; return (x_flat, objective, status, stats)."""
+
+    @abc.abstractmethod
+    def factory(self) -> Callable[[], "Solver"]:
+        """A picklable zero-argument callable that builds an equivalent fresh solver."""
+
+    def _check_cost_values(self, c: np.ndarray) -> None:
+        """Hook for oracles with extra requirements on c (e.g. nonnegativity)."""
+
+    # -- public -------------------------------------------------------------------------
+    def check_cost(self, c) -> np.ndarray:
+        """Validate one cost vector; return it flat as float64.
+
+        Raises:
+          ValueError: if c is not shaped like x (``shape`` or flat n) or holds NaN/inf.
+        """
+        arr = np.asarray(c, dtype=np.float64)
+        if arr.shape != self.shape and arr.shape != (self.n,):
+            raise ValueError(f"{self.name}: cost c has shape {arr.shape}, expected {self.shape}"
+                             + (f" or ({self.n},)" if len(self.shape) > 1 else ""))
+        if not np.all(np.isfinite(arr)):
+            bad = int(np.flatnonzero(~np.isfinite(arr.reshape(-1)))[0])
+            raise ValueError(f"{self.name}: cost c contains NaN or inf (first at flat index {bad})")
+        flat = arr.reshape(-1)
+        self._check_cost_values(flat)
+        return flat
+
+    def solve(self, c, *, check: bool = True) -> Solution:
+        """Return ``argmin_{x in Ω} c·x``.
+
+        Args:
+          c: cost, shaped like x or flat.
+          check: if True (default), failures raise; if False they come back as a `Solution`
+            with a failing ``status`` and an all-NaN ``x`` (what jitted code needs).
+
+        Raises:
+          ValueError: bad cost (wrong shape, NaN/inf).
+          InfeasibleError, UnboundedError, SolverTimeout, SolverError: when ``check`` and the
+            solver found no usable point.
+        """
+        flat = self.check_cost(c)
+        t0 = time.perf_counter()
+        x, obj, status, stats = self._solve_flat(flat)
+        stats = dict(stats)
+        stats["wall_time"] = time.perf_counter() - t0
+        stats.setdefault("solve_time", stats["wall_time"])
+        if status in (Status.OPTIMAL, Status.FEASIBLE):
+            x = np.asarray(x, dtype=np.float64).reshape(self.shape)
+        else:
+            x = np.full(self.shape, np.nan)
+            obj = float("nan")
+        sol = Solution(x=x, objective=float(obj), status=Status(status), stats=stats)
+        if check:
+            sol.raise_for_status(self.name)
+        return sol
+
+    def solve_batch(self, C, executor: Executor | None = None, *,
+                    check: bool = True) -> list[Solution]:
+        """Solve for every cost in ``C`` (shape ``(B, *shape)`` or ``(B, n)``).
+
+        The result equals ``[self.solve(c) for c in C]``. With an executor, C is cut into as
+        many contiguous chunks as the executor has workers (one per cost vector when the
+        width is unknown) and each chunk is solved by that worker's own cached model.
+
+        Args:
+          C: batch of costs.
+          executor: None (sequential, in this process), or any ``concurrent.futures``
+            executor: ``ThreadPoolExecutor`` (for backends that release the GIL),
+            ``ProcessPoolExecutor`` (use the "spawn" or "forkserver" context with JAX loaded),
+            or a cluster executor such as ``dask.distributed.Client.get_executor()``.
+          check: as in `solve`.
+        """
+        C = np.asarray(C, dtype=np.float64)
+        if C.ndim < 1 or C.shape[1:] not in (self.shape, (self.n,)):
+            raise ValueError(f"{self.name}: batch of costs has shape {C.shape}, expected "
+                             f"(B, {', '.join(map(str, self.shape))})")
+        flat = np.stack([self.check_cost(c) for c in C]) if len(C) else C.reshape(0, self.n)
+        if executor is None or len(flat) <= 1:
+            return [self.solve(c, check=check) for c in flat]
+        width = _executor_width(executor) or len(flat)
+        chunks = [ch for ch in np.array_split(flat, min(width, len(flat))) if len(ch)]
+        factory = self.factory()
+        futures = [executor.submit(_solve_chunk, self._token, factory, ch, check) for ch in chunks]
+        return [sol for f in futures for sol in f.result()]

@@ -1,0 +1,95 @@
+"""SCIP through PySCIPOpt directly.
+
+The model is built once; each `solve` returns SCIP to the problem stage (``freeTransform``),
+changes the objective coefficients (``chgVarObj``) and re-optimises. ``optimizeNogil`` is
+used when available so that threads can solve in parallel.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from .base import Solver
+from .result import Status
+from .spec import LinearSpec
+
+
+class PySCIPOptSolver(Solver):
+    """``argmin c·x over Ω`` with SCIP via PySCIPOpt (see `make_solver` for the arguments)."""
+
+    def __init__(self, spec: LinearSpec, relax: bool = False, time_limit: float | None = None,
+                 threads: int = 1, seed: int = 0, **options: Any):
+        import pyscipopt
+
+        super().__init__(spec.shape, spec.name)
+        self.spec, self.relax, self.time_limit = spec, relax, time_limit
+        self.threads, self.seed, self.options = threads, seed, options
+        m = pyscipopt.Model(spec.name)
+        m.hideOutput()
+        integer = spec.integer & (not relax)
+        inf = m.infinity()
+        self._vars = [m.addVar(lb=None if spec.lb[i] == -np.inf else spec.lb[i],
+                               ub=None if spec.ub[i] == np.inf else spec.ub[i],
+                               vtype="I" if integer[i] else "C", obj=0.0)
+                      for i in range(spec.n)]
+        for A, b, eq in ((spec.A_ub, spec.b_ub, False), (spec.A_eq, spec.b_eq, True)):
+            for r in range(A.shape[0]):
+                lo, hi = A.indptr[r], A.indptr[r + 1]
+                expr = pyscipopt.quicksum(float(a) * self._vars[j]
+                                          for j, a in zip(A.indices[lo:hi], A.data[lo:hi]))
+                m.addCons(expr == b[r] if eq else expr <= b[r])
+        if time_limit is not None:
+            m.setParam("limits/time", float(time_limit))
+        m.setParam("randomization/randomseedshift", int(seed))
+        m.setParam("lp/threads", int(threads))
+        for k, v in options.items():
+            m.setParam(k, v)
+        self._inf = inf
+        self._m = m
+        self._nogil = hasattr(m, "optimizeNogil")
+
+    def factory(self):
+        return functools.partial(PySCIPOptSolver, self.spec, self.relax, self.time_limit,
+                                 self.threads, self.seed, **self.options)
+
+    def _expr(self, c: np.ndarray):
+        import pyscipopt
+        return pyscipopt.Expr({pyscipopt.scip.Term(v): float(cj)
+                               for v, cj in zip(self._vars, c) if cj != 0.0})
+
+    def _solve_flat(self, c):
+        m = self._m
+        m.freeTransform()
+        m.setObjective(self._expr(c), "minimize", clear=True)
+        if self._nogil:
+            m.optimizeNogil()
+        else:
+            m.optimize()
+        st = m.getStatus()
+        stats: dict[str, Any] = {"solve_time": m.getSolvingTime(), "termination": st}
+        if st == "inforunbd":
+            st = self._disambiguate()
+        has_sol = m.getNSols() > 0
+        if has_sol and st not in ("infeasible", "unbounded"):
+            sol = m.getBestSol()
+            x = np.fromiter((sol[v] for v in self._vars), dtype=np.float64, count=len(self._vars)) + 0.0
+            status = Status.OPTIMAL if st == "optimal" else Status.FEASIBLE
+            return x, m.getObjVal(), status, stats
+        if st == "infeasible":
+            return None, np.nan, Status.INFEASIBLE, stats
+        if st == "unbounded":
+            return None, np.nan, Status.UNBOUNDED, stats
+        if st in ("timelimit", "nodelimit", "totalnodelimit", "gaplimit", "userinterrupt"):
+            stats.update(timeout=True, time_limit=self.time_limit)
+        stats["detail"] = st
+        return None, np.nan, Status.ERROR, stats
+
+    def _disambiguate(self) -> str:
+        m = self._m
+        m.freeTransform()
+        m.setObjective(self._expr(np.zeros(len(self._vars))), "minimize", clear=True)
+        m.optimize()
+        feasible = m.getNSols() > 0
+        return "unbounded" if feasible else "infeasible"

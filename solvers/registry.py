@@ -1,0 +1,132 @@
+"""`make_solver`: one entry point from a `LinearSpec` to a solver, by backend name."""
+from __future__ import annotations
+
+import functools
+from concurrent.futures import Executor
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .base import Solver
+from .result import Solution
+from .spec import LinearSpec
+
+
+def _mathopt(backend):
+    def build(spec, **kw):
+        from .mathopt_backend import MathOptSolver
+        return MathOptSolver(spec, backend, **kw)
+    return build
+
+
+def _pyscipopt(spec, **kw):
+    from .pyscipopt_backend import PySCIPOptSolver
+    return PySCIPOptSolver(spec, **kw)
+
+
+#: backend name -> builder(spec, relax=, time_limit=, threads=, seed=, **options)
+BACKENDS: dict[str, Callable[..., Solver]] = {
+    "scip": _mathopt("scip"),
+    "highs": _mathopt("highs"),
+    "cpsat": _mathopt("cpsat"),
+    "glop": _mathopt("glop"),
+    "pdlp": _mathopt("pdlp"),
+    "pyscipopt": _pyscipopt,
+}
+
+
+def make_solver(spec: LinearSpec, backend: str = "highs", *, relax: bool = False,
+                time_limit: float | None = None, threads: int = 1, seed: int = 0,
+                **options: Any) -> Solver:
+    """Build a solver for ``argmin_{x in Ω} c·x`` over a `LinearSpec`.
+
+    Args:
+      spec: Ω.
+      backend: ``"scip"``, ``"highs"``, ``"cpsat"``, ``"glop"``, ``"pdlp"`` (OR-Tools MathOpt)
+        or ``"pyscipopt"`` (SCIP through PySCIPOpt). GLOP and PDLP solve LPs only; CP-SAT
+        needs every variable integer.
+      relax: solve the LP relaxation (drop integrality).
+      time_limit: seconds per solve; at the limit the incumbent comes back with status
+        FEASIBLE, and no incumbent raises `SolverTimeout`.
+      threads, seed: passed to the solver.
+      **options: backend specific: MathOpt ``SolveParameters`` fields, or SCIP parameter
+        names for pyscipopt (e.g. ``{"limits/gap": 1e-4}``).
+
+    Raises:
+      ValueError: unknown backend, or a backend that cannot handle the spec.
+    """
+    if not isinstance(spec, LinearSpec):
+        raise TypeError(f"make_solver: spec must be a LinearSpec, got {type(spec).__name__}")
+    if backend not in BACKENDS:
+        raise ValueError(f"make_solver: unknown backend {backend!r}; choose from {sorted(BACKENDS)}")
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"make_solver: time_limit must be positive seconds, got {time_limit}")
+    if int(threads) < 1:
+        raise ValueError(f"make_solver: threads must be >= 1, got {threads}")
+    return BACKENDS[backend](spec, relax=relax, time_limit=time_limit, threads=int(threads),
+                             seed=int(seed), **options)
+
+
+def _stack_factory(factories):
+    return SolverStack([f() for f in factories])
+
+
+class SolverStack(Solver):
+    """Several solvers side by side, one per instance: x and c have shape ``(B, *shape)``.
+
+    SurCo solves many instances with different Ω in one step; a stack lets that be one
+    ``solve`` (or one ``solve_batch``, which fans the members out over an executor).
+    Every member must have the same x shape.
+    """
+
+    def __init__(self, solvers: Sequence[Solver]):
+        solvers = list(solvers)
+        if not solvers:
+            raise ValueError("SolverStack: needs at least one solver")
+        shapes = {tuple(s.shape) for s in solvers}
+        if len(shapes) != 1:
+            raise ValueError(f"SolverStack: members have different x shapes {sorted(shapes)}")
+        super().__init__((len(solvers),) + solvers[0].shape, f"stack[{solvers[0].name},...]")
+        self.members = solvers
+
+    def factory(self):
+        return functools.partial(_stack_factory, [s.factory() for s in self.members])
+
+    def _check_cost_values(self, c):
+        for s, ci in zip(self.members, c.reshape(len(self.members), -1)):
+            s._check_cost_values(ci)
+
+    def _solve_flat(self, c):
+        sols = [s.solve(ci, check=False) for s, ci in zip(self.members, c.reshape(len(self.members), -1))]
+        return self._merge(sols)
+
+    @staticmethod
+    def _merge(sols):
+        worst = max(s.status for s in sols)
+        x = np.stack([s.x for s in sols]).reshape(-1)
+        stats = {"solve_time": sum(s.stats["solve_time"] for s in sols),
+                 "member_status": [s.status for s in sols]}
+        bad = [s for s in sols if not s.ok]
+        if bad:
+            stats.update({k: v for k, v in bad[0].stats.items() if k in ("detail", "timeout", "time_limit")})
+        return x, float(sum(s.objective for s in sols)), worst, stats
+
+    def solve_members(self, C, executor: Executor | None = None, *,
+                      check: bool = True) -> Solution:
+        """Like `solve`, with the members solved in parallel through ``executor``."""
+        flat = self.check_cost(C).reshape(len(self.members), -1)
+        if executor is None:
+            return self.solve(flat, check=check)
+        futs = [executor.submit(_member_solve, s.factory(), s._token, ci, check)
+                for s, ci in zip(self.members, flat)]
+        sols = [f.result() for f in futs]
+        x, obj, status, stats = self._merge(sols)
+        sol = Solution(x=x.reshape(self.shape), objective=obj, status=status, stats=stats)
+        if check:
+            sol.raise_for_status(self.name)
+        return sol
+
+
+def _member_solve(factory, token, c, check):
+    from .base import _solve_chunk
+    return _solve_chunk(token, factory, c[None], check)[0]

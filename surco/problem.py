@@ -1,0 +1,98 @@
+"""`Problem`: what a problem family hands to SurCo (Ferber et al., ICML 2023, §3).
+
+A problem is ``min_x f(x; y) s.t. x in Ω(y)``: a feasible set that a solver or an oracle
+handles, and a nonlinear objective written in JAX. SurCo learns a linear cost c so that
+``g_Ω(c) = argmin_{x in Ω} c·x`` is good for f.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from surco.solvers import LinearSpec, Solver
+
+Instance = Any  # a pytree of arrays (a dict, NamedTuple or flax.struct dataclass)
+Space = LinearSpec | Solver
+
+
+class ProblemError(ValueError):
+    """A problem's objective, features or space returned something unusable."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Problem:
+    """A combinatorial problem with a nonlinear objective.
+
+    Args:
+      name: used in messages and results.
+      space: Ω, either fixed (a `LinearSpec` or an oracle / `Solver`) or a function
+        ``instance -> LinearSpec | Solver`` when Ω depends on the instance (e.g. memory
+        capacities in sharding).
+      objective: ``f(x, instance) -> scalar``, written in JAX, differentiable in x, where
+        x has the shape of Ω (``space.shape``). Minimised.
+      features: ``instance -> array`` of instance features for SurCo-prior; either one
+        vector ``(F,)`` per instance or one row per leading entry of x, ``(x.shape[0], F)``.
+      evaluate: optional ``(x: np.ndarray, instance) -> float``, the true cost when it is not
+        the differentiable f (a profiler, a simulator). Lower is better.
+      cost_transform: map from SurCo's free parameters to the cost handed to the solver
+        (default identity); e.g. ``jax.nn.softplus`` for an oracle that needs c >= 0.
+
+    Example (a nonlinear assignment problem in a few lines)::
+
+        spec = surco.solvers.AssignmentOracle(4, 4)
+        def f(x, y):
+            return jnp.sum((x * y["load"]).sum(0) ** 2)
+        prob = surco.Problem("quad-assign", spec, f, features=lambda y: y["load"])
+    """
+
+    name: str
+    space: Space | Callable[[Instance], Space]
+    objective: Callable[[jax.Array, Instance], jax.Array]
+    features: Callable[[Instance], jax.Array] | None = None
+    evaluate: Callable[[np.ndarray, Instance], float] | None = None
+    cost_transform: Callable[[jax.Array], jax.Array] | None = None
+
+    def __post_init__(self):
+        if not callable(self.objective):
+            raise TypeError(f"Problem {self.name!r}: objective must be callable f(x, instance)")
+        if not (isinstance(self.space, (LinearSpec, Solver)) or callable(self.space)):
+            raise TypeError(f"Problem {self.name!r}: space must be a LinearSpec, a Solver/oracle, "
+                            f"or a function instance -> one of those; got {type(self.space).__name__}")
+
+    def space_for(self, instance: Instance) -> Space:
+        """Ω for this instance."""
+        if isinstance(self.space, (LinearSpec, Solver)):
+            return self.space
+        sp = self.space(instance)
+        if not isinstance(sp, (LinearSpec, Solver)):
+            raise ProblemError(f"Problem {self.name!r}: space(instance) returned "
+                               f"{type(sp).__name__}, expected a LinearSpec or a Solver")
+        return sp
+
+    def x_shape(self, instance: Instance) -> tuple[int, ...]:
+        return tuple(self.space_for(instance).shape)
+
+    def to_cost(self, theta: jax.Array) -> jax.Array:
+        """Apply ``cost_transform`` (identity when None)."""
+        return theta if self.cost_transform is None else self.cost_transform(theta)
+
+    def f(self, x: jax.Array, instance: Instance) -> jax.Array:
+        """The objective, checked: a finite scalar, or a `ProblemError` naming the problem.
+
+        Inside ``jit`` only the shape can be checked; NaN is checked by callers on values.
+        """
+        out = jnp.asarray(self.objective(x, instance))
+        if out.shape != ():
+            raise ProblemError(f"Problem {self.name!r}: objective returned shape {out.shape}, "
+                               "expected a scalar")
+        return out
+
+    def features_of(self, instance: Instance) -> jax.Array:
+        if self.features is None:
+            raise ProblemError(f"Problem {self.name!r} has no features; SurCo-prior needs "
+                               "features=instance -> array")
+        return jnp.asarray(self.features(instance))
