@@ -1,0 +1,303 @@
+"""The one estimator interface and the layer that turns a solver into a JAX function.
+
+SurCo (Ferber et al., ICML 2023) trains a cost c through ``x = g(c) = argmin_{x in Ω} c·x``.
+The true derivative of g is zero almost everywhere; a *gradient estimator* supplies a useful
+one. Every estimator is a small frozen dataclass (its hyperparameters are its fields) with
+
+    estimator(solver, c, key=None) -> x
+
+whose forward pass calls the solver through `jax.pure_callback` and whose backward pass is
+the estimator's rule, attached with `jax.custom_vjp`. The result works under ``jit``,
+``grad`` and ``vmap``; a vmapped call (and every batch of perturbed or re-solved costs) is
+*one* ``solver.solve_batch`` call on the host, never a Python loop of callbacks.
+
+Solver failures are values, not lost: the callback returns a `surco.solvers.Status` code
+(int32) next to x (all-NaN on failure). ``estimator(..., return_status=True)`` hands it back
+inside jit; outside any transformation a failed solve raises the solver layer's typed error
+(`InfeasibleError`, ...), and `raise_for_status` does the same for a status value that has
+left jit.
+
+Adding an estimator: subclass `Estimator`, implement `_forward` and `_backward`, add it to
+``registry.ESTIMATORS`` and to the conformance tests.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import weakref
+from concurrent.futures import Executor
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from surco.solvers import Solution, Solver, Status
+
+Array = jax.Array
+
+__all__ = ["Estimator", "solve_layer", "raise_for_status", "get_estimator", "ESTIMATORS"]
+
+
+# --------------------------------------------------------------------------------------
+# The host side: one pure_callback per batch of costs.
+# --------------------------------------------------------------------------------------
+_HOST_FNS: "weakref.WeakKeyDictionary[Solver, dict]" = weakref.WeakKeyDictionary()
+
+
+def _host_solve_fn(solver: Solver, executor: Executor | None):
+    """The (cached) host function ``C[..., *shape] -> (X[..., *shape], status[...])``.
+
+    Cached per (solver, executor) so that eager calls reuse JAX's compiled callback instead
+    of compiling a new one per call.
+    """
+    per_solver = _HOST_FNS.setdefault(solver, {})
+    fn = per_solver.get(id(executor))
+    if fn is not None and fn.executor is executor:
+        return fn
+    k = len(solver.shape)
+
+    def host(C):
+        C = np.asarray(C)
+        batch = C.shape[:C.ndim - k]
+        flat = C.reshape((-1,) + solver.shape)
+        if flat.shape[0] == 0:
+            return np.zeros(C.shape, C.dtype), np.zeros(batch, np.int32)
+        sols = solver.solve_batch(flat, executor=executor, check=False)
+        X = np.stack([s.x for s in sols]).reshape(C.shape).astype(C.dtype, copy=False)
+        status = np.fromiter((int(s.status) for s in sols), np.int32, len(sols)).reshape(batch)
+        return X, status
+
+    host.executor = executor
+    per_solver[id(executor)] = host
+    return host
+
+
+def _solve(solver: Solver, executor: Executor | None, c: Array) -> tuple[Array, Array]:
+    """``g(c)`` through a pure callback, with no derivative rule of its own.
+
+    ``c`` has shape ``(..., *solver.shape)``; all leading entries (and, under vmap, all
+    batched entries) are solved by one ``solve_batch``. Returns x (c's dtype) and the int32
+    status per leading entry.
+    """
+    k = len(solver.shape)
+    out = (jax.ShapeDtypeStruct(c.shape, c.dtype),
+           jax.ShapeDtypeStruct(c.shape[:c.ndim - k], jnp.int32))
+    return jax.pure_callback(_host_solve_fn(solver, executor), out, c,
+                             vmap_method="expand_dims")
+
+
+def _event_axes(solver: Solver, c: Array) -> tuple[int, ...]:
+    k = len(solver.shape)
+    return tuple(range(c.ndim - k, c.ndim))
+
+
+def _is_concrete(a) -> bool:
+    return not isinstance(a, jax.core.Tracer)
+
+
+def raise_for_status(status, solver: Solver | str = "solver") -> None:
+    """Raise the solver layer's typed error if any entry of ``status`` is a failure.
+
+    Args:
+      status: int status codes (`surco.solvers.Status`), any shape, as returned by
+        ``estimator(..., return_status=True)``; must be concrete (outside jit).
+      solver: the solver (or its name) for the message.
+
+    Raises:
+      InfeasibleError, UnboundedError, SolverError: for the worst failing entry.
+      TypeError: if ``status`` is a tracer (inside jit; check it after jit returns).
+    """
+    if not _is_concrete(status):
+        raise TypeError("raise_for_status: status is traced (inside jit/vmap/grad); return it "
+                        "from the jitted function and check it outside")
+    st = np.asarray(status)
+    if st.size == 0:
+        return
+    worst = int(st.max())
+    if worst in (Status.OPTIMAL, Status.FEASIBLE):
+        return
+    name = solver if isinstance(solver, str) else solver.name
+    n_bad = int(np.sum(st > Status.FEASIBLE))
+    detail = {"detail": f"{n_bad} of {st.size} solves failed"} if st.size > 1 else {}
+    Solution(x=np.zeros(0), objective=float("nan"), status=Status(worst),
+             stats=detail).raise_for_status(name)
+
+
+# --------------------------------------------------------------------------------------
+# custom_vjp: the estimator decides forward residuals and the backward rule.
+# --------------------------------------------------------------------------------------
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _estimate(est: "Estimator", solver: Solver, executor, c: Array, key):
+    x, status, _ = est._forward(solver, executor, c, key)
+    return x, status
+
+
+def _estimate_fwd(est, solver, executor, c, key):
+    x, status, res = est._forward(solver, executor, c, key)
+    return (x, status), (c, key, x, res)
+
+
+def _estimate_bwd(est, solver, executor, saved, cts):
+    c, key, x, res = saved
+    gx = cts[0]
+    gc = est._backward(solver, executor, c, key, x, res, gx.astype(c.dtype))
+    return gc.astype(c.dtype), None
+
+
+_estimate.defvjp(_estimate_fwd, _estimate_bwd)
+
+
+def _check_positive(owner: str, field: str, value, *, integer: bool = False,
+                    minimum: float = 0.0, strict: bool = True) -> None:
+    ok_type = (isinstance(value, (int, np.integer)) and not isinstance(value, bool)) if integer \
+        else isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok_type or not np.isfinite(value) or (value <= minimum if strict else value < minimum):
+        want = (f"an integer >= {int(minimum)}" if integer and not strict
+                else f"{'an integer' if integer else 'a finite number'} "
+                     f"{'>' if strict else '>='} {minimum:g}")
+        raise ValueError(f"{owner}: {field} must be {want}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimator:
+    """A way to differentiate ``x = argmin_{x in Ω} c·x`` with respect to c.
+
+    Subclasses are frozen dataclasses whose fields are the hyperparameters, and implement
+
+    * ``_forward(solver, executor, c, key) -> (x, status, residuals)`` in JAX, calling the
+      solver only through `_solve` (a pure callback), and
+    * ``_backward(solver, executor, c, key, x, residuals, g) -> dL/dc`` in JAX, where
+      ``g = dL/dx``.
+
+    Both see c with shape ``(..., *solver.shape)``.
+
+    Attributes:
+      name: registry name.
+      needs_key: whether calls need a PRNG key (random estimators).
+    """
+
+    name: ClassVar[str] = "estimator"
+    needs_key: ClassVar[bool] = False
+
+    def __call__(self, solver: Solver, c: Array, key: Array | None = None, *,
+                 executor: Executor | None = None, return_status: bool = False):
+        """``x = g(c)`` with this estimator's backward pass.
+
+        Args:
+          solver: any `surco.solvers.Solver` (MILP backend, oracle, `SolverStack`).
+          c: cost, floating point, shape ``solver.shape`` or ``(..., *solver.shape)`` (every
+            leading entry solved independently, in one ``solve_batch``). Under vmap, the
+            vmapped entries are solved in one ``solve_batch`` too.
+          key: PRNG key; required when ``needs_key`` (the same key gives the same result),
+            ignored otherwise.
+          executor: optional ``concurrent.futures.Executor`` that ``solve_batch`` fans the
+            batch out over.
+          return_status: also return the int32 `Status` per solve (shape ``c.shape[:-k]``
+            for k = len(solver.shape)); use it inside jit.
+
+        Returns:
+          x with c's shape and dtype (``(x, status)`` with ``return_status``). Failed solves
+          give an all-NaN x and a failing status.
+
+        Raises:
+          ValueError: c not floating, not shaped ``(..., *solver.shape)``, or (when c is
+            concrete) NaN/inf in c; a missing key for a random estimator.
+          InfeasibleError, UnboundedError, SolverError: outside jit/vmap/grad, when a solve
+            failed and ``return_status`` is False.
+        """
+        if not isinstance(solver, Solver):
+            raise TypeError(f"{self.name}: solver must be a surco.solvers.Solver, got "
+                            f"{type(solver).__name__}")
+        c = self._check_cost(solver, c)
+        key = self._check_key(key)
+        x, status = _estimate(self, solver, executor, c, key)
+        if not return_status and _is_concrete(status):
+            raise_for_status(status, solver)
+        return (x, status) if return_status else x
+
+    # -- checks --------------------------------------------------------------------------
+    def _check_cost(self, solver: Solver, c) -> Array:
+        if not isinstance(c, (jax.Array, np.ndarray, jax.core.Tracer)):
+            c = np.asarray(c)
+        if not jnp.issubdtype(c.dtype, jnp.floating):
+            raise ValueError(f"{self.name}: cost c must be a floating-point array (float32 or "
+                             f"float64), got dtype {c.dtype}")
+        k = len(solver.shape)
+        if c.ndim < k or tuple(c.shape[c.ndim - k:]) != solver.shape:
+            raise ValueError(f"{self.name}: cost c has shape {tuple(c.shape)}, expected "
+                             f"{solver.shape} or (..., {', '.join(map(str, solver.shape))}) "
+                             f"for solver {solver.name!r}")
+        if _is_concrete(c):
+            arr = np.asarray(c)
+            if not np.all(np.isfinite(arr)):
+                bad = int(np.flatnonzero(~np.isfinite(arr.reshape(-1)))[0])
+                raise ValueError(f"{self.name}: cost c contains NaN or inf (first at flat "
+                                 f"index {bad})")
+        return jnp.asarray(c)
+
+    def _check_key(self, key):
+        if not self.needs_key:
+            return None
+        if key is None:
+            raise ValueError(f"{self.name}: this estimator is random; pass key="
+                             "jax.random.key(seed) (the same key gives the same result)")
+        key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+        if not (jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+                or (key.dtype == jnp.uint32 and key.shape == (2,))):
+            raise ValueError(f"{self.name}: key must be a PRNG key (jax.random.key or "
+                             f"jax.random.PRNGKey), got dtype {key.dtype} shape {key.shape}")
+        return key
+
+    # -- to implement --------------------------------------------------------------------
+    def _forward(self, solver: Solver, executor, c: Array, key) -> tuple[Array, Array, Any]:
+        raise NotImplementedError
+
+    def _backward(self, solver: Solver, executor, c: Array, key, x: Array, res: Any,
+                  g: Array) -> Array:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plain(Estimator):
+    """The solver itself: its true derivative, zero almost everywhere."""
+
+    name: ClassVar[str] = "none"
+
+    def _forward(self, solver, executor, c, key):
+        x, status = _solve(solver, executor, c)
+        return x, status, None
+
+    def _backward(self, solver, executor, c, key, x, res, g):
+        return jnp.zeros_like(c)
+
+
+def solve_layer(solver: Solver, c: Array, estimator: "Estimator | str | None" = None,
+                key: Array | None = None, *, executor: Executor | None = None,
+                return_status: bool = False, **hyperparams):
+    """Solve ``x = argmin_{x in Ω} c·x`` as a JAX operation.
+
+    With ``estimator=None`` this is the bare solver layer: jit/vmap-able, and its derivative
+    is the true one (zero). Otherwise it is ``get_estimator(estimator, **hyperparams)(solver,
+    c, key, ...)``.
+
+    Args, Returns, Raises: as `Estimator.__call__` (plus `get_estimator`'s errors).
+    """
+    est = _Plain() if estimator is None else get_estimator(estimator, **hyperparams)
+    if estimator is None and hyperparams:
+        raise ValueError(f"solve_layer: hyperparameters {sorted(hyperparams)} given without "
+                         "an estimator")
+    return est(solver, c, key, executor=executor, return_status=return_status)
+
+
+def __getattr__(name: str):  # `from surco.estimators.base import ESTIMATORS` (lazy: no cycle)
+    if name == "ESTIMATORS":
+        from surco.estimators.registry import ESTIMATORS
+        return ESTIMATORS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def get_estimator(name_or_estimator, **hyperparams) -> "Estimator":
+    """An estimator by object or by name; see `surco.estimators.registry.get_estimator`."""
+    from surco.estimators.registry import get_estimator as _get
+    return _get(name_or_estimator, **hyperparams)

@@ -1,0 +1,146 @@
+"""Plain result records of SurCo runs: easy to inspect, save, load and plot."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _to_jsonable(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    if isinstance(v, dict):
+        return {k: _to_jsonable(u) for k, u in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_to_jsonable(u) for u in v]
+    return v
+
+
+class _Saveable:
+    """`save` / `load` as one ``.npz`` file: arrays stored as arrays, the rest as JSON."""
+
+    _arrays: tuple[str, ...] = ()
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays, meta = {}, {"__class__": type(self).__name__}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name in self._arrays and v is not None:
+                arrays[f.name] = np.asarray(v)
+            else:
+                meta[f.name] = _to_jsonable(v)
+        np.savez(path, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path):
+        with np.load(Path(path), allow_pickle=False) as z:
+            meta = json.loads(bytes(z["__meta__"]).decode())
+            arrays = {k: z[k] for k in z.files if k != "__meta__"}
+        if meta.pop("__class__") != cls.__name__:
+            raise ValueError(f"{path}: holds a {meta.get('__class__')}, not a {cls.__name__}")
+        kwargs = {f.name: arrays.get(f.name, meta.get(f.name)) for f in dataclasses.fields(cls)}
+        return cls(**kwargs)
+
+
+@dataclasses.dataclass
+class ZeroResult(_Saveable):
+    """Outcome of `surco.zero` on one instance (Ferber et al. 2023, Alg. 1).
+
+    Attributes:
+      x: best feasible solution found (by ``f``, or by ``evaluate`` when the problem has one).
+      f: objective f(x) of that solution.
+      true_cost: ``evaluate(x)`` when the problem defines it, else None.
+      c: the surrogate cost whose solution is x (after ``cost_transform``).
+      theta: SurCo's free parameters at that step (c = cost_transform(theta)).
+      history: per-step lists: ``f`` (objective of the step's solution), ``best_f`` (best so
+        far), ``solver_calls``, ``seconds`` (wall time, for the whole batch when instances
+        were solved together) and ``solver_seconds`` (this instance's), all cumulative.
+      best_step: step at which x was found (0 = initial cost).
+      seconds: wall time of the run (compilation included; when instances were solved
+        together, the batch's wall time divided by their number); solver_seconds: the time
+        spent in the solver on this instance.
+      solver_calls: solver calls made for this instance.
+      problem: the problem's name; estimator: the estimator's name.
+    """
+
+    x: np.ndarray
+    f: float
+    true_cost: float | None
+    c: np.ndarray
+    theta: np.ndarray
+    history: dict[str, list]
+    best_step: int
+    seconds: float
+    solver_seconds: float
+    solver_calls: int
+    problem: str
+    estimator: str
+
+    _arrays = ("x", "c", "theta")
+
+    def plot(self, ax=None, label: str | None = None):
+        """Objective per step and best so far (needs matplotlib: the ``plot`` extra)."""
+        ax = _axes(ax)
+        steps = np.arange(len(self.history["f"]))
+        ax.plot(steps, self.history["f"], alpha=0.4, label=f"{label or self.estimator}: f(x_t)")
+        ax.plot(steps, self.history["best_f"], label=f"{label or self.estimator}: best")
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"f ({self.problem})")
+        ax.legend()
+        return ax
+
+
+@dataclasses.dataclass
+class PriorResult(_Saveable):
+    """SurCo-prior's answer for one instance: one forward pass + one solve (Eq. 7)."""
+
+    x: np.ndarray
+    f: float
+    true_cost: float | None
+    c: np.ndarray
+    seconds: float
+    problem: str
+
+    _arrays = ("x", "c")
+
+
+@dataclasses.dataclass
+class TrainHistory(_Saveable):
+    """SurCo-prior training curves: mean train / validation objective per epoch."""
+
+    train_f: list
+    val_f: list
+    seconds: list
+    best_epoch: int
+    stopped_early: bool
+
+    def plot(self, ax=None):
+        ax = _axes(ax)
+        ax.plot(self.train_f, label="train f")
+        if self.val_f:
+            ax.plot(self.val_f, label="validation f")
+        ax.axvline(self.best_epoch, ls=":", c="gray")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("mean objective")
+        ax.legend()
+        return ax
+
+
+def _axes(ax):
+    if ax is not None:
+        return ax
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # optional extra
+        raise ImportError("plotting needs matplotlib: pip install 'surco[plot]'") from exc
+    return plt.subplots(figsize=(6, 3.5))[1]
