@@ -262,9 +262,11 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
             slot = slot_for(n)
 
             def loss(p, feats, ys, k):
+                # The sum, not the mean: estimators such as blackbox interpolation read the
+                # scale of dL/dx (their λ is relative to it), so it must not shrink with B.
                 c = problem.to_cost(theta_b(p, feats))
                 x = est(slot, c, k)
-                return fvec(x, ys).mean()
+                return fvec(x, ys).sum()
 
             @jax.jit
             def step(p, s, feats, ys, k):
@@ -325,7 +327,7 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
             if not math.isfinite(val):
                 raise ProblemError(f"Problem {problem.name!r}: non-finite training objective "
                                    f"({val}) at epoch {epoch}")
-            losses.append(val * len(idx))
+            losses.append(val)
         train_f = (mean_hard_f(params, feats_tr, train_instances, solvers_tr) if relaxed
                    else float(np.sum(losses) / len(order)))
         val_f = (mean_hard_f(params, feats_va, val_instances, solvers_va) if val_instances

@@ -150,7 +150,11 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
         key, k = jax.random.split(key)
         kk = k if est.needs_key else None
         # the update computed at the last iterate is not used: that iterate is only evaluated
-        new_theta, new_state, fv, x, c = step(theta, opt_state, kk)
+        try:
+            new_theta, new_state, fv, x, c = step(theta, opt_state, kk)
+        except Exception:
+            _diagnose(problem, solver, f_hard, theta, t)
+            raise
         if relaxed:  # the feasible point is g(c) itself
             sol = solver.solve(np.asarray(c, np.float64))
             x = jnp.asarray(sol.x, dtype)
@@ -199,6 +203,17 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
             seconds=seconds / B, solver_seconds=float(solver.seconds[b]),
             solver_calls=int(solver.calls), problem=problem.name, estimator=est.name))
     return results if many else results[0]
+
+
+def _diagnose(problem: Problem, solver, f_hard, theta, t: int) -> None:
+    """After a failed step: if the objective itself is not finite at the step's solution,
+    say so (a NaN objective otherwise surfaces as a NaN cost inside the estimator)."""
+    c = np.asarray(problem.to_cost(theta), np.float64)
+    if not np.all(np.isfinite(c)):
+        return
+    x = solver.solve(c).x
+    check_finite(problem, np.asarray(f_hard(jnp.asarray(x, theta.dtype)), np.float64),
+                 f"at step {t}")
 
 
 def hybrid(problem: Problem, instance: Instance | Sequence[Instance], prior_model,

@@ -53,8 +53,11 @@ def objective(x: jax.Array, y: Instance) -> jax.Array:
 
 
 def features(y: Instance) -> jax.Array:
-    """Per-task features (n, 2m): the task's costs and loads on every machine."""
-    return jnp.concatenate([y.a, y.w], axis=1)
+    """Per-task features (n, 3m): the task's costs and loads on every machine, and its load
+    times the machine's mean total load (w_ij · Σ_k w_kj / m), the interaction term that the
+    quadratic objective charges a task for."""
+    expected = y.w * (jnp.sum(y.w, axis=0, keepdims=True) / y.w.shape[1])
+    return jnp.concatenate([y.a, y.w, y.rho * expected], axis=1)
 
 
 def make_problem(n: int, m: int) -> Problem:
