@@ -11,13 +11,21 @@
            [0., 1., 0.],
            [0., 0., 1.]], dtype=float32)
 
-Each estimator cites its paper; see `Estimator` for the interface.
+Estimators (by name in `ESTIMATORS`, each citing its paper): ``blackbox`` (Vlastelica et
+al. 2020), ``perturbed`` (Berthet et al. 2020), ``identity`` / ``neg_identity`` (Sahoo et
+al. 2023), ``straight_through`` and ``quadratic`` (Wilder et al. 2019). Supervised losses:
+`fenchel_young_loss` (Berthet et al. 2020) and `spo_plus_loss` (Elmachtoub & Grigas 2022).
+See `Estimator` for the interface.
 """
-from surco.estimators.base import Estimator, raise_for_status, solve_layer
+from surco.estimators.base import Estimator, check_cost, raise_for_status, solve_layer
 from surco.estimators.blackbox import Blackbox
 from surco.estimators.identity import Identity, NegIdentity, project_cost
+from surco.estimators.losses import fenchel_young_loss, spo_plus_loss
 from surco.estimators.perturbed import Perturbed
+from surco.estimators.quadratic import Quadratic, StraightThrough, relaxation_spec
 from surco.estimators.registry import ESTIMATORS, get_estimator
 
 __all__ = ["Estimator", "solve_layer", "get_estimator", "ESTIMATORS", "raise_for_status",
-           "Blackbox", "Perturbed", "Identity", "NegIdentity", "project_cost"]
+           "check_cost", "Blackbox", "Perturbed", "Identity", "NegIdentity", "Quadratic",
+           "StraightThrough", "project_cost", "relaxation_spec", "fenchel_young_loss",
+           "spo_plus_loss"]

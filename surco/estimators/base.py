@@ -55,12 +55,15 @@ def _host_solve_fn(solver: Solver, executor: Executor | None):
     fn = per_solver.get(id(executor))
     if fn is not None and fn.executor is executor:
         return fn
-    k = len(solver.shape)
+    k, shape, ref = len(solver.shape), solver.shape, weakref.ref(solver)
 
     def host(C):
+        solver = ref()  # a weak reference: the cache must not keep the solver alive
+        if solver is None:
+            raise RuntimeError("the solver of this callback has been garbage-collected")
         C = np.asarray(C)
         batch = C.shape[:C.ndim - k]
-        flat = C.reshape((-1,) + solver.shape)
+        flat = C.reshape((-1,) + shape)
         if flat.shape[0] == 0:
             return np.zeros(C.shape, C.dtype), np.zeros(batch, np.int32)
         sols = solver.solve_batch(flat, executor=executor, check=False)
@@ -159,6 +162,27 @@ def _check_positive(owner: str, field: str, value, *, integer: bool = False,
         raise ValueError(f"{owner}: {field} must be {want}, got {value!r}")
 
 
+def check_cost(owner: str, solver: Solver, c) -> Array:
+    """Validate a cost for ``solver``: floating, shaped ``(..., *solver.shape)``, and (when
+    concrete) finite. Returns it as a JAX array; raises ValueError naming ``owner``."""
+    if not isinstance(c, (jax.Array, np.ndarray, jax.core.Tracer)):
+        c = np.asarray(c)
+    if not jnp.issubdtype(c.dtype, jnp.floating):
+        raise ValueError(f"{owner}: cost c must be a floating-point array (float32 or "
+                         f"float64), got dtype {c.dtype}")
+    k = len(solver.shape)
+    if c.ndim < k or tuple(c.shape[c.ndim - k:]) != solver.shape:
+        raise ValueError(f"{owner}: cost c has shape {tuple(c.shape)}, expected "
+                         f"{solver.shape} or (..., {', '.join(map(str, solver.shape))}) "
+                         f"for solver {solver.name!r}")
+    if _is_concrete(c):
+        arr = np.asarray(c)
+        if not np.all(np.isfinite(arr)):
+            bad = int(np.flatnonzero(~np.isfinite(arr.reshape(-1)))[0])
+            raise ValueError(f"{owner}: cost c contains NaN or inf (first at flat index {bad})")
+    return jnp.asarray(c)
+
+
 @dataclasses.dataclass(frozen=True)
 class Estimator:
     """A way to differentiate ``x = argmin_{x in Ω} c·x`` with respect to c.
@@ -209,6 +233,7 @@ class Estimator:
         if not isinstance(solver, Solver):
             raise TypeError(f"{self.name}: solver must be a surco.solvers.Solver, got "
                             f"{type(solver).__name__}")
+        self._prepare(solver)
         c = self._check_cost(solver, c)
         key = self._check_key(key)
         x, status = _estimate(self, solver, executor, c, key)
@@ -218,23 +243,7 @@ class Estimator:
 
     # -- checks --------------------------------------------------------------------------
     def _check_cost(self, solver: Solver, c) -> Array:
-        if not isinstance(c, (jax.Array, np.ndarray, jax.core.Tracer)):
-            c = np.asarray(c)
-        if not jnp.issubdtype(c.dtype, jnp.floating):
-            raise ValueError(f"{self.name}: cost c must be a floating-point array (float32 or "
-                             f"float64), got dtype {c.dtype}")
-        k = len(solver.shape)
-        if c.ndim < k or tuple(c.shape[c.ndim - k:]) != solver.shape:
-            raise ValueError(f"{self.name}: cost c has shape {tuple(c.shape)}, expected "
-                             f"{solver.shape} or (..., {', '.join(map(str, solver.shape))}) "
-                             f"for solver {solver.name!r}")
-        if _is_concrete(c):
-            arr = np.asarray(c)
-            if not np.all(np.isfinite(arr)):
-                bad = int(np.flatnonzero(~np.isfinite(arr.reshape(-1)))[0])
-                raise ValueError(f"{self.name}: cost c contains NaN or inf (first at flat "
-                                 f"index {bad})")
-        return jnp.asarray(c)
+        return check_cost(self.name, solver, c)
 
     def _check_key(self, key):
         if not self.needs_key:
@@ -250,6 +259,9 @@ class Estimator:
         return key
 
     # -- to implement --------------------------------------------------------------------
+    def _prepare(self, solver: Solver) -> None:
+        """Hook run before tracing: build (and cache) what the estimator needs per solver."""
+
     def _forward(self, solver: Solver, executor, c: Array, key) -> tuple[Array, Array, Any]:
         raise NotImplementedError
 

@@ -7,6 +7,7 @@ from surco.estimators.base import Estimator
 from surco.estimators.blackbox import Blackbox
 from surco.estimators.identity import Identity, NegIdentity
 from surco.estimators.perturbed import Perturbed
+from surco.estimators.quadratic import Quadratic, StraightThrough
 
 #: name -> estimator class (each a frozen dataclass of its hyperparameters)
 ESTIMATORS: dict[str, type[Estimator]] = {
@@ -14,6 +15,8 @@ ESTIMATORS: dict[str, type[Estimator]] = {
     "perturbed": Perturbed,
     "identity": Identity,
     "neg_identity": NegIdentity,
+    "straight_through": StraightThrough,
+    "quadratic": Quadratic,
 }
 
 
