@@ -2,21 +2,64 @@
 
 A solver is built once for a feasible set Ω and then answers ``solve(c)`` for many cost
 vectors c, returning ``argmin_{x in Ω} c·x``. Subclasses implement `_solve_flat`; this base
-class does input checking, timing, error raising and batching.
+class does input checking, timing, error raising and batching. One solver object serves one
+thread at a time; `solve_batch` is the way to solve in parallel.
 
 Batching (`solve_batch`) runs through any ``concurrent.futures.Executor``. Each worker (a
 thread or a process) builds its own copy of the model on first use and keeps it in a
 per-worker cache, so repeated batches do not rebuild models. What travels to a worker is the
-solver's *recipe* (`factory`), never a live solver model, which is why a Ray or Dask executor
-works unchanged: anything with ``submit(fn, *args) -> Future`` does.
+solver's *recipe* (`factory`, a picklable ``functools.partial``), never a live solver model,
+which is why a Ray or Dask executor works unchanged: anything with
+``submit(fn, *args) -> concurrent.futures.Future`` does.
+
+Which executor (measured in ``bench/solvers.py``):
+
+* Threads — ``ThreadPoolExecutor(k)`` — for every MILP/LP backend here. The solver call
+  itself releases the GIL (MathOpt's pybind ``solve`` for SCIP, HiGHS, CP-SAT, GLOP and
+  PDLP; PySCIPOpt's ``optimizeNogil``): a probe thread got to run during 80-100% of the
+  solve calls it was timed against (0% for a call that holds the GIL). Threads cost nothing
+  to start, ship nothing, and share nothing but the per-solve Python glue (objective update,
+  reading x: ~0.05-0.4 ms of CPU per solve), which the GIL serialises; so they pay off when
+  a solve takes well over that.
+* Processes — ``ProcessPoolExecutor(k, mp_context=multiprocessing.get_context("spawn"))`` —
+  for oracles whose work holds the GIL (scipy's Dijkstra in `ShortestPathOracle`: the probe
+  ran during 0-30% of its calls), for sub-millisecond solves where the Python glue
+  dominates, or to isolate solver crashes. Use "spawn" (or "forkserver") once JAX is
+  loaded: forking a process with JAX's threads running can deadlock. A spawned worker pays
+  its imports once (seconds) and keeps one built model per solver in its cache.
+* Dask: ``client.get_executor()`` of a ``dask.distributed.Client`` (threads with
+  ``Client(processes=False)``, worker processes with a ``LocalCluster`` or a real cluster).
+  Nothing else is needed: each Dask worker thread builds and caches its own models.
+* Ray: wrap tasks in futures, e.g.::
+
+      import concurrent.futures, ray
+
+      @ray.remote
+      def _call(fn, *args):
+          return fn(*args)
+
+      class RayExecutor(concurrent.futures.Executor):
+          def __init__(self, max_workers):
+              self._max_workers = max_workers     # solve_batch cuts C into this many chunks
+          def submit(self, fn, *args):
+              return _call.remote(fn, *args).future()
+
+  Ray reuses its worker processes, so the models cached there are reused across batches.
+
+The width of an executor (its ``_max_workers``, ``max_workers`` or ``_processes``) sets how
+many chunks a batch is cut into; an executor without one gets one task per cost vector.
+Worker caches hold at most `WORKER_CACHE_SIZE` models per process (least recently used go
+first); models of solvers garbage-collected in this process are dropped with them.
 """
 from __future__ import annotations
 
 import abc
+import collections
 import itertools
 import os
 import threading
 import time
+import weakref
 from concurrent.futures import Executor
 from typing import Any, Callable, Sequence
 
@@ -25,14 +68,27 @@ import numpy as np
 from .result import Solution, Status
 
 _TOKENS = itertools.count()
-_WORKER_CACHE: dict[tuple, "Solver"] = {}
+#: most models a worker process keeps for `solve_batch` (least recently used are dropped)
+WORKER_CACHE_SIZE = 1024
+_WORKER_CACHE: collections.OrderedDict[tuple, "Solver"] = collections.OrderedDict()
 _WORKER_LOCK = threading.Lock()
 
 
+# Models taken out of the cache are released only after the lock is let go: releasing one
+# runs its own finalizer (`_drop_token`), which takes the lock again.
 def clear_worker_cache() -> None:
     """Drop the models that `solve_batch` workers in this process have built."""
     with _WORKER_LOCK:
+        dropped = list(_WORKER_CACHE.values())
         _WORKER_CACHE.clear()
+    del dropped
+
+
+def _drop_token(token: tuple) -> None:
+    """Forget the worker models of a solver that was garbage-collected (this process only)."""
+    with _WORKER_LOCK:
+        dropped = [_WORKER_CACHE.pop(k) for k in list(_WORKER_CACHE) if k[:len(token)] == token]
+    del dropped
 
 
 def _solve_chunk(token: tuple, factory: Callable[[], "Solver"], C: np.ndarray,
@@ -40,10 +96,15 @@ def _solve_chunk(token: tuple, factory: Callable[[], "Solver"], C: np.ndarray,
     key = token + (os.getpid(), threading.get_ident())
     with _WORKER_LOCK:
         solver = _WORKER_CACHE.get(key)
+        if solver is not None:
+            _WORKER_CACHE.move_to_end(key)
     if solver is None:
         solver = factory()
         with _WORKER_LOCK:
             _WORKER_CACHE[key] = solver
+            dropped = [_WORKER_CACHE.popitem(last=False)
+                       for _ in range(len(_WORKER_CACHE) - WORKER_CACHE_SIZE)]
+        del dropped
     return [solver.solve(c, check=check) for c in C]
 
 
@@ -70,6 +131,7 @@ class Solver(abc.ABC):
         self.shape = tuple(int(s) for s in shape)
         self.name = name
         self._token = (next(_TOKENS), os.getpid(), id(self))
+        weakref.finalize(self, _drop_token, self._token).atexit = False
 
     @property
     def n(self) -> int:
@@ -145,10 +207,18 @@ class Solver(abc.ABC):
         Args:
           C: batch of costs.
           executor: None (sequential, in this process), or any ``concurrent.futures``
-            executor: ``ThreadPoolExecutor`` (for backends that release the GIL),
-            ``ProcessPoolExecutor`` (use the "spawn" or "forkserver" context with JAX loaded),
-            or a cluster executor such as ``dask.distributed.Client.get_executor()``.
+            executor: ``ThreadPoolExecutor`` (every MILP/LP backend here releases the GIL
+            while it solves), ``ProcessPoolExecutor`` (use the "spawn" or "forkserver"
+            context with JAX loaded; for GIL-holding oracles such as Dijkstra), or a cluster
+            executor: ``dask.distributed.Client.get_executor()``, or Ray through a
+            three-line adapter. See this module's docstring for which to pick.
           check: as in `solve`.
+
+        Raises:
+          ValueError: C is not ``(B, *shape)`` / ``(B, n)`` or holds NaN/inf (checked here,
+            before anything is sent to a worker).
+          InfeasibleError, UnboundedError, SolverTimeout, SolverError: as in `solve`, when
+            ``check`` (re-raised from the worker).
         """
         C = np.asarray(C, dtype=np.float64)
         if C.ndim < 1 or C.shape[1:] not in (self.shape, (self.n,)):

@@ -74,12 +74,12 @@ def _stack_factory(factories):
 class SolverStack(Solver):
     """Several solvers side by side, one per instance: x and c have shape ``(B, *shape)``.
 
-    SurCo solves many instances with different Ω in one step; a stack lets that be one
-    ``solve`` (or one ``solve_batch``, which fans the members out over an executor).
-    Every member must have the same x shape.
+    SurCo solves many instances with different Ω in one step; a stack makes that one
+    ``solve`` call. With an ``executor`` the members are solved in parallel, each by its
+    worker's cached model (see `Solver.solve_batch`). Every member must have the same x shape.
     """
 
-    def __init__(self, solvers: Sequence[Solver]):
+    def __init__(self, solvers: Sequence[Solver], executor: Executor | None = None):
         solvers = list(solvers)
         if not solvers:
             raise ValueError("SolverStack: needs at least one solver")
@@ -88,6 +88,7 @@ class SolverStack(Solver):
             raise ValueError(f"SolverStack: members have different x shapes {sorted(shapes)}")
         super().__init__((len(solvers),) + solvers[0].shape, f"stack[{solvers[0].name},...]")
         self.members = solvers
+        self.executor = executor
 
     def factory(self):
         return functools.partial(_stack_factory, [s.factory() for s in self.members])
@@ -97,36 +98,26 @@ class SolverStack(Solver):
             s._check_cost_values(ci)
 
     def _solve_flat(self, c):
-        sols = [s.solve(ci, check=False) for s, ci in zip(self.members, c.reshape(len(self.members), -1))]
-        return self._merge(sols)
-
-    @staticmethod
-    def _merge(sols):
+        rows = c.reshape(len(self.members), -1)
+        if self.executor is None or len(self.members) == 1:
+            sols = [s.solve(ci, check=False) for s, ci in zip(self.members, rows)]
+        else:
+            futs = [self.executor.submit(_member_solve, s.factory(), s._token, ci)
+                    for s, ci in zip(self.members, rows)]
+            sols = [f.result() for f in futs]
         worst = max(s.status for s in sols)
-        x = np.stack([s.x for s in sols]).reshape(-1)
         stats = {"solve_time": sum(s.stats["solve_time"] for s in sols),
-                 "member_status": [s.status for s in sols]}
-        bad = [s for s in sols if not s.ok]
+                 "member_status": [int(s.status) for s in sols],
+                 "member_wall_time": [s.stats["wall_time"] for s in sols]}
+        bad = [(i, s) for i, s in enumerate(sols) if not s.ok]
         if bad:
-            stats.update({k: v for k, v in bad[0].stats.items() if k in ("detail", "timeout", "time_limit")})
+            i, s = bad[0]
+            stats.update({k: v for k, v in s.stats.items() if k in ("timeout", "time_limit")})
+            stats["detail"] = f"member {i} ({self.members[i].name}): {s.status.name.lower()}"
+        x = np.stack([s.x for s in sols]).reshape(-1)
         return x, float(sum(s.objective for s in sols)), worst, stats
 
-    def solve_members(self, C, executor: Executor | None = None, *,
-                      check: bool = True) -> Solution:
-        """Like `solve`, with the members solved in parallel through ``executor``."""
-        flat = self.check_cost(C).reshape(len(self.members), -1)
-        if executor is None:
-            return self.solve(flat, check=check)
-        futs = [executor.submit(_member_solve, s.factory(), s._token, ci, check)
-                for s, ci in zip(self.members, flat)]
-        sols = [f.result() for f in futs]
-        x, obj, status, stats = self._merge(sols)
-        sol = Solution(x=x.reshape(self.shape), objective=obj, status=status, stats=stats)
-        if check:
-            sol.raise_for_status(self.name)
-        return sol
 
-
-def _member_solve(factory, token, c, check):
+def _member_solve(factory, token, c):
     from .base import _solve_chunk
-    return _solve_chunk(token, factory, c[None], check)[0]
+    return _solve_chunk(token, factory, c[None], False)[0]

@@ -88,9 +88,13 @@ class LinearSpec:
         if isinstance(shape, (int, np.integer)):
             shape = (int(shape),)
         try:
-            shape = tuple(int(s) for s in shape)
-        except TypeError as exc:
-            raise ValueError(f"LinearSpec.shape: expected a tuple of ints, got {self.shape!r}") from exc
+            dims = tuple(shape)
+            if isinstance(shape, (str, bytes)) or not all(
+                    isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in dims):
+                raise TypeError
+            shape = tuple(int(s) for s in dims)
+        except TypeError:
+            raise ValueError(f"LinearSpec.shape: expected a tuple of ints, got {self.shape!r}") from None
         if not shape or any(s <= 0 for s in shape):
             raise ValueError(f"LinearSpec.shape: expected positive dimensions, got {shape}")
         n = int(np.prod(shape))
@@ -128,6 +132,9 @@ class LinearSpec:
                                      f"expected {n}")
                 mask = arr.reshape(-1).copy()
             else:
+                if arr.size and not np.issubdtype(arr.dtype, np.integer):
+                    raise ValueError("LinearSpec.integer: expected a bool, a bool mask or integer "
+                                     f"indices, got an array of dtype {arr.dtype}")
                 mask = np.zeros(n, bool)
                 idx = arr.reshape(-1).astype(np.int64)
                 if idx.size and (idx.min() < 0 or idx.max() >= n):

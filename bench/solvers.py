@@ -1,0 +1,210 @@
+"""Solver-layer benchmark: incremental re-solves, rebuild cost, batch scaling, GIL release.
+
+    python -m bench.solvers [--quick]
+
+Problems:
+  * sharding: the table-sharding assignment MILP, 50 tables x 4 devices, x[t, d] binary,
+    sum_d x[t, d] = 1, sum_t size_t x[t, d] <= cap (cap = 1.2 x mean load), random costs;
+  * grid-sp: shortest path on a 10 x 10 grid (edges right and down) as the flow LP of
+    ``ShortestPathOracle(...).spec()``, random nonnegative costs (CP-SAT, which needs integer
+    variables, gets the same polytope with x integer: it is totally unimodular, so the
+    optimum is the same). Dijkstra (``ShortestPathOracle``) is a reference row.
+
+Per backend and problem:
+  * ``inc_wall_ms`` / ``solver_ms``: median wall time of one incremental ``solve(c)`` (one
+    model, only the objective changes) and the median time the solver itself reports;
+  * ``overhead`` = inc_wall_ms / solver_ms (the target); ``overhead_best`` = fastest wall /
+    fastest solver time, which a loaded machine disturbs less (pre-emptions hit medians);
+  * ``rebuild_ms``: median time of ``make_solver(spec, backend).solve(c)`` (model rebuilt);
+  * ``gil_released``: fraction of solve calls during which another Python thread ran (see
+    `gil_probe`; 1: the solve releases the GIL, 0: it holds it), measured on the row's
+    problem, except that LP backends are probed on a 30 x 30 grid LP (10 x 10 solves can
+    be shorter than thread wake-up latencies; ``gil_probe_on`` in the JSON);
+  * ``thr1``/``thr2``/``proc1``/``proc2``: ``solve_batch`` throughput (solves/s) with a
+    ThreadPoolExecutor / ProcessPoolExecutor (spawn) of 1 and 2 workers, best of R runs,
+    interleaved; ``best_kind`` the executor with the higher 2-worker throughput.
+
+Batch scaling needs free cores: on a machine shared with other jobs (the JSON records the
+load average, the CPU seconds this process got and whether the kernel's autogroup
+scheduling, which gives a whole session one fair share, is on) 2 workers cannot beat 1.
+``gil_released`` does not depend on free cores and says whether threads *can* overlap.
+
+Targets (one per backend per problem): incremental wall <= 1.5 x solver time; incremental
+>= 3x faster than rebuilding; 2 workers >= 1.6x the throughput of one (best kind).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import multiprocessing as mp
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm import tqdm
+
+from bench._report import Report, parse_args
+from surco.solvers import LinearSpec, ShortestPathOracle, make_solver
+
+
+# -- problems --------------------------------------------------------------------------------
+def sharding_spec(T: int = 50, D: int = 4, seed: int = 0) -> LinearSpec:
+    """Ω of table sharding: each of T tables on exactly one of D devices, memory capacity."""
+    rng = np.random.default_rng(seed)
+    size = rng.uniform(1.0, 20.0, T)
+    return LinearSpec(shape=(T, D),
+                      A_eq=sp.kron(sp.eye(T), np.ones((1, D))), b_eq=np.ones(T),
+                      A_ub=sp.kron(size[None, :], sp.eye(D)),
+                      b_ub=np.full(D, 1.2 * size.sum() / D),
+                      lb=0, ub=1, integer=True, name=f"sharding-T{T}-D{D}")
+
+
+def grid_oracle(k: int = 10) -> ShortestPathOracle:
+    """Shortest path from the top-left to the bottom-right corner of a k x k grid."""
+    edges = [(r * k + c, r * k + c + 1) for r in range(k) for c in range(k - 1)]
+    edges += [(r * k + c, (r + 1) * k + c) for r in range(k - 1) for c in range(k)]
+    return ShortestPathOracle(k * k, np.array(edges), 0, k * k - 1, name=f"grid{k}x{k}")
+
+
+# -- measurements ----------------------------------------------------------------------------
+def incremental(solver, C):
+    solver.solve(C[-1])  # warm: first solve pays one-off setup
+    wall, own = [], []
+    for c in C:
+        s = solver.solve(c)
+        wall.append(s.stats["wall_time"])
+        own.append(s.stats["solve_time"])
+    return (float(np.median(wall)), float(np.median(own)),
+            float(np.min(wall)) / max(float(np.min(own)), 1e-9))
+
+
+def rebuild(build, C):
+    """Median time of ``build().solve(c)``: the model is built anew for every cost."""
+    times = []
+    for c in C:
+        t0 = time.perf_counter()
+        build().solve(c)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def gil_probe(solver, C, n: int) -> tuple[float, float]:
+    """Fraction of ``solve`` calls during which another Python thread got to run.
+
+    For each call a probe thread sleeps (GIL released) for 30% of the median solve time and,
+    on waking, takes the GIL to record the time. If the solver releases the GIL while it
+    works, the probe records a time before ``solve`` returns; if it holds the GIL, the probe
+    can only record after. The answer is per call and does not depend on how many cores
+    are free (scheduling delays are far below the solve times used: >= a few ms), unlike a
+    throughput ratio. Returns (fraction, median solve wall time in s).
+    """
+    walls = [solver.solve(C[k % len(C)]).stats["wall_time"] for k in range(5)]
+    delay = 0.3 * float(np.median(walls))
+    hits = 0
+    for k in range(n):
+        woke = []
+        th = threading.Thread(target=lambda: (time.sleep(delay), woke.append(time.perf_counter())))
+        th.start()
+        solver.solve(C[k % len(C)])
+        done = time.perf_counter()
+        th.join()
+        hits += woke[0] < done
+    return hits / n, float(np.median(walls))
+
+
+def throughput(solver, C, executor, reps: int):
+    best = np.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        solver.solve_batch(C, executor=executor)
+        best = min(best, time.perf_counter() - t0)
+    return len(C) / best
+
+
+def batch_scaling(solver, C, pools, reps: int):
+    """Throughput with each executor of ``pools`` ({(kind, workers): executor}), interleaved."""
+    for ex in pools.values():  # warm: every worker builds (and caches) its model
+        solver.solve_batch(C[: 4 * max(1, getattr(ex, "_max_workers", 1))], executor=ex)
+    out = {k: 0.0 for k in pools}
+    for _ in range(reps):
+        for k, ex in pools.items():
+            out[k] = max(out[k], throughput(solver, C, ex, 1))
+    return out
+
+
+# -- main ------------------------------------------------------------------------------------
+def main(argv=None):
+    args = parse_args(__doc__.splitlines()[0], argv)
+    quick = args.quick
+    n_inc, n_reb, n_batch, reps, n_probe = (30, 10, 32, 2, 10) if quick else (200, 40, 96, 3, 30)
+    rep = Report("solvers", quick)
+    rep.extra["load_average_at_start"] = os.getloadavg()
+    rng = np.random.default_rng(0)
+    orc = grid_oracle(10)
+    sp_spec = orc.spec()
+    big_lp = grid_oracle(30).spec()  # GIL probe for backends whose grid-sp solves are < 3 ms
+    problems = {
+        "sharding": (sharding_spec(), ["scip", "highs", "cpsat", "pyscipopt"],
+                     lambda n: rng.normal(size=(n, 50, 4))),
+        "grid-sp": (sp_spec, ["scip", "highs", "cpsat", "glop", "pdlp", "pyscipopt"],
+                    lambda n: rng.uniform(0.0, 1.0, size=(n, sp_spec.n))),
+    }
+    ctx = mp.get_context("spawn")
+    pools = {("thread", 1): ThreadPoolExecutor(1), ("thread", 2): ThreadPoolExecutor(2),
+             ("process", 1): ProcessPoolExecutor(1, mp_context=ctx),
+             ("process", 2): ProcessPoolExecutor(2, mp_context=ctx)}
+    jobs = [(p, b) for p, (_, bs, _) in problems.items() for b in bs] + [("grid-sp", "dijkstra")]
+    for pname, backend in tqdm(jobs, desc="solvers bench", disable=None):
+        spec, _, costs = problems[pname]
+        C = costs(max(n_inc, n_batch))
+        label = backend
+        if backend == "dijkstra":  # reference: the oracle on the same graph
+            label, solver = "oracle (dijkstra)", orc
+            build = lambda: grid_oracle(10)  # noqa: E731
+        else:
+            if backend == "cpsat" and not spec.is_mip:
+                spec = dataclasses.replace(spec, integer=True, name=spec.name + "-int")
+                label = "cpsat (x integer)"
+            solver = make_solver(spec, backend=backend)
+            build = functools.partial(make_solver, spec, backend=backend)
+        inc_wall, own, best_ratio = incremental(solver, C[:n_inc])
+        reb = rebuild(build, C[:n_reb])
+        probe_on, probe_solver, probe_C = pname, solver, C
+        if pname == "grid-sp" and backend not in ("cpsat", "dijkstra"):
+            probe_on, probe_solver = "grid30-lp", make_solver(big_lp, backend=backend)
+            probe_C = rng.uniform(0.0, 1.0, size=(8, big_lp.n))
+        gil, _ = gil_probe(probe_solver, probe_C, n_probe)
+        tp = batch_scaling(solver, C[:n_batch], pools, reps)
+        kind = max(("thread", "process"), key=lambda k: tp[k, 2])
+        scale = tp[kind, 2] / tp[kind, 1]
+        rep.row(setting=pname, method=label, inc_wall_ms=1e3 * inc_wall, solver_ms=1e3 * own,
+                overhead=inc_wall / own, overhead_best=best_ratio, rebuild_ms=1e3 * reb, rebuild_x=reb / inc_wall,
+                gil_released=gil, gil_probe_on=probe_on, thr1=tp["thread", 1],
+                thr2=tp["thread", 2], proc1=tp["process", 1], proc2=tp["process", 2],
+                best_kind=kind, scale_2v1=scale)
+        if backend == "dijkstra":
+            continue
+        rep.target(f"{pname}/{label}: incremental wall / solver time", inc_wall / own, "<=", 1.5)
+        rep.target(f"{pname}/{label}: rebuild time / incremental time", reb / inc_wall, ">=", 3.0)
+        rep.target(f"{pname}/{label}: solve_batch 2 workers / 1 ({kind})", scale, ">=", 1.6)
+    for ex in pools.values():
+        ex.shutdown()
+    rep.extra["load_average_at_end"] = os.getloadavg()
+    # CPU this process got (main + its threads; pool processes not counted) vs wall seconds:
+    # on a machine shared with other jobs, timings and scaling are only as good as this.
+    rep.extra["main_process_cpu_s"] = time.process_time()
+    try:  # with autogroup, all threads and child processes of this session share one
+        # fair share of the CPUs: 2 workers can only beat 1 if other sessions leave room.
+        rep.extra["sched_autogroup"] = int(open("/proc/sys/kernel/sched_autogroup_enabled").read())
+    except OSError:
+        rep.extra["sched_autogroup"] = None
+    rep.finish(table_columns=["setting", "method", "inc_wall_ms", "solver_ms", "overhead",
+                              "overhead_best", "rebuild_ms", "rebuild_x", "gil_released", "thr1", "thr2",
+                              "proc1", "proc2", "best_kind", "scale_2v1"])
+
+
+if __name__ == "__main__":
+    main()

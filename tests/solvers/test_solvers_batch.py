@@ -1,0 +1,174 @@
+"""solve_batch equals solving one by one, sequentially, with threads, with processes (spawn)
+and with a Dask executor."""
+import multiprocessing as mp
+import threading
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from surco.solvers import (AssignmentOracle, InfeasibleError, ShortestPathOracle, SolverStack,
+                           Status, clear_worker_cache, make_solver)
+from surco.solvers import base as solvers_base
+from solvers_fixtures import (ALL_BACKENDS, INFEASIBLE_LP, SHORTEST_PATH, grid_edges,
+                              sharding_spec, takes, tol)
+
+
+@pytest.fixture(scope="module")
+def process_pool():
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:
+        yield ex
+
+
+def _spec_for(backend):
+    """A spec the backend takes: small sharding MILP (MIP backends) or a grid flow LP."""
+    spec = sharding_spec(T=8, D=3)
+    if takes(backend, spec):
+        return spec
+    return ShortestPathOracle(16, grid_edges(4, 4), 0, 15).spec()
+
+
+def _costs(spec, B, seed):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.0, 1.0, size=(B,) + spec.shape)
+
+
+def _same(batch, seq, spec, backend):
+    assert len(batch) == len(seq)
+    for b, s in zip(batch, seq):
+        assert b.status == s.status == Status.OPTIMAL
+        assert b.x.shape == spec.shape
+        np.testing.assert_allclose(b.objective, s.objective, **tol(backend))
+        assert spec.violation(b.x) <= (1e-4 if backend == "pdlp" else 1e-6)
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_batch_equals_sequential_threads_and_processes(backend, process_pool):
+    spec = _spec_for(backend)
+    solver = make_solver(spec, backend=backend)
+    C = _costs(spec, 9, ALL_BACKENDS.index(backend))
+    seq = [make_solver(spec, backend=backend).solve(c) for c in C]
+    _same(solver.solve_batch(C), seq, spec, backend)
+    with ThreadPoolExecutor(2) as ex:
+        _same(solver.solve_batch(C, executor=ex), seq, spec, backend)
+        _same(solver.solve_batch(C.reshape(len(C), -1), executor=ex), seq, spec, backend)
+    _same(solver.solve_batch(C, executor=process_pool), seq, spec, backend)
+    # a second batch reuses the workers' cached models and still matches
+    _same(solver.solve_batch(C[::-1], executor=process_pool), seq[::-1], spec, backend)
+
+
+def test_thread_workers_build_one_model_each_and_reuse_it():
+    spec = sharding_spec(T=8, D=3)
+    solver = make_solver(spec, backend="highs")
+    built = []
+
+    def factory():
+        built.append(threading.get_ident())
+        return make_solver(spec, backend="highs")
+
+    solver.factory = lambda: factory  # count builds through the recipe that workers get
+    C = _costs(spec, 8, 0)
+    with ThreadPoolExecutor(2) as ex:
+        solver.solve_batch(C, executor=ex)
+        solver.solve_batch(C, executor=ex)
+    assert 1 <= len(built) <= 2 and len(set(built)) == len(built)
+    clear_worker_cache()
+    assert not solvers_base._WORKER_CACHE
+
+
+def test_batch_failures_raise_or_come_back_as_status(process_pool):
+    solver = make_solver(INFEASIBLE_LP, backend="highs")
+    C = np.ones((3, 2))
+    with ThreadPoolExecutor(2) as ex:
+        with pytest.raises(InfeasibleError, match=INFEASIBLE_LP.name):
+            solver.solve_batch(C, executor=ex)
+        sols = solver.solve_batch(C, executor=ex, check=False)
+    assert [s.status for s in sols] == [Status.INFEASIBLE] * 3
+    with pytest.raises(InfeasibleError, match=INFEASIBLE_LP.name):
+        solver.solve_batch(C, executor=process_pool)
+
+
+def test_empty_and_single_batches():
+    solver = make_solver(SHORTEST_PATH.spec, backend="glop")
+    assert solver.solve_batch(np.zeros((0, 8))) == []
+    with ThreadPoolExecutor(2) as ex:
+        (one,) = solver.solve_batch(SHORTEST_PATH.c[None], executor=ex)
+    assert one.objective == pytest.approx(SHORTEST_PATH.opt)
+
+
+def test_oracles_batch_through_processes(process_pool):
+    orc = ShortestPathOracle(25, grid_edges(5, 5), 0, 24)
+    C = _costs(orc, 7, 1)
+    _same(orc.solve_batch(C, executor=process_pool), [orc.solve(c) for c in C], orc.spec(), "x")
+    asg = AssignmentOracle(4, 6)
+    C = _costs(asg, 5, 2)
+    _same(asg.solve_batch(C, executor=process_pool), [asg.solve(c) for c in C], asg.spec(), "x")
+
+
+def test_solver_stack_members_in_parallel(process_pool):
+    specs = [sharding_spec(T=6, D=3, seed=s) for s in range(3)]
+    C = _costs(SolverStack([make_solver(s) for s in specs]), 1, 3)[0]
+    ref = [make_solver(s, backend="scip").solve(c) for s, c in zip(specs, C)]
+    with ThreadPoolExecutor(2) as threads:
+        for ex in (None, threads, process_pool):
+            stack = SolverStack([make_solver(s, backend="scip") for s in specs], executor=ex)
+            sol = stack.solve(C)
+            assert sol.x.shape == (3, 6, 3) and sol.status == Status.OPTIMAL
+            assert sol.objective == pytest.approx(sum(r.objective for r in ref))
+            for xi, r in zip(sol.x, ref):
+                np.testing.assert_allclose(xi, r.x)
+            batch = stack.solve_batch(np.stack([C, C[::-1]]), executor=process_pool)
+            assert batch[0].objective == pytest.approx(sum(r.objective for r in ref))
+
+
+def test_dask_executor_works_unchanged():
+    """A Dask executor (``Client.get_executor()``) is just another concurrent.futures.Executor:
+    solve_batch ships the solver's recipe, each Dask worker thread builds one model."""
+    distributed = pytest.importorskip("dask.distributed",
+                                      reason="dask[distributed] is the optional 'distributed' extra")
+    spec = sharding_spec(T=8, D=3)
+    solver = make_solver(spec, backend="highs")
+    C = _costs(spec, 6, 4)
+    seq = [solver.solve(c) for c in C]
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
+                            dashboard_address=None) as client:
+        _same(solver.solve_batch(C, executor=client.get_executor()), seq, spec, "highs")
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_with_worker_processes():
+    """Same through a LocalCluster of two worker processes (the models live in the workers)."""
+    distributed = pytest.importorskip("dask.distributed",
+                                      reason="dask[distributed] is the optional 'distributed' extra")
+    spec = sharding_spec(T=8, D=3)
+    solver = make_solver(spec, backend="scip")
+    C = _costs(spec, 8, 5)
+    seq = [solver.solve(c) for c in C]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        ex = client.get_executor()
+        _same(solver.solve_batch(C, executor=ex), seq, spec, "scip")
+        _same(solver.solve_batch(C[::-1], executor=ex), seq[::-1], spec, "scip")
+
+
+def test_worker_cache_is_bounded_and_follows_solver_lifetime(monkeypatch):
+    import gc
+    clear_worker_cache()
+    spec = sharding_spec(T=4, D=2)
+    C = _costs(spec, 2, 6)
+    with ThreadPoolExecutor(1) as ex:
+        solvers = [make_solver(spec, backend="highs") for _ in range(3)]
+        for s in solvers:
+            s.solve_batch(C, executor=ex)
+        assert len(solvers_base._WORKER_CACHE) == 3
+        del s, solvers[0]
+        gc.collect()
+        assert len(solvers_base._WORKER_CACHE) == 2  # the collected solver's model went too
+        monkeypatch.setattr(solvers_base, "WORKER_CACHE_SIZE", 2)
+        newest = make_solver(spec, backend="highs")
+        newest.solve_batch(C, executor=ex)
+        keys = list(solvers_base._WORKER_CACHE)
+        assert len(keys) == 2 and keys[-1][:3] == newest._token  # oldest one evicted
+        assert keys[0][:3] == solvers[-1]._token
+    clear_worker_cache()
