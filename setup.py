@@ -27,4 +27,4 @@ def _packages():
 
 packages, package_dir = _packages()
 setup(packages=packages, package_dir=package_dir,
-      package_data={"surco.problems.sharding": ["data/*"], "surco.problems.routing": ["data/*"]})
+      package_data={"surco.problems.sharding": ["data/*"]})

@@ -1,0 +1,26 @@
+"""Stochastic on-time-arrival shortest path on grid graphs (SurCo §5.3; LANCER).
+
+Maximise ``P(arrival <= T) = Φ((T − μ·x) / sqrt(σ²·x))`` over s–t paths x of an n×n grid
+whose edge times are independent Normals.
+
+    >>> from surco.problems import routing
+    >>> y = routing.generate(5, seed=0, regime="risk", q=2.0)
+    >>> prob = routing.make_problem(5)                 # Ω = Dijkstra oracle, f = −z
+    >>> routing.brute_force(y).prob >= routing.let_path(y).prob
+    True
+"""
+from .baselines import (MAX_BRUTE_FORCE_N, RouteResult, brute_force, default_gammas,
+                        let_path, mean_risk, scip_exact, simple_paths)
+from .instances import (RISK, STANDARD, Instance, check_instance, generate, grid_graph,
+                        grid_size, let_stats, oracle)
+from .problem import (evaluate, features, make_problem, neg_log_prob, neg_prob, neg_z,
+                      on_time_probability, path_nodes, softplus_inverse, z_score, STARTS,
+                      zero_multistart)
+
+__all__ = [
+    "generate", "grid_graph", "grid_size", "oracle", "check_instance", "let_stats", "Instance",
+    "STANDARD", "RISK", "make_problem", "z_score", "neg_z", "neg_log_prob", "neg_prob",
+    "on_time_probability", "path_nodes", "features", "evaluate", "softplus_inverse",
+    "RouteResult", "let_path", "mean_risk", "default_gammas", "brute_force", "simple_paths",
+    "scip_exact", "MAX_BRUTE_FORCE_N", "zero_multistart", "STARTS",
+]
