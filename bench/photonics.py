@@ -1,0 +1,190 @@
+"""Benchmark: inverse photonic design under brush fabrication constraints (SurCo §5.2).
+
+    python -m bench.photonics [--quick] [--devices D ...] [--n N] [--steps S] [--workers W]
+
+Per device type and method: success rate (spec met and brush-feasible by the independent
+checker), spec-met rate, brush-feasible rate, mean/median window loss, seconds per design.
+Also times the brush generator on an 80×80 design with the 3×3 cross (one core).
+
+Methods (see `surco.problems.photonics.methods`): SurCo-zero with the blackbox and the
+straight-through estimators, the pass-through method of Schubert et al. (2022), and
+unconstrained density optimisation followed by thresholding.
+
+--quick: the waveguide bend only, 5 test instances; same sizes, steps and hyperparameters as
+the full run. Writes bench/results/photonics[-quick].json and
+photonics[-quick]-designs.png.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from multiprocessing import get_context  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from bench._report import RESULTS, Report  # noqa: E402
+
+#: Hyperparameters shared by all devices, each method's best of a small grid on two *train*
+#: instances of the bend at 50-80 steps (blackbox: lr ∈ {0.05, 0.1}, λ ∈ {2, 5, 10, 20, 50,
+#: 200}; straight-through: lr ∈ {0.02, 0.05, 0.1} × cost projection ∈ {none, "norm"}
+#: (Sahoo et al. 2023; the generator is invariant to the scale of c, so "norm" changes only
+#: the backward pass); pass-through: lr ∈ {0.05, 0.1}, τ ∈ {0.03, 0.1, 0.3, 1};
+#: density: lr = 0.1). Selection by mean log(1 + loss) over the two train instances.
+HYPER = {
+    "surco-zero-blackbox": dict(lr=0.1, lam=5.0),
+    "surco-zero-st": dict(lr=0.05, projection="norm"),
+    "pass-through": dict(lr=0.05, temperature=1.0),
+    "density-threshold": dict(lr=0.1, beta_max=8.0),
+}
+STEPS = 80
+HEAVY = ("beam_splitter", "wdm")
+INIT_SCALE = 0.1
+
+
+def _run_one(task):
+    """Worker: one (device, method, test-instance index) design run."""
+    device, method, idx, steps, n = task
+    from surco.problems import photonics as ph
+    inst = ph.instances(device, "test", n)[idx]
+    ph.simulator(inst)          # build (and cache) the simulator outside the timed run
+    r = ph.run_method(method, inst, steps=steps, key=idx, init_scale=INIT_SCALE,
+                      **HYPER[method])
+    return dict(device=device, method=method, idx=idx, seed=inst.seed,
+                loss=float(r.report.loss), spec_met=bool(r.report.spec_met),
+                feasible=bool(r.report.feasible), n_violations=int(r.report.n_violations),
+                success=bool(r.success), seconds=float(r.seconds),
+                simulations=int(r.simulations), x=r.x.tolist(),
+                T=np.asarray(r.report.T).tolist())
+
+
+def time_generator(repeats: int = 20) -> dict:
+    """Median wall time (ms) of the generator on 80×80 N(0,1) rewards with the 3×3 cross,
+    after the per-shape touch tables are built; and the first call (tables included)."""
+    from surco.problems.photonics import generate
+    from surco.problems.photonics import generator as G
+    G._tables.cache_clear()
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    generate(rng.normal(size=(80, 80)), "cross3")
+    first = time.perf_counter() - t0
+    ts = []
+    for _ in range(repeats):
+        r = rng.normal(size=(80, 80))
+        t0 = time.perf_counter()
+        generate(r, "cross3")
+        ts.append(time.perf_counter() - t0)
+    return {"median_ms": 1000 * float(np.median(ts)), "max_ms": 1000 * float(np.max(ts)),
+            "first_call_ms": 1000 * first}
+
+
+def plot_designs(records, path, per_device: int = 3) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    devices = list(dict.fromkeys(r["device"] for r in records))
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    cols = [(d, i) for d in devices for i in sorted({r["idx"] for r in records
+                                                      if r["device"] == d})[:per_device]]
+    fig, axes = plt.subplots(len(methods), len(cols), squeeze=False,
+                             figsize=(1.9 * len(cols), 2.0 * len(methods)))
+    by = {(r["device"], r["idx"], r["method"]): r for r in records}
+    for i, m in enumerate(methods):
+        for j, (d, idx) in enumerate(cols):
+            ax = axes[i, j]
+            ax.axis("off")
+            r = by.get((d, idx, m))
+            if r is None:
+                continue
+            ax.imshow(np.asarray(r["x"]).T, origin="lower", cmap="gray_r")
+            flag = "✓" if r["success"] else ("✗ brush" if not r["feasible"] else "✗ spec")
+            ax.set_title(f"{d[:10]}#{idx}\n{m}\nL={r['loss']:.3g} {flag}", fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    from surco.problems import photonics as ph
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="bend only, 5 instances")
+    p.add_argument("--devices", nargs="+", default=None, choices=ph.DEVICES)
+    p.add_argument("--methods", nargs="+", default=list(ph.METHODS), choices=ph.METHODS)
+    p.add_argument("--n", type=int, default=None, help="test instances per device")
+    p.add_argument("--n-heavy", type=int, default=None,
+                   help="test instances for the beam splitter and the wdm (default: --n)")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps per design")
+    p.add_argument("--workers", type=int, default=None,
+                   help="parallel processes (default: number of cores)")
+    a = p.parse_args(argv)
+    quick = a.quick
+    devices = a.devices or (["waveguide_bend"] if quick else list(ph.DEVICES))
+    n = a.n or (5 if quick else ph.N_PER_SPLIT)
+    steps = a.steps or STEPS
+    n_of = {d: (a.n_heavy if (a.n_heavy and d in HEAVY) else n) for d in devices}
+    workers = a.workers or os.cpu_count() or 1
+
+    rep = Report("photonics", quick)
+    gen = time_generator()
+    rep.extra["generator_80x80_cross3"] = gen
+    rep.extra["config"] = dict(devices=devices, methods=a.methods, n=n_of, steps=steps,
+                               workers=workers, hyper=HYPER, init_scale=INIT_SCALE,
+                               brush="cross3", wavelengths_nm=list(ph.WAVELENGTHS_NM))
+    print(f"generator 80×80 cross3: median {gen['median_ms']:.1f} ms "
+          f"(first call with table build {gen['first_call_ms']:.1f} ms)")
+
+    tasks = [(d, m, i, steps, n_of[d]) for d in devices for i in range(n_of[d])
+             for m in a.methods]
+    from tqdm.auto import tqdm
+    records = []
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as ex:
+            for r in tqdm(ex.map(_run_one, tasks), total=len(tasks), desc="designs"):
+                records.append(r)
+    else:
+        for t in tqdm(tasks, desc="designs"):
+            records.append(_run_one(t))
+
+    summary = {}
+    for d in devices:
+        for m in a.methods:
+            rs = [r for r in records if r["device"] == d and r["method"] == m]
+            losses = np.array([r["loss"] for r in rs])
+            row = rep.row(
+                setting=d, method=m, n=len(rs),
+                success_rate=float(np.mean([r["success"] for r in rs])),
+                spec_met_rate=float(np.mean([r["spec_met"] for r in rs])),
+                brush_feasible_rate=float(np.mean([r["feasible"] for r in rs])),
+                brush_violation_rate=float(np.mean([not r["feasible"] for r in rs])),
+                mean_loss=float(losses.mean()), median_loss=float(np.median(losses)),
+                seconds_per_design=float(np.mean([r["seconds"] for r in rs])),
+                steps=steps)
+            summary[(d, m)] = row
+    rep.extra["designs"] = [{k: v for k, v in r.items() if k != "x"} for r in records]
+
+    rep.target("generator 80x80 cross3 median ms (one core)", gen["median_ms"], "<=", 100.0)
+    for d in ("waveguide_bend", "mode_converter"):
+        if d not in devices or "pass-through" not in a.methods:
+            continue
+        base = summary[(d, "pass-through")]["success_rate"]
+        for m in ("surco-zero-blackbox", "surco-zero-st"):
+            if m in a.methods:
+                rep.target(f"{d}: {m} success rate >= pass-through's",
+                           summary[(d, m)]["success_rate"], ">=", base)
+    fig_path = RESULTS / f"photonics{'-quick' if quick else ''}-designs.png"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    plot_designs(records, fig_path)
+    rep.extra["figure"] = str(fig_path.relative_to(RESULTS.parent.parent))
+    rep.finish(table_columns=["setting", "method", "n", "success_rate", "spec_met_rate",
+                              "brush_violation_rate", "mean_loss", "median_loss",
+                              "seconds_per_design"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Inverse photonic design under brush fabrication constraints (SurCo §5.2).
+
+Ferber et al., "SurCo: Learning Linear Surrogates for Combinatorial Nonlinear Optimization
+Problems", ICML 2023, §5.2, on the ceviche challenges with the brush constraint and generator
+of Schubert et al., "Inverse design of photonic devices with strict foundry fabrication
+constraints", ACS Photonics 9 (2022).
+
+    >>> import numpy as np
+    >>> from surco.problems import photonics as ph
+    >>> x = ph.generate(np.random.default_rng(0).normal(size=(20, 20)), "cross3")
+    >>> ph.is_feasible(x, "cross3")
+    True
+
+The brush, generator, checker and loss need only NumPy/SciPy/JAX; devices, simulation and
+the design methods need the ``photonics`` extra (``ceviche-challenges``) and import it lazily.
+"""
+from .brush import BRUSH_KINDS, Brush, as_brush, make_brush
+from .checker import FeasibilityReport, check_design, is_feasible, opening
+from .devices import (DEVICES, N_PER_SPLIT, PARAM_RANGES, WAVELENGTHS_NM, DeviceInstance,
+                      build_model, describe, grid_nm, instances, nominal_instance,
+                      sample_instance, simulator, spec_window)
+from .generator import BrushGenerator, generate
+from .loss import success, window_distance, window_loss
+from .methods import (METHODS, DesignResult, density_threshold, initial_latent,
+                      pass_through, run_method, surco_zero)
+from .problem import (DesignReport, design_shape, evaluate_design, make_problem, objective,
+                      transmission)
+
+__all__ = [
+    "Brush", "BRUSH_KINDS", "make_brush", "as_brush",
+    "generate", "BrushGenerator",
+    "check_design", "is_feasible", "opening", "FeasibilityReport",
+    "DEVICES", "WAVELENGTHS_NM", "PARAM_RANGES", "N_PER_SPLIT", "DeviceInstance",
+    "instances", "sample_instance", "nominal_instance", "build_model", "simulator",
+    "spec_window", "grid_nm", "describe",
+    "window_loss", "window_distance", "success",
+    "make_problem", "objective", "transmission", "evaluate_design", "DesignReport",
+    "design_shape",
+    "METHODS", "DesignResult", "surco_zero", "pass_through", "density_threshold",
+    "run_method", "initial_latent",
+]

@@ -1,0 +1,297 @@
+"""A measured dataset for learning the sharding cost model (DreamShard, Zha et al. 2022, §4).
+
+Random subsets of a table pool (usually the train pool of `tables.split_pool`) are placed
+on one device each and measured by the profiler (`profiler.profile_tables`): forward and
+backward time of the fused embedding-bag step. Each subset also carries the modelled
+communication time it would send in a ``num_devices``-device plan (`send_ms`, see
+`profiler.alltoall_ms`; modelled, not measured). Measurements go through the SQLite
+`cache.MeasurementCache`, so an interrupted build resumes where it stopped: subsets are a
+deterministic function of (seed, index), and those already measured are read back instead
+of measured again.
+
+The result, a `ProfiledDataset`, holds the pool's tables and DreamShard features, the
+subsets and their costs; `save` / `load` write one compressed ``.npz`` file, small enough
+to commit, so that `neural.train_cost_model` can run without the accelerator.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import profiler as prof
+from .cache import MeasurementCache
+from .tables import TablePool, scale_features, table_features
+from .tasks import DEFAULT_CAPACITY
+
+FORMAT = "surco-profiled-dataset"
+FORMAT_VERSION = 1
+
+
+def default_cache_path() -> Path:
+    """``$SURCO_PROFILER_CACHE`` or ``~/.cache/surco/profiler.sqlite``."""
+    env = os.environ.get("SURCO_PROFILER_CACHE")
+    if env:
+        return Path(env)
+    return Path.home() / ".cache" / "surco" / "profiler.sqlite"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ProfiledDataset:
+    """Measured table subsets of one pool.
+
+    Attributes:
+      rows, dim, pooling, skew: ``(N,)`` the pool's tables (the subsets index them).
+      features: ``(N, F)`` their scaled DreamShard features
+        (``scale_features(table_features(pool))``, the columns of `tables.FEATURE_NAMES`).
+      subsets: ``(S, K)`` int32 table indices per subset, padded with -1.
+      fwd_ms, bwd_ms: ``(S,)`` measured medians; fwd_iqr_ms, bwd_iqr_ms: their spread.
+      send_ms: ``(S,)`` modelled (not measured) all-to-all send time of the subset as one
+        device of a ``meta["num_devices"]``-device plan, bandwidth term only (forward +
+        backward): ``2 B (D-1)/D * sum(dim) * bytes / link``.
+      meta: device kind and platform, batch size, dtype, profiler version, num_devices, link
+        parameters, pool seed, how many subsets were measured / read from the cache, seconds.
+    """
+
+    rows: np.ndarray
+    dim: np.ndarray
+    pooling: np.ndarray
+    skew: np.ndarray
+    features: np.ndarray
+    subsets: np.ndarray
+    fwd_ms: np.ndarray
+    bwd_ms: np.ndarray
+    fwd_iqr_ms: np.ndarray
+    bwd_iqr_ms: np.ndarray
+    send_ms: np.ndarray
+    meta: dict
+
+    _ARRAYS = ("rows", "dim", "pooling", "skew", "features", "subsets", "fwd_ms", "bwd_ms",
+               "fwd_iqr_ms", "bwd_iqr_ms", "send_ms")
+
+    def __post_init__(self):
+        n, s = self.rows.shape[0], self.subsets.shape[0]
+        for name in ("dim", "pooling", "skew"):
+            if getattr(self, name).shape != (n,):
+                raise ValueError(f"ProfiledDataset.{name} must have shape ({n},)")
+        if self.features.ndim != 2 or self.features.shape[0] != n:
+            raise ValueError(f"ProfiledDataset.features must have shape ({n}, F), got "
+                             f"{self.features.shape}")
+        if self.subsets.ndim != 2:
+            raise ValueError("ProfiledDataset.subsets must be 2-D (subsets, max tables)")
+        for name in ("fwd_ms", "bwd_ms", "fwd_iqr_ms", "bwd_iqr_ms", "send_ms"):
+            a = getattr(self, name)
+            if a.shape != (s,) or not np.all(np.isfinite(a)):
+                raise ValueError(f"ProfiledDataset.{name} must be ({s},) finite numbers")
+        if s and (self.subsets.max() >= n or np.any(self.mask.sum(1) == 0)):
+            raise ValueError("ProfiledDataset.subsets must index the pool and be non-empty")
+
+    def __len__(self) -> int:
+        return int(self.subsets.shape[0])
+
+    @property
+    def mask(self) -> np.ndarray:
+        """``(S, K)`` True where ``subsets`` holds a table."""
+        return self.subsets >= 0
+
+    @property
+    def compute_ms(self) -> np.ndarray:
+        """Measured forward + backward per subset."""
+        return self.fwd_ms + self.bwd_ms
+
+    def pool(self) -> TablePool:
+        return TablePool(self.rows, self.dim, self.pooling, self.skew,
+                         int(self.meta.get("pool_seed", 0)))
+
+    def subset_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(S, K, F)`` features of each subset's tables (zeros at padding) and the mask."""
+        m = self.mask
+        f = self.features[np.where(m, self.subsets, 0)] * m[..., None]
+        return f, m
+
+    def take(self, idx: np.ndarray) -> "ProfiledDataset":
+        """The subsets at ``idx`` (same pool)."""
+        idx = np.asarray(idx)
+        kw = {k: getattr(self, k) for k in ("rows", "dim", "pooling", "skew", "features")}
+        for k in ("subsets", "fwd_ms", "bwd_ms", "fwd_iqr_ms", "bwd_iqr_ms", "send_ms"):
+            kw[k] = getattr(self, k)[idx]
+        return ProfiledDataset(meta=dict(self.meta), **kw)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write one compressed ``.npz`` (arrays plus the meta as JSON)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **self.meta}
+        arrays = {k: getattr(self, k) for k in self._ARRAYS}
+        arrays["subsets"] = arrays["subsets"].astype(np.int16 if len(self.rows) < 2 ** 15
+                                                     else np.int32)
+        np.savez_compressed(path, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                            **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ProfiledDataset":
+        """Read a file written by `save`.
+
+        Raises:
+          ValueError: the file is not a profiled dataset (or of another format version).
+        """
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(bytes(z["meta"]).decode())
+                arrays = {k: z[k] for k in cls._ARRAYS}
+        except (KeyError, ValueError, OSError) as e:
+            raise ValueError(f"{path}: not a profiled dataset ({e})") from e
+        if meta.pop("format", None) != FORMAT or meta.pop("format_version", None) != FORMAT_VERSION:
+            raise ValueError(f"{path}: not a {FORMAT} file of version {FORMAT_VERSION}")
+        arrays["subsets"] = arrays["subsets"].astype(np.int32)
+        return cls(meta=meta, **arrays)
+
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+def bundled_dataset(name: str = "cpu") -> ProfiledDataset:
+    """A measured dataset shipped with the package: ``data/profiled_<name>.npz``.
+
+    ``"cpu"`` is measured on a CPU at small batch (``python -m bench.profiler``);
+    ``"gpu"`` is measured on a CUDA GPU when such a run has been committed.
+
+    Raises:
+      FileNotFoundError: no such file, with the names that exist.
+    """
+    path = DATA_DIR / f"profiled_{name}.npz"
+    if not path.exists():
+        have = sorted(p.stem.removeprefix("profiled_") for p in DATA_DIR.glob("profiled_*.npz"))
+        raise FileNotFoundError(f"no bundled dataset {path.name}; available: {have}")
+    return ProfiledDataset.load(path)
+
+
+def draw_subset(pool: TablePool, index: int, *, seed: int, min_tables: int, max_tables: int,
+                max_bytes: float, bytes_per_element: int = 4) -> np.ndarray:
+    """The ``index``-th random subset: a deterministic function of (seed, index).
+
+    Its size is uniform on ``[min_tables, max_tables]``, its tables uniform without
+    replacement; a draw over ``max_bytes`` of weights is redrawn (rejection, not clipping).
+
+    Raises:
+      ValueError: no subset of ``min_tables`` tables fits ``max_bytes`` after 1000 draws.
+    """
+    rng = np.random.default_rng([int(seed), int(index)])
+    size = pool.size_bytes(bytes_per_element)
+    for _ in range(1000):
+        k = int(rng.integers(min_tables, max_tables + 1))
+        ids = np.sort(rng.choice(len(pool), size=k, replace=False))
+        if size[ids].sum() <= max_bytes:
+            return ids
+    raise ValueError(f"no subset of {min_tables}-{max_tables} tables under "
+                     f"{max_bytes / 1e9:.3g} GB found in 1000 draws")
+
+
+def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
+                  max_tables: int = 15, max_bytes: float = DEFAULT_CAPACITY, seed: int = 0,
+                  config: prof.ProfilerConfig = prof.ProfilerConfig(),
+                  cache: MeasurementCache | str | os.PathLike | None = None,
+                  num_devices: int = 4, device: jax.Device | None = None,
+                  max_seconds: float | None = None,
+                  progress: bool = True) -> ProfiledDataset:
+    """Measure ``n_subsets`` random table subsets of ``pool`` (resumable).
+
+    Args:
+      pool: the tables to draw from (the train pool).
+      n_subsets: how many subsets (``draw_subset(pool, i)`` for ``i < n_subsets``).
+      min_tables, max_tables: subset sizes (uniform).
+      max_bytes: largest weight memory of a subset (default: one device of the tasks,
+        `tasks.DEFAULT_CAPACITY`).
+      seed: seed of the subsets.
+      config: profiler settings (batch size, dtype, runs, link of the comm model).
+      cache: a `MeasurementCache`, a path to one, or None for `default_cache_path`.
+        Subsets found there are not measured again.
+      num_devices: D of the plans whose communication ``send_ms`` models.
+      device: the accelerator (default `profiler.default_device`).
+      max_seconds: stop measuring after this much wall time and return the subsets done so
+        far (``meta["complete"]`` is False); run again to continue.
+      progress: show a tqdm bar.
+
+    Returns:
+      A `ProfiledDataset` (the subsets in index order).
+
+    Raises:
+      ValueError: bad sizes; `profiler.TableTooLargeError` when a subset does not fit the
+        device (lower ``max_bytes``).
+    """
+    if int(n_subsets) < 1:
+        raise ValueError(f"n_subsets must be >= 1, got {n_subsets}")
+    if not 1 <= int(min_tables) <= int(max_tables) <= len(pool):
+        raise ValueError(f"need 1 <= min_tables <= max_tables <= {len(pool)}, got "
+                         f"{min_tables}, {max_tables}")
+    if int(num_devices) < 2:
+        raise ValueError(f"num_devices must be >= 2 (plans with communication), got "
+                         f"{num_devices}")
+    device = device or prof.default_device()
+    own_cache = not isinstance(cache, MeasurementCache)
+    store = MeasurementCache(default_cache_path() if cache is None else cache) \
+        if own_cache else cache
+    batch = config.batch_for(device)
+    t0 = time.perf_counter()
+    subsets, recs = [], []
+    measured = cached = 0
+    measure_s = 0.0
+    try:
+        bar = tqdm(range(int(n_subsets)), desc=f"profiling subsets on {device.device_kind}",
+                   disable=not progress, unit="set")
+        for i in bar:
+            if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                break
+            ids = draw_subset(pool, i, seed=seed, min_tables=int(min_tables),
+                              max_tables=int(max_tables), max_bytes=max_bytes,
+                              bytes_per_element=config.bytes_per_element)
+            t1 = time.perf_counter()
+            m = prof.profile_tables(pool.subset(ids), config, cache=store, device=device)
+            if m.cached:
+                cached += 1
+            else:
+                measured += 1
+                measure_s += time.perf_counter() - t1
+            subsets.append(ids)
+            recs.append(m)
+            bar.set_postfix(measured=measured, cached=cached)
+    finally:
+        if own_cache:
+            store.close()
+    if not subsets:
+        raise ValueError(f"no subset was measured within max_seconds={max_seconds}")
+    K = max(len(s) for s in subsets)
+    sub = np.full((len(subsets), K), -1, np.int32)
+    for r, ids in enumerate(subsets):
+        sub[r, :len(ids)] = ids
+    dim_sum = np.array([pool.dim[ids].sum() for ids in subsets], np.float64)
+    D = int(num_devices)
+    send = prof.alltoall_send_ms(dim_sum, batch, D, link_gbps=config.link_gbps,
+                                 bytes_per_element=config.bytes_per_element)
+    meta: dict[str, Any] = {
+        "device_kind": device.device_kind, "platform": device.platform, "batch_size": batch,
+        "dtype": config.dtype, "profiler_version": prof.PROFILER_VERSION,
+        "num_devices": D, "link_gbps": config.link_gbps,
+        "link_latency_us": config.link_latency_us, "pool_seed": int(pool.seed),
+        "subset_seed": int(seed), "min_tables": int(min_tables),
+        "max_tables": int(max_tables), "max_bytes": float(max_bytes),
+        "warmup": config.warmup, "runs": config.runs, "requested": int(n_subsets),
+        "complete": len(subsets) == int(n_subsets), "measured_now": measured,
+        "from_cache": cached, "measure_seconds": measure_s,
+        "seconds": time.perf_counter() - t0,
+        "comm": "send_ms is modelled (bytes over link bandwidth), not measured"}
+    return ProfiledDataset(
+        rows=pool.rows.copy(), dim=pool.dim.copy(), pooling=pool.pooling.copy(),
+        skew=pool.skew.copy(), features=scale_features(table_features(pool)), subsets=sub,
+        fwd_ms=np.array([m.fwd_ms for m in recs]), bwd_ms=np.array([m.bwd_ms for m in recs]),
+        fwd_iqr_ms=np.array([m.fwd_iqr_ms for m in recs]),
+        bwd_iqr_ms=np.array([m.bwd_iqr_ms for m in recs]), send_ms=send, meta=meta)

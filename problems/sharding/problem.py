@@ -1,0 +1,132 @@
+"""Embedding-table sharding as a `surco.Problem` (Ferber et al., ICML 2023, §5.1).
+
+x (T, D) binary places table t on device d; Ω is `spec_for(task)`; the objective is the
+cost model's smooth maximum over devices (training) and ``evaluate`` its true maximum (ms).
+SurCo-zero / -prior / -hybrid run on it through the generic API; nothing here is a copy of
+the method.
+"""
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from surco.problem import Problem
+from surco.prior import CostNet
+
+from .cost import DEFAULT_COST_MODEL, CostModel, plan_cost, smooth_plan_cost
+from .tasks import ShardingTask, spec_for
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_plan_cost(model: CostModel):
+    return jax.jit(lambda x, task: plan_cost(x, task, model))
+
+
+def evaluate_plan(x: np.ndarray, task: ShardingTask,
+                  model: CostModel = DEFAULT_COST_MODEL) -> float:
+    """The plan's true cost in ms (max over devices, no smoothing), for any plan in Ω."""
+    x = np.asarray(x)
+    if x.shape != (task.n_tables, task.n_devices):
+        raise ValueError(f"plan has shape {x.shape}, expected ({task.n_tables}, {task.n_devices})")
+    return float(_jitted_plan_cost(model)(x.astype(np.float32), task))
+
+
+def plan_features(task: ShardingTask, model: CostModel = DEFAULT_COST_MODEL) -> np.ndarray:
+    """Per-table features for SurCo-prior, ``(T, 22 + D)``: the task's DreamShard features
+    (`ShardingTask.features`) and a TorchRec-planner plan, column d holding
+    ``(a_t / mean a)^2`` when TorchRec's greedy partitioner puts table t on device d (0
+    elsewhere), a_t the standalone cost. A per-table network cannot see device loads, so it
+    gets a cheap heuristic plan (< 1 ms) to refine; see `PlanResidualNet`.
+
+    Raises:
+      BaselineError: TorchRec's greedy partitioner finds no room for a table.
+    """
+    from .baselines import torchrec_greedy
+    from .cost import standalone_costs
+    a = standalone_costs(task, model).astype(np.float64)
+    w = (a / a.mean()) ** 2
+    return np.concatenate([np.asarray(task.features, np.float64),
+                           w[:, None] * torchrec_greedy(task, model=model)], axis=1)
+
+
+class PlanResidualNet(CostNet):
+    """SurCo-prior network for sharding: `CostNet`'s per-table MLP plus a fixed skip from
+    the heuristic-plan columns of `plan_features` (the last D), ``θ = -skip · z_plan +
+    MLP(z)``, with the MLP's last layer starting at zero. Since a plan column is largest on
+    the plan's device, the untrained prior returns the heuristic plan, with margins that
+    grow with the square of a table's cost as in `greedy_init`; training learns corrections.
+    Save / load as a `CostNet` (``surco.prior.load(path, problem, model=PlanResidualNet(..))``).
+    """
+
+    skip: float = 1.0
+
+    @nn.compact
+    def __call__(self, feats: jax.Array) -> jax.Array:
+        ctx = jnp.broadcast_to(feats.mean(axis=0, keepdims=True), feats.shape)
+        h = jnp.concatenate([feats, ctx], axis=-1)
+        for w in self.hidden:
+            h = nn.gelu(nn.Dense(w)(h))
+        mlp = nn.Dense(self.out, kernel_init=nn.initializers.zeros)(h)
+        return mlp - self.skip * feats[:, -self.out:]
+
+
+def sharding_problem(model: CostModel = DEFAULT_COST_MODEL, *, smooth: bool = True,
+                     temperature: float | None = None) -> Problem:
+    """The sharding `Problem` under ``model``.
+
+    Args:
+      model: the cost model (default: the embedded analytic model).
+      smooth: optimise the smooth maximum (``τ·logsumexp``, gradients reach every device)
+        rather than the true maximum; evaluation is always the true maximum.
+      temperature: τ as a fraction of the task's mean device load (default: the model's
+        ``smooth_temperature``).
+
+    Returns:
+      ``Problem("sharding", space=spec_for, objective=f, features=plan_features,
+      evaluate=true max in ms)``; x has shape (T, D), features (T, 22 + D).
+    """
+    if smooth:
+        def objective(x, task, model):
+            return smooth_plan_cost(x, task, model, temperature)
+    else:
+        objective = plan_cost
+    return Problem(
+        name="sharding",
+        space=spec_for,
+        objective=lambda x, task: objective(x, task, model),
+        features=lambda task: plan_features(task, model),
+        evaluate=lambda x, task: evaluate_plan(x, task, model),
+    )
+
+
+#: SurCo's settings on sharding, chosen on DLRM-50 tasks among the estimators of
+#: `surco.estimators` (the study is in the module docstring of `compare`): the "negative
+#: identity" backward pass (Sahoo et al., ICLR 2023) with plain SGD, which accumulates the
+#: objective's gradient into the surrogate cost, the smooth maximum at 10 % of the mean
+#: device load, and `greedy_init` margins ``0.3 · a_t^2``, 300 steps.
+ZERO_DEFAULTS: dict = dict(estimator="neg_identity", steps=300, lr=0.05, temperature=0.1,
+                           init_scale=0.3, init_power=2.0)
+
+
+def greedy_init(task: ShardingTask, plan: np.ndarray | None = None, *,
+                scale: float = ZERO_DEFAULTS["init_scale"],
+                power: float = ZERO_DEFAULTS["init_power"],
+                model: CostModel = DEFAULT_COST_MODEL) -> np.ndarray:
+    """SurCo's initial surrogate cost from a heuristic plan (default: `cost_greedy`).
+
+    ``θ0[t, d] = -scale · a_t^power · plan[t, d]`` with ``a_t`` the table's standalone cost
+    (ms): the solver's answer at θ0 is the plan itself, and a table leaves its device once
+    the accumulated gradient difference exceeds a margin that grows faster than its cost, so
+    the first moves are of small tables (fine adjustments) rather than of the largest ones.
+    """
+    from .baselines import cost_greedy
+    from .cost import standalone_costs
+    x = cost_greedy(task, model=model) if plan is None else np.asarray(plan, np.float64)
+    if x.shape != (task.n_tables, task.n_devices):
+        raise ValueError(f"plan has shape {x.shape}, expected ({task.n_tables}, {task.n_devices})")
+    a = standalone_costs(task, model).astype(np.float64)
+    return -float(scale) * (a[:, None] ** float(power)) * x

@@ -1,0 +1,54 @@
+"""The design methods run end to end (a few steps) through surco.zero and report honestly."""
+import numpy as np
+import pytest
+
+import surco
+from surco.problems import photonics as ph
+
+
+@pytest.fixture(scope="module")
+def inst():
+    return ph.instances("waveguide_bend", "test", 1)[0]
+
+
+def _check_result(r, inst, generator_based):
+    assert r.x.shape == inst.design_shape and r.x.dtype == np.uint8
+    rep = ph.evaluate_design(r.x, inst)
+    assert r.report.loss == pytest.approx(rep.loss, rel=1e-9)
+    assert r.report.feasible == rep.feasible == ph.is_feasible(r.x, "cross3")
+    assert r.success == (rep.spec_met and rep.feasible)
+    if generator_based:
+        assert r.report.feasible and r.report.n_violations == 0
+        # the kept design is the best iterate: its objective is the history's minimum
+        assert np.log1p(r.report.loss) == pytest.approx(min(r.history), rel=1e-4, abs=1e-4)
+    assert r.seconds > 0 and r.simulations >= len(r.history)
+
+
+@pytest.mark.parametrize("estimator", ["blackbox", "straight_through"])
+def test_surco_zero_designs_are_feasible(inst, estimator):
+    r = ph.surco_zero(inst, estimator=estimator, steps=2, lr=0.05,
+                      **({"lam": 5.0} if estimator == "blackbox" else {}))
+    assert len(r.history) == 3
+    _check_result(r, inst, True)
+
+
+def test_pass_through_and_density_threshold(inst):
+    r = ph.pass_through(inst, steps=2)
+    assert r.method == "pass-through" and 1 <= len(r.history) <= 3
+    _check_result(r, inst, True)
+    d = ph.density_threshold(inst, steps=2)
+    assert d.method == "density-threshold" and len(d.history) == 2
+    _check_result(d, inst, False)
+    with pytest.raises(ValueError, match="unknown method"):
+        ph.run_method("annealing", inst)
+
+
+def test_problem_is_a_surco_problem(inst):
+    prob = ph.make_problem("waveguide_bend")
+    assert isinstance(prob.space, ph.BrushGenerator) and prob.space.shape == (40, 40)
+    x = ph.generate(np.random.default_rng(0).normal(size=(40, 40)))
+    f = float(prob.f(x.astype(np.float32), inst))
+    assert f == pytest.approx(np.log1p(prob.evaluate(x, inst)), rel=1e-4)
+    assert prob.features_of(inst).shape == (3,)
+    res = surco.zero(prob, inst, estimator="neg_identity", steps=1, lr=0.05, key=0)
+    assert ph.is_feasible(res.x.round(), "cross3")

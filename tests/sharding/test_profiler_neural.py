@@ -1,0 +1,138 @@
+"""The DreamShard-style neural cost model: training on measured data, gradients, SurCo use."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import surco
+from surco.problems.sharding import neural as N
+from surco.problems.sharding.dataset import bundled_dataset
+from surco.problems.sharding.tables import FEATURE_NAMES, generate_pool
+from surco.problems.sharding.tasks import make_task, plan_violations
+
+
+@pytest.fixture(scope="module")
+def data():
+    ds = bundled_dataset("cpu")
+    return ds.take(np.arange(min(len(ds), 300)))   # bounded test time
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    return N.train_cost_model(data, hidden=48, epochs=120, seed=0)
+
+
+def _random_model(D=4, seed=0):
+    net = N.CostNet(hidden=16)
+    F = len(N.INPUT_NAMES)
+    params = net.init(jax.random.key(seed), jnp.zeros((3, F)), jnp.ones((3, D)))
+    meta = {"num_devices": D, "link_latency_us": 5.0}
+    return N.NeuralCostModel(params, net, np.zeros(F, np.float32), np.ones(F, np.float32),
+                             {k: 1.0 for k in N.HEADS}, meta)
+
+
+def test_bundled_dataset_is_cpu_measured(data):
+    assert data.meta["platform"] == "cpu"
+    assert len(data) >= 100
+    assert np.all(data.fwd_ms > 0) and np.all(data.bwd_ms > 0)
+    assert "modelled" in data.meta["comm"]
+
+
+def test_trained_model_beats_predicting_the_mean(trained, data):
+    model, rep = trained
+    assert rep.n_test >= 20 and rep.n_train + rep.n_val + rep.n_test == len(data)
+    assert rep.mape < 0.5 * rep.mean_baseline_mape, rep.summary()
+    assert rep.mape < rep.median_baseline_mape, rep.summary()
+    assert rep.tau > 0.5, rep.summary()
+    # the report's numbers are the model's predictions on the held-out subsets
+    f, m = N.dataset_inputs(data)
+    pr = model.predict_subsets(f[rep.test_index], m[rep.test_index])
+    np.testing.assert_allclose(pr["fwd"] + pr["bwd"], rep.test_pred_ms, rtol=1e-5)
+    np.testing.assert_allclose(rep.test_true_ms, data.compute_ms[rep.test_index])
+    assert rep.mape == pytest.approx(N.mape(rep.test_pred_ms, rep.test_true_ms))
+
+
+def test_plan_cost_structure_and_save_load(trained, data, tmp_path):
+    model, _ = trained
+    f, _ = N.dataset_inputs(data)
+    feats = N.table_inputs(data.features[:9], data.dim[:9], data.pooling[:9], data.rows[:9])
+    assign = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0])
+    x = np.eye(4, dtype=np.float32)[assign]
+    c = {k: np.asarray(v) for k, v in model.device_costs(x, feats).items()}
+    # each device's heads equal the single-device prediction of its table set
+    for d in range(4):
+        ids = np.flatnonzero(assign == d)
+        pr = model.predict_subsets(feats[ids][None], np.ones((1, ids.size), bool))
+        for k in N.HEADS:
+            np.testing.assert_allclose(c[k][d], pr[k][0], rtol=1e-4)
+    recv = (c["send"].sum() - c["send"]) / 3
+    np.testing.assert_allclose(c["comm"], np.maximum(c["send"], recv), rtol=1e-5)
+    assert float(model.plan_cost(x, feats)) == pytest.approx(
+        c["compute"].max() + c["comm"].max(), rel=1e-5)
+    smooth = float(model.smooth_plan_cost(x, feats))
+    assert float(model.plan_cost(x, feats)) <= smooth + 1e-4
+    path = model.save(tmp_path / "model.npz")
+    back = N.NeuralCostModel.load(path)
+    assert float(back.plan_cost(x, feats)) == pytest.approx(float(model.plan_cost(x, feats)),
+                                                            rel=1e-6)
+    with pytest.raises(ValueError, match="trained for 4 devices"):
+        model.device_costs(np.ones((9, 3)) / 3, feats)
+    with pytest.raises(ValueError, match="inputs must have shape"):
+        model.device_costs(x, feats[:, :5])
+    # an empty device costs nothing (no tables, no work)
+    x0 = np.eye(4, dtype=np.float32)[np.zeros(9, int)]
+    c0 = model.device_costs(x0, feats)
+    assert np.all(np.asarray(c0["fwd"])[1:] == 0) and np.all(np.asarray(c0["send"])[1:] == 0)
+
+
+def test_gradient_in_x_matches_finite_differences():
+    model = _random_model()
+    rng = np.random.default_rng(0)
+    feats = jnp.asarray(rng.random((6, len(N.INPUT_NAMES))), jnp.float32)
+    x = rng.dirichlet(np.ones(4), size=6)         # a relaxed plan
+    f = lambda x: model.smooth_plan_cost(x, feats, temperature=0.5)
+    g = np.asarray(jax.grad(f)(jnp.asarray(x, jnp.float32)))
+    eps = 1e-2
+    for t, d in [(0, 0), (2, 1), (5, 3), (4, 2)]:
+        e = np.zeros_like(x)
+        e[t, d] = eps
+        fd = (float(f(jnp.asarray(x + e, jnp.float32))) -
+              float(f(jnp.asarray(x - e, jnp.float32)))) / (2 * eps)
+        assert g[t, d] == pytest.approx(fd, rel=2e-2, abs=1e-4), (t, d)
+    assert np.abs(g).sum() > 0
+
+
+def test_surco_zero_runs_on_the_learned_model(trained):
+    model, _ = trained
+    pool = generate_pool(5, n_tables=40)
+    task = make_task(pool, np.arange(12), 4)
+    prob = N.neural_problem(model)
+    res = surco.zero(prob, task, steps=4, lr=0.5, key=0, backend="highs")
+    assert plan_violations(res.x, task) == []
+    assert res.true_cost == pytest.approx(
+        float(model.plan_cost(jnp.asarray(res.x, jnp.float32), N.task_inputs(task))),
+        rel=1e-5)
+    # the task's inputs are those the model was trained with, for the same tables
+    from surco.problems.sharding.tables import scale_features, table_features
+    ref = N.table_inputs(scale_features(table_features(pool))[:12], pool.dim[:12],
+                         pool.pooling[:12], pool.rows[:12])
+    np.testing.assert_allclose(np.asarray(N.task_inputs(task)), np.asarray(ref), rtol=1e-6)
+    pool_t = N.task_pool(task)
+    np.testing.assert_array_equal(pool_t.rows, pool.rows[:12])
+    np.testing.assert_array_equal(pool_t.dim, pool.dim[:12])
+
+
+@pytest.mark.slow
+def test_profile_then_train_from_scratch(tmp_path):
+    """The whole path on this machine: measure small subsets, train, beat the mean."""
+    from surco.problems.sharding import profiler as P
+    from surco.problems.sharding.dataset import build_dataset
+    pool = generate_pool(1, n_tables=200)
+    small = pool.subset(np.flatnonzero(pool.size_bytes() < 50e6))
+    ds = build_dataset(small, 80, max_tables=8, cache=tmp_path / "c.sqlite", progress=False,
+                       config=P.ProfilerConfig(batch_size=512, warmup=1, runs=3))
+    _, rep = N.train_cost_model(ds, hidden=32, epochs=150, seed=0)
+    assert rep.mape < rep.mean_baseline_mape and rep.mape < rep.median_baseline_mape
+    assert rep.tau > 0.3
