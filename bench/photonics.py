@@ -1,6 +1,7 @@
 """Benchmark: inverse photonic design under brush fabrication constraints (SurCo §5.2).
 
-    python -m bench.photonics [--quick] [--devices D ...] [--n N] [--steps S] [--workers W]
+    python -m bench.photonics [--quick] [--devices D ...] [--n N] [--n-heavy N]
+                              [--steps S] [--workers W] [--records FILE] [--fresh]
 
 Per device type and method: success rate (spec met and brush-feasible by the independent
 checker), spec-met rate, brush-feasible rate, mean/median window loss, seconds per design.
@@ -10,9 +11,14 @@ Methods (see `surco.problems.photonics.methods`): SurCo-zero with the blackbox a
 straight-through estimators, the pass-through method of Schubert et al. (2022), and
 unconstrained density optimisation followed by thresholding.
 
+Every method gets at most `STEPS` optimisation steps (one simulation and its adjoint each);
+the generator-based methods stop at their first design that meets the spec.
+
 --quick: the waveguide bend only, 5 test instances; same sizes, steps and hyperparameters as
 the full run. Writes bench/results/photonics[-quick].json and
-photonics[-quick]-designs.png.
+photonics[-quick]-designs.png. Each finished design is appended to a JSON-lines file
+(``--records``), so a stopped run resumes where it stopped when started again with the
+same settings.
 """
 from __future__ import annotations
 
@@ -23,27 +29,35 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from multiprocessing import get_context  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from bench._report import RESULTS, Report  # noqa: E402
 
-#: Hyperparameters shared by all devices, each method's best of a small grid on two *train*
-#: instances of the bend at 50-80 steps (blackbox: lr ∈ {0.05, 0.1}, λ ∈ {2, 5, 10, 20, 50,
-#: 200}; straight-through: lr ∈ {0.02, 0.05, 0.1} × cost projection ∈ {none, "norm"}
-#: (Sahoo et al. 2023; the generator is invariant to the scale of c, so "norm" changes only
-#: the backward pass); pass-through: lr ∈ {0.05, 0.1}, τ ∈ {0.03, 0.1, 0.3, 1};
-#: density: lr = 0.1). Selection by mean log(1 + loss) over the two train instances.
+#: Hyperparameters shared by all devices, each method's best of a small grid on *train*
+#: instances (never test ones), selected by success rate then mean log(1 + loss):
+#: blackbox: lr ∈ {0.05, 0.1}, λ ∈ {2, 5, 10, 20, 50, 100, 200, 1000} (2 bend instances at
+#: 50-80 steps; 3 more at 80 steps for λ ∈ {5, 100, 1000}: no success anywhere);
+#: straight-through: lr ∈ {0.02, 0.05, 0.1} × cost projection ∈ {none, "norm"} (Sahoo et
+#: al. 2023), then lr ∈ {0.05, 0.1} with no projection on 6 bend + 6 mode-converter
+#: instances at 150 steps; pass-through: lr ∈ {0.05, 0.1}, τ ∈ {0.03, 0.1, 0.3, 1}, then
+#: lr ∈ {0.05, 0.1} at τ = 1 on the same 12 instances at 150 steps; density: lr = 0.1.
+#: On those 12 train instances at 150 steps: straight-through (lr 0.05) 5/6 bend, 3/6 mode
+#: converter; pass-through (lr 0.05, τ = 1) 5/6 and 3/6.
 HYPER = {
     "surco-zero-blackbox": dict(lr=0.1, lam=5.0),
-    "surco-zero-st": dict(lr=0.05, projection="norm"),
+    "surco-zero-st": dict(lr=0.05),
     "pass-through": dict(lr=0.05, temperature=1.0),
     "density-threshold": dict(lr=0.1, beta_max=8.0),
 }
-STEPS = 80
+#: maximum optimisation steps; the generator-based methods stop at the first design that
+#: meets the spec (its loss is 0), density-threshold always runs them all
+STEPS = 150
 HEAVY = ("beam_splitter", "wdm")
 INIT_SCALE = 0.1
 
@@ -56,12 +70,46 @@ def _run_one(task):
     ph.simulator(inst)          # build (and cache) the simulator outside the timed run
     r = ph.run_method(method, inst, steps=steps, key=idx, init_scale=INIT_SCALE,
                       **HYPER[method])
-    return dict(device=device, method=method, idx=idx, seed=inst.seed,
+    return dict(device=device, method=method, idx=idx, seed=inst.seed, steps=steps,
+                hyper=HYPER[method], init_scale=INIT_SCALE, steps_run=len(r.history),
                 loss=float(r.report.loss), spec_met=bool(r.report.spec_met),
                 feasible=bool(r.report.feasible), n_violations=int(r.report.n_violations),
                 success=bool(r.success), seconds=float(r.seconds),
                 simulations=int(r.simulations), x=r.x.tolist(),
                 T=np.asarray(r.report.T).tolist())
+
+
+def _task_key(task) -> str:
+    """Identity of one design run: what it depends on (device, method, test index, steps,
+    the method's hyperparameters and the initial scale)."""
+    device, method, idx, steps, _n = task
+    return json.dumps([device, method, idx, steps, HYPER[method], INIT_SCALE], sort_keys=True)
+
+
+def _record_key(r: dict) -> str:
+    return _task_key((r["device"], r["method"], r["idx"], r["steps"], None))
+
+
+def load_records(path: Path) -> dict[str, dict]:
+    """Finished designs of earlier runs, by `_task_key` (missing file: none). A last line
+    cut short by a killed run is reported and skipped; a damaged line elsewhere is an error."""
+    if not path.exists():
+        return {}
+    lines = path.read_text().splitlines()
+    out = {}
+    for k, line in enumerate(lines):
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            if k == len(lines) - 1:
+                print(f"{path}: last line is incomplete (a run was stopped mid-write); "
+                      "that design will be run again")
+                continue
+            raise ValueError(f"{path}: line {k + 1} is not valid JSON; move the file away "
+                             "or pass --fresh") from None
+        if r.get("hyper") == HYPER[r["method"]] and r.get("init_scale") == INIT_SCALE:
+            out[_record_key(r)] = r
+    return out
 
 
 def time_generator(repeats: int = 20) -> dict:
@@ -122,6 +170,12 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=None, help="optimisation steps per design")
     p.add_argument("--workers", type=int, default=None,
                    help="parallel processes (default: number of cores)")
+    p.add_argument("--records", default=None,
+                   help="JSON-lines file of finished designs, appended to as they finish and "
+                        "reused by a later run with the same settings (default: "
+                        "out/photonics[-quick]-designs.jsonl)")
+    p.add_argument("--fresh", action="store_true",
+                   help="ignore designs already in --records (they are kept in the file)")
     a = p.parse_args(argv)
     quick = a.quick
     devices = a.devices or (["waveguide_bend"] if quick else list(ph.DEVICES))
@@ -141,15 +195,27 @@ def main(argv=None) -> None:
 
     tasks = [(d, m, i, steps, n_of[d]) for d in devices for i in range(n_of[d])
              for m in a.methods]
+    rec_path = Path(a.records) if a.records else (
+        Path("out") / f"photonics{'-quick' if quick else ''}-designs.jsonl")
+    done = {} if a.fresh else load_records(rec_path)
+    done = {_task_key(t): done[_task_key(t)] for t in tasks if _task_key(t) in done}
+    todo = [t for t in tasks if _task_key(t) not in done]
+    print(f"{len(tasks)} designs: {len(done)} reused from {rec_path}, {len(todo)} to run")
     from tqdm.auto import tqdm
-    records = []
-    if workers > 1:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as ex:
-            for r in tqdm(ex.map(_run_one, tasks), total=len(tasks), desc="designs"):
-                records.append(r)
-    else:
-        for t in tqdm(tasks, desc="designs"):
-            records.append(_run_one(t))
+    rec_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(rec_path, "a") as fh:
+        def keep(r):
+            fh.write(json.dumps(r) + "\n")
+            fh.flush()
+            done[_record_key(r)] = r
+        if workers > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as ex:
+                for r in tqdm(ex.map(_run_one, todo), total=len(todo), desc="designs"):
+                    keep(r)
+        else:
+            for t in tqdm(todo, desc="designs"):
+                keep(_run_one(t))
+    records = [done[_task_key(t)] for t in tasks]
 
     summary = {}
     for d in devices:
@@ -164,7 +230,8 @@ def main(argv=None) -> None:
                 brush_violation_rate=float(np.mean([not r["feasible"] for r in rs])),
                 mean_loss=float(losses.mean()), median_loss=float(np.median(losses)),
                 seconds_per_design=float(np.mean([r["seconds"] for r in rs])),
-                steps=steps)
+                mean_steps_run=float(np.mean([r["steps_run"] for r in rs])),
+                max_steps=steps)
             summary[(d, m)] = row
     rep.extra["designs"] = [{k: v for k, v in r.items() if k != "x"} for r in records]
 
@@ -183,7 +250,7 @@ def main(argv=None) -> None:
     rep.extra["figure"] = str(fig_path.relative_to(RESULTS.parent.parent))
     rep.finish(table_columns=["setting", "method", "n", "success_rate", "spec_met_rate",
                               "brush_violation_rate", "mean_loss", "median_loss",
-                              "seconds_per_design"])
+                              "seconds_per_design", "mean_steps_run"])
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
          estimator: Any = "blackbox", steps: int = 100, lr: float = 0.1,
          optimizer: optax.GradientTransformation | None = None,
          init: str | np.ndarray | jax.Array = "random", init_scale: float = 1.0,
-         patience: int | None = None, key: jax.Array | int | None = None,
+         patience: int | None = None, target: float | None = None,
+         key: jax.Array | int | None = None,
          progress: bool = False, backend: str = "scip",
          solver_options: dict[str, Any] | None = None, executor: Executor | None = None,
          select: str = "f", dtype=jnp.float32, **estimator_kw: Any
@@ -80,6 +81,8 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
         SurCo-prior's output (that is SurCo-hybrid).
       patience: stop after this many steps without improvement of the best f (on every
         instance); None runs all steps.
+      target: stop as soon as the best f of every instance is ``<= target`` (e.g. 0 for a
+        loss whose zero set is the spec); None runs all steps.
       key: PRNG key (or int seed) for the initial cost and random estimators.
       progress: show a progress bar.
       backend, solver_options: how a `LinearSpec` Ω is solved (see `make_solver`).
@@ -105,6 +108,8 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
         raise ValueError(f"zero: steps must be >= 0, got {steps}")
     if patience is not None and int(patience) < 1:
         raise ValueError(f"zero: patience must be >= 1 or None, got {patience}")
+    if target is not None and not np.isfinite(float(target)):
+        raise ValueError(f"zero: target must be finite or None, got {target}")
     if select not in ("f", "evaluate"):
         raise ValueError(f"zero: select must be 'f' or 'evaluate', got {select!r}")
     if select == "evaluate" and problem.evaluate is None:
@@ -185,6 +190,8 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
             bar.update(1)
             bar.set_postfix(best_f=f"{best_f.mean():.5g}")
         if patience is not None and np.all(stall >= patience):
+            break
+        if target is not None and np.all(best_f <= target):
             break
     if bar is not None:
         bar.close()

@@ -80,7 +80,8 @@ def _loss_fn(instance: DeviceInstance):
 def surco_zero(instance: DeviceInstance, *, estimator: str = "blackbox", steps: int = 60,
                lr: float = 0.05, init_scale: float = 0.1, key: int = 0,
                brush: Brush | str | None = None, patience: int | None = None,
-               progress: bool = False, **estimator_kw: Any) -> DesignResult:
+               stop_at_success: bool = True, progress: bool = False,
+               **estimator_kw: Any) -> DesignResult:
     """SurCo-zero on one instance with Ω = the brush generator.
 
     Args:
@@ -90,6 +91,8 @@ def surco_zero(instance: DeviceInstance, *, estimator: str = "blackbox", steps: 
       steps, lr, patience, progress: passed to `surco.zero`.
       init_scale, key: the initial latent θ₀ (c₀ = −θ₀).
       brush: the fabrication brush (default 3×3 cross).
+      stop_at_success: stop at the first design whose loss is 0 (the spec is met; every
+        iterate is brush-feasible), as `surco.zero`'s ``target=0``.
       **estimator_kw: estimator hyperparameters (``lam=`` for blackbox; ``projection="norm"``
         for straight-through, which leaves the generator's output unchanged since the
         generator is invariant to the scale of c).
@@ -101,7 +104,8 @@ def surco_zero(instance: DeviceInstance, *, estimator: str = "blackbox", steps: 
     theta0 = initial_latent(instance, key, init_scale)
     est = "neg_identity" if estimator == "straight_through" else estimator
     res = surco.zero(problem, instance, estimator=est, steps=steps, lr=lr, init=-theta0,
-                     key=key, patience=patience, progress=progress, **estimator_kw)
+                     key=key, patience=patience, target=0.0 if stop_at_success else None,
+                     progress=progress, **estimator_kw)
     x = np.asarray(res.x).round().astype(np.uint8)
     report = evaluate_design(x, instance, b)
     name = {"blackbox": "surco-zero-blackbox", "straight_through": "surco-zero-st"}.get(
@@ -123,7 +127,8 @@ def _generate_callback(brush: Brush):
 
 def pass_through(instance: DeviceInstance, *, steps: int = 60, lr: float = 0.05,
                  init_scale: float = 0.1, key: int = 0, brush: Brush | str | None = None,
-                 temperature: float = 0.1, patience: int | None = None) -> DesignResult:
+                 temperature: float = 0.1, patience: int | None = None,
+                 stop_at_success: bool = True) -> DesignResult:
     """Straight-through optimisation through the brush generator (Schubert et al. 2022).
 
     Args:
@@ -133,6 +138,7 @@ def pass_through(instance: DeviceInstance, *, steps: int = 60, lr: float = 0.05,
       brush: the fabrication brush.
       temperature: τ of the surrogate density σ(θ/τ).
       patience: stop after this many steps without improvement (None: run all steps).
+      stop_at_success: stop at the first design whose loss is 0 (the spec is met).
     """
     if temperature <= 0:
         raise ValueError(f"pass_through: temperature must be > 0, got {temperature}")
@@ -166,6 +172,8 @@ def pass_through(instance: DeviceInstance, *, steps: int = 60, lr: float = 0.05,
         else:
             stall += 1
         if patience is not None and stall >= patience:
+            break
+        if stop_at_success and best <= 0.0:
             break
         theta, state = new_theta, new_state
     report = evaluate_design(best_x, instance, b)

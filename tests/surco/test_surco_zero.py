@@ -62,6 +62,25 @@ def test_patience_stops_early(toy):
     assert r.history["f"][-6:] and min(r.history["f"][-5:]) >= r.f
 
 
+def test_target_stops_at_first_step_reaching_it(toy):
+    """target=t stops right after the first step whose f is <= t, for every instance."""
+    prob, ys = toy
+    full = surco.zero(prob, ys[:2], estimator="blackbox", lam=10.0, steps=60, key=0)
+    # a target between the start and the end: stop where the last instance first reaches it
+    t = max(min(r.history["f"][0], r.history["f"][-1] + 0.5 * (r.history["f"][0]
+                                                                 - r.history["f"][-1]))
+            for r in full)
+    stop = max(int(np.argmax(np.array(r.history["best_f"]) <= t)) for r in full)
+    assert all(min(r.history["f"]) <= t for r in full)
+    early = surco.zero(prob, ys[:2], estimator="blackbox", lam=10.0, steps=60, key=0, target=t)
+    for a, b in zip(early, full):
+        assert len(a.history["f"]) == stop + 1
+        assert a.history["f"] == b.history["f"][:stop + 1]
+    assert all(r.f <= t for r in early)
+    with pytest.raises(ValueError, match="target must be finite"):
+        surco.zero(prob, ys[0], steps=1, target=float("nan"))
+
+
 def test_init_array_and_hybrid_from_prior_cost(toy):
     prob, ys = toy
     c0 = A.mean_cost_heuristic(ys[0])
