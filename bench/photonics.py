@@ -158,6 +158,45 @@ def plot_designs(records, path, per_device: int = 3) -> None:
     plt.close(fig)
 
 
+def success_by_step(records, steps: int) -> dict[str, dict[str, list[float]]]:
+    """Per device and method, the fraction of instances whose design met the spec (and the
+    brush) within k steps, k = 0..steps: the anytime success rate at equal simulation
+    budget. Generator-based methods stop at success, so a success took ``steps_run - 1``
+    steps; density-threshold only has its final design (success at ``steps`` or never)."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for d in dict.fromkeys(r["device"] for r in records):
+        out[d] = {}
+        for m in dict.fromkeys(r["method"] for r in records if r["device"] == d):
+            rs = [r for r in records if r["device"] == d and r["method"] == m]
+            at = np.array([(r["steps_run"] - 1 if m != "density-threshold" else steps)
+                           if r["success"] else np.inf for r in rs])
+            out[d][m] = [float(np.mean(at <= k)) for k in range(steps + 1)]
+    return out
+
+
+def plot_success_by_step(records, steps: int, path) -> dict:
+    """Plot `success_by_step` (one panel per device) to ``path``; return the curves sampled
+    every 10 steps."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    curves = success_by_step(records, steps)
+    fig, axes = plt.subplots(1, len(curves), squeeze=False, figsize=(4 * len(curves), 3.2))
+    for ax, (d, per) in zip(axes[0], curves.items()):
+        n = sum(1 for r in records if r["device"] == d) // max(len(per), 1)
+        for m, ys in per.items():
+            ax.step(range(steps + 1), ys, where="post", label=m)
+        ax.set_title(f"{d} ({n} test instances)", fontsize=9)
+        ax.set_xlabel("optimisation steps (simulations)")
+        ax.set_ylim(-0.02, 1.02)
+    axes[0, 0].set_ylabel("success rate within k steps")
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return {d: {m: ys[::10] for m, ys in per.items()} for d, per in curves.items()}
+
+
 def main(argv=None) -> None:
     from surco.problems import photonics as ph
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -200,7 +239,8 @@ def main(argv=None) -> None:
     done = {} if a.fresh else load_records(rec_path)
     done = {_task_key(t): done[_task_key(t)] for t in tasks if _task_key(t) in done}
     todo = [t for t in tasks if _task_key(t) not in done]
-    print(f"{len(tasks)} designs: {len(done)} reused from {rec_path}, {len(todo)} to run")
+    n_reused = len(done)
+    print(f"{len(tasks)} designs: {n_reused} reused from {rec_path}, {len(todo)} to run")
     from tqdm.auto import tqdm
     rec_path.parent.mkdir(parents=True, exist_ok=True)
     with open(rec_path, "a") as fh:
@@ -247,7 +287,12 @@ def main(argv=None) -> None:
     fig_path = RESULTS / f"photonics{'-quick' if quick else ''}-designs.png"
     RESULTS.mkdir(parents=True, exist_ok=True)
     plot_designs(records, fig_path)
+    curve_path = RESULTS / f"photonics{'-quick' if quick else ''}-success.png"
+    rep.extra["success_by_step"] = plot_success_by_step(records, steps, curve_path)
     rep.extra["figure"] = str(fig_path.relative_to(RESULTS.parent.parent))
+    rep.extra["figure_success_by_step"] = str(curve_path.relative_to(RESULTS.parent.parent))
+    rep.extra["designs_reused_from_records"] = n_reused
+    rep.extra["design_seconds_sum"] = float(sum(r["seconds"] for r in records))
     rep.finish(table_columns=["setting", "method", "n", "success_rate", "spec_met_rate",
                               "brush_violation_rate", "mean_loss", "median_loss",
                               "seconds_per_design", "mean_steps_run"])
