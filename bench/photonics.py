@@ -79,20 +79,24 @@ def _run_one(task):
                 T=np.asarray(r.report.T).tolist())
 
 
+def _key(device: str, method: str, idx: int, steps: int, hyper: dict,
+         init_scale: float) -> str:
+    """Identity of one design run: everything its result depends on."""
+    return json.dumps([device, method, idx, steps, hyper, init_scale], sort_keys=True)
+
+
 def _task_key(task) -> str:
-    """Identity of one design run: what it depends on (device, method, test index, steps,
-    the method's hyperparameters and the initial scale)."""
     device, method, idx, steps, _n = task
-    return json.dumps([device, method, idx, steps, HYPER[method], INIT_SCALE], sort_keys=True)
+    return _key(device, method, idx, steps, HYPER[method], INIT_SCALE)
 
 
 def _record_key(r: dict) -> str:
-    return _task_key((r["device"], r["method"], r["idx"], r["steps"], None))
+    return _key(r["device"], r["method"], r["idx"], r["steps"], r["hyper"], r["init_scale"])
 
 
 def load_records(path: Path) -> dict[str, dict]:
-    """Finished designs of earlier runs, by `_task_key` (missing file: none). A last line
-    cut short by a killed run is reported and skipped; a damaged line elsewhere is an error."""
+    """Finished designs of earlier runs, by `_key` (missing file: none). A last line cut
+    short by a killed run is reported and skipped; a damaged line elsewhere is an error."""
     if not path.exists():
         return {}
     lines = path.read_text().splitlines()
@@ -107,8 +111,7 @@ def load_records(path: Path) -> dict[str, dict]:
                 continue
             raise ValueError(f"{path}: line {k + 1} is not valid JSON; move the file away "
                              "or pass --fresh") from None
-        if r.get("hyper") == HYPER[r["method"]] and r.get("init_scale") == INIT_SCALE:
-            out[_record_key(r)] = r
+        out[_record_key(r)] = r
     return out
 
 

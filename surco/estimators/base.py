@@ -22,6 +22,7 @@ Adding an estimator: subclass `Estimator`, implement `_forward` and `_backward`,
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import functools
 import weakref
@@ -184,7 +185,7 @@ def check_cost(owner: str, solver: Solver, c) -> Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class Estimator:
+class Estimator(abc.ABC):
     """A way to differentiate ``x = argmin_{x in Ω} c·x`` with respect to c.
 
     Subclasses are frozen dataclasses whose fields are the hyperparameters, and implement
@@ -262,12 +263,14 @@ class Estimator:
     def _prepare(self, solver: Solver) -> None:
         """Hook run before tracing: build (and cache) what the estimator needs per solver."""
 
+    @abc.abstractmethod
     def _forward(self, solver: Solver, executor, c: Array, key) -> tuple[Array, Array, Any]:
-        raise NotImplementedError
+        """``(x, status, residuals)`` of one solve of ``c`` (see the class docstring)."""
 
+    @abc.abstractmethod
     def _backward(self, solver: Solver, executor, c: Array, key, x: Array, res: Any,
                   g: Array) -> Array:
-        raise NotImplementedError
+        """``dL/dc`` from the cotangent ``g = dL/dx`` (see the class docstring)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -93,3 +93,17 @@ def test_ok_status_value():
     x, status = get_estimator("blackbox")(ORACLE, jnp.ones((2, 3)), return_status=True)
     assert int(status) == Status.OPTIMAL
     raise_for_status(status, ORACLE)  # no error
+
+def test_estimator_missing_a_hook_cannot_be_built():
+    """An estimator subclass that lacks `_backward` fails at construction, naming it."""
+    import dataclasses
+
+    from surco.estimators import Estimator
+
+    @dataclasses.dataclass(frozen=True)
+    class ForwardOnly(Estimator):
+        def _forward(self, solver, executor, c, key):
+            return c, None, None
+
+    with pytest.raises(TypeError, match="_backward"):
+        ForwardOnly()
