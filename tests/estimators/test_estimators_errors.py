@@ -38,6 +38,7 @@ def test_nan_cost_inside_jit_is_an_error_naming_nan():
     ("blackbox", dict(lam=0.0), r"lam \(λ\) must be a finite number > 0, got 0.0"),
     ("blackbox", dict(lam=-1.0), "lam"),
     ("blackbox", dict(lam=float("nan")), "lam"),
+    ("blackbox", dict(projection="l2"), "projection must be one of"),
     ("perturbed", dict(sigma=0.0), r"sigma \(σ\) must be a finite number > 0"),
     ("perturbed", dict(sigma=-2.0), "sigma"),
     ("perturbed", dict(n=0), r"n \(number of samples\) must be an integer >= 1, got 0"),
@@ -54,7 +55,7 @@ def test_bad_hyperparameters(name, kw, match):
 def test_registry_errors():
     with pytest.raises(ValueError, match="unknown estimator 'bbox'.*blackbox"):
         get_estimator("bbox")
-    with pytest.raises(ValueError, match=r"no hyperparameter\(s\) \['sigma'\].*valid: \['lam'\]"):
+    with pytest.raises(ValueError, match=r"no hyperparameter\(s\) \['sigma'\].*valid: \['lam', 'projection'\]"):
         get_estimator("blackbox", sigma=1.0)
     with pytest.raises(TypeError):
         get_estimator(3)

@@ -88,6 +88,34 @@ def test_blackbox_gradient_equals_brute_force_interpolation(lam):
             assert np.abs(np.asarray(grad)).max() > 0
 
 
+@pytest.mark.parametrize("lam", [0.05, 0.3])
+def test_blackbox_norm_projection_equals_brute_force(lam):
+    """With ``projection="norm"``: x = argmin at c/‖c‖, re-solve at c/‖c‖ + λ g_x, and the
+    interpolation gradient goes back through J = (I - ĉĉᵀ)/‖c‖ (closed form)."""
+    spec = knapsack_spec()
+    pts = enumerate_points(spec)
+    solver = make_solver(spec, "highs")
+    est = get_estimator("blackbox", lam=lam, projection="norm")
+    rng = np.random.default_rng(1)
+    changed = 0
+    for _ in range(4):
+        c = 3.0 * rng.normal(size=5)
+        target = rng.uniform(size=5)
+        loss = lambda x: jnp.sum((x - target) ** 2)
+        n = np.linalg.norm(c)
+        chat = c / n
+        x_bf = pts[np.argmin(pts @ chat)]
+        x_prime = pts[np.argmin(pts @ (chat + lam * 2 * (x_bf - target)))]
+        d = (x_prime - x_bf) / lam
+        expected = (d - chat * (chat @ d)) / n
+        with jax.enable_x64(True):
+            grad = jax.grad(lambda c: loss(est(solver, c)))(jnp.asarray(c))
+            np.testing.assert_array_equal(est(solver, jnp.asarray(c)), x_bf)
+        np.testing.assert_allclose(grad, expected, atol=1e-9)
+        changed += not np.array_equal(x_prime, x_bf)
+    assert changed >= 1          # the fixture exercises a nonzero gradient
+
+
 def test_blackbox_descent_step_reaches_the_better_solution():
     """A step c - λ·∇ along the blackbox gradient lands on x' and lowers a linear loss."""
     solver = ArgminOracle(5)
