@@ -18,7 +18,8 @@ the generator-based methods stop at their first design that meets the spec.
 the full run. Writes bench/results/photonics[-quick].json and
 photonics[-quick]-designs.png. Each finished design is appended to a JSON-lines file
 (``--records``), so a stopped run resumes where it stopped when started again with the
-same settings.
+same settings. A budget other than ``STEPS`` (``--steps S``) is a separate study, written
+to photonics-stepsS[-quick].json and its own figures.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from multiprocessing import get_context  # noqa: E402
@@ -42,7 +44,9 @@ from bench._report import RESULTS, Report  # noqa: E402
 #: Hyperparameters shared by all devices, each method's best of a small grid on *train*
 #: instances (never test ones), selected by success rate then mean log(1 + loss):
 #: blackbox: lr ∈ {0.05, 0.1}, λ ∈ {2, 5, 10, 20, 50, 100, 200, 1000} (2 bend instances at
-#: 50-80 steps; 3 more at 80 steps for λ ∈ {5, 100, 1000}: no success anywhere);
+#: 50-80 steps; 3 more at 80 steps for λ ∈ {5, 100, 1000}: no success anywhere; with the
+#: "norm" cost projection, λ ∈ {0.05, 0.2, 1} × lr ∈ {0.05, 0.1} on train bend 0 at 60 steps:
+#: best log(1 + L) 8.4 from 9.8, no success, where straight-through reaches 4.2 in 40 steps);
 #: straight-through: lr ∈ {0.02, 0.05, 0.1} × cost projection ∈ {none, "norm"} (Sahoo et
 #: al. 2023), then lr ∈ {0.05, 0.1} with no projection on 6 bend + 6 mode-converter
 #: instances at 150 steps; pass-through: lr ∈ {0.05, 0.1}, τ ∈ {0.03, 0.1, 0.3, 1}, then
@@ -200,6 +204,31 @@ def plot_success_by_step(records, steps: int, path) -> dict:
     return {d: {m: ys[::10] for m, ys in per.items()} for d, per in curves.items()}
 
 
+def paired_vs_baseline(records, device: str, method: str,
+                       baseline: str = "pass-through") -> dict | None:
+    """Per-instance comparison of two methods' success on the same test instances.
+
+    Counts the instances solved by both, by ``method`` only and by ``baseline`` only, and
+    gives McNemar's exact two-sided p-value (binomial on the discordant pairs, p = 1/2):
+    how surprising the split of the discordant instances would be if the two methods had
+    the same success probability. None if either method has no records for ``device``.
+    """
+    a = {r["idx"]: r["success"] for r in records if r["device"] == device and r["method"] == method}
+    b = {r["idx"]: r["success"] for r in records
+         if r["device"] == device and r["method"] == baseline}
+    common = sorted(set(a) & set(b))
+    if not common:
+        return None
+    only_m = sum(a[i] and not b[i] for i in common)
+    only_b = sum(b[i] and not a[i] for i in common)
+    both = sum(a[i] and b[i] for i in common)
+    n = only_m + only_b
+    tail = sum(math.comb(n, k) for k in range(min(only_m, only_b) + 1)) / 2 ** n if n else 0.5
+    return dict(method=method, baseline=baseline, n=len(common), both=both,
+                method_only=only_m, baseline_only=only_b,
+                mcnemar_exact_p=float(min(1.0, 2 * tail)))
+
+
 def main(argv=None) -> None:
     from surco.problems import photonics as ph
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -209,7 +238,8 @@ def main(argv=None) -> None:
     p.add_argument("--n", type=int, default=None, help="test instances per device")
     p.add_argument("--n-heavy", type=int, default=None,
                    help="test instances for the beam splitter and the wdm (default: --n)")
-    p.add_argument("--steps", type=int, default=None, help="optimisation steps per design")
+    p.add_argument("--steps", type=int, default=None, help=f"optimisation steps per design (default {STEPS}; another budget "
+                        "writes photonics-steps<S>.json)")
     p.add_argument("--workers", type=int, default=None,
                    help="parallel processes (default: number of cores)")
     p.add_argument("--records", default=None,
@@ -226,7 +256,9 @@ def main(argv=None) -> None:
     n_of = {d: (a.n_heavy if (a.n_heavy and d in HEAVY) else n) for d in devices}
     workers = a.workers or os.cpu_count() or 1
 
-    rep = Report("photonics", quick)
+    # a run at another step budget is a separate study: it must not overwrite the headline
+    name = "photonics" if steps == STEPS else f"photonics-steps{steps}"
+    rep = Report(name, quick)
     gen = time_generator()
     rep.extra["generator_80x80_cross3"] = gen
     rep.extra["config"] = dict(devices=devices, methods=a.methods, n=n_of, steps=steps,
@@ -287,10 +319,17 @@ def main(argv=None) -> None:
             if m in a.methods:
                 rep.target(f"{d}: {m} success rate >= pass-through's",
                            summary[(d, m)]["success_rate"], ">=", base)
-    fig_path = RESULTS / f"photonics{'-quick' if quick else ''}-designs.png"
+    rep.extra["paired_vs_pass_through"] = [
+        dict(device=d, **pv) for d in devices for m in a.methods if m != "pass-through"
+        if (pv := paired_vs_baseline(records, d, m)) is not None]
+    for pv in rep.extra["paired_vs_pass_through"]:
+        print(f"{pv['device']:16s} {pv['method']:20s} vs pass-through: both {pv['both']}, "
+              f"only it {pv['method_only']}, only pass-through {pv['baseline_only']}, "
+              f"McNemar exact p = {pv['mcnemar_exact_p']:.3g}")
+    fig_path = RESULTS / f"{rep.path.stem}-designs.png"
     RESULTS.mkdir(parents=True, exist_ok=True)
     plot_designs(records, fig_path)
-    curve_path = RESULTS / f"photonics{'-quick' if quick else ''}-success.png"
+    curve_path = RESULTS / f"{rep.path.stem}-success.png"
     rep.extra["success_by_step"] = plot_success_by_step(records, steps, curve_path)
     rep.extra["figure"] = str(fig_path.relative_to(RESULTS.parent.parent))
     rep.extra["figure_success_by_step"] = str(curve_path.relative_to(RESULTS.parent.parent))

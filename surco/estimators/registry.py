@@ -28,7 +28,7 @@ def get_estimator(name_or_estimator: str | Estimator, **hyperparams) -> Estimato
         or a name from `ESTIMATORS`: ``"blackbox"``, ``"perturbed"``, ``"identity"``,
         ``"neg_identity"``, ``"straight_through"``, ``"quadratic"``.
       **hyperparams: the estimator's fields, e.g. ``lam=`` (blackbox), ``sigma=, n=, noise=``
-        (perturbed), ``gamma=`` (quadratic, straight_through), ``projection=`` (identity).
+        (perturbed), ``gamma=`` (quadratic, straight_through), ``projection=`` (identity, blackbox).
 
     Raises:
       ValueError: unknown name, unknown hyperparameter (naming the valid ones), or a bad
