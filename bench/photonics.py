@@ -238,7 +238,8 @@ def main(argv=None) -> None:
     p.add_argument("--n", type=int, default=None, help="test instances per device")
     p.add_argument("--n-heavy", type=int, default=None,
                    help="test instances for the beam splitter and the wdm (default: --n)")
-    p.add_argument("--steps", type=int, default=None, help=f"optimisation steps per design (default {STEPS}; another budget "
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"optimisation steps per design (default {STEPS}; another budget "
                         "writes photonics-steps<S>.json)")
     p.add_argument("--workers", type=int, default=None,
                    help="parallel processes (default: number of cores)")

@@ -58,9 +58,6 @@ class Blackbox(Estimator):
         return x, status, None
 
     def _backward(self, solver, executor, c, key, x, res, g):
-        if self.projection is None:
-            x_lam, _ = _solve(solver, executor, c + self.lam * g)
-            return (x_lam - x) / self.lam
-        cp, vjp = jax.vjp(lambda cc: self._project(solver, cc), c)
+        cp, vjp = jax.vjp(lambda cc: self._project(solver, cc), c)   # P = id if None
         x_lam, _ = _solve(solver, executor, cp + self.lam * g)
         return vjp((x_lam - x) / self.lam)[0]
