@@ -94,8 +94,8 @@ def surco_zero(instance: DeviceInstance, *, estimator: str = "blackbox", steps: 
       stop_at_success: stop at the first design whose loss is 0 (the spec is met; every
         iterate is brush-feasible), as `surco.zero`'s ``target=0``.
       **estimator_kw: estimator hyperparameters (``lam=`` for blackbox; ``projection="norm"``
-        for straight-through, which leaves the generator's output unchanged since the
-        generator is invariant to the scale of c).
+        for straight-through or blackbox, which leaves the generator's output unchanged
+        since the generator is invariant to the scale of c).
     """
     import surco
     b = as_brush(brush)
