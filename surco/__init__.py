@@ -7,12 +7,18 @@ Combinatorial Nonlinear Optimization Problems". ICML 2023.
     res = surco.zero(problem, instance, estimator="blackbox", steps=100)   # SurCo-zero
     prior = surco.prior.train(problem, train_instances)                    # SurCo-prior
     res = surco.hybrid(problem, instance, prior)                           # SurCo-hybrid
+    cmp = surco.compare(family, instances, budget=surco.Budget(evaluations=300))
+    print(cmp.table())              # SurCo next to the family's baselines, paired per instance
 """
 from surco import estimators, prior, solvers
+from surco.budget import Budget, BudgetExhausted, Meter
+from surco.family import Family
+from surco.harness import Comparison, Run, compare, surco_methods
 from surco.problem import Instance, Problem, ProblemError
 from surco.prior import PriorModel
 from surco.results import PriorResult, TrainHistory, ZeroResult
 from surco.zero import hybrid, zero
 
 __all__ = ["solvers", "estimators", "prior", "Problem", "ProblemError", "Instance", "zero",
-           "hybrid", "PriorModel", "ZeroResult", "PriorResult", "TrainHistory"]
+           "hybrid", "PriorModel", "ZeroResult", "PriorResult", "TrainHistory", "Budget",
+           "BudgetExhausted", "Meter", "Family", "compare", "Comparison", "Run", "surco_methods"]

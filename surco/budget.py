@@ -1,0 +1,225 @@
+"""Budgets for comparing methods fairly: wall seconds, evaluations of the objective, or both.
+
+A `Budget` says how much a method may spend on one instance; a `Meter` is the live account a
+method draws on. Every method in the comparison harness (`surco.compare`), SurCo included,
+evaluates the true cost only through its meter, so that evaluations are counted the same way
+for all of them:
+
+* one *evaluation* is the true cost of one distinct solution x (a profiler run, a simulation,
+  or the objective itself). The meter caches values by x, so asking again for an x already
+  measured is free, as it is with the profiler's on-disk cache;
+* asking for a new evaluation past the budget, or after the deadline, raises
+  `BudgetExhausted`; the meter keeps the best feasible x it has seen, so a method that is cut
+  off still has an answer;
+* the meter records the anytime curve (evaluations, seconds, best value so far).
+
+    >>> import numpy as np
+    >>> m = Budget(evaluations=2).start(lambda x: float(np.sum(x)))
+    >>> m(np.array([1.0, 2.0])), m(np.array([0.0, 1.0])), m(np.array([1.0, 2.0]))
+    (3.0, 1.0, 3.0)
+    >>> m.evaluations, m.best_value
+    (2, 1.0)
+    >>> m(np.array([5.0, 5.0]))  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ...
+    surco.budget.BudgetExhausted: evaluation budget of 2 spent
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Budget", "Meter", "BudgetExhausted"]
+
+
+class BudgetExhausted(Exception):
+    """A method asked for an evaluation past its budget (count or deadline).
+
+    Not an error: methods and the harness catch it and keep the meter's best-so-far."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """What one method may spend on one instance.
+
+    Args:
+      seconds: wall-clock seconds (None: unlimited). Compilation and set-up count.
+      evaluations: distinct solutions whose true cost is evaluated (None: unlimited).
+
+    Raises:
+      ValueError: a limit that is not a positive number.
+    """
+
+    seconds: float | None = None
+    evaluations: int | None = None
+
+    def __post_init__(self):
+        if self.seconds is not None:
+            if isinstance(self.seconds, bool) or not isinstance(self.seconds, (int, float)) \
+                    or not math.isfinite(self.seconds) or self.seconds <= 0:
+                raise ValueError(f"Budget: seconds must be a positive finite number or None, "
+                                 f"got {self.seconds!r}")
+        if self.evaluations is not None:
+            if isinstance(self.evaluations, bool) or not isinstance(self.evaluations, (int, np.integer)) \
+                    or self.evaluations < 1:
+                raise ValueError(f"Budget: evaluations must be a positive integer or None, "
+                                 f"got {self.evaluations!r}")
+
+    @property
+    def unlimited(self) -> bool:
+        return self.seconds is None and self.evaluations is None
+
+    def start(self, evaluate: Callable[[np.ndarray], float],
+              feasible: Callable[[np.ndarray], bool] | None = None,
+              evaluate_batch: Callable[[np.ndarray], np.ndarray] | None = None) -> "Meter":
+        """A fresh `Meter` over ``evaluate`` (x -> true cost), its clock started now."""
+        return Meter(evaluate, self, feasible, evaluate_batch)
+
+    def describe(self) -> str:
+        parts = []
+        if self.seconds is not None:
+            parts.append(f"{self.seconds:g} s")
+        if self.evaluations is not None:
+            parts.append(f"{self.evaluations} evaluations")
+        return " and ".join(parts) or "unlimited"
+
+
+def _key(x: np.ndarray) -> bytes:
+    a = np.ascontiguousarray(np.asarray(x, np.float64))
+    return a.shape.__repr__().encode() + a.tobytes()
+
+
+class Meter:
+    """The live account of one method on one instance (see the module docstring).
+
+    Call it as ``meter(x) -> float`` to evaluate the true cost of x, or
+    ``meter.batch(X) -> values`` for many (one call of ``evaluate_batch`` when given, each
+    distinct new x counted once). Attributes:
+      budget: the `Budget`; evaluations: distinct x evaluated so far; calls: all calls
+      (cache hits included); best_x / best_value: the best feasible x evaluated (None / inf
+      before the first); curve: ``[(evaluations, seconds, best_value), ...]``, one point per
+      improvement; infeasible: evaluated x that the feasibility check rejected.
+    """
+
+    def __init__(self, evaluate: Callable[[np.ndarray], float], budget: Budget,
+                 feasible: Callable[[np.ndarray], bool] | None = None,
+                 evaluate_batch: Callable[[np.ndarray], np.ndarray] | None = None):
+        if not callable(evaluate):
+            raise TypeError(f"Meter: evaluate must be callable x -> float, got {type(evaluate).__name__}")
+        self.budget = budget
+        self._evaluate = evaluate
+        self._feasible = feasible
+        self._evaluate_batch = evaluate_batch
+        self._cache: dict[bytes, float] = {}
+        self.t0 = time.perf_counter()
+        self.evaluations = 0
+        self.calls = 0
+        self.infeasible = 0
+        self.best_x: np.ndarray | None = None
+        self.best_value = math.inf
+        self.curve: list[tuple[int, float, float]] = []
+
+    # -- the clock -------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        """Seconds since the meter started."""
+        return time.perf_counter() - self.t0
+
+    def remaining_seconds(self) -> float:
+        """Seconds left (inf without a time limit; may be negative once past the deadline)."""
+        if self.budget.seconds is None:
+            return math.inf
+        return self.budget.seconds - self.elapsed()
+
+    def remaining_evaluations(self) -> float:
+        """Evaluations left (inf without a limit)."""
+        if self.budget.evaluations is None:
+            return math.inf
+        return self.budget.evaluations - self.evaluations
+
+    @property
+    def exhausted(self) -> bool:
+        """True once no new evaluation may be made."""
+        return self.remaining_evaluations() <= 0 or self.remaining_seconds() <= 0
+
+    def check(self) -> None:
+        """Raise `BudgetExhausted` if the budget is spent (for methods that poll)."""
+        if self.remaining_evaluations() <= 0:
+            raise BudgetExhausted(f"evaluation budget of {self.budget.evaluations} spent")
+        if self.remaining_seconds() <= 0:
+            raise BudgetExhausted(f"time budget of {self.budget.seconds:g} s spent")
+
+    # -- evaluations -----------------------------------------------------------------------
+    def cached(self, x: np.ndarray) -> float | None:
+        """The value of x if it was evaluated already (free), else None."""
+        return self._cache.get(_key(x))
+
+    def __call__(self, x: np.ndarray) -> float:
+        """The true cost of x: from the cache, or one new evaluation.
+
+        Raises:
+          BudgetExhausted: x is new and the budget is spent.
+          ValueError: the evaluation returned a non-finite value.
+        """
+        self.calls += 1
+        k = _key(x)
+        v = self._cache.get(k)
+        if v is not None:
+            return v
+        self.check()
+        v = float(self._evaluate(np.asarray(x)))
+        self._record(k, x, v)
+        return v
+
+    def batch(self, X: np.ndarray) -> np.ndarray:
+        """True costs of the solutions ``X[0], X[1], ...``: cached ones free, the new ones
+        in one ``evaluate_batch`` call (or one by one without it), in order.
+
+        Raises:
+          BudgetExhausted: after evaluating (and recording) as many new x, in order, as the
+            budget allowed, if some were left.
+        """
+        X = np.asarray(X)
+        self.calls += len(X)
+        keys = [_key(x) for x in X]
+        out = np.array([self._cache.get(k, np.nan) for k in keys], np.float64)
+        new, seen = [], set()
+        for i, k in enumerate(keys):
+            if k not in self._cache and k not in seen:
+                seen.add(k)
+                new.append(i)
+        if not new:
+            return out
+        self.check()
+        room = self.remaining_evaluations()
+        take = new if room >= len(new) else new[:int(room)]
+        if self._evaluate_batch is not None:
+            vals = np.asarray(self._evaluate_batch(X[take]), np.float64).reshape(-1)
+            if vals.shape != (len(take),):
+                raise ValueError(f"Meter: evaluate_batch returned {vals.shape[0]} values for "
+                                 f"{len(take)} solutions")
+        else:
+            vals = [float(self._evaluate(X[i])) for i in take]
+        for i, v in zip(take, vals):
+            self._record(keys[i], X[i], float(v))
+        if len(take) < len(new):
+            raise BudgetExhausted(f"evaluation budget of {self.budget.evaluations} spent")
+        for i, k in enumerate(keys):
+            out[i] = self._cache[k]
+        return out
+
+    def _record(self, k: bytes, x: np.ndarray, v: float) -> None:
+        if not math.isfinite(v):
+            raise ValueError(f"Meter: the true cost of a solution is {v} (evaluation "
+                             f"{self.evaluations + 1}); evaluate must return a finite number")
+        self.evaluations += 1
+        self._cache[k] = v
+        ok = True if self._feasible is None else bool(self._feasible(np.asarray(x)))
+        if not ok:
+            self.infeasible += 1
+        elif v < self.best_value:
+            self.best_value, self.best_x = v, np.array(x, copy=True)
+            self.curve.append((self.evaluations, self.elapsed(), v))

@@ -1,0 +1,498 @@
+"""The comparison harness: methods × instances under equal budgets, paired results.
+
+    import surco
+    from surco.problems import sharding
+    cmp = surco.compare(sharding.FAMILY, tasks, budget=surco.Budget(evaluations=300))
+    print(cmp.table())                 # mean cost, wins / ties / losses against the reference,
+    cmp.plot("cmp.png")                # sign-test p-value, seconds, evaluations; anytime curves
+    cmp.write_json("bench.json", bench="sharding", quick=False)
+
+Every method, SurCo included, is a `surco.family.Method` ``(instance, meter) -> x`` and
+evaluates the true cost only through its `surco.budget.Meter`, so evaluations are counted
+the same way for all (distinct solutions whose true cost was computed) and a budget in wall
+seconds, in evaluations, or both, is enforced the same way. Every returned x is checked
+against Ω by the family's solver-free check (`Family.violations`). A method that raises is
+recorded as failed with its error and the run goes on; one cut off by its budget keeps the
+best x its meter saw. Ctrl-C stops the comparison and keeps the runs finished so far
+(`Comparison.interrupted`).
+
+Results are paired per instance against a reference method (by default the family's, else
+the best non-SurCo method by mean value): wins, ties and losses with a two-sided sign test
+(Dixon & Mood, JASA 1946: ties dropped, p from Binomial(wins + losses, 1/2)).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from surco.budget import Budget, BudgetExhausted, Meter
+from surco.family import Family, Method
+
+__all__ = ["compare", "Comparison", "Run", "surco_methods", "sign_test", "SURCO_METHODS"]
+
+#: The names `surco_methods` gives SurCo's three variants (Ferber et al., ICML 2023).
+SURCO_METHODS = ("surco-zero", "surco-prior", "surco-hybrid")
+
+
+@dataclasses.dataclass
+class Run:
+    """One method on one instance: the one result type of every method in the harness.
+
+    Attributes:
+      method: its name; instance: the instance's index in the comparison.
+      x: the returned solution (None when the method failed without one).
+      value: its true cost (``Family.evaluate``; nan when failed). Lower is better.
+      seconds: wall time of the method's call. evaluations: distinct true-cost evaluations
+        it made through its meter.
+      status: "ok"; "budget" (stopped by its budget: x is the meter's best); "failed"
+        (``error`` says why: an exception, no solution, or x outside Ω); "interrupted".
+      error: the error message for failed runs.
+      curve: anytime curve ``[(evaluations, seconds, best value), ...]`` from the meter.
+      budget: the budget it ran under.
+    """
+
+    method: str
+    instance: int
+    x: np.ndarray | None
+    value: float
+    seconds: float
+    evaluations: int
+    status: str
+    error: str | None
+    curve: list
+    budget: Budget
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "budget")
+
+    def __repr__(self) -> str:
+        err = f", error={self.error[:60]!r}" if self.error else ""
+        return (f"Run({self.method!r}, instance={self.instance}, value={self.value:.6g}, "
+                f"seconds={self.seconds:.3g}, evaluations={self.evaluations}, "
+                f"status={self.status!r}{err})")
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided sign-test p-value of ``wins`` against ``losses`` (ties already dropped);
+    1.0 when there is no untied pair (Dixon & Mood 1946)."""
+    n = int(wins) + int(losses)
+    if n == 0:
+        return 1.0
+    from scipy.stats import binomtest
+    return float(binomtest(int(wins), n, 0.5).pvalue)
+
+
+def _ties(a: np.ndarray, b: np.ndarray, rtol: float) -> np.ndarray:
+    return np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b)) + 1e-12
+
+
+@dataclasses.dataclass
+class Comparison:
+    """Runs of methods × instances, with paired summaries, a table, a plot and a JSON.
+
+    Attributes:
+      family: the family's name; runs: every `Run`; methods: names in order;
+      n_instances: how many instances; interrupted: True when Ctrl-C stopped the comparison
+        (the runs finished before it are kept); reference: the default reference method.
+    """
+
+    family: str
+    runs: list[Run]
+    methods: list[str]
+    n_instances: int
+    reference: str | None = None
+    interrupted: bool = False
+
+    def __repr__(self) -> str:
+        return (f"Comparison({self.family!r}, methods={self.methods}, "
+                f"instances={self.n_instances}, runs={len(self.runs)}"
+                f"{', interrupted' if self.interrupted else ''})")
+
+    # -- access ------------------------------------------------------------------------------
+    def run(self, method: str, instance: int) -> Run:
+        """The run of ``method`` on instance ``instance``.
+
+        Raises:
+          KeyError: no such run (naming the methods and instances there are)."""
+        for r in self.runs:
+            if r.method == method and r.instance == instance:
+                return r
+        raise KeyError(f"no run of {method!r} on instance {instance}; methods "
+                       f"{self.methods}, instances 0..{self.n_instances - 1}")
+
+    def values(self, method: str) -> np.ndarray:
+        """True cost per instance (nan where the method failed or did not run)."""
+        out = np.full(self.n_instances, np.nan)
+        for r in self.runs:
+            if r.method == method:
+                out[r.instance] = r.value
+        return out
+
+    def merge(self, other: "Comparison") -> "Comparison":
+        """Both comparisons' runs (same family and instances; ``other``'s methods after
+        this one's; a method in both keeps this one's runs)."""
+        if other.family != self.family or other.n_instances != self.n_instances:
+            raise ValueError(f"merge: comparisons of {self.family!r} on {self.n_instances} "
+                             f"instances and {other.family!r} on {other.n_instances} differ")
+        extra = [m for m in other.methods if m not in self.methods]
+        return Comparison(self.family, self.runs + [r for r in other.runs if r.method in extra],
+                          self.methods + extra, self.n_instances, self.reference,
+                          self.interrupted or other.interrupted)
+
+    def matched_budget(self, method: str, *, seconds: bool = True,
+                       evaluations: bool = False) -> Callable[[str, int], Budget]:
+        """Per-instance budgets equal to what ``method`` spent on each instance (its wall
+        seconds and/or its evaluations), for a second `compare` at equal budget."""
+        if method not in self.methods:
+            raise KeyError(f"matched_budget: {method!r} did not run; methods {self.methods}")
+
+        def budget(_name: str, i: int) -> Budget:
+            r = self.run(method, i)
+            return Budget(seconds=max(r.seconds, 1e-3) if seconds else None,
+                          evaluations=max(r.evaluations, 1) if evaluations else None)
+        return budget
+
+    def default_reference(self) -> str:
+        """The family's reference if it ran, else the non-SurCo method with the lowest mean
+        value over the instances where every such method succeeded."""
+        if self.reference in self.methods:
+            return self.reference
+        cands = [m for m in self.methods if not m.startswith("surco")] or list(self.methods)
+        means = {m: np.nanmean(self.values(m)) if np.isfinite(self.values(m)).any() else np.inf
+                 for m in cands}
+        return min(cands, key=lambda m: means[m])
+
+    # -- summaries -----------------------------------------------------------------------
+    def summary(self, reference: str | None = None, rtol: float = 1e-6) -> list[dict]:
+        """One row per method, paired with ``reference`` on the instances both solved.
+
+        Row keys: method, n (instances run), failed, value (mean true cost over its
+        successful runs), rel_reference (mean value / reference's mean over the paired
+        instances; None when the reference's mean is not positive), gap (mean paired
+        difference, method − reference), wins / ties / losses (lower is better; ties
+        within ``rtol``), p_sign (two-sided sign test), seconds and evaluations (means)."""
+        ref = reference or self.default_reference()
+        if ref not in self.methods:
+            raise KeyError(f"summary: reference {ref!r} did not run; methods {self.methods}")
+        rv = self.values(ref)
+        rows = []
+        for m in self.methods:
+            runs = [r for r in self.runs if r.method == m]
+            v = self.values(m)
+            both = np.isfinite(v) & np.isfinite(rv)
+            a, b = v[both], rv[both]
+            tie = _ties(a, b, rtol)
+            wins, losses = int(np.sum((a < b) & ~tie)), int(np.sum((a > b) & ~tie))
+            ok = [r for r in runs if r.ok]
+            rows.append({
+                "method": m, "n": len(runs), "failed": len(runs) - len(ok),
+                "value": float(np.mean([r.value for r in ok])) if ok else math.nan,
+                "rel_reference": (float(a.mean() / b.mean()) if both.any() and b.mean() > 0
+                                  else None),
+                "gap": float(np.mean(a - b)) if both.any() else math.nan,
+                "wins": wins, "ties": int(tie.sum()), "losses": losses,
+                "p_sign": sign_test(wins, losses),
+                "seconds": float(np.mean([r.seconds for r in runs])) if runs else math.nan,
+                "evaluations": float(np.mean([r.evaluations for r in runs])) if runs else math.nan,
+                "reference": ref,
+            })
+        return rows
+
+    def table(self, reference: str | None = None) -> str:
+        """`summary` as a plain-text table (wins/ties/losses against the reference)."""
+        rows = self.summary(reference)
+        ref = rows[0]["reference"] if rows else reference
+        head = (f"{'method':<22}{'mean cost':>12}{'/ ref':>8}{'W/T/L vs ' + str(ref):>28}"
+                f"{'p':>8}{'s/inst':>9}{'evals':>8}{'failed':>7}")
+        lines = [head, "-" * len(head)]
+        for r in rows:
+            rel = "" if r["rel_reference"] is None else f"{r['rel_reference']:.3f}"
+            wtl = f"{r['wins']}/{r['ties']}/{r['losses']}"
+            lines.append(f"{r['method']:<22}{r['value']:>12.5g}{rel:>8}{wtl:>28}"
+                         f"{r['p_sign']:>8.3g}{r['seconds']:>9.3g}{r['evaluations']:>8.0f}"
+                         f"{r['failed']:>7}")
+        if self.interrupted:
+            lines.append("(interrupted: runs finished before Ctrl-C only)")
+        failed = [r for r in self.runs if r.status == "failed"]
+        for r in failed[:5]:
+            lines.append(f"failed: {r.method} on instance {r.instance}: {r.error}")
+        if len(failed) > 5:
+            lines.append(f"... {len(failed) - 5} more failed runs")
+        return "\n".join(lines)
+
+    def anytime(self, method: str, axis: str = "evaluations",
+                grid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Mean best-so-far value of ``method`` over instances, on a grid of evaluations or
+        seconds (``axis``); at a grid point before a run's first evaluation the run counts
+        with its final value only once it has one (nan where no run has a value yet)."""
+        if axis not in ("evaluations", "seconds"):
+            raise ValueError(f"anytime: axis must be 'evaluations' or 'seconds', got {axis!r}")
+        col = 0 if axis == "evaluations" else 1
+        runs = [r for r in self.runs if r.method == method and r.ok and r.curve]
+        if grid is None:
+            top = max((r.curve[-1][col] for r in runs), default=1.0)
+            top = max(top, max((r.evaluations if col == 0 else r.seconds) for r in runs)
+                      if runs else 1.0)
+            grid = np.linspace(0, top, 100)
+        vals = np.full((len(runs), len(grid)), np.nan)
+        for i, r in enumerate(runs):
+            pts = np.array([p[col] for p in r.curve])
+            best = np.array([p[2] for p in r.curve])
+            idx = np.searchsorted(pts, grid, side="right") - 1
+            vals[i] = np.where(idx >= 0, best[np.clip(idx, 0, None)], np.nan)
+        with np.errstate(all="ignore"):
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return np.asarray(grid), np.nanmean(vals, axis=0) if runs else vals.mean(0)
+
+    def plot(self, path: str | Path | None = None, reference: str | None = None,
+             title: str = ""):
+        """Bar chart of mean cost relative to the reference (SurCo in orange), and the
+        anytime curves (mean best-so-far against evaluations and against seconds) of the
+        methods that evaluate through their meter. Writes ``path`` when given; returns the
+        figure (needs matplotlib)."""
+        import matplotlib
+        if path is not None:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        rows = self.summary(reference)
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        names = [r["method"] for r in rows]
+        rel = [r["rel_reference"] if r["rel_reference"] is not None else r["value"] for r in rows]
+        colors = ["tab:orange" if n.startswith("surco") else "tab:blue" for n in names]
+        ax = axes[0]
+        ax.bar(range(len(names)), rel, color=colors)
+        ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=7)
+        ax.set_ylabel(f"mean cost / {rows[0]['reference']}'s" if rows and
+                      rows[0]["rel_reference"] is not None else "mean cost")
+        if rows and rows[0]["rel_reference"] is not None:
+            ax.axhline(1.0, color="k", lw=0.8)
+            finite = [v for v in rel if v is not None and np.isfinite(v)]
+            if finite:
+                ax.set_ylim(min(finite) * 0.97, max(finite) * 1.03)
+        for ax, axis in zip(axes[1:], ("evaluations", "seconds")):
+            for m in names:
+                if not any(r.curve for r in self.runs if r.method == m):
+                    continue
+                g, v = self.anytime(m, axis)
+                ax.plot(g, v, lw=2.2 if m.startswith("surco") else 1.0, label=m)
+            ax.set_xlabel(axis)
+            ax.set_ylabel("mean best cost so far")
+            ax.legend(fontsize=6)
+        fig.suptitle(title or f"{self.family}: {self.n_instances} instances")
+        fig.tight_layout()
+        if path is not None:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+        return fig
+
+    def to_rows(self, reference: str | None = None, **extra: Any) -> list[dict]:
+        """`summary` rows with ``extra`` keys (e.g. a setting) added to each, for BENCH JSON."""
+        return [{**extra, **r} for r in self.summary(reference)]
+
+    def write_json(self, path: str | Path, *, bench: str, quick: bool,
+                   targets: Sequence[dict] = (), reference: str | None = None,
+                   **extra: Any) -> Path:
+        """The JSON of the project's BENCH.md: bench, quick, machine, commit, started,
+        rows (`summary`), targets (each ``{"name", "value", "op", "target"}``), plus
+        ``extra`` keys and the per-run records."""
+        from surco.report import Report
+        rep = Report(bench, quick, path=path)
+        for r in self.to_rows(reference):
+            rep.row(**r)
+        for t in targets:
+            rep.target(t["name"], t["value"], t["op"], t["target"])
+        rep.extra.update(extra)
+        rep.extra["runs"] = [{"method": r.method, "instance": r.instance, "value": r.value,
+                              "seconds": r.seconds, "evaluations": r.evaluations,
+                              "status": r.status, "error": r.error} for r in self.runs]
+        return rep.finish(quiet=True)
+
+
+# ------------------------------------------------------------------------------------------
+# SurCo as methods of the harness
+# ------------------------------------------------------------------------------------------
+def _zero_call(family: Family, instance, meter: Meter, settings: Mapping[str, Any],
+               prior=None):
+    import surco
+    problem = family.problem(instance)
+    counted = dataclasses.replace(problem, evaluate=lambda x, y: meter(x))
+    kw = dict(settings)
+    init = kw.pop("init", "random")
+    if prior is None and callable(init):
+        init = init(instance)
+    kw["select"] = "evaluate"
+    if meter.budget.evaluations is not None:
+        # steps whose x repeats cost nothing: let the evaluation budget be the limit
+        kw["steps"] = max(int(kw.get("steps", 100)), 20 * int(meter.budget.evaluations))
+    if math.isfinite(meter.remaining_seconds()):
+        kw["time_limit"] = max(meter.remaining_seconds(), 1e-3)
+    if prior is None:
+        return surco.zero(counted, instance, init=init, **kw)
+    return surco.hybrid(counted, instance, prior, **kw)
+
+
+def surco_methods(family: Family, prior=None, **overrides: Any) -> dict[str, Method]:
+    """SurCo-zero (and, given a trained prior, SurCo-prior and SurCo-hybrid) as harness
+    methods, with the family's ``zero_settings`` (``overrides`` replace entries).
+
+    SurCo-zero and -hybrid select their answer by the true cost through the meter (each new
+    x of a step is one evaluation; a step whose x repeats is free), stop at the meter's
+    deadline, and under an evaluation budget run until it is spent. SurCo-prior is one
+    forward pass and one solve: no evaluation.
+    """
+    settings = {**dict(family.zero_settings), **overrides}
+
+    def zero_method(instance, meter):
+        return np.asarray(_zero_call(family, instance, meter, settings).x)
+
+    methods: dict[str, Method] = {"surco-zero": zero_method}
+    if prior is not None:
+        def prior_method(instance, meter):
+            return np.asarray(prior.predict(instance).x)
+
+        def hybrid_method(instance, meter):
+            return np.asarray(_zero_call(family, instance, meter, settings, prior=prior).x)
+
+        methods["surco-prior"] = prior_method
+        methods["surco-hybrid"] = hybrid_method
+    return methods
+
+
+# ------------------------------------------------------------------------------------------
+# The harness
+# ------------------------------------------------------------------------------------------
+def _resolve_methods(family: Family, methods, prior) -> dict[str, Method]:
+    known: dict[str, Method] = dict(family.baselines)
+    if family.exact is not None:
+        known["exact"] = family.exact
+    known.update(surco_methods(family, prior))
+    if methods is None:
+        return known
+    if isinstance(methods, Mapping):
+        bad = [k for k, v in methods.items() if not isinstance(k, str) or not callable(v)]
+        if bad:
+            raise TypeError(f"compare: methods must map names to callables "
+                            f"method(instance, meter) -> x; bad entries {bad}")
+        return dict(methods)
+    if isinstance(methods, str):
+        raise TypeError("compare: methods must be a list of names or a mapping, not a string")
+    out = {}
+    for m in methods:
+        if m not in known:
+            hint = (" (surco-prior / surco-hybrid need prior=...)"
+                    if m in SURCO_METHODS and prior is None else "")
+            raise ValueError(f"compare: unknown method {m!r}{hint}; choose from {sorted(known)}")
+        out[m] = known[m]
+    return out
+
+
+def compare(family: Family, instances: Sequence[Any], methods: Sequence[str] | Mapping[str, Method] | None = None,
+            *, budget: Budget | Callable[[str, int], Budget] = Budget(), prior=None,
+            reference: str | None = None, progress: bool = True) -> Comparison:
+    """Run methods × instances under a budget and pair the results per instance.
+
+    Args:
+      family: the problem `Family` (evaluate, Ω check, baselines, SurCo settings).
+      instances: the instances (a list or tuple).
+      methods: names among the family's baselines, "exact" and `SURCO_METHODS`, or a
+        mapping name -> `Method`; default: every baseline and SurCo (prior-based variants
+        only when ``prior`` is given). Methods run in this order, each over all instances.
+      budget: one `Budget` for every (method, instance), or a function
+        ``(method, instance index) -> Budget`` (e.g. `Comparison.matched_budget`).
+      prior: a trained SurCo-prior for "surco-prior" / "surco-hybrid".
+      reference: the default reference of the summaries (default: the family's, else the
+        best non-SurCo method).
+      progress: a progress bar over (method, instance) pairs.
+
+    Returns:
+      A `Comparison`. Failed methods are recorded, never raised; Ctrl-C returns the runs so
+      far with ``interrupted=True``.
+
+    Raises:
+      TypeError, ValueError: bad arguments (naming which).
+    """
+    if not isinstance(family, Family):
+        raise TypeError(f"compare: family must be a surco.Family, got {type(family).__name__}")
+    if isinstance(instances, (list, tuple)):
+        instances = list(instances)
+    else:
+        raise TypeError(f"compare: instances must be a list or tuple, got {type(instances).__name__}")
+    if not instances:
+        raise ValueError("compare: no instances given")
+    if not (isinstance(budget, Budget) or callable(budget)):
+        raise TypeError(f"compare: budget must be a surco.Budget or a function (method, "
+                        f"instance index) -> Budget, got {type(budget).__name__}")
+    table = _resolve_methods(family, methods, prior)
+    names = list(table)
+    runs: list[Run] = []
+    cmp = Comparison(family.name, runs, names, len(instances), reference or family.reference)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(names) * len(instances), desc=f"compare[{family.name}]", unit="run")
+    try:
+        for name in names:
+            for i, inst in enumerate(instances):
+                if bar is not None:
+                    bar.set_postfix_str(name)
+                b = budget if isinstance(budget, Budget) else budget(name, i)
+                if not isinstance(b, Budget):
+                    raise TypeError(f"compare: budget({name!r}, {i}) returned "
+                                    f"{type(b).__name__}, expected a surco.Budget")
+                runs.append(_run_one(family, name, table[name], i, inst, b))
+                if bar is not None:
+                    bar.update(1)
+    except KeyboardInterrupt:
+        cmp.interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    return cmp
+
+
+def _run_one(family: Family, name: str, method: Method, i: int, inst: Any,
+             budget: Budget) -> Run:
+    batch = None
+    if family.evaluate_batch is not None:
+        def batch(X):
+            return family.evaluate_batch(X, inst)
+    meter = budget.start(lambda x: family.evaluate(x, inst), evaluate_batch=batch)
+    x, status, error = None, "ok", None
+    t0 = time.perf_counter()
+    try:
+        x = method(inst, meter)
+    except BudgetExhausted:
+        status, x = "budget", meter.best_x
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # recorded, never aborts the comparison
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    seconds = time.perf_counter() - t0
+    value = math.nan
+    if status != "failed":
+        if x is None:
+            status, error = "failed", "returned no solution"
+        else:
+            x = np.asarray(x)
+            try:
+                bad = family.violations(x, inst)
+            except Exception as exc:
+                bad = [f"the feasibility check failed: {type(exc).__name__}: {exc}"]
+            if bad:
+                status, error = "failed", "solution outside Ω: " + "; ".join(bad[:3])
+            else:
+                cached = meter.cached(x)
+                value = float(cached if cached is not None else family.evaluate(x, inst))
+    return Run(name, i, x, value, seconds, meter.evaluations, status, error,
+               list(meter.curve), budget)
