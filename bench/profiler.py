@@ -7,9 +7,9 @@ judge every plan by measurement (DreamShard-style; SurCo §5.1).
 On whatever device JAX sees (a CUDA GPU when there is one, else the CPU; the same code):
 
 1. profile random table subsets of the train pool (fused embedding-bag forward and
-   backward, `problems/sharding/profiler.py`), through the SQLite measurement cache (a run
+   backward, `problems/sharding/measured/`), through the SQLite measurement cache (a run
    that stops resumes where it stopped);
-2. train the DreamShard-style neural cost model on them and report its held-out error
+2. train the DreamShard-style learned cost model on them and report its held-out error
    (MAPE and Kendall's tau of device compute, next to predicting the mean);
 3. on DLRM-50 test tasks (50 tables of the test pool, 4 devices of 5 GB), place the
    tables with SurCo-zero and SurCo-hybrid on the learned model and with every baseline of
@@ -35,15 +35,13 @@ import numpy as np
 
 import surco
 from bench._report import RESULTS, Report, parse_args
-from surco.problems.sharding import profiler as prof
-from surco.problems.sharding.baselines import BASELINES, PROXY_HEURISTICS
-from surco.problems.sharding.cache import MeasurementCache
-from surco.problems.sharding.dataset import DATA_DIR, build_dataset, default_cache_path
-from surco.problems.sharding.neural import (kendall_tau, mape, neural_problem,
-                                            task_inputs, task_pool, train_cost_model)
-from surco.problems.sharding.problem import evaluate_plan
-from surco.problems.sharding.tables import generate_pool, split_pool
-from surco.problems.sharding.tasks import generate_tasks, plan_violations
+from surco.problems.sharding import (BASELINES, PROXY_HEURISTICS, evaluate_plan,
+                                     generate_pool, generate_tasks, plan_violations,
+                                     sharding_problem, split_pool)
+from surco.problems.sharding import measured as prof
+from surco.problems.sharding.measured import (DATA_DIR, MeasurementCache, build_dataset,
+                                              default_cache_path, kendall_tau, mape,
+                                              task_inputs, task_pool, train_cost_model)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +103,7 @@ def main(argv=None) -> None:
                            "small batch; CPU timings, not GPU timings"}
     rep.extra["communication"] = (f"modelled, not measured: all-to-all of pooled outputs "
                                   f"over a {cfg.link_gbps:g} GB/s link per device "
-                                  f"(profiler.alltoall_ms), forward and backward")
+                                  f"(sharding.comm.alltoall_ms), forward and backward")
     pool = generate_pool(0)
     train_pool, test_pool = split_pool(pool, 0.5, seed=0)
 
@@ -137,9 +135,9 @@ def main(argv=None) -> None:
             out = ds.save(DATA_DIR / f"profiled_{'gpu' if gpu else 'cpu'}.npz")
             print(f"dataset written to {out} ({out.stat().st_size / 1e6:.2f} MB)", flush=True)
 
-        # 2. neural cost model ------------------------------------------------------------
+        # 2. learned cost model -----------------------------------------------------------
         model, tr = train_cost_model(ds, epochs=S.epochs, seed=0, progress=True)
-        rep.row(setting="cost model (held-out subsets)", method="neural (DreamShard)",
+        rep.row(setting="cost model (held-out subsets)", method="learned (DreamShard)",
                 mape=tr.mape, kendall_tau=tr.tau, mape_total=tr.mape_total,
                 mean_baseline_mape=tr.mean_baseline_mape,
                 median_baseline_mape=tr.median_baseline_mape, n_train=tr.n_train,
@@ -152,7 +150,7 @@ def main(argv=None) -> None:
         test = generate_tasks(test_pool, 50, 4, n_tasks=S.tasks, seed=1)
         train = generate_tasks(train_pool, 50, 4, n_tasks=S.prior_tasks, seed=2)
         val = generate_tasks(train_pool, 50, 4, n_tasks=max(2, S.prior_tasks // 8), seed=3)
-        problem = neural_problem(model)
+        problem = sharding_problem(model, temperature=0.01)
         plans: dict[str, list[np.ndarray]] = {}
         seconds: dict[str, float] = {}
         for name, fn in BASELINES.items():
@@ -192,12 +190,12 @@ def main(argv=None) -> None:
                 pm = prof.profile_plan(task_pool(task), x, cfg, cache=cache, device=device)
                 feats = task_inputs(task)
                 xj = jnp.asarray(x, jnp.float32)
-                pc = model.device_costs(xj, feats)
+                pc = model.head_costs(xj, feats)
                 dev_pred += list(np.asarray(pc["compute"]))
                 dev_meas += list(pm.fwd_ms + pm.bwd_ms)
                 per_task[m].append({
                     "task": i, "profiled_ms": pm.cost_ms,
-                    "predicted_ms": float(model.plan_cost(xj, feats)),
+                    "predicted_ms": float(model.plan_cost(xj, task)),
                     "analytic_ms": evaluate_plan(x, task),
                     "device_compute_ms": (pm.fwd_ms + pm.bwd_ms).tolist(),
                     "comm_ms": pm.comm_ms.tolist()})
@@ -230,7 +228,7 @@ def main(argv=None) -> None:
                 vs_best_proxy=float(np.mean(prof_cost[m] / prof_cost[best_proxy])),
                 seconds=seconds[m])
     dp, dm = np.array(dev_pred), np.array(dev_meas)
-    rep.row(setting="cost model (devices of profiled test plans)", method="neural (DreamShard)",
+    rep.row(setting="cost model (devices of profiled test plans)", method="learned (DreamShard)",
             mape=mape(dp, dm), kendall_tau=kendall_tau(dp, dm), n_test=int(dm.size))
     rep.extra["per_task"] = per_task
     rep.extra["best_baseline"] = best_base

@@ -1,12 +1,20 @@
-"""Embedding-table sharding benchmark (issue 5; SurCo §5.1 grid).
+"""Embedding-table sharding: SurCo next to the heuristics and the search baselines, through
+the comparison harness, at equal wall time and at equal evaluations of f.
 
     python -m bench.sharding            # T in {10, ..., 60}, D = 4, 5 GB, 50 train + 50 test
     python -m bench.sharding --quick    # T = 50 only, 50 train + 10 test tasks
 
-For every setting: tasks from the train and test halves of the generated 856-table pool,
-SurCo-prior trained on the train tasks (early stopping on 10 more), then every baseline and
-SurCo-zero / -prior / -hybrid on the test tasks, side by side, under the embedded cost
-model. Writes ``bench/results/sharding[-quick].json`` and ``sharding[-quick].png``.
+For every setting, on the test half of the generated 856-table pool (SurCo's settings and
+prior were chosen and trained on the train half only):
+
+1. own budget: every heuristic, local search (steepest and first improvement, to a local
+   optimum) and SurCo-zero / -prior / -hybrid with their own settings;
+2. equal wall time: annealing, SCIP on the cost-model MINLP and both local searches given,
+   task by task, the wall time that each SurCo method spent;
+3. equal evaluations: SurCo-zero / -hybrid and the searches under `EVALS` evaluations of f
+   (each distinct plan whose cost is computed is one evaluation, for every method).
+
+Writes ``bench/results/sharding[-quick].json`` and ``sharding[-quick]-T50.png``.
 """
 from __future__ import annotations
 
@@ -20,90 +28,91 @@ from bench._report import RESULTS, Report, parse_args
 DEVICES = 4
 N_TRAIN, N_VAL, N_TEST = 50, 10, 50
 QUICK_TEST = 10
-
-
-def _plot(per_setting: dict[int, list[dict]], path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    Ts = sorted(per_setting)
-    methods = [r["method"] for r in per_setting[Ts[0]]]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    if len(Ts) == 1:
-        rows = per_setting[Ts[0]]
-        ax.bar(range(len(rows)), [r["rel_best_baseline"] for r in rows],
-               color=["tab:orange" if r["method"].startswith("surco") else "tab:blue" for r in rows])
-        ax.set_xticks(range(len(rows)), methods, rotation=35, ha="right")
-        ax.axhline(1.0, color="k", lw=0.8)
-        ax.set_ylim(0.8, max(r["rel_best_baseline"] for r in rows) * 1.05)
-        ax.set_title(f"T = {Ts[0]}, D = {DEVICES}: mean cost / best baseline's")
-    else:
-        for m in methods:
-            ys = [next(r["rel_best_baseline"] for r in per_setting[T] if r["method"] == m) for T in Ts]
-            ax.plot(Ts, ys, marker="o", lw=2.5 if m.startswith("surco") else 1, label=m)
-        ax.set_xlabel("tables T")
-        ax.set_title(f"D = {DEVICES}: mean cost / best baseline's")
-        ax.legend(fontsize=7, ncol=2)
-    ax.set_ylabel("relative cost")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+EVALS = 300
+SEARCH = ("local-search", "local-search-first", "annealing", "scip-minlp")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(__doc__, argv)
-    from surco.problems.sharding.baselines import BASELINES, PROXY_HEURISTICS, cost_greedy
-    from surco.problems.sharding.compare import (best_proxy, compare, default_problem,
-                                                 summarize, train_prior)
-    from surco.problems.sharding.tables import generate_pool, split_pool
-    from surco.problems.sharding.tasks import GRID_TABLES, generate_tasks
+    import surco
+    from surco.problems import sharding as S
+    from surco.problems.sharding.baselines import BASELINES, PROXY_HEURISTICS
+    from surco.problems.sharding.settings import train_prior
 
+    fam = S.FAMILY
     rep = Report("sharding", args.quick)
-    settings = (50,) if args.quick else GRID_TABLES
+    settings = (50,) if args.quick else S.GRID_TABLES
     n_test = QUICK_TEST if args.quick else N_TEST
-    train_pool, test_pool = split_pool(generate_pool(0), 0.5, seed=0)
-    problem = default_problem()
-    per_setting: dict[int, list[dict]] = {}
+    heur = list(BASELINES)
     for T in settings:
-        print(f"T={T}, D={DEVICES}: building tasks", flush=True)
-        train = generate_tasks(train_pool, T, DEVICES, N_TRAIN, seed=0)
-        val = generate_tasks(train_pool, T, DEVICES, N_VAL, seed=7)
-        test = generate_tasks(test_pool, T, DEVICES, n_test, seed=1)
+        tag = f"T={T},D={DEVICES}"
+        print(f"{tag}: tasks and SurCo-prior", flush=True)
+        train = S.generate(N_TRAIN, seed=0, n_tables=T, n_devices=DEVICES, split="train")
+        val = S.generate(N_VAL, seed=7, n_tables=T, n_devices=DEVICES, split="train")
+        test = S.generate(n_test, seed=1, n_tables=T, n_devices=DEVICES, split="test")
         t0 = time.perf_counter()
         prior = train_prior(train, val_tasks=val, progress=True)
-        train_s = time.perf_counter() - t0
+        rep.extra.setdefault("prior_train_seconds", {})[tag] = round(time.perf_counter() - t0, 1)
         prior.predict(train[0])  # compile outside the timed runs
-        runs = compare(test, prior=prior, problem=problem, progress=True)
-        rows = summarize(runs)
-        per_setting[T] = rows
-        # memory binds where the cost-model greedy, run without memory limits, overflows
-        uncapped = [t.replace(capacity=np.full(DEVICES, np.inf)) for t in test]
-        mem_bind = float(np.mean([np.any(np.asarray(t.size_bytes) @ cost_greedy(u) > t.capacity)
-                                  for t, u in zip(test, uncapped)]))
-        for r in rows:
-            rep.row(setting=f"T={T},D={DEVICES}", **r)
-        rep.extra.setdefault("prior_train_seconds", {})[f"T={T}"] = round(train_s, 1)
-        rep.extra.setdefault("memory_binds_fraction", {})[f"T={T}"] = mem_bind
+
+        own = surco.compare(fam, test, heur + ["local-search", "local-search-first",
+                                               "surco-zero", "surco-prior", "surco-hybrid"],
+                            prior=prior)
+        for r in own.to_rows(setting=tag, budget="own"):
+            rep.row(**r)
+        aborted = sum(r.status == "failed" for r in own.runs)
+        rep.extra.setdefault("failed_runs", {})[f"{tag}, own"] = aborted
+        print(own.table(), flush=True)
+
+        rel = {}
+        for m in ("surco-zero", "surco-prior", "surco-hybrid"):
+            eq = surco.compare(fam, test, list(SEARCH), budget=own.matched_budget(m))
+            for r in eq.to_rows(setting=tag, budget=f"time of {m}"):
+                rep.row(**r)
+            best = min(SEARCH, key=lambda s: np.nanmean(eq.values(s)))
+            rel[(m, "time")] = (float(np.nanmean(own.values(m)) / np.nanmean(eq.values(best))),
+                                best)
+            rep.extra["failed_runs"][f"{tag}, time of {m}"] = sum(
+                r.status == "failed" for r in eq.runs)
+        ev = surco.compare(fam, test, ["local-search", "local-search-first", "annealing",
+                                       "surco-zero", "surco-hybrid"],
+                           budget=surco.Budget(evaluations=EVALS), prior=prior)
+        for r in ev.to_rows(setting=tag, budget=f"{EVALS} evaluations"):
+            rep.row(**r)
+        rep.extra["failed_runs"][f"{tag}, {EVALS} evaluations"] = sum(
+            r.status == "failed" for r in ev.runs)
+        print(ev.table(), flush=True)
+        searches = ["local-search", "local-search-first", "annealing"]
+        best_ev = min(searches, key=lambda s: np.nanmean(ev.values(s)))
+        for m in ("surco-zero", "surco-hybrid"):
+            rel[(m, "evals")] = (float(np.nanmean(ev.values(m)) / np.nanmean(ev.values(best_ev))),
+                                 best_ev)
+        # SurCo-prior makes no evaluation; at one evaluation a search returns its start
+        one = surco.compare(fam, test, searches, budget=surco.Budget(evaluations=1),
+                            progress=False)
+        best_one = min(searches, key=lambda s: np.nanmean(one.values(s)))
+        rel[("surco-prior", "evals")] = (float(np.nanmean(own.values("surco-prior"))
+                                               / np.nanmean(one.values(best_one))), best_one)
+        for (m, kind), (v, best) in rel.items():
+            what = "equal wall time" if kind == "time" else "equal evaluations of f"
+            rep.target(f"{tag}: {m} mean cost / best search baseline's ({best}) at {what}",
+                       v, "<=", 1.0)
         if T == 50:
-            by = {r["method"]: r for r in rows}
-            base = min((by[m] for m in BASELINES), key=lambda r: r["cost_ms"])
-            proxy = best_proxy(rows)
-            for m in ("surco-zero", "surco-hybrid"):
-                rep.target(f"DLRM-50: {m} mean cost / best baseline's ({base['method']})",
-                           by[m]["cost_ms"] / base["cost_ms"], "<=", 1.0)
-                rep.target(f"DLRM-50: {m} mean cost / best proxy heuristic's ({proxy['method']})",
-                           by[m]["cost_ms"] / proxy["cost_ms"], "<=", 0.90)
-            rep.target("DLRM-50: surco-zero seconds per task", by["surco-zero"]["seconds"], "<=", 10.0)
-            rep.target("DLRM-50: surco-prior inference ms per task",
-                       1e3 * by["surco-prior"]["seconds"], "<=", 100.0)
-    plot = RESULTS / f"sharding{'-quick' if args.quick else ''}.png"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    _plot(per_setting, plot)
-    rep.extra["plot"] = str(plot.relative_to(RESULTS.parent.parent))
+            proxy = min(PROXY_HEURISTICS, key=lambda p: np.nanmean(own.values(p)))
+            rep.target(f"{tag}: local search mean cost / best DreamShard proxy's ({proxy})",
+                       float(np.nanmean(own.values("local-search"))
+                             / np.nanmean(own.values(proxy))), "<=", 0.89)
+            plot = RESULTS / f"sharding{'-quick' if args.quick else ''}-T50.png"
+            own.merge(ev).plot(plot, title=f"DLRM-50, {DEVICES} devices: own budgets and "
+                                           f"{EVALS}-evaluation runs")
+            rep.extra["plot"] = str(plot.relative_to(RESULTS.parent.parent))
+    total_failed = sum(rep.extra["failed_runs"].values())
+    rep.target("runs that failed (aborted methods), all settings and budgets", total_failed,
+               "<=", 0)
     rep.extra["proxy_heuristics"] = list(PROXY_HEURISTICS)
-    print(f"plot written to {plot}")
-    rep.finish(table_columns=["setting", "method", "cost_ms", "rel_best_baseline",
-                              "rel_per_task_best", "seconds"])
+    rep.extra["settings_chosen_on"] = fam.zero_settings_note
+    rep.finish(table_columns=["setting", "budget", "method", "value", "rel_reference", "wins",
+                              "ties", "losses", "p_sign", "seconds", "evaluations", "failed"])
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ of shape (T, D) (float64 one-hot), the same form as SurCo's.
 
 Memory and "every device used" are handled the same way everywhere: a table goes only to a
 device with room for it, and once the tables left are as many as the empty devices, they go
-to empty devices. A heuristic that cannot place a table raises `BaselineError`.
+to empty devices. A deterministic heuristic that cannot place a table raises
+`BaselineError`; ``random`` draws again and falls back instead (`random_plan`), so that it
+never aborts on a feasible task.
 """
 from __future__ import annotations
 
@@ -26,8 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .cost import DEFAULT_COST_MODEL, CostModel, device_costs, standalone_costs
-from .tasks import ShardingTask, assignment_to_plan
+from surco.solvers import SolverError, make_solver
+
+from .cost import DEFAULT_COST_MODEL, AnalyticCostModel, evaluate_plan, standalone_costs
+from .tasks import ShardingTask, assignment_to_plan, spec_for
 
 
 class BaselineError(RuntimeError):
@@ -81,7 +85,7 @@ def size_lookup_greedy(task: ShardingTask, seed: int = 0) -> np.ndarray:
     return _greedy_by_proxy(task, proxy, "size-lookup-greedy")
 
 
-def torchrec_perf(task: ShardingTask, model: CostModel = DEFAULT_COST_MODEL) -> np.ndarray:
+def torchrec_perf(task: ShardingTask, model: AnalyticCostModel = DEFAULT_COST_MODEL) -> np.ndarray:
     """TorchRec-style additive per-table perf estimate (ms): ``3 (S + G) / BW_HBM +
     2 P / BW_COMM`` (forward + 2× backward compute, forward + backward all-to-all)."""
     S, G = np.asarray(task.stream_bytes, np.float64), np.asarray(task.lookup_bytes, np.float64)
@@ -90,24 +94,70 @@ def torchrec_perf(task: ShardingTask, model: CostModel = DEFAULT_COST_MODEL) -> 
 
 
 def torchrec_greedy(task: ShardingTask, seed: int = 0,
-                    model: CostModel = DEFAULT_COST_MODEL) -> np.ndarray:
+                    model: AnalyticCostModel = DEFAULT_COST_MODEL) -> np.ndarray:
     """TorchRec ``GreedyPerfPartitioner`` with TorchRec's additive perf estimate."""
     return _greedy_by_proxy(task, torchrec_perf(task, model), "torchrec-greedy")
 
 
-def random_plan(task: ShardingTask, seed: int = 0) -> np.ndarray:
-    """Each table (in random order) on a uniformly random device with room for it."""
+#: `random_plan`'s attempts at a uniformly random placement before it falls back.
+RANDOM_ATTEMPTS = 10
+
+
+def _random_fit(task: ShardingTask, rng: np.random.Generator, order: np.ndarray
+                ) -> np.ndarray:
+    """Tables in ``order``, each on a uniformly random device with room for it (once the
+    tables left are as many as the empty devices, on an empty one).
+
+    Raises:
+      BaselineError: a table finds no device with room.
+    """
     T, D = task.n_tables, task.n_devices
-    rng = np.random.default_rng(seed)
     size = np.asarray(task.size_bytes, np.float64)
     cap = np.asarray(task.capacity, np.float64)
     mem, count = np.zeros(D), np.zeros(D, int)
     assign = np.full(T, -1)
-    for i, t in enumerate(rng.permutation(T)):
+    for i, t in enumerate(order):
         fits = _candidates(mem, count, size[t], cap, T - i, "random", int(t))
         d = rng.choice(fits)
         assign[t], mem[d], count[d] = d, mem[d] + size[t], count[d] + 1
     return assignment_to_plan(assign, D)
+
+
+def random_plan(task: ShardingTask, seed: int = 0) -> np.ndarray:
+    """DreamShard's random baseline: each table, in random order, on a uniformly random
+    device with room for it.
+
+    On tight tasks (tables near the devices' memory) a random order can leave no room for
+    a large table; the plan is then drawn again, and after `RANDOM_ATTEMPTS` failed
+    draws it falls back, in turn, to (a) random fit decreasing: the same random device
+    choice with the tables largest first, `RANDOM_ATTEMPTS` times, and (b) the MILP of Ω
+    (`tasks.spec_for`, HiGHS) with uniformly random costs, which finds a plan whenever
+    one exists. Seeded: the same ``seed`` gives the same plan.
+
+    Raises:
+      BaselineError: the task has no feasible plan at all (never for tasks made by
+        `tasks.make_task` with ``check=True``).
+    """
+    rng = np.random.default_rng(seed)
+    T = task.n_tables
+    for _ in range(RANDOM_ATTEMPTS):
+        try:
+            return _random_fit(task, rng, rng.permutation(T))
+        except BaselineError:
+            pass
+    size = np.asarray(task.size_bytes, np.float64)
+    for _ in range(RANDOM_ATTEMPTS):
+        # largest first, ties in random order
+        order = np.lexsort((rng.random(T), -size))
+        try:
+            return _random_fit(task, rng, order)
+        except BaselineError:
+            pass
+    try:
+        sol = make_solver(spec_for(task), backend="highs").solve(rng.random((T, task.n_devices)))
+    except SolverError as exc:
+        raise BaselineError(f"random: the task has no feasible plan ({exc})") from exc
+    return assignment_to_plan(np.argmax(np.asarray(sol.x), axis=1), task.n_devices)
 
 
 def round_robin(task: ShardingTask, seed: int = 0) -> np.ndarray:
@@ -125,7 +175,7 @@ def round_robin(task: ShardingTask, seed: int = 0) -> np.ndarray:
 
 
 def cost_greedy(task: ShardingTask, seed: int = 0,
-                model: CostModel = DEFAULT_COST_MODEL) -> np.ndarray:
+                model: AnalyticCostModel = DEFAULT_COST_MODEL) -> np.ndarray:
     """SurCo's Greedy under the cost model: largest standalone cost first, each table on the
     fitting device that minimises the resulting plan cost (max over devices, the coupled
     model on the tables placed so far), ties broken by that device's own resulting cost."""
@@ -152,17 +202,17 @@ def cost_greedy(task: ShardingTask, seed: int = 0,
     return x.astype(np.float64)
 
 
-_CANDIDATE_FNS: dict[CostModel, Callable] = {}
+_CANDIDATE_FNS: dict[AnalyticCostModel, Callable] = {}
 
 
-def _candidate_costs(model: CostModel):
+def _candidate_costs(model: AnalyticCostModel):
     """jit: (x, t, task) -> (D, D) device costs of the D plans x with table t added on d."""
     fn = _CANDIDATE_FNS.get(model)
     if fn is None:
         def f(x, t, task):
             D = x.shape[1]
             cands = x[None].repeat(D, 0).at[jnp.arange(D), t, jnp.arange(D)].set(1.0)
-            return jax.vmap(lambda xc: device_costs(xc, task, model))(cands)
+            return jax.vmap(lambda xc: model.device_costs(xc, task))(cands)
         fn = _CANDIDATE_FNS[model] = jax.jit(f)
     return fn
 
@@ -182,7 +232,7 @@ BASELINES: dict[str, Callable[..., np.ndarray]] = {
 PROXY_HEURISTICS = ("dim-greedy", "size-greedy", "lookup-greedy", "size-lookup-greedy")
 
 
-def best_heuristic_plan(task: ShardingTask, model: CostModel = DEFAULT_COST_MODEL
+def best_heuristic_plan(task: ShardingTask, model: AnalyticCostModel = DEFAULT_COST_MODEL
                         ) -> tuple[str, np.ndarray]:
     """The cheapest plan under ``model`` among the deterministic baselines (all but random):
     ``(name, x)``. SurCo-zero starts from it.
@@ -190,7 +240,6 @@ def best_heuristic_plan(task: ShardingTask, model: CostModel = DEFAULT_COST_MODE
     Raises:
       BaselineError: no deterministic baseline could place the tables.
     """
-    from .problem import evaluate_plan
     best, errors = None, []
     for name, fn in BASELINES.items():
         if name == "random":

@@ -1,4 +1,5 @@
-"""The embedded analytic cost model of a sharding plan (differentiable, no GPU needed).
+"""The embedded analytic cost model of a sharding plan (differentiable, no GPU needed):
+`AnalyticCostModel`, one implementation of `cost_model.ShardingCostModel`.
 
 A plan x (T tables × D devices, x[t, d] = 1 when table t lives on device d; relaxed to [0, 1]
 for gradients) costs, per training iteration, ``max_d cost_d(x)`` milliseconds, where device
@@ -38,18 +39,20 @@ gradients (backward) moves, per table, ``P_t = B · dim_t · 4 · (D - 1) / D`` 
 table's device to the others, and each device receives its batch slice ``P_t / (D - 1)`` of
 every table it does not hold; over full-duplex links device d needs
 ``2 · max(send_d, recv_d) / BW_COMM`` with ``send_d = Σ_t x[t,d] P_t`` and
-``recv_d = Σ_t (1 - x[t,d]) P_t / (D - 1)``. The collective ends when its slowest member
-does, and every device waits for it, so (`device_costs`)::
+``recv_d = Σ_t (1 - x[t,d]) P_t / (D - 1)`` (`comm.alltoall_ms`, the one communication
+model of every cost model). The collective ends when its slowest member does, and every
+device waits for it, so (`AnalyticCostModel.device_costs`)::
 
     cost_d = (1 + BWD_MULTIPLIER) · F_d + max_d' 2 · max(send_d', recv_d') / BW_COMM
 
-and the plan costs ``max_d cost_d`` = max compute + max all-to-all time (`plan_cost`).
+and the plan costs ``max_d cost_d`` = max compute + max all-to-all time
+(`AnalyticCostModel.plan_cost`).
 Two couplings make the plan cost more than a sum of per-table costs: tables with large hot
 sets slow each other down through ``W_d``, and the all-to-all is set by the device with
 the most (or, receiving, the least) pooled width, so compute and communication have to be
 balanced at the same time.
 
-Constants (`CostModel` fields) and where they come from. The modelled machine is a node of
+Constants (`AnalyticCostModel` fields) and where they come from. The modelled machine is a node of
 NVIDIA H100 PCIe GPUs whose all-to-all goes over PCIe 5.0 (no NVLink), a setting where the
 pooled-embedding exchange is a large share of an iteration (about 60 % of the plan cost of
 DLRM-50 plans on 4 devices here; DreamShard, too, models and measures communication as a
@@ -81,21 +84,35 @@ separate cost next to computation):
   fraction of the mean device load (evaluation always uses the true maximum).
 
 With NVLink-class bandwidth (600 GB/s) communication becomes a few percent of the cost and
-the heuristics' gap to cost-aware placement shrinks; pass another `CostModel` to study that.
+the heuristics' gap to cost-aware placement shrinks; pass another `AnalyticCostModel` to
+study that.
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .comm import alltoall_ms, exchange_ms, pooled_bytes
+from .cost_model import ShardingCostModel
 from .tables import TablePool
 
+
 @dataclasses.dataclass(frozen=True)
-class CostModel:
-    """Hardware and workload constants of the analytic cost model (see module docstring)."""
+class AnalyticCostModel(ShardingCostModel):
+    """The analytic cost model: hardware and workload constants (see module docstring) and
+    the `ShardingCostModel` methods (`stage_costs`, `plan_cost`, `smooth_plan_cost`,
+    `device_costs`, `evaluate`), pure JAX in x.
+
+    Raises:
+      ValueError: a constant that is not a positive finite number (names the field).
+    """
+
+    name: ClassVar[str] = "analytic"
+    differentiable: ClassVar[bool] = True
 
     batch_per_device: int = 16384
     hbm_bw: float = 2.0e12             # bytes/s, H100 PCIe HBM2e (datasheet)
@@ -116,7 +133,8 @@ class CostModel:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if not (np.isfinite(v) and v > 0):
-                raise ValueError(f"CostModel.{f.name} must be a positive finite number, got {v}")
+                raise ValueError(f"AnalyticCostModel.{f.name} must be a positive finite "
+                                 f"number, got {v}")
 
     def dim_penalty(self, dim: np.ndarray) -> np.ndarray:
         """Effective-bandwidth penalty by embedding dim (TorchRec block usage × sector)."""
@@ -126,8 +144,47 @@ class CostModel:
         sector = np.maximum(1.0, self.sector_bytes / (self.element_bytes * dim))
         return block * sector
 
+    def stage_costs(self, x: jax.Array, task) -> tuple[jax.Array, jax.Array]:
+        """Per-device compute and communication times in ms of a plan ``x`` (T, D), binary
+        or relaxed to [0, 1]: ``compute (D,)`` (forward + backward fused lookups) and
+        ``comm (2, D)`` (forward + backward all-to-all time of each device's send and
+        receive volume). ``task`` is a `ShardingTask` (or anything with its per-table
+        arrays). Pure JAX.
+        """
+        x = jnp.asarray(x)
+        dt = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
+        x = x.astype(dt)
+        S, G = jnp.asarray(task.stream_bytes, dt), jnp.asarray(task.lookup_bytes, dt)
+        r, W = jnp.asarray(task.reuse, dt), jnp.asarray(task.footprint, dt)
+        P = jnp.asarray(task.comm_bytes, dt)
+        C = self.l2_bytes
+        Wd = W @ x                                     # (D,) hot bytes competing for L2
+        hit = r[:, None] * (C / (C + Wd))[None, :]     # (T, D)
+        per_lookup = (1.0 - hit) / self.hbm_bw + hit / self.l2_bw
+        fwd = (self.kernel_overhead
+               + jnp.sum(x * (self.table_overhead + S[:, None] / self.hbm_bw
+                              + G[:, None] * per_lookup), axis=0))
+        # pooled outputs of d's tables to the others; d receives its slice of the rest
+        comm = alltoall_ms(exchange_ms(P @ x, self.comm_bw),
+                           total_ms=exchange_ms(jnp.sum(P), self.comm_bw))
+        return 1e3 * (1.0 + self.bwd_multiplier) * fwd, comm
 
-DEFAULT_COST_MODEL = CostModel()
+    def load_scale(self, task) -> jax.Array:
+        """The task's mean device load, ``task.mean_load_ms`` (standalone table costs / D)."""
+        return jnp.asarray(task.mean_load_ms)
+
+
+DEFAULT_COST_MODEL = AnalyticCostModel()
+
+
+def evaluate_plan(x: np.ndarray, task, model: ShardingCostModel = DEFAULT_COST_MODEL) -> float:
+    """The family's true cost of a plan in Ω: ``model.evaluate(x, task)`` in ms (max over
+    devices, no smoothing), by default under the embedded analytic model.
+
+    Raises:
+      ValueError: x does not have the task's shape (T, D).
+    """
+    return model.evaluate(x, task)
 
 
 def _zipf_cdf(x: np.ndarray, rows: int, skew: float) -> np.ndarray:
@@ -168,7 +225,7 @@ def expected_unique_rows(rows: int, skew: float, lookups: float,
 
 
 def table_terms(pool: TablePool, n_devices: int,
-                model: CostModel = DEFAULT_COST_MODEL) -> dict[str, np.ndarray]:
+                model: AnalyticCostModel = DEFAULT_COST_MODEL) -> dict[str, np.ndarray]:
     """Per-table quantities of the cost model for tables placed on ``n_devices`` devices.
 
     Returns float64 arrays of length ``len(pool)``: ``stream_bytes`` (S), ``lookup_bytes``
@@ -189,66 +246,15 @@ def table_terms(pool: TablePool, n_devices: int,
         "lookup_bytes": L * row_bytes * model.dim_penalty(dim),
         "reuse": np.clip((L - u[:, 0]) / L, 0.0, 1.0),
         "footprint": u[:, 1] * row_bytes,
-        "comm_bytes": B * row_bytes * (D - 1) / D,
+        "comm_bytes": pooled_bytes(dim, B, D, model.element_bytes),
     }
 
 
-def stage_costs(x: jax.Array, task, model: CostModel = DEFAULT_COST_MODEL
-                ) -> tuple[jax.Array, jax.Array]:
-    """Per-device compute and communication times in ms of a plan ``x`` (T, D), binary or
-    relaxed to [0, 1]: ``compute (D,)`` (forward + backward fused lookups) and
-    ``comm (2, D)`` (forward + backward all-to-all time of each device's send and receive
-    volume). ``task`` is a `ShardingTask` (or anything with its per-table arrays). Pure JAX.
-    """
-    x = jnp.asarray(x)
-    dt = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
-    x = x.astype(dt)
-    S, G = jnp.asarray(task.stream_bytes, dt), jnp.asarray(task.lookup_bytes, dt)
-    r, W = jnp.asarray(task.reuse, dt), jnp.asarray(task.footprint, dt)
-    P = jnp.asarray(task.comm_bytes, dt)
-    D = x.shape[-1]
-    C = model.l2_bytes
-    Wd = W @ x                                     # (D,) hot bytes competing for L2
-    hit = r[:, None] * (C / (C + Wd))[None, :]     # (T, D)
-    per_lookup = (1.0 - hit) / model.hbm_bw + hit / model.l2_bw
-    fwd = (model.kernel_overhead
-           + jnp.sum(x * (model.table_overhead + S[:, None] / model.hbm_bw
-                          + G[:, None] * per_lookup), axis=0))
-    send = P @ x                                   # pooled outputs of d's tables to others
-    recv = (P / (D - 1) if D > 1 else 0.0 * P) @ (1.0 - x)  # d's batch slice of others'
-    comm = 2.0 * jnp.stack([send, recv]) / model.comm_bw
-    return 1e3 * (1.0 + model.bwd_multiplier) * fwd, 1e3 * comm
-
-
-def device_costs(x: jax.Array, task, model: CostModel = DEFAULT_COST_MODEL) -> jax.Array:
-    """Per-device iteration time in ms, ``(D,)``: the device's own compute plus the
-    all-to-all time, which every device waits for (the slowest send or receive)."""
-    compute, comm = stage_costs(x, task, model)
-    return compute + jnp.max(comm)
-
-
-def plan_cost(x: jax.Array, task, model: CostModel = DEFAULT_COST_MODEL) -> jax.Array:
-    """The plan's cost in ms: the true maximum over devices of `device_costs`
-    (= max compute + max all-to-all time)."""
-    return jnp.max(device_costs(x, task, model))
-
-
-def smooth_plan_cost(x: jax.Array, task, model: CostModel = DEFAULT_COST_MODEL,
-                     temperature: float | None = None) -> jax.Array:
-    """Training objective: `plan_cost` with both maxima replaced by ``τ·logsumexp(·/τ)``,
-    ``τ = temperature × task.mean_load_ms`` (``temperature`` defaults to the model's
-    ``smooth_temperature``; the mean device load is fixed per task, so τ does not depend on
-    x). Upper-bounds `plan_cost` by at most ``τ (log D + log 2D)``; smooth everywhere."""
-    temp = model.smooth_temperature if temperature is None else float(temperature)
-    if not temp > 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    compute, comm = stage_costs(x, task, model)
-    tau = temp * jnp.asarray(task.mean_load_ms, compute.dtype)
-    return tau * (jax.nn.logsumexp(compute / tau) + jax.nn.logsumexp(comm / tau))
-
-
-def standalone_costs(task, model: CostModel = DEFAULT_COST_MODEL) -> np.ndarray:
-    """Cost in ms of each table alone on a device (kernel overhead included), ``(T,)``."""
+def standalone_costs(task, model: AnalyticCostModel = DEFAULT_COST_MODEL) -> np.ndarray:
+    """Cost in ms of each table alone on a device, ``(T,)``: its compute (kernel overhead
+    included) plus the time to send its pooled outputs to the task's other devices."""
     T = int(task.stream_bytes.shape[0])
     eye = jnp.eye(T, dtype=jnp.float32)
-    return np.asarray(jax.vmap(lambda col: device_costs(col[:, None], task, model)[0])(eye))
+    compute = jax.vmap(lambda col: model.stage_costs(col[:, None], task)[0][0])(eye)
+    return np.asarray(compute + exchange_ms(jnp.asarray(task.comm_bytes, jnp.float32),
+                                            model.comm_bw))

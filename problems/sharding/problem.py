@@ -1,13 +1,12 @@
 """Embedding-table sharding as a `surco.Problem` (Ferber et al., ICML 2023, §5.1).
 
-x (T, D) binary places table t on device d; Ω is `spec_for(task)`; the objective is the
-cost model's smooth maximum over devices (training) and ``evaluate`` its true maximum (ms).
-SurCo-zero / -prior / -hybrid run on it through the generic API; nothing here is a copy of
-the method.
+x (T, D) binary places table t on device d; Ω is `spec_for(task)`; the objective is a
+differentiable cost model's smooth maximum over devices (training) and ``evaluate`` the true
+maximum (ms) under the same or another model (`cost_model.ShardingCostModel`: analytic,
+measured, learned). SurCo-zero / -prior / -hybrid run on it through the generic API;
+nothing here is a copy of the method.
 """
 from __future__ import annotations
-
-import functools
 
 import flax.linen as nn
 import jax
@@ -17,25 +16,14 @@ import numpy as np
 from surco.problem import Problem
 from surco.prior import CostNet
 
-from .cost import DEFAULT_COST_MODEL, CostModel, plan_cost, smooth_plan_cost
+from .baselines import cost_greedy, torchrec_greedy
+from .cost import DEFAULT_COST_MODEL, AnalyticCostModel, standalone_costs
+from .cost_model import ShardingCostModel
 from .tasks import ShardingTask, spec_for
 
 
-@functools.lru_cache(maxsize=None)
-def _jitted_plan_cost(model: CostModel):
-    return jax.jit(lambda x, task: plan_cost(x, task, model))
-
-
-def evaluate_plan(x: np.ndarray, task: ShardingTask,
-                  model: CostModel = DEFAULT_COST_MODEL) -> float:
-    """The plan's true cost in ms (max over devices, no smoothing), for any plan in Ω."""
-    x = np.asarray(x)
-    if x.shape != (task.n_tables, task.n_devices):
-        raise ValueError(f"plan has shape {x.shape}, expected ({task.n_tables}, {task.n_devices})")
-    return float(_jitted_plan_cost(model)(x.astype(np.float32), task))
-
-
-def plan_features(task: ShardingTask, model: CostModel = DEFAULT_COST_MODEL) -> np.ndarray:
+def plan_features(task: ShardingTask,
+                  model: AnalyticCostModel = DEFAULT_COST_MODEL) -> np.ndarray:
     """Per-table features for SurCo-prior, ``(T, 22 + D)``: the task's DreamShard features
     (`ShardingTask.features`) and a TorchRec-planner plan, column d holding
     ``(a_t / mean a)^2`` when TorchRec's greedy partitioner puts table t on device d (0
@@ -45,8 +33,6 @@ def plan_features(task: ShardingTask, model: CostModel = DEFAULT_COST_MODEL) -> 
     Raises:
       BaselineError: TorchRec's greedy partitioner finds no room for a table.
     """
-    from .baselines import torchrec_greedy
-    from .cost import standalone_costs
     a = standalone_costs(task, model).astype(np.float64)
     w = (a / a.mean()) ** 2
     return np.concatenate([np.asarray(task.features, np.float64),
@@ -74,37 +60,59 @@ class PlanResidualNet(CostNet):
         return mlp - self.skip * feats[:, -self.out:]
 
 
-def sharding_problem(model: CostModel = DEFAULT_COST_MODEL, *, smooth: bool = True,
-                     temperature: float | None = None) -> Problem:
-    """The sharding `Problem` under ``model``.
+def sharding_problem(model: ShardingCostModel = DEFAULT_COST_MODEL, *, smooth: bool = True,
+                     temperature: float | None = None,
+                     truth: ShardingCostModel | None = None) -> Problem:
+    """The sharding `Problem` under any cost model (`cost_model.ShardingCostModel`).
 
     Args:
-      model: the cost model (default: the embedded analytic model).
-      smooth: optimise the smooth maximum (``τ·logsumexp``, gradients reach every device)
-        rather than the true maximum; evaluation is always the true maximum.
-      temperature: τ as a fraction of the task's mean device load (default: the model's
+      model: the objective SurCo differentiates: a differentiable cost model (default the
+        embedded analytic model; or a trained `measured.LearnedCostModel`).
+      smooth: optimise the model's smooth maximum (``τ·logsumexp``, gradients reach every
+        device) rather than the true maximum; evaluation is always a true maximum.
+      temperature: τ as a fraction of the model's `load_scale` (default: the model's
         ``smooth_temperature``).
+      truth: the model whose `evaluate` is the problem's true cost, by which SurCo selects
+        its best plan and comparisons judge plans (default ``model``); e.g. a
+        `measured.MeasuredCostModel` to judge by the profiler.
 
     Returns:
-      ``Problem("sharding", space=spec_for, objective=f, features=plan_features,
-      evaluate=true max in ms)``; x has shape (T, D), features (T, 22 + D).
+      ``Problem(name, space=spec_for, objective=f, features=plan_features,
+      evaluate=truth.evaluate)``; x has shape (T, D), features (T, 22 + D) (the heuristic
+      plan under ``model`` when it is analytic, else under the default analytic model).
+      The name is ``"sharding"`` under the analytic model, ``"sharding-<model.name>"``
+      otherwise.
+
+    Raises:
+      TypeError: ``model`` or ``truth`` is not a `ShardingCostModel`.
+      ValueError: ``model`` is not differentiable (pass the measured model as ``truth``).
     """
+    for arg, m in (("model", model), ("truth", truth)):
+        if m is not None and not isinstance(m, ShardingCostModel):
+            raise TypeError(f"{arg} must be a ShardingCostModel (analytic, measured or "
+                            f"learned), got {type(m).__name__}")
+    if not model.differentiable:
+        raise ValueError(f"model must be differentiable to be SurCo's objective; "
+                         f"{type(model).__name__} is not: pass it as truth= and a "
+                         "differentiable model (analytic or learned) as model=")
+    judge = model if truth is None else truth
+    feature_model = model if isinstance(model, AnalyticCostModel) else DEFAULT_COST_MODEL
     if smooth:
-        def objective(x, task, model):
-            return smooth_plan_cost(x, task, model, temperature)
+        def objective(x, task):
+            return model.smooth_plan_cost(x, task, temperature)
     else:
-        objective = plan_cost
+        objective = model.plan_cost
     return Problem(
-        name="sharding",
+        name="sharding" if isinstance(model, AnalyticCostModel) else f"sharding-{model.name}",
         space=spec_for,
-        objective=lambda x, task: objective(x, task, model),
-        features=lambda task: plan_features(task, model),
-        evaluate=lambda x, task: evaluate_plan(x, task, model),
+        objective=objective,
+        features=lambda task: plan_features(task, feature_model),
+        evaluate=judge.evaluate,
     )
 
 
 #: SurCo's settings on sharding, chosen on DLRM-50 tasks among the estimators of
-#: `surco.estimators` (the study is in the module docstring of `compare`): the "negative
+#: `surco.estimators` (the study is in the module docstring of `settings`): the "negative
 #: identity" backward pass (Sahoo et al., ICLR 2023) with plain SGD, which accumulates the
 #: objective's gradient into the surrogate cost, the smooth maximum at 10 % of the mean
 #: device load, and `greedy_init` margins ``0.3 · a_t^2``, 300 steps.
@@ -115,7 +123,7 @@ ZERO_DEFAULTS: dict = dict(estimator="neg_identity", steps=300, lr=0.05, tempera
 def greedy_init(task: ShardingTask, plan: np.ndarray | None = None, *,
                 scale: float = ZERO_DEFAULTS["init_scale"],
                 power: float = ZERO_DEFAULTS["init_power"],
-                model: CostModel = DEFAULT_COST_MODEL) -> np.ndarray:
+                model: AnalyticCostModel = DEFAULT_COST_MODEL) -> np.ndarray:
     """SurCo's initial surrogate cost from a heuristic plan (default: `cost_greedy`).
 
     ``θ0[t, d] = -scale · a_t^power · plan[t, d]`` with ``a_t`` the table's standalone cost
@@ -123,8 +131,6 @@ def greedy_init(task: ShardingTask, plan: np.ndarray | None = None, *,
     the accumulated gradient difference exceeds a margin that grows faster than its cost, so
     the first moves are of small tables (fine adjustments) rather than of the largest ones.
     """
-    from .baselines import cost_greedy
-    from .cost import standalone_costs
     x = cost_greedy(task, model=model) if plan is None else np.asarray(plan, np.float64)
     if x.shape != (task.n_tables, task.n_devices):
         raise ValueError(f"plan has shape {x.shape}, expected ({task.n_tables}, {task.n_devices})")

@@ -2,7 +2,7 @@
 
     python -m surco.problems.sharding.ship_prior [--out DIR]
 
-Trains `compare.train_prior` on 50 DLRM-50 tasks from the train half of the seed-0 pool
+Trains `settings.train_prior` on 50 DLRM-50 tasks from the train half of the seed-0 pool
 (4 devices of 5 GB), early stopping on 10 more, exactly as ``python -m bench.sharding``
 does for T = 50, and saves it (about 35 kB).
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def main(argv=None) -> Path:
-    from .compare import SHIPPED_PRIOR, train_prior
+    from .settings import SHIPPED_PRIOR, train_prior
     from .tables import generate_pool, split_pool
     from .tasks import generate_tasks
 

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from surco.solvers import InfeasibleError, LinearSpec, make_solver
 
-from .cost import DEFAULT_COST_MODEL, CostModel, standalone_costs, table_terms
+from .cost import DEFAULT_COST_MODEL, AnalyticCostModel, standalone_costs, table_terms
 from .tables import TablePool, scale_features, table_features
 
 #: Memory per device of the SurCo / DreamShard grid: 5 GB (decimal), in bytes.
@@ -89,7 +89,7 @@ def _pool_features(pool: TablePool) -> np.ndarray:
     return f
 
 
-def _pool_terms(pool: TablePool, n_devices: int, model: CostModel) -> dict[str, np.ndarray]:
+def _pool_terms(pool: TablePool, n_devices: int, model: AnalyticCostModel) -> dict[str, np.ndarray]:
     cache = _TERMS.setdefault(pool, {})
     key = (int(n_devices), model)
     if key not in cache:
@@ -99,7 +99,7 @@ def _pool_terms(pool: TablePool, n_devices: int, model: CostModel) -> dict[str, 
 
 def make_task(pool: TablePool, table_ids: Sequence[int], n_devices: int,
               capacity: float | Sequence[float] = DEFAULT_CAPACITY, *,
-              model: CostModel = DEFAULT_COST_MODEL, check: bool = True) -> ShardingTask:
+              model: AnalyticCostModel = DEFAULT_COST_MODEL, check: bool = True) -> ShardingTask:
     """The task of placing ``pool``'s tables ``table_ids`` on ``n_devices`` devices.
 
     Args:
@@ -278,7 +278,7 @@ def check_feasible(task: ShardingTask) -> None:
 
 def generate_tasks(pool: TablePool, n_tables: int, n_devices: int = 4, n_tasks: int = 50,
                    capacity: float = DEFAULT_CAPACITY, seed: int = 0, *,
-                   model: CostModel = DEFAULT_COST_MODEL,
+                   model: AnalyticCostModel = DEFAULT_COST_MODEL,
                    max_redraws: int = 100) -> list[ShardingTask]:
     """``n_tasks`` tasks of ``n_tables`` tables drawn uniformly without replacement from
     ``pool``, on ``n_devices`` devices of ``capacity`` bytes each (DreamShard/SurCo protocol).

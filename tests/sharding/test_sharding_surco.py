@@ -7,9 +7,11 @@ import pytest
 
 import surco
 from surco.problems.sharding import baselines as bl
-from surco.problems.sharding.compare import (SHIPPED_PRIOR, compare, default_problem,
-                                             load_prior, summarize, train_prior)
-from surco.problems.sharding.problem import evaluate_plan, greedy_init, plan_features
+from surco.problems.sharding.family import FAMILY
+from surco.problems.sharding.settings import (SHIPPED_PRIOR, default_problem, load_prior,
+                                              train_prior)
+from surco.problems.sharding.cost import evaluate_plan
+from surco.problems.sharding.problem import greedy_init, plan_features
 from surco.problems.sharding.tables import generate_pool, split_pool
 from surco.problems.sharding.tasks import (assignment_to_plan, generate_tasks, make_task,
                                            plan_violations, spec_for)
@@ -71,24 +73,27 @@ def small_tasks():
 
 def test_all_methods_plans_in_omega(small_tasks):
     train, test = small_tasks
-    problem = default_problem()
     prior = train_prior(train[:4], val_tasks=train[4:], epochs=2)
-    runs = compare(test, prior=prior, problem=problem, zero_steps=15, progress=False)
+    methods = {m: FAMILY.baselines[m] for m in bl.BASELINES}
+    methods.update(surco.surco_methods(FAMILY, prior, steps=15))
+    cmp = surco.compare(FAMILY, test, methods, progress=False)
+    runs = cmp.runs
     assert {r.method for r in runs} == set(bl.BASELINES) | {"surco-zero", "surco-prior",
                                                              "surco-hybrid"}
-    for r in runs:  # compare() checks too; check again here, independently of it
-        task = test[r.task]
+    assert all(r.ok for r in runs), [r for r in runs if not r.ok]
+    for r in runs:  # the harness checks too; check again here, independently of it
+        task = test[r.instance]
         assert plan_violations(r.x, task) == []
-        assert r.cost_ms == pytest.approx(evaluate_plan(r.x, task), rel=1e-6)
-    rows = {r["method"]: r for r in summarize(runs)}
+        assert r.value == pytest.approx(evaluate_plan(r.x, task), rel=1e-6)
+    rows = {r["method"]: r for r in cmp.summary()}
     # SurCo-zero starts from the cheapest deterministic heuristic's plan and keeps the best
     # plan it sees, so on every task it is at most the best of them
     for i in range(len(test)):
-        cost = {r.method: r.cost_ms for r in runs if r.task == i}
+        cost = {r.method: r.value for r in runs if r.instance == i}
         assert cost["surco-zero"] <= min(v for m, v in cost.items()
                                          if m in bl.BASELINES and m != "random") + 1e-6
     # the untrained residual prior returns TorchRec's plan; two epochs stay close to it
-    assert rows["surco-prior"]["cost_ms"] <= 1.5 * rows["torchrec-greedy"]["cost_ms"]
+    assert rows["surco-prior"]["value"] <= 1.5 * rows["torchrec-greedy"]["value"]
 
 
 def test_plan_features_shape_and_prior_start(small_tasks):

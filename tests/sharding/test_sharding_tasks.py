@@ -154,9 +154,45 @@ def test_greedy_respects_memory_when_it_binds():
         assert x[0].argmax() != x[1].argmax()
 
 
+def test_random_never_aborts_on_tight_tasks(omega_tasks):
+    """Random orders often leave no room for a big table on tight tasks; the baseline draws
+    again and falls back instead of raising (issue 13), and stays seeded."""
+    _, tight = omega_tasks
+    for task in tight:
+        plans = [bl.random_plan(task, seed=s) for s in range(15)]
+        for x in plans:
+            assert plan_violations(x, task) == []
+        assert len({x.argmax(1).tobytes() for x in plans}) > 1   # still random
+        np.testing.assert_array_equal(bl.random_plan(task, seed=3), plans[3])
+
+
+def test_random_on_the_dlrm50_task_that_aborted_the_bench():
+    """Test task 44 of the T = 50 bench grid (seed 44 there) raised BaselineError ("no
+    device has room for table 9") before the fallback; most seeds failed a single draw."""
+    _, test_pool = split_pool(generate_pool(0), 0.5, seed=0)
+    task = generate_tasks(test_pool, 50, 4, 45, seed=1)[44]
+    for seed in (44, 0, 1, 2):
+        assert plan_violations(bl.random_plan(task, seed=seed), task) == []
+
+
+def test_random_falls_back_to_the_milp_and_reports_infeasible(monkeypatch):
+    """With no random attempts left, the plan comes from Ω's MILP with random costs; a task
+    without any feasible plan raises BaselineError naming it."""
+    monkeypatch.setattr(bl, "RANDOM_ATTEMPTS", 0)
+    pool = _pool_of_sizes([3.0, 2.0, 2.0, 2.0, 1.0])
+    task = make_task(pool, [0, 1, 2, 3, 4], 2, 5 * GB)
+    plans = [bl.random_plan(task, seed=s) for s in range(4)]
+    for x in plans:
+        assert plan_violations(x, task) == []
+    np.testing.assert_array_equal(bl.random_plan(task, seed=2), plans[2])
+    bad = make_task(_pool_of_sizes([3.0, 3.0, 3.0]), [0, 1, 2], 2, 5 * GB, check=False)
+    with pytest.raises(bl.BaselineError, match="random: the task has no feasible plan"):
+        bl.random_plan(bad)
+
+
 def test_cost_greedy_beats_trivial_baselines_on_average(pools):
     _, test = pools
-    from surco.problems.sharding.problem import evaluate_plan
+    from surco.problems.sharding.cost import evaluate_plan
     tasks = generate_tasks(test, 30, 4, 4, seed=5)
     mean = {n: np.mean([evaluate_plan(bl.BASELINES[n](t, seed=0), t) for t in tasks])
             for n in ("random", "round-robin", "cost-greedy")}

@@ -101,3 +101,28 @@ def test_prior_errors():
         surco.prior.train(nofeat, A.generate(4, 2, 2))
     with pytest.raises(ValueError, match="no training instances"):
         surco.prior.train(prob, [])
+
+
+def test_train_arguments_are_validated():
+    prob = A.make_problem(4, 2)
+    ys = A.generate(4, 2, 2)
+    bad = [(dict(lr="fast"), "lr must be a finite number > 0, got 'fast'"),
+           (dict(epochs=0), "epochs must be an integer >= 1, got 0"),
+           (dict(batch_size=2.5), "batch_size must be an integer >= 1, got 2.5"),
+           (dict(patience=-1), "patience must be an integer >= 1, got -1"),
+           (dict(hidden=(8, 0)), r"hidden must be a tuple of integers >= 1 \(layer widths\), "
+                                 r"got \(8, 0\)")]
+    for kw, msg in bad:
+        with pytest.raises(ValueError, match=r"prior.train: " + msg):
+            surco.prior.train(prob, ys, backend="cpsat", **kw)
+    with pytest.raises(TypeError, match="model must be a flax.linen.Module, got dict"):
+        surco.prior.train(prob, ys, model={"hidden": 8})
+    # one instance (a NamedTuple) where a list is expected
+    with pytest.raises(TypeError, match="train_instances must be a list or tuple of "
+                                        "instances, got Instance"):
+        surco.prior.train(prob, ys[0])
+    # a tuple of instances is a list of instances
+    pm = surco.prior.train(prob, tuple(ys), epochs=1, hidden=(4,), lam=10.0, backend="cpsat")
+    assert len(pm.history.train_f) == 1 and len(pm.predict(tuple(ys))) == 2
+    assert repr(pm).startswith("PriorModel(problem='nonlinear-assignment-4x2', module=CostNet, "
+                               "per_row=True, out_shape=(2,), features=6")

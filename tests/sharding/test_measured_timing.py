@@ -7,13 +7,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from surco.problems.sharding import profiler as P
-from surco.problems.sharding.cache import MeasurementCache
-from surco.problems.sharding.cost import DEFAULT_COST_MODEL, stage_costs
+from surco.problems.sharding import measured as P
+from surco.problems.sharding.comm import alltoall_ms, exchange_ms, pooled_bytes
+from surco.problems.sharding.cost import DEFAULT_COST_MODEL
+from surco.problems.sharding.measured import MeasurementCache
 from surco.problems.sharding.tables import TablePool
 from surco.problems.sharding.tasks import make_task
 
 CFG = P.ProfilerConfig(batch_size=256, warmup=1, runs=5)
+
+
+def _alltoall(dim_sum, batch, *, link_gbps, link_latency_us, bytes_per_element):
+    """Each device's all-to-all time (the larger of its send and receive side) of a plan
+    whose devices hold pooled outputs of widths ``dim_sum``: the profiler's use of the one
+    communication model (`comm`)."""
+    D = len(dim_sum)
+    send = exchange_ms(pooled_bytes(dim_sum, batch, D, bytes_per_element), link_gbps * 1e9)
+    return alltoall_ms(send, latency_us=link_latency_us).max(axis=0)
 
 
 def _pool(rows, dims, pooling, skew=None):
@@ -100,10 +110,10 @@ def test_alltoall_model_is_the_analytic_models_communication_term():
     task = make_task(pool, np.arange(6), 3, capacity=1e12, check=False)
     x = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1]],
                  np.float32)
-    _, comm = stage_costs(jnp.asarray(x), task)          # (send, recv) x devices
+    _, comm = DEFAULT_COST_MODEL.stage_costs(jnp.asarray(x), task)   # (send, recv) x devices
     analytic = np.asarray(comm).max(axis=0)
     B = DEFAULT_COST_MODEL.batch_per_device * 3
-    ours = P.alltoall_ms(np.array([12.0, 176.0, 64.0]), B,
+    ours = _alltoall(np.array([12.0, 176.0, 64.0]), B,
                          link_gbps=P.ProfilerConfig().link_gbps, link_latency_us=0.0,
                          bytes_per_element=4)
     np.testing.assert_allclose(ours, analytic, rtol=1e-5)
@@ -111,10 +121,10 @@ def test_alltoall_model_is_the_analytic_models_communication_term():
     assert ours[1] == pytest.approx(2 * B * (2 / 3) * 176 * 4 / 51.2e9 * 1e3)
     # device 0 receives more than it sends: 2 * B/D * (176 + 64) * 4 / bw
     assert ours[0] == pytest.approx(2 * B / 3 * 240 * 4 / 51.2e9 * 1e3)
-    lat = P.alltoall_ms(np.array([0.0, 0.0]), 10, link_gbps=1, link_latency_us=3,
+    lat = _alltoall(np.array([0.0, 0.0]), 10, link_gbps=1, link_latency_us=3,
                         bytes_per_element=4)
     np.testing.assert_allclose(lat, 2 * 3e-3)
-    assert np.all(P.alltoall_ms(np.array([7.0]), 10, link_gbps=1, link_latency_us=3,
+    assert np.all(_alltoall(np.array([7.0]), 10, link_gbps=1, link_latency_us=3,
                                 bytes_per_element=4) == 0.0)
 
 
@@ -129,7 +139,7 @@ def test_plan_cost_is_max_over_devices_of_measured_plus_modelled(tmp_path):
             m = P.profile_tables(pool.subset(ids), CFG, cache=cache)
             assert m.cached
             assert plan.fwd_ms[d] == m.fwd_ms and plan.bwd_ms[d] == m.bwd_ms
-        comm = P.alltoall_ms(np.array([20.0, 96.0, 0.0]), 256, link_gbps=CFG.link_gbps,
+        comm = _alltoall(np.array([20.0, 96.0, 0.0]), 256, link_gbps=CFG.link_gbps,
                              link_latency_us=CFG.link_latency_us, bytes_per_element=4)
         np.testing.assert_allclose(plan.comm_ms, comm)
         assert comm[2] > 0    # the empty device still receives its batch slice
@@ -144,6 +154,29 @@ def test_plan_cost_is_max_over_devices_of_measured_plus_modelled(tmp_path):
         P.profile_plan(pool, np.full((4, 3), 0.5), CFG)
     with pytest.raises(ValueError, match="4 tables"):
         P.profile_plan(pool, np.eye(3), CFG)
+
+
+def test_measured_cost_model_is_profile_plan(tmp_path):
+    """The profiler as a `ShardingCostModel`: its stages, device costs, plan cost and
+    evaluate are those of `profile_plan` on the task's tables; a problem judged by it."""
+    from surco.problems.sharding import ShardingCostModel, sharding_problem
+    pool = _pool([500, 800, 60, 2000], [16, 32, 4, 64], [3.0, 2.0, 1.0, 6.0])
+    task = make_task(pool, np.arange(4), 3, capacity=1e12, check=False)
+    x = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 1, 0]], float)
+    with MeasurementCache(tmp_path / "c.sqlite") as cache:
+        model = P.MeasuredCostModel(CFG, cache=cache)
+        assert isinstance(model, ShardingCostModel) and not model.differentiable
+        plan = P.profile_plan(pool, x, CFG, cache=cache)
+        compute, sides = model.stage_costs(x, task)
+        np.testing.assert_array_equal(compute, plan.fwd_ms + plan.bwd_ms)
+        np.testing.assert_allclose(sides, plan.alltoall)
+        np.testing.assert_allclose(sides.max(axis=0), plan.comm_ms)
+        np.testing.assert_array_equal(model.device_costs(x, task), plan.device_ms)
+        assert model.plan_cost(x, task) == plan.cost_ms == model.evaluate(x, task)
+        prob = sharding_problem(truth=model)
+        assert prob.evaluate(x, task) == plan.cost_ms
+        with pytest.raises(ValueError, match="0 or 1"):
+            model.evaluate(np.full((4, 3), 1 / 3), task)
 
 
 def test_config_validation():

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from surco.problems.sharding import profiler as P
-from surco.problems.sharding.cache import MeasurementCache
-from surco.problems.sharding.dataset import ProfiledDataset, build_dataset, draw_subset
+from surco.problems.sharding import measured as P
+from surco.problems.sharding.measured import (MeasurementCache, ProfiledDataset, build_dataset,
+                                              draw_subset)
 from surco.problems.sharding.tables import FEATURE_NAMES, TablePool
 
 CFG = P.ProfilerConfig(batch_size=64, warmup=0, runs=2)
@@ -36,10 +36,11 @@ def test_build_resume_and_round_trip(tmp_path):
     assert ds.meta["complete"] and ds.meta["platform"] == "cpu"
     assert ds.features.shape == (len(POOL), len(FEATURE_NAMES))
     assert np.all(ds.fwd_ms > 0) and np.all(ds.bwd_ms > 0)
-    # the modelled send time is the profiler's communication model
+    # the modelled send time is the profiler's communication model: forward + backward,
+    # 2 * B (D-1)/D * sum(dim) * 4 bytes over the link
     dsum = np.array([POOL.dim[s[s >= 0]].sum() for s in ds.subsets])
-    np.testing.assert_allclose(ds.send_ms, P.alltoall_send_ms(
-        dsum, 64, 4, link_gbps=CFG.link_gbps, bytes_per_element=4))
+    np.testing.assert_allclose(ds.send_ms, 2 * 64 * (3 / 4) * dsum * 4
+                               / (CFG.link_gbps * 1e9) * 1e3, rtol=1e-12)
     # resume: the first 4 come from the cache, unchanged; 2 more are measured
     more = build_dataset(POOL, 6, min_tables=1, max_tables=3, config=CFG, cache=path,
                          num_devices=4, progress=False)

@@ -1,7 +1,7 @@
 """On-disk cache of profiler measurements: one SQLite file (standard library ``sqlite3``).
 
 Measuring a table set on a GPU is expensive and deterministic enough to keep, so every
-measurement of `problems.sharding.profiler` is stored under a key made of
+measurement of the profiler (`measure.profile_tables`) is stored under a key made of
 
     (device kind, table-set signature, batch size, dtype, profiler version)
 
@@ -59,10 +59,10 @@ class CacheKey:
 
     Attributes:
       device_kind: e.g. ``"NVIDIA H100 80GB HBM3"`` or ``"cpu"`` (``jax.Device.device_kind``).
-      signature: a hash of the table set (`profiler.table_signature`).
+      signature: a hash of the table set (`measure.table_signature`).
       batch_size: samples per batch.
       dtype: weight dtype name, ``"float32"`` or ``"float16"``.
-      profiler_version: `profiler.PROFILER_VERSION` that produced the measurement.
+      profiler_version: `timing.PROFILER_VERSION` that produced the measurement.
     """
 
     device_kind: str

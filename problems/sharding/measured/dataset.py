@@ -1,17 +1,17 @@
 """A measured dataset for learning the sharding cost model (DreamShard, Zha et al. 2022, §4).
 
 Random subsets of a table pool (usually the train pool of `tables.split_pool`) are placed
-on one device each and measured by the profiler (`profiler.profile_tables`): forward and
+on one device each and measured by the profiler (`measure.profile_tables`): forward and
 backward time of the fused embedding-bag step. Each subset also carries the modelled
 communication time it would send in a ``num_devices``-device plan (`send_ms`, see
-`profiler.alltoall_ms`; modelled, not measured). Measurements go through the SQLite
+`comm.alltoall_ms`; modelled, not measured). Measurements go through the SQLite
 `cache.MeasurementCache`, so an interrupted build resumes where it stopped: subsets are a
 deterministic function of (seed, index), and those already measured are read back instead
 of measured again.
 
 The result, a `ProfiledDataset`, holds the pool's tables and DreamShard features, the
 subsets and their costs; `save` / `load` write one compressed ``.npz`` file, small enough
-to commit, so that `neural.train_cost_model` can run without the accelerator.
+to commit, so that `training.train_cost_model` can run without the accelerator.
 """
 from __future__ import annotations
 
@@ -26,10 +26,13 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import profiler as prof
+from ..comm import exchange_ms, pooled_bytes
+from ..tables import TablePool, scale_features, table_features
+from ..tasks import DEFAULT_CAPACITY
 from .cache import MeasurementCache
-from .tables import TablePool, scale_features, table_features
-from .tasks import DEFAULT_CAPACITY
+from .measure import profile_tables
+from .memory import default_device
+from .timing import PROFILER_VERSION, ProfilerConfig
 
 FORMAT = "surco-profiled-dataset"
 FORMAT_VERSION = 1
@@ -156,7 +159,8 @@ class ProfiledDataset:
         return cls(meta=meta, **arrays)
 
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+#: The sharding package's data folder (measured datasets, the shipped SurCo-prior).
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
 
 def bundled_dataset(name: str = "cpu") -> ProfiledDataset:
@@ -198,7 +202,7 @@ def draw_subset(pool: TablePool, index: int, *, seed: int, min_tables: int, max_
 
 def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
                   max_tables: int = 15, max_bytes: float = DEFAULT_CAPACITY, seed: int = 0,
-                  config: prof.ProfilerConfig = prof.ProfilerConfig(),
+                  config: ProfilerConfig = ProfilerConfig(),
                   cache: MeasurementCache | str | os.PathLike | None = None,
                   num_devices: int = 4, device: jax.Device | None = None,
                   max_seconds: float | None = None,
@@ -216,7 +220,7 @@ def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
       cache: a `MeasurementCache`, a path to one, or None for `default_cache_path`.
         Subsets found there are not measured again.
       num_devices: D of the plans whose communication ``send_ms`` models.
-      device: the accelerator (default `profiler.default_device`).
+      device: the accelerator (default `memory.default_device`).
       max_seconds: stop measuring after this much wall time and return the subsets done so
         far (``meta["complete"]`` is False); run again to continue.
       progress: show a tqdm bar.
@@ -225,7 +229,7 @@ def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
       A `ProfiledDataset` (the subsets in index order).
 
     Raises:
-      ValueError: bad sizes; `profiler.TableTooLargeError` when a subset does not fit the
+      ValueError: bad sizes; `memory.TableTooLargeError` when a subset does not fit the
         device (lower ``max_bytes``).
     """
     if int(n_subsets) < 1:
@@ -236,7 +240,7 @@ def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
     if int(num_devices) < 2:
         raise ValueError(f"num_devices must be >= 2 (plans with communication), got "
                          f"{num_devices}")
-    device = device or prof.default_device()
+    device = device or default_device()
     own_cache = not isinstance(cache, MeasurementCache)
     store = MeasurementCache(default_cache_path() if cache is None else cache) \
         if own_cache else cache
@@ -255,7 +259,7 @@ def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
                               max_tables=int(max_tables), max_bytes=max_bytes,
                               bytes_per_element=config.bytes_per_element)
             t1 = time.perf_counter()
-            m = prof.profile_tables(pool.subset(ids), config, cache=store, device=device)
+            m = profile_tables(pool.subset(ids), config, cache=store, device=device)
             if m.cached:
                 cached += 1
             else:
@@ -275,11 +279,11 @@ def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
         sub[r, :len(ids)] = ids
     dim_sum = np.array([pool.dim[ids].sum() for ids in subsets], np.float64)
     D = int(num_devices)
-    send = prof.alltoall_send_ms(dim_sum, batch, D, link_gbps=config.link_gbps,
-                                 bytes_per_element=config.bytes_per_element)
+    send = exchange_ms(pooled_bytes(dim_sum, batch, D, config.bytes_per_element),
+                       config.link_gbps * 1e9)
     meta: dict[str, Any] = {
         "device_kind": device.device_kind, "platform": device.platform, "batch_size": batch,
-        "dtype": config.dtype, "profiler_version": prof.PROFILER_VERSION,
+        "dtype": config.dtype, "profiler_version": PROFILER_VERSION,
         "num_devices": D, "link_gbps": config.link_gbps,
         "link_latency_us": config.link_latency_us, "pool_seed": int(pool.seed),
         "subset_seed": int(seed), "min_tables": int(min_tables),

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from surco.problems.sharding.cache import CacheError, CacheKey, MeasurementCache
+from surco.problems.sharding.measured.cache import CacheError, CacheKey, MeasurementCache
 
 
 def _key(i, device="cpu", batch=256, dtype="float32", version=1):

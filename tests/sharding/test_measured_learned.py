@@ -1,4 +1,4 @@
-"""The DreamShard-style neural cost model: training on measured data, gradients, SurCo use."""
+"""The DreamShard-style learned cost model: training on measured data, gradients, SurCo use."""
 import dataclasses
 
 import jax
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import surco
-from surco.problems.sharding import neural as N
-from surco.problems.sharding.dataset import bundled_dataset
+from surco.problems.sharding import ShardingCostModel, sharding_problem
+from surco.problems.sharding import measured as N
+from surco.problems.sharding.measured import bundled_dataset
 from surco.problems.sharding.tables import FEATURE_NAMES, generate_pool
 from surco.problems.sharding.tasks import make_task, plan_violations
 
@@ -25,11 +26,11 @@ def trained(data):
 
 
 def _random_model(D=4, seed=0):
-    net = N.CostNet(hidden=16)
+    net = N.LearnedCostNet(hidden=16)
     F = len(N.INPUT_NAMES)
     params = net.init(jax.random.key(seed), jnp.zeros((3, F)), jnp.ones((3, D)))
     meta = {"num_devices": D, "link_latency_us": 5.0}
-    return N.NeuralCostModel(params, net, np.zeros(F, np.float32), np.ones(F, np.float32),
+    return N.LearnedCostModel(params, net, np.zeros(F, np.float32), np.ones(F, np.float32),
                              {k: 1.0 for k in N.HEADS}, meta)
 
 
@@ -56,11 +57,16 @@ def test_trained_model_beats_predicting_the_mean(trained, data):
 
 def test_plan_cost_structure_and_save_load(trained, data, tmp_path):
     model, _ = trained
+    assert isinstance(model, ShardingCostModel) and model.differentiable
     f, _ = N.dataset_inputs(data)
     feats = N.table_inputs(data.features[:9], data.dim[:9], data.pooling[:9], data.rows[:9])
+    # the same 9 tables as a task: its inputs are the dataset's
+    task = make_task(data.pool().subset(np.arange(9)), np.arange(9), 4, capacity=1e12,
+                     check=False)
+    np.testing.assert_allclose(np.asarray(N.task_inputs(task)), np.asarray(feats), rtol=1e-6)
     assign = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0])
     x = np.eye(4, dtype=np.float32)[assign]
-    c = {k: np.asarray(v) for k, v in model.device_costs(x, feats).items()}
+    c = {k: np.asarray(v) for k, v in model.head_costs(x, feats).items()}
     # each device's heads equal the single-device prediction of its table set
     for d in range(4):
         ids = np.flatnonzero(assign == d)
@@ -69,30 +75,40 @@ def test_plan_cost_structure_and_save_load(trained, data, tmp_path):
             np.testing.assert_allclose(c[k][d], pr[k][0], rtol=1e-4)
     recv = (c["send"].sum() - c["send"]) / 3
     np.testing.assert_allclose(c["comm"], np.maximum(c["send"], recv), rtol=1e-5)
-    assert float(model.plan_cost(x, feats)) == pytest.approx(
+    # the interface's stages: compute, and (send, receive) of the one all-to-all model
+    compute, sides = (np.asarray(v) for v in model.stage_costs(x, task))
+    np.testing.assert_allclose(compute, c["compute"], rtol=1e-6)
+    np.testing.assert_allclose(sides, np.stack([c["send"], recv]), rtol=1e-5)
+    assert float(model.plan_cost(x, task)) == pytest.approx(
         c["compute"].max() + c["comm"].max(), rel=1e-5)
-    smooth = float(model.smooth_plan_cost(x, feats))
-    assert float(model.plan_cost(x, feats)) <= smooth + 1e-4
+    assert model.evaluate(x, task) == pytest.approx(float(model.plan_cost(x, task)), rel=1e-6)
+    smooth = float(model.smooth_plan_cost(x, task))
+    assert float(model.plan_cost(x, task)) <= smooth + 1e-4
     path = model.save(tmp_path / "model.npz")
-    back = N.NeuralCostModel.load(path)
-    assert float(back.plan_cost(x, feats)) == pytest.approx(float(model.plan_cost(x, feats)),
-                                                            rel=1e-6)
+    back = N.LearnedCostModel.load(path)
+    assert float(back.plan_cost(x, task)) == pytest.approx(float(model.plan_cost(x, task)),
+                                                           rel=1e-6)
     with pytest.raises(ValueError, match="trained for 4 devices"):
-        model.device_costs(np.ones((9, 3)) / 3, feats)
+        model.head_costs(np.ones((9, 3)) / 3, feats)
     with pytest.raises(ValueError, match="inputs must have shape"):
-        model.device_costs(x, feats[:, :5])
+        model.head_costs(x, feats[:, :5])
     # an empty device costs nothing (no tables, no work)
     x0 = np.eye(4, dtype=np.float32)[np.zeros(9, int)]
-    c0 = model.device_costs(x0, feats)
+    c0 = model.head_costs(x0, feats)
     assert np.all(np.asarray(c0["fwd"])[1:] == 0) and np.all(np.asarray(c0["send"])[1:] == 0)
 
 
-def test_gradient_in_x_matches_finite_differences():
+@pytest.fixture(scope="module")
+def pool40():
+    return generate_pool(5, n_tables=40)
+
+
+def test_gradient_in_x_matches_finite_differences(pool40):
     model = _random_model()
     rng = np.random.default_rng(0)
-    feats = jnp.asarray(rng.random((6, len(N.INPUT_NAMES))), jnp.float32)
+    task = make_task(pool40, np.arange(6), 4)
     x = rng.dirichlet(np.ones(4), size=6)         # a relaxed plan
-    f = lambda x: model.smooth_plan_cost(x, feats, temperature=0.5)
+    f = jax.jit(lambda x: model.smooth_plan_cost(x, task, temperature=0.5))
     g = np.asarray(jax.grad(f)(jnp.asarray(x, jnp.float32)))
     eps = 1e-2
     for t, d in [(0, 0), (2, 1), (5, 3), (4, 2)]:
@@ -104,16 +120,16 @@ def test_gradient_in_x_matches_finite_differences():
     assert np.abs(g).sum() > 0
 
 
-def test_surco_zero_runs_on_the_learned_model(trained):
+def test_surco_zero_runs_on_the_learned_model(trained, pool40):
     model, _ = trained
-    pool = generate_pool(5, n_tables=40)
+    pool = pool40
     task = make_task(pool, np.arange(12), 4)
-    prob = N.neural_problem(model)
+    prob = sharding_problem(model)
+    assert prob.name == "sharding-learned"
     res = surco.zero(prob, task, steps=4, lr=0.5, key=0, backend="highs")
     assert plan_violations(res.x, task) == []
     assert res.true_cost == pytest.approx(
-        float(model.plan_cost(jnp.asarray(res.x, jnp.float32), N.task_inputs(task))),
-        rel=1e-5)
+        float(model.plan_cost(jnp.asarray(res.x, jnp.float32), task)), rel=1e-5)
     # the task's inputs are those the model was trained with, for the same tables
     from surco.problems.sharding.tables import scale_features, table_features
     ref = N.table_inputs(scale_features(table_features(pool))[:12], pool.dim[:12],
@@ -127,12 +143,11 @@ def test_surco_zero_runs_on_the_learned_model(trained):
 @pytest.mark.slow
 def test_profile_then_train_from_scratch(tmp_path):
     """The whole path on this machine: measure small subsets, train, beat the mean."""
-    from surco.problems.sharding import profiler as P
-    from surco.problems.sharding.dataset import build_dataset
+    from surco.problems.sharding.measured import build_dataset
     pool = generate_pool(1, n_tables=200)
     small = pool.subset(np.flatnonzero(pool.size_bytes() < 50e6))
     ds = build_dataset(small, 80, max_tables=8, cache=tmp_path / "c.sqlite", progress=False,
-                       config=P.ProfilerConfig(batch_size=512, warmup=1, runs=3))
+                       config=N.ProfilerConfig(batch_size=512, warmup=1, runs=3))
     _, rep = N.train_cost_model(ds, hidden=32, epochs=150, seed=0)
     assert rep.mape < rep.mean_baseline_mape and rep.mape < rep.median_baseline_mape
     assert rep.tau > 0.3

@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from surco.problems.sharding.profiler import (FusedLayout, embedding_bag_backward,
-                                              embedding_bag_forward, embedding_bag_step,
-                                              pack_lookups, pack_weights, unpack_weights)
+from surco.problems.sharding.measured import (FusedLayout, embedding_bag_backward,
+                                             embedding_bag_forward, embedding_bag_step,
+                                             pack_lookups, pack_weights, unpack_weights)
 from surco.problems.sharding.tables import sample_lookups
 
 B = 16

@@ -1,0 +1,178 @@
+"""Sharding as a `surco.Family`: the contract the comparison harness runs.
+
+Baselines (each ``method(task, meter) -> plan``):
+
+* DreamShard's and TorchRec's heuristics and SurCo's cost-model greedy (`baselines`): they
+  use the cost model internally as their own proxy and never call the meter;
+* ``local-search`` (steepest descent) and ``local-search-first`` (first improvement) over
+  "move one table to another device" and "swap two tables between devices"
+  (`surco.search.RowChoice` on Ω), started from the cheapest heuristic plan; every scored
+  neighbour is one evaluation;
+* ``annealing``: simulated annealing over the same moves from the same start, its
+  temperature cooled over the budget (default `ANNEALING_DEFAULT_EVALUATIONS` evaluations
+  when the budget is unlimited);
+* ``scip-minlp``: SCIP on the true cost model written as a MINLP (`minlp`), started from the
+  cheapest heuristic plan, with the meter's remaining time (default
+  `minlp.SCIP_MINLP_DEFAULT_SECONDS`).
+
+Exact: enumeration of Ω for tasks with at most `EXACT_MAX_PLANS` plans.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import surco
+from surco.budget import Budget, Meter
+from surco.search import RowChoice, local_search, simulated_annealing
+
+from .baselines import BASELINES, best_heuristic_plan
+from .cost import DEFAULT_COST_MODEL, evaluate_plan
+from .minlp import SCIP_MINLP_DEFAULT_SECONDS, scip_minlp
+from .problem import greedy_init
+from .settings import default_problem, zero_kwargs
+from .tables import generate_pool, split_pool
+from .tasks import ShardingTask, generate_tasks, plan_violations, spec_for
+
+__all__ = ["FAMILY", "generate", "pools", "ANNEALING_DEFAULT_EVALUATIONS", "EXACT_MAX_PLANS",
+           "evaluate_batch"]
+
+#: Evaluations annealing spends when its budget is unlimited.
+ANNEALING_DEFAULT_EVALUATIONS = 2000
+#: Largest number of plans (D^T) `exact` enumerates.
+EXACT_MAX_PLANS = 300_000
+
+
+@functools.lru_cache(maxsize=1)
+def pools():
+    """``(train_pool, test_pool)``: the two halves of the generated 856-table pool that
+    every bench and notebook uses (`tables.generate_pool(0)`, `split_pool(…, 0.5, seed=0)`)."""
+    return split_pool(generate_pool(0), 0.5, seed=0)
+
+
+def generate(count: int, seed: int = 0, *, n_tables: int = 20, n_devices: int = 4,
+             split: str = "test") -> list[ShardingTask]:
+    """``count`` tasks of ``n_tables`` tables from the ``split`` ("train" or "test") half of
+    the pool on ``n_devices`` devices of 5 GB (`tasks.generate_tasks`)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"generate: split must be 'train' or 'test', got {split!r}")
+    train, test = pools()
+    return generate_tasks(train if split == "train" else test, int(n_tables), int(n_devices),
+                          int(count), seed=int(seed))
+
+
+@functools.lru_cache(maxsize=1)
+def _batch_cost():
+    return jax.jit(jax.vmap(DEFAULT_COST_MODEL.plan_cost,
+                            in_axes=(0, None)))
+
+
+def evaluate_batch(X: np.ndarray, task: ShardingTask) -> np.ndarray:
+    """`evaluate_plan` of many plans ``X (B, T, D)`` in one jitted call (ms). Batches are
+    padded to the next power of two (at least 16) so that neighbourhoods of varying size
+    reuse a few compiled programs instead of compiling one per size."""
+    X = np.asarray(X, np.float32)
+    B = X.shape[0]
+    if B == 0:
+        return np.zeros(0)
+    size = max(16, 1 << (B - 1).bit_length())
+    if size > B:
+        X = np.concatenate([X, np.repeat(X[:1], size - B, axis=0)])
+    return np.asarray(_batch_cost()(jnp.asarray(X), task), np.float64)[:B]
+
+
+def _start(task: ShardingTask) -> np.ndarray:
+    return best_heuristic_plan(task)[1]
+
+
+def _heuristic(fn):
+    def method(task, meter):
+        return fn(task)
+    method.__doc__ = fn.__doc__
+    return method
+
+
+def _local_search(strategy: str):
+    def method(task: ShardingTask, meter: Meter) -> np.ndarray:
+        res = local_search(_start(task), meter, RowChoice.from_spec(spec_for(task)),
+                           strategy=strategy, rng=0)
+        return res.x
+    method.__doc__ = f"Local search ({strategy}) from the cheapest heuristic plan."
+    return method
+
+
+def _annealing(task: ShardingTask, meter: Meter) -> np.ndarray:
+    """Simulated annealing from the cheapest heuristic plan, over the meter's budget."""
+    if meter.budget.unlimited:
+        meter = Budget(evaluations=ANNEALING_DEFAULT_EVALUATIONS).start(meter, evaluate_batch=meter.batch)
+    return simulated_annealing(_start(task), meter, RowChoice.from_spec(spec_for(task)),
+                               rng=0).x
+
+
+def _scip(task: ShardingTask, meter: Meter) -> np.ndarray:
+    """SCIP on the MINLP of the cost model, with the meter's remaining time."""
+    left = meter.remaining_seconds()
+    limit = SCIP_MINLP_DEFAULT_SECONDS if not np.isfinite(left) else max(left, 0.05)
+    return scip_minlp(task, time_limit=limit, start=_start(task))[0]
+
+
+def exact(task: ShardingTask, meter: Meter) -> np.ndarray:
+    """The optimal plan by enumerating Ω (D^T plans, at most `EXACT_MAX_PLANS`), scored in
+    batches through the meter (each plan one evaluation).
+
+    Raises:
+      ValueError: the task has more than `EXACT_MAX_PLANS` plans.
+    """
+    T, D = task.n_tables, task.n_devices
+    if D ** T > EXACT_MAX_PLANS:
+        raise ValueError(f"exact: {D}^{T} plans exceed EXACT_MAX_PLANS = {EXACT_MAX_PLANS}")
+    plans = []
+    rows = np.arange(T)
+    for a in itertools.product(range(D), repeat=T):
+        x = np.zeros((T, D))
+        x[rows, a] = 1.0
+        if not plan_violations(x, task):
+            plans.append(x)
+    plans = np.stack(plans)
+    best, best_v = None, np.inf
+    for i in range(0, len(plans), 4096):
+        v = meter.batch(plans[i:i + 4096])
+        j = int(np.argmin(v))
+        if v[j] < best_v:
+            best, best_v = plans[i + j], float(v[j])
+    return best
+
+
+def _zero_init(task: ShardingTask) -> np.ndarray:
+    return greedy_init(task, _start(task))
+
+
+_PROBLEM = default_problem()
+
+FAMILY = surco.Family(
+    name="sharding",
+    generate=generate,
+    problem=lambda task: _PROBLEM,
+    evaluate=lambda x, task: evaluate_plan(x, task),
+    evaluate_batch=evaluate_batch,
+    violations_fn=plan_violations,
+    baselines={**{name: _heuristic(fn) for name, fn in BASELINES.items()},
+               "local-search": _local_search("steepest"),
+               "local-search-first": _local_search("first"),
+               "annealing": _annealing,
+               "scip-minlp": _scip},
+    exact=exact,
+    # f is the smooth maximum at τ = 0.1 × mean device load: above the true maximum by at
+    # most τ (log D + log 2D) (`ShardingCostModel.smooth_plan_cost`), i.e. 35 % of the mean load at D = 4
+    f_rtol=0.35,
+    zero_settings={**{k: v for k, v in zero_kwargs().items() if k != "select"},
+                   "init": _zero_init},
+    zero_settings_note=("negative identity with SGD from the cheapest heuristic plan "
+                        "(`problem.ZERO_DEFAULTS`); see bench/sharding_tune.py for the study "
+                        "on train-pool tasks"),
+    reference="local-search",
+)

@@ -1,0 +1,111 @@
+"""SurCo's settings on sharding: the problem SurCo-zero optimises, its keyword arguments,
+SurCo-prior's network, training and the shipped checkpoint. Comparisons with the baselines
+go through the harness (`surco.compare` with `family.FAMILY`).
+
+How SurCo's settings (`problem.ZERO_DEFAULTS`) were first explored (on 3-10 DLRM-50 tasks,
+mean cost relative to the cost-model greedy plan SurCo-zero starts from). That study used
+tasks of the *test* pool; the learning rate and start margins were then re-selected on
+train-pool tasks only by ``python -m bench.sharding_tune`` (its JSON in bench/results/
+records the grid and the choice), which is what the benches report with:
+
+* blackbox interpolation (Vlastelica et al.; λ from 0.3 to 30, Adam or SGD) and perturbed
+  optimizers (Berthet et al.; σ 0.3-1, 4 samples) stayed at the start (1.00; blackbox 0.98
+  with Adam 0.01, at twice the solves per step); from random costs SurCo-zero ended 3-7 %
+  above the greedy plan;
+* the negative identity (Sahoo et al.) with plain SGD reached 0.94-0.95; with the "norm"
+  projection 0.96-0.98; with Adam (every coordinate moves at the same rate) it left good
+  plans for worse ones;
+* starting from the cheapest heuristic plan rather than always the cost-model greedy's:
+  0.5 % lower mean cost;
+* start margins ``0.3 · a_t^2`` (small tables move first): 0.95, against 0.98 for equal
+  margins and 0.96 for margins ∝ a_t; smooth-max temperatures 0.05-0.2 and learning rates
+  0.03-0.08 agree within 0.5 %; 500 steps instead of 300 gained 0.1 %; two chains (from
+  the cost-model and TorchRec plans) 0.4 % for twice the solves.
+
+On tiny tasks whose optimum swaps two tables, blackbox from the greedy plan finds it (its
+perturbed re-solve moves two tables at once) and the negative identity does not (see
+``tests/sharding/test_sharding_surco.py``).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import optax
+
+import surco
+
+from .baselines import best_heuristic_plan
+from .cost import DEFAULT_COST_MODEL, AnalyticCostModel
+from .problem import ZERO_DEFAULTS, PlanResidualNet, greedy_init, sharding_problem
+from .tasks import ShardingTask
+
+#: Where the shipped SurCo-prior checkpoint lives (DLRM-50, 4 devices, 5 GB).
+SHIPPED_PRIOR = Path(__file__).resolve().parent / "data" / "prior_dlrm50_d4"
+#: SurCo-prior's network: `PlanResidualNet` with these settings.
+PRIOR_HIDDEN = (64, 64)
+PRIOR_SKIP = ZERO_DEFAULTS["init_scale"]
+
+
+def default_problem(model: AnalyticCostModel = DEFAULT_COST_MODEL) -> surco.Problem:
+    """The sharding problem with SurCo's default smooth-max temperature."""
+    return sharding_problem(model, temperature=ZERO_DEFAULTS["temperature"])
+
+
+def zero_kwargs(steps: int | None = None) -> dict:
+    """Keyword arguments of ``surco.zero`` for sharding (`ZERO_DEFAULTS`), init excluded."""
+    return dict(estimator=ZERO_DEFAULTS["estimator"],
+                steps=int(ZERO_DEFAULTS["steps"] if steps is None else steps),
+                optimizer=optax.sgd(ZERO_DEFAULTS["lr"]), select="evaluate")
+
+
+def run_zero(problem: surco.Problem, task: ShardingTask, *, steps: int | None = None,
+             key: int = 0, progress: bool = False) -> surco.ZeroResult:
+    """SurCo-zero on one task, started (`greedy_init`) from the cheapest heuristic plan
+    (`baselines.best_heuristic_plan`; usually the cost-model greedy's).
+
+    The heuristics run inside the timed call, so ``seconds`` includes them."""
+    t0 = time.perf_counter()
+    _, start = best_heuristic_plan(task)
+    res = surco.zero(problem, task, init=greedy_init(task, start), key=key,
+                     progress=progress, **zero_kwargs(steps))
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def prior_network(n_devices: int) -> PlanResidualNet:
+    """SurCo-prior's network for D devices."""
+    return PlanResidualNet(out=int(n_devices), hidden=PRIOR_HIDDEN, skip=PRIOR_SKIP)
+
+
+def prior_problem(model: AnalyticCostModel = DEFAULT_COST_MODEL) -> surco.Problem:
+    """The problem SurCo-prior is trained on: the true maximum over devices (training on
+    the smooth maximum at SurCo-zero's temperature gave worse plans on held-out tasks)."""
+    return sharding_problem(model, smooth=False)
+
+
+def train_prior(train_tasks: Sequence[ShardingTask], *,
+                val_tasks: Sequence[ShardingTask] | None = None, epochs: int = 10,
+                key: int = 0, progress: bool = False,
+                model: AnalyticCostModel = DEFAULT_COST_MODEL) -> surco.PriorModel:
+    """SurCo-prior (Ferber et al. 2023, Eq. 7) trained on ``train_tasks`` through
+    ``surco.prior.train``: SurCo-zero's estimator, the `PlanResidualNet` network, the
+    `prior_problem` objective, early stopping on ``val_tasks``."""
+    D = train_tasks[0].n_devices
+    return surco.prior.train(prior_problem(model), list(train_tasks), val_instances=val_tasks,
+                             model=prior_network(D), estimator=ZERO_DEFAULTS["estimator"],
+                             epochs=epochs, batch_size=10, lr=3e-4, key=key,
+                             progress=progress, backend="highs", patience=8)
+
+
+def load_prior(path: str | Path = SHIPPED_PRIOR, n_devices: int = 4,
+               model: AnalyticCostModel = DEFAULT_COST_MODEL) -> surco.PriorModel:
+    """A saved SurCo-prior (default: the shipped DLRM-50 / 4-device checkpoint).
+
+    Raises:
+      FileNotFoundError, ValueError: no checkpoint at ``path`` or one for another problem.
+    """
+    prior = surco.prior.load(path, prior_problem(model), model=prior_network(n_devices))
+    prior.backend = "highs"
+    return prior

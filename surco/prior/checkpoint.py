@@ -1,0 +1,325 @@
+"""Files of SurCo-prior: a saved model (`save_model` / `load`) and the checkpoint of a running
+training (`TrainingCheckpoint`).
+
+A saved model is a directory with
+
+* ``meta.json``: the format (``surco-prior/2``), the problem's name, the network's class (its
+  import path) and fields (`module_spec`), the feature normalisation, the output shape, the
+  estimator, backend and solver options, the training history, and the SHA-256 of
+  ``params.msgpack``;
+* ``params.msgpack``: the network's parameters (``flax.serialization``).
+
+Models saved in the first format (``surco-prior/1``: no class, normalisation stored with the
+training shape) still load. Every file is written atomically (a crash leaves the previous
+version), and a file that is missing, truncated or of another kind raises an error naming
+the file and what it should hold.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from surco.prior.model import PriorModel
+from surco.prior.specs import Unrecordable, decode, encode, module_from_spec, module_spec
+from surco.problem import Problem
+from surco.results import TrainHistory
+
+FORMAT = "surco-prior/2"
+CHECKPOINT_FORMAT = "surco-prior/2-checkpoint"
+_V1 = "surco-prior/1"
+_V1_CHECKPOINT = "surco-prior/1-checkpoint"
+_MODEL_FILES = "a SurCo-prior model directory (meta.json and params.msgpack, from PriorModel.save)"
+
+
+# -- files ----------------------------------------------------------------------------------
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: readers see the old
+    file or the new one, never a part (also when interrupted)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, what: str) -> dict:
+    """The JSON object in ``path``.
+
+    Raises:
+      FileNotFoundError: no such file (the message names it and ``what`` it should hold).
+      ValueError: not a JSON object (truncated or another kind of file).
+    """
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file missing; expected {what}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not {what}: unreadable JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: not {what}: a JSON {type(obj).__name__}, expected an object")
+    return obj
+
+
+def read_msgpack(path: Path, what: str) -> tuple[dict, bytes]:
+    """The state dict in a flax msgpack file, and the file's bytes.
+
+    Raises:
+      FileNotFoundError: no such file; ValueError: truncated or another kind of file.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file missing; expected {what}") from None
+    try:
+        raw = flax.serialization.msgpack_restore(data)
+    except Exception as exc:  # msgpack raises its own (ValueError / ExtraData / ...) kinds
+        raise ValueError(f"{path}: truncated or not {what} ({type(exc).__name__}: {exc})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: not {what}: holds a {type(raw).__name__}, expected a mapping")
+    return raw, data
+
+
+def restore_tree(template: Any, raw: Any, path: Path, what: str) -> Any:
+    """``raw`` (a state dict read from ``path``) restored into the structure of ``template``,
+    checking that every array has the template's shape.
+
+    Raises:
+      ValueError: another structure or another shape (the message names ``path``, ``what``
+        and the first mismatching entry).
+    """
+    try:
+        tree = flax.serialization.from_state_dict(template, raw)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: {what} do not have the expected structure ({exc})") from None
+    want, _ = jax.tree_util.tree_flatten_with_path(template)
+    got = jax.tree_util.tree_leaves(tree)
+    if len(got) != len(want):
+        raise ValueError(f"{path}: {what} have {len(got)} arrays, expected {len(want)}")
+    for (kp, w), g in zip(want, got):
+        if np.shape(w) != np.shape(g):
+            raise ValueError(f"{path}: {what}: {jax.tree_util.keystr(kp)} has shape "
+                             f"{np.shape(g)}, expected {np.shape(w)}")
+    return jax.tree.map(lambda w, g: jnp.asarray(g, dtype=jnp.result_type(w)), template, tree)
+
+
+# -- a saved model --------------------------------------------------------------------------
+def save_model(model: PriorModel, path: str | Path) -> Path:
+    """Write ``model`` to the directory ``path`` (see the module docstring); returns it.
+
+    Raises:
+      ValueError: a network field or a solver option that cannot be recorded.
+    """
+    path = Path(path)
+    spec = module_spec(model.module)
+    try:
+        options = encode(model.solver_options, strict=True)
+    except Unrecordable as exc:
+        raise ValueError(f"PriorModel.save: solver_options holds {exc}, which cannot be "
+                         "recorded; use JSON values") from None
+    params = flax.serialization.to_bytes(model.params)
+    meta = {"format": FORMAT, "problem": model.problem.name, "module": spec,
+            "out_shape": list(model.out_shape), "per_row": bool(model.per_row),
+            "feature_shape": list(model.feature_shape), "estimator": model.estimator,
+            "backend": model.backend, "solver_options": options,
+            "feat_mean": model.feat_mean.tolist(), "feat_std": model.feat_std.tolist(),
+            "history": (dataclasses.asdict(model.history) if model.history is not None
+                        else None),
+            "params_sha256": hashlib.sha256(params).hexdigest()}
+    path.mkdir(parents=True, exist_ok=True)
+    atomic_write(path / "params.msgpack", params)
+    atomic_write(path / "meta.json", json.dumps(meta).encode())
+    return path
+
+
+def load(path: str | Path, problem: Problem, *, model: nn.Module | None = None) -> PriorModel:
+    """Load a `PriorModel` saved by `PriorModel.save` for ``problem``.
+
+    Args:
+      path: the directory written by `PriorModel.save`.
+      problem: the problem it was trained on (checked by name).
+      model: the network; by default the one recorded in the file (its class is imported
+        from its module, with its recorded fields). Models of format ``surco-prior/1``
+        recorded no class and load as `CostNet` unless ``model=`` is given.
+
+    Returns:
+      The model, with its training history (None for format ``surco-prior/1``).
+
+    Raises:
+      FileNotFoundError: no model at ``path``.
+      ValueError: another format or problem, a truncated or foreign file, parameters that
+        do not fit the network, or a network class that cannot be imported (each message
+        names the file).
+    """
+    path = Path(path)
+    meta_file, params_file = path / "meta.json", path / "params.msgpack"
+    if not meta_file.exists():
+        raise FileNotFoundError(f"{path}: no SurCo-prior model here (meta.json missing); "
+                                f"expected {_MODEL_FILES}")
+    meta = read_json(meta_file, f"the meta.json of {_MODEL_FILES}")
+    fmt = meta.get("format")
+    if fmt not in (FORMAT, _V1):
+        raise ValueError(f"{meta_file}: format {fmt!r}, expected {FORMAT!r} (or {_V1!r}): "
+                         f"not the meta.json of {_MODEL_FILES}")
+    if meta.get("problem") != problem.name:
+        raise ValueError(f"{path}: trained for problem {meta.get('problem')!r}, not "
+                         f"{problem.name!r}")
+    try:
+        meta = _upgrade_v1(meta, meta_file, warn=model is None) if fmt == _V1 else meta
+        spec, feature_shape = meta["module"], tuple(meta["feature_shape"])
+        fields = dict(out_shape=tuple(meta["out_shape"]), per_row=bool(meta["per_row"]),
+                      feat_mean=np.asarray(meta["feat_mean"], np.float32),
+                      feat_std=np.asarray(meta["feat_std"], np.float32),
+                      estimator=meta["estimator"], backend=meta["backend"])
+        history = meta.get("history")
+        history = TrainHistory(**history) if history is not None else None
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(str(meta_file)):
+            raise
+        raise ValueError(f"{meta_file}: incomplete SurCo-prior metadata ({type(exc).__name__}: "
+                         f"{exc})") from None
+    if model is None:
+        module = module_from_spec(spec, meta_file)
+    else:
+        module = model
+        given = module_spec(model, strict=False)
+        if given != spec and fmt != _V1:
+            warnings.warn(f"surco.prior.load: model= is {given['class']} {given['fields']}, "
+                          f"{path} was saved with {spec['class']} {spec['fields']}; using "
+                          "model=", stacklevel=2)
+    raw, data = read_msgpack(params_file, "the network parameters (a flax msgpack)")
+    digest = meta.get("params_sha256")
+    if digest is not None and hashlib.sha256(data).hexdigest() != digest:
+        raise ValueError(f"{params_file}: not the parameters saved with {meta_file} (SHA-256 "
+                         "differs: another model's file, or a save that was interrupted)")
+    template = module.init(jax.random.key(0), jnp.zeros(feature_shape, jnp.float32))
+    params = restore_tree(template, raw, params_file,
+                          f"the parameters of {type(module).__name__}")
+    return PriorModel(problem=problem, module=module, params=params,
+                      feature_shape=feature_shape,
+                      solver_options=_decode_options(meta.get("solver_options"), meta_file),
+                      history=history, **fields)
+
+
+def _decode_options(v: Any, where: Path) -> dict | None:
+    out = decode(v, where)
+    return dict(out) if out is not None else None
+
+
+def _upgrade_v1(meta: dict, where: Path, *, warn: bool) -> dict:
+    """Format 1: the network was always saved as `CostNet(out, hidden)`, the normalisation
+    with the training feature shape (identical rows for per-row features)."""
+    mean = np.asarray(meta["feat_mean"], np.float32)
+    std = np.asarray(meta["feat_std"], np.float32)
+    per_row = bool(meta["per_row"])
+    x_shape = tuple(meta["x_shape"])
+    if per_row:
+        if mean.ndim != 2 or not (np.all(mean == mean[:1]) and np.all(std == std[:1])):
+            raise ValueError(f"{where}: per-row normalisation of shape {mean.shape} differs "
+                             "between rows; expected identical rows (format surco-prior/1)")
+        mean, std = mean[0], std[0]
+    if warn:
+        warnings.warn(f"{where}: format {_V1} does not record the network class; loading it as "
+                      f"CostNet(out={meta['out']}, hidden={tuple(meta['hidden'])}). If it was "
+                      "trained with another network (e.g. sharding's PlanResidualNet), pass "
+                      "model=", stacklevel=3)
+    return dict(meta, module={"class": "surco.prior.networks:CostNet",
+                              "fields": {"out": meta["out"], "hidden": list(meta["hidden"])}},
+                feature_shape=list(np.shape(meta["feat_mean"])),
+                out_shape=list(x_shape[1:] if per_row else x_shape),
+                feat_mean=mean, feat_std=std, solver_options=None, history=None)
+
+
+# -- the checkpoint of a running training ---------------------------------------------------
+_STATE_KEYS = ("params", "opt_state", "best_params", "key", "epoch", "best_val", "stall",
+               "train_f", "val_f", "seconds", "best_epoch")
+_JSON_KEYS = ("train_f", "val_f", "seconds")
+
+
+class TrainingCheckpoint:
+    """The state of `surco.prior.train` after its last completed epoch, in a directory:
+    ``checkpoint.json`` (what training it belongs to) and ``checkpoint.msgpack`` (parameters,
+    optimizer state, best parameters, PRNG key, epoch, early-stopping counters, curves).
+
+    Args:
+      directory: where the files are.
+      meta: what identifies the training (problem, shapes, number of instances, estimator,
+        network); a checkpoint whose recorded entries differ is refused.
+    """
+
+    def __init__(self, directory: str | Path, meta: dict):
+        self.dir = Path(directory)
+        self.meta = {"format": CHECKPOINT_FORMAT, **meta}
+        self.json_file = self.dir / "checkpoint.json"
+        self.state_file = self.dir / "checkpoint.msgpack"
+
+    def exists(self) -> bool:
+        """Whether a checkpoint was written here."""
+        return self.state_file.exists() or self.json_file.exists()
+
+    def save(self, state: dict) -> None:
+        """Write ``state`` (the keys of `restore`'s result), each file atomically."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        payload = {k: state[k] for k in _STATE_KEYS}
+        payload["key"] = np.asarray(payload["key"])
+        for k in _JSON_KEYS:
+            payload[k] = json.dumps(payload[k])
+        atomic_write(self.json_file, json.dumps(self.meta).encode())
+        atomic_write(self.state_file, flax.serialization.to_bytes(payload))
+
+    def restore(self, template: dict) -> dict:
+        """The saved state, in the structure of ``template`` (a fresh training's state).
+
+        Raises:
+          FileNotFoundError: one of the two files is missing.
+          ValueError: a checkpoint of another training (the message lists what differs), or
+            a truncated or foreign file, or parameters / optimizer state of another shape.
+        """
+        what = "the checkpoint of a SurCo-prior training (surco.prior.train checkpoint_dir)"
+        saved = read_json(self.json_file, what)
+        if saved.get("format") not in (CHECKPOINT_FORMAT, _V1_CHECKPOINT):
+            raise ValueError(f"{self.json_file}: format {saved.get('format')!r}, expected "
+                             f"{CHECKPOINT_FORMAT!r}: not {what}")
+        diff = {k: (saved[k], v) for k, v in self.meta.items()
+                if k != "format" and k in saved and saved[k] != v}
+        if diff:
+            raise ValueError(f"{self.dir}: checkpoint belongs to another training (saved vs now: "
+                             f"{diff}); use another checkpoint_dir")
+        raw, _ = read_msgpack(self.state_file, f"{what} (a flax msgpack)")
+        missing = [k for k in _STATE_KEYS if k not in raw]
+        if missing:
+            raise ValueError(f"{self.state_file}: not {what}: entries {missing} missing")
+        state = {
+            "params": restore_tree(template["params"], raw["params"], self.state_file,
+                                   "the network parameters"),
+            "best_params": restore_tree(template["params"], raw["best_params"],
+                                        self.state_file, "the best network parameters"),
+            "opt_state": restore_tree(template["opt_state"], raw["opt_state"], self.state_file,
+                                      "the optimizer state (is optimizer= the one it was "
+                                      "saved with?)"),
+            "key": np.asarray(raw["key"]),
+        }
+        try:
+            state.update(epoch=int(raw["epoch"]), stall=int(raw["stall"]),
+                         best_epoch=int(raw["best_epoch"]), best_val=float(raw["best_val"]),
+                         **{k: json.loads(raw[k]) for k in _JSON_KEYS})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{self.state_file}: not {what}: bad counters ({exc})") from None
+        if len(state["train_f"]) != state["epoch"] + 1:
+            raise ValueError(f"{self.state_file}: not {what}: {len(state['train_f'])} epochs of "
+                             f"history for epoch {state['epoch']}")
+        if np.shape(state["key"]) != np.shape(template["key"]):
+            raise ValueError(f"{self.state_file}: PRNG key of shape {np.shape(state['key'])}, "
+                             f"expected {np.shape(template['key'])} (another key type?)")
+        return state
