@@ -1,6 +1,12 @@
 """The solver layer: Ω as a `LinearSpec`, backends that minimise a linear cost over it, and
 combinatorial oracles with the same contract.
 
+Every backend is silent unless built with ``verbose=True``, and stops within about a second
+of Ctrl-C with a plain `KeyboardInterrupt` (`surco.solvers.blocking`). A new backend or
+oracle subclasses `Solver` and implements ``solve_flat`` and ``factory`` (optionally
+``check_cost_values`` and a ``spec`` property); a blocking solver call goes through
+`blocking_call`.
+
     >>> import numpy as np
     >>> from surco.solvers import LinearSpec, make_solver
     >>> spec = LinearSpec(shape=(3,), A_ub=[[2.0, 3.0, 4.0]], b_ub=[5.0], ub=1, integer=True)
@@ -8,6 +14,7 @@ combinatorial oracles with the same contract.
     array([1., 1., 0.])
 """
 from .base import Solver, clear_worker_cache
+from .blocking import blocking_call
 from .oracles import AssignmentOracle, ShortestPathOracle
 from .registry import BACKENDS, SolverStack, make_solver
 from .result import (InfeasibleError, Solution, SolverError, SolverTimeout, Status,
@@ -17,5 +24,5 @@ from .spec import LinearSpec
 __all__ = [
     "LinearSpec", "Solver", "Solution", "Status", "make_solver", "BACKENDS", "SolverStack",
     "ShortestPathOracle", "AssignmentOracle", "SolverError", "InfeasibleError",
-    "UnboundedError", "SolverTimeout", "clear_worker_cache",
+    "UnboundedError", "SolverTimeout", "clear_worker_cache", "blocking_call",
 ]

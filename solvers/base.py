@@ -1,9 +1,21 @@
 """The one solver interface shared by MILP backends and combinatorial oracles.
 
 A solver is built once for a feasible set Ω and then answers ``solve(c)`` for many cost
-vectors c, returning ``argmin_{x in Ω} c·x``. Subclasses implement `_solve_flat`; this base
-class does input checking, timing, error raising and batching. One solver object serves one
-thread at a time; `solve_batch` is the way to solve in parallel.
+vectors c, returning ``argmin_{x in Ω} c·x``. One solver object serves one thread at a time;
+`solve_batch` is the way to solve in parallel.
+
+Extension points (what a new backend or oracle implements; everything else is inherited):
+
+* `Solver.solve_flat` (required): solve for one validated flat cost;
+* `Solver.factory` (required): a picklable recipe that builds an equivalent solver, which
+  is what `solve_batch` ships to its workers;
+* `Solver.check_cost_values` (optional): extra requirements on c (e.g. c >= 0);
+* ``spec`` (optional, a property or attribute): the feasible set as a `LinearSpec`, when
+  it can be written as one (the quadratic relaxation and the MILP cross-checks use it);
+* a solver call that blocks in C/C++ for long goes through
+  `surco.solvers.blocking.blocking_call`, which makes Ctrl-C stop it (see that module).
+
+The base class does input checking, timing, error raising and batching.
 
 Batching (`solve_batch`) runs through any ``concurrent.futures.Executor``. Each worker (a
 thread or a process) builds its own copy of the model on first use and keeps it in a
@@ -65,6 +77,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .blocking import BatchCancelled, batch_scope, gather, new_batch
 from .result import Solution, Status
 
 _TOKENS = itertools.count()
@@ -92,7 +105,7 @@ def _drop_token(token: tuple) -> None:
 
 
 def _solve_chunk(token: tuple, factory: Callable[[], "Solver"], C: np.ndarray,
-                 check: bool) -> list[Solution]:
+                 check: bool, batch: int | None = None) -> list[Solution]:
     key = token + (os.getpid(), threading.get_ident())
     with _WORKER_LOCK:
         solver = _WORKER_CACHE.get(key)
@@ -105,7 +118,14 @@ def _solve_chunk(token: tuple, factory: Callable[[], "Solver"], C: np.ndarray,
             dropped = [_WORKER_CACHE.popitem(last=False)
                        for _ in range(len(_WORKER_CACHE) - WORKER_CACHE_SIZE)]
         del dropped
-    return [solver.solve(c, check=check) for c in C]
+    out = []
+    try:
+        with batch_scope(batch):
+            for c in C:
+                out.append(solver.solve(c, check=check))
+    except BatchCancelled:
+        pass   # the caller stopped waiting; what was solved is returned to nobody
+    return out
 
 
 def _executor_width(executor: Executor) -> int:
@@ -137,24 +157,51 @@ class Solver(abc.ABC):
     def n(self) -> int:
         return int(np.prod(self.shape))
 
-    # -- to implement -------------------------------------------------------------------
+    # -- extension points -----------------------------------------------------------------
     @abc.abstractmethod
-    def _solve_flat(self, c: np.ndarray) -> tuple[np.ndarray, float, Status, dict[str, Any]]:
-        """Solve for a validated flat float64 cost; return (x_flat, objective, status, stats)."""
+    def solve_flat(self, c: np.ndarray) -> tuple[np.ndarray | None, float, Status,
+                                                 dict[str, Any]]:
+        """Solve for one cost; the hook every solver implements (call `solve` instead).
+
+        Args:
+          c: flat float64 cost of length ``n``, already validated by `check_cost` (finite,
+            right size, and accepted by `check_cost_values`).
+
+        Returns:
+          ``(x_flat, objective, status, stats)``: x as a flat array of length n (ignored,
+          may be None, unless status is OPTIMAL or FEASIBLE), ``c·x`` (or the solver's
+          objective), a `Status`, and a dict of extra statistics (``solve_time`` in
+          seconds as reported by the solver; ``detail``, ``timeout``, ``time_limit`` to
+          explain a failure, see `Solution.raise_for_status`).
+
+        Raises:
+          SolverError: the solver could not be run at all (rejected model or parameters).
+            Failures of a solve that ran are returned as a status, not raised.
+          KeyboardInterrupt: on Ctrl-C, when the blocking call goes through
+            `surco.solvers.blocking.blocking_call`.
+        """
 
     @abc.abstractmethod
     def factory(self) -> Callable[[], "Solver"]:
         """A picklable zero-argument callable that builds an equivalent fresh solver."""
 
-    def _check_cost_values(self, c: np.ndarray) -> None:
-        """Hook for oracles with extra requirements on c (e.g. nonnegativity)."""
+    def check_cost_values(self, c: np.ndarray) -> None:
+        """Extra requirements on a cost beyond shape and finiteness (default: none).
+
+        Args:
+          c: flat float64 cost, finite and of length ``n``.
+
+        Raises:
+          ValueError: c is not acceptable (e.g. Dijkstra needs c >= 0), naming the rule.
+        """
 
     # -- public -------------------------------------------------------------------------
     def check_cost(self, c) -> np.ndarray:
         """Validate one cost vector; return it flat as float64.
 
         Raises:
-          ValueError: if c is not shaped like x (``shape`` or flat n) or holds NaN/inf.
+          ValueError: if c is not shaped like x (``shape`` or flat n), holds NaN/inf, or
+            fails `check_cost_values`.
         """
         arr = np.asarray(c, dtype=np.float64)
         if arr.shape != self.shape and arr.shape != (self.n,):
@@ -164,7 +211,7 @@ class Solver(abc.ABC):
             bad = int(np.flatnonzero(~np.isfinite(arr.reshape(-1)))[0])
             raise ValueError(f"{self.name}: cost c contains NaN or inf (first at flat index {bad})")
         flat = arr.reshape(-1)
-        self._check_cost_values(flat)
+        self.check_cost_values(flat)
         return flat
 
     def solve(self, c, *, check: bool = True) -> Solution:
@@ -178,11 +225,14 @@ class Solver(abc.ABC):
         Raises:
           ValueError: bad cost (wrong shape, NaN/inf).
           InfeasibleError, UnboundedError, SolverTimeout, SolverError: when ``check`` and the
-            solver found no usable point.
+            solver found no usable point (exactly one of them, raised here; ``check=False``
+            never raises for a failed solve).
+          KeyboardInterrupt: Ctrl-C during the solve (within about a second; see
+            `surco.solvers.blocking`); the solver stays usable.
         """
         flat = self.check_cost(c)
         t0 = time.perf_counter()
-        x, obj, status, stats = self._solve_flat(flat)
+        x, obj, status, stats = self.solve_flat(flat)
         stats = dict(stats)
         stats["wall_time"] = time.perf_counter() - t0
         stats.setdefault("solve_time", stats["wall_time"])
@@ -218,7 +268,9 @@ class Solver(abc.ABC):
           ValueError: C is not ``(B, *shape)`` / ``(B, n)`` or holds NaN/inf (checked here,
             before anything is sent to a worker).
           InfeasibleError, UnboundedError, SolverTimeout, SolverError: as in `solve`, when
-            ``check`` (re-raised from the worker).
+            ``check`` (re-raised from the worker; the rest of the batch is cancelled).
+          KeyboardInterrupt: Ctrl-C while waiting; unstarted work is cancelled and the solves
+            running in this process's threads are stopped (`surco.solvers.blocking.gather`).
         """
         C = np.asarray(C, dtype=np.float64)
         if C.ndim < 1 or C.shape[1:] not in (self.shape, (self.n,)):
@@ -230,5 +282,7 @@ class Solver(abc.ABC):
         width = _executor_width(executor) or len(flat)
         chunks = [ch for ch in np.array_split(flat, min(width, len(flat))) if len(ch)]
         factory = self.factory()
-        futures = [executor.submit(_solve_chunk, self._token, factory, ch, check) for ch in chunks]
-        return [sol for f in futures for sol in f.result()]
+        batch = new_batch()
+        futures = [executor.submit(_solve_chunk, self._token, factory, ch, check, batch)
+                   for ch in chunks]
+        return [sol for part in gather(futures, batch) for sol in part]

@@ -1,4 +1,4 @@
-"""OR-Tools MathOpt backends: SCIP, HiGHS, CP-SAT, GLOP, PDLP.
+"""OR-Tools MathOpt backends: SCIP, CP-SAT, GLOP, PDLP (HiGHS: `surco.solvers.highs_backend`).
 
 The model is built once, straight from the spec's arrays into a MathOpt ``ModelProto``, and
 handed to one MathOpt solver object (``ortools.math_opt.core.python.solver``, the layer under
@@ -13,8 +13,12 @@ per solve on the 180-variable grid shortest-path LP, 1.2-5x the solver's own tim
 0.1-0.2 ms of CPU per solve (cost check, update proto, result proto conversion; measured
 with ``time.thread_time`` on that LP), and building a model takes well under a millisecond.
 
+The HiGHS numbers above were measured when HiGHS ran through MathOpt; it now runs through
+highspy, because MathOpt 9.15 does not pass a ``SolveInterrupter`` on to HiGHS (Ctrl-C could
+not stop it).
+
 Incrementality per solver: GSCIP and GLOP accept objective updates in place (GLOP warm
-starts from the previous basis). MathOpt's HiGHS, CP-SAT and PDLP wrappers do not support
+starts from the previous basis). MathOpt's CP-SAT and PDLP wrappers do not support
 model updates (``update`` returns False; learned once per process); for them the solver
 object is re-created from the stored model proto in C++ (``solver.new``, ~0.2-0.4 ms of CPU
 on that LP), which is cheap next to rebuilding a model in Python but is not counted in the
@@ -22,6 +26,13 @@ solver's own reported time.
 
 The solve call releases the GIL (measured in ``bench/solvers.py``), so
 ``solve_batch(executor=ThreadPoolExecutor(...))`` runs solves in parallel.
+
+Ctrl-C: every solve gets a fresh MathOpt ``SolveInterrupter`` and runs through
+`surco.solvers.blocking.blocking_call`, which triggers it on a SIGINT (SCIP, CP-SAT, GLOP
+and PDLP all honour it). CP-SAT's own SIGINT catching (``catch_sigint_signal``) is switched
+off so that it cannot take the signal from Python. Output: ``enable_output`` follows
+``verbose``; OR-Tools' SCIP wrapper prints two bogus ``ERROR`` lines to stderr whenever it is
+given an interrupter, which `surco.solvers.output.filter_noise` removes.
 """
 from __future__ import annotations
 
@@ -32,6 +43,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .base import Solver
+from .blocking import blocking_call
+from .output import filter_noise
 from .result import SolverError, Status
 from .spec import LinearSpec
 
@@ -43,8 +56,7 @@ _UPDATES_IN_PLACE: dict[str, bool] = {}
 
 def _solver_type(backend: str):
     from ortools.math_opt.python import mathopt
-    return {"scip": mathopt.SolverType.GSCIP, "highs": mathopt.SolverType.HIGHS,
-            "cpsat": mathopt.SolverType.CP_SAT, "glop": mathopt.SolverType.GLOP,
+    return {"scip": mathopt.SolverType.GSCIP, "cpsat": mathopt.SolverType.CP_SAT, "glop": mathopt.SolverType.GLOP,
             "pdlp": mathopt.SolverType.PDLP}[backend]
 
 
@@ -82,14 +94,13 @@ class MathOptSolver(Solver):
 
     Raises:
       ValueError: at construction, a backend that cannot take the spec (GLOP/PDLP with
-        integer variables and ``relax=False``; CP-SAT with continuous variables) or HiGHS
-        with ``threads != 1``.
+        integer variables and ``relax=False``; CP-SAT with continuous variables).
       SolverError: the solver rejected the model or the parameters.
     """
 
     def __init__(self, spec: LinearSpec, backend: str, relax: bool = False,
                  time_limit: float | None = None, threads: int = 1, seed: int = 0,
-                 **options: Any):
+                 verbose: bool = False, **options: Any):
         import datetime
 
         from ortools.math_opt import callback_pb2, model_parameters_pb2, sparse_containers_pb2
@@ -98,6 +109,7 @@ class MathOptSolver(Solver):
         super().__init__(spec.shape, spec.name)
         self.spec, self.backend, self.relax = spec, backend, relax
         self.time_limit, self.threads, self.seed, self.options = time_limit, threads, seed, options
+        self.verbose = verbose
         integer = spec.integer & (not relax)
         if backend in _LP_ONLY and integer.any():
             raise ValueError(f"{spec.name}: backend {backend!r} solves LPs only and the spec has "
@@ -107,19 +119,16 @@ class MathOptSolver(Solver):
             raise ValueError(f"{spec.name}: backend 'cpsat' needs every variable integer "
                              f"({int((~integer).sum())} are continuous"
                              + (", relax=True was asked" if relax else "") + "); use scip or highs")
-        kw: dict[str, Any] = dict(threads=threads, random_seed=seed)
-        if backend == "highs":
-            # MathOpt's HiGHS wrapper takes no per-solve thread count (HiGHS sets it globally).
-            if threads != 1:
-                raise ValueError("backend 'highs': threads must be 1 (HiGHS sets its thread "
-                                 "count globally); parallelise with solve_batch instead")
-            kw.pop("threads")
+        kw: dict[str, Any] = dict(threads=threads, random_seed=seed, enable_output=verbose)
         if backend == "pdlp":
             kw.pop("random_seed")  # PDLP is deterministic and rejects a seed
         if time_limit is not None:
             kw["time_limit"] = datetime.timedelta(seconds=float(time_limit))
         kw.update(options)
-        self._params = mathopt.SolveParameters(**kw).to_proto()
+        params = mathopt.SolveParameters(**kw)
+        if backend == "cpsat" and not params.cp_sat.HasField("catch_sigint_signal"):
+            params.cp_sat.catch_sigint_signal = False   # leave SIGINT to Python
+        self._params = params.to_proto()
         # Only primal values are read: ask for no duals / reduced costs (smaller results).
         none = sparse_containers_pb2.SparseVectorFilterProto(filter_by_ids=True)
         self._model_params = model_parameters_pb2.ModelSolveParametersProto(
@@ -132,15 +141,19 @@ class MathOptSolver(Solver):
 
     def factory(self):
         return functools.partial(MathOptSolver, self.spec, self.backend, self.relax,
-                                 self.time_limit, self.threads, self.seed, **self.options)
+                                 self.time_limit, self.threads, self.seed, self.verbose,
+                                 **self.options)
 
     # -- MathOpt calls, with MathOpt's status errors turned into SolverError -------------------
     def _new(self):
         from ortools.math_opt import parameters_pb2
         from ortools.math_opt.core.python import solver as core
         from pybind11_abseil.status import StatusNotOk
-        try:
+        def build():
             return core.new(self._type, self._proto, parameters_pb2.SolverInitializerProto())
+
+        try:   # building a large model takes a while: keep Ctrl-C responsive (nothing to stop)
+            return blocking_call(build, lambda: None, self)
         except StatusNotOk as exc:
             raise SolverError(f"{self.name}: {self.backend} rejected the model: {exc}") from None
 
@@ -173,15 +186,25 @@ class MathOptSolver(Solver):
         self._c = c.copy()
 
     def _call(self):
+        from ortools.util.python.pybind_solve_interrupter import PySolveInterrupter
         from pybind11_abseil.status import StatusNotOk
+        interrupter = PySolveInterrupter()
+        quiet = self.backend == "scip" and not self.verbose
+
+        def call():
+            args = (self._params, self._model_params, None, self._cb_reg, None, interrupter)
+            if quiet:
+                with filter_noise(2):
+                    return self._solver.solve(*args)
+            return self._solver.solve(*args)
+
         try:
-            return self._solver.solve(self._params, self._model_params, None, self._cb_reg,
-                                      None, None)
+            return blocking_call(call, interrupter.interrupt, self)
         except StatusNotOk as exc:  # invalid parameters, internal errors
             raise SolverError(f"{self.name}: {self.backend} failed: {exc}") from None
 
     # -- solve -------------------------------------------------------------------------------
-    def _solve_flat(self, c):
+    def solve_flat(self, c):
         from ortools.math_opt import result_pb2, solution_pb2
         self._set_objective(c)
         res = self._call()
@@ -225,6 +248,8 @@ class MathOptSolver(Solver):
                      or (term.limit == result_pb2.LIMIT_UNDETERMINED
                          and self.time_limit is not None))):
             stats.update(timeout=True, time_limit=self.time_limit)
+        elif term.limit == result_pb2.LIMIT_INTERRUPTED:
+            stats["detail"] = "interrupted"
         elif reason == result_pb2.TERMINATION_REASON_NO_SOLUTION_FOUND:
             stats["detail"] = (f"limit {result_pb2.LimitProto.Name(term.limit)[6:]} reached "
                                f"without a feasible point; {term.detail}")

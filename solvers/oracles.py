@@ -1,5 +1,9 @@
 """Combinatorial oracles: feasible sets solved by a dedicated algorithm, not a MILP, with the
-same `Solver` contract (``solve``, ``solve_batch``, ``Solution``).
+same `Solver` contract (``solve``, ``solve_batch``, ``Solution``). Each exposes its set as a
+`LinearSpec` through the ``spec`` property, like the MILP backends' ``spec`` attribute.
+
+Their solves are short calls that hold the GIL (scipy's Dijkstra and Jonker-Volgenant), so
+Ctrl-C is handled between calls by Python itself; they need no `blocking_call`.
 """
 from __future__ import annotations
 
@@ -59,13 +63,13 @@ class ShortestPathOracle(Solver):
         return functools.partial(ShortestPathOracle, self.num_nodes, self.edges, self.source,
                                  self.sink, self.name)
 
-    def _check_cost_values(self, c):
+    def check_cost_values(self, c):
         if np.any(c < 0):
             raise ValueError(f"{self.name}: Dijkstra needs nonnegative edge costs; c has "
                              f"{int(np.sum(c < 0))} negative entries (min {c.min():.4g}). "
                              "Use a cost_transform such as softplus, or a LinearSpec backend")
 
-    def _solve_flat(self, c):
+    def solve_flat(self, c):
         # Explicit zeros in a CSR graph are edges for csgraph; build it without pruning.
         g = sp.csr_matrix((c[self._order], self._indices, self._indptr),
                           shape=(self.num_nodes, self.num_nodes))
@@ -80,6 +84,7 @@ class ShortestPathOracle(Solver):
             v = u
         return x, float(c @ x), Status.OPTIMAL, {}
 
+    @functools.cached_property
     def spec(self) -> LinearSpec:
         """The s–t flow polytope of this graph (totally unimodular), for MILP/LP backends."""
         E, V = len(self.edges), self.num_nodes
@@ -107,13 +112,14 @@ class AssignmentOracle(Solver):
     def factory(self):
         return functools.partial(AssignmentOracle, self.shape[0], self.shape[1], self.name)
 
-    def _solve_flat(self, c):
+    def solve_flat(self, c):
         C = c.reshape(self.shape)
         r, k = linear_sum_assignment(C)
         x = np.zeros(self.shape)
         x[r, k] = 1.0
         return x.reshape(-1), float(C[r, k].sum()), Status.OPTIMAL, {}
 
+    @functools.cached_property
     def spec(self) -> LinearSpec:
         """The assignment polytope as a `LinearSpec` (binary x, TU constraints)."""
         n, m = self.shape

@@ -3,6 +3,11 @@
 The model is built once; each `solve` returns SCIP to the problem stage (``freeTransform``),
 changes the objective coefficients (``chgVarObj``) and re-optimises. ``optimizeNogil`` is
 used when available so that threads can solve in parallel.
+
+Ctrl-C: SCIP's own SIGINT handler (``misc/catchctrlc``, on by default) would take the signal
+from Python and count presses ("5 times for forcing termination"); it is switched off, and
+the solve runs through `surco.solvers.blocking.blocking_call`, which stops it with
+``SCIPinterruptSolve`` on a SIGINT. Output: SCIP's messages are hidden unless ``verbose``.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .base import Solver
+from .blocking import blocking_call
 from .result import Status
 from .spec import LinearSpec
 
@@ -20,14 +26,14 @@ class PySCIPOptSolver(Solver):
     """``argmin c·x over Ω`` with SCIP via PySCIPOpt (see `make_solver` for the arguments)."""
 
     def __init__(self, spec: LinearSpec, relax: bool = False, time_limit: float | None = None,
-                 threads: int = 1, seed: int = 0, **options: Any):
+                 threads: int = 1, seed: int = 0, verbose: bool = False, **options: Any):
         import pyscipopt
 
         super().__init__(spec.shape, spec.name)
         self.spec, self.relax, self.time_limit = spec, relax, time_limit
-        self.threads, self.seed, self.options = threads, seed, options
+        self.threads, self.seed, self.verbose, self.options = threads, seed, verbose, options
         m = pyscipopt.Model(spec.name)
-        m.hideOutput()
+        m.hideOutput(not verbose)
         integer = spec.integer & (not relax)
         inf = m.infinity()
         self._vars = [m.addVar(lb=None if spec.lb[i] == -np.inf else spec.lb[i],
@@ -44,6 +50,7 @@ class PySCIPOptSolver(Solver):
             m.setParam("limits/time", float(time_limit))
         m.setParam("randomization/randomseedshift", int(seed))
         m.setParam("lp/threads", int(threads))
+        m.setParam("misc/catchctrlc", False)
         for k, v in options.items():
             try:
                 m.setParam(k, v)
@@ -58,21 +65,38 @@ class PySCIPOptSolver(Solver):
 
     def factory(self):
         return functools.partial(PySCIPOptSolver, self.spec, self.relax, self.time_limit,
-                                 self.threads, self.seed, **self.options)
+                                 self.threads, self.seed, self.verbose, **self.options)
 
     def _expr(self, c: np.ndarray):
         import pyscipopt
         # Term objects are built once (building 200 of them per solve cost ~0.3 ms).
         return pyscipopt.Expr({t: cj for t, cj in zip(self._terms, c.tolist()) if cj != 0.0})
 
-    def _solve_flat(self, c):
+    def _optimize(self) -> None:
+        m = self._m
+        solving = [False]
+
+        def call():
+            solving[0] = True
+            try:
+                m.optimizeNogil() if self._nogil else m.optimize()
+            finally:
+                solving[0] = False
+
+        def stop():
+            if solving[0]:
+                try:
+                    m.interruptSolve()
+                except Exception:  # SCIP left the solving stages meanwhile: nothing to stop
+                    pass
+
+        blocking_call(call, stop, self)
+
+    def solve_flat(self, c):
         m = self._m
         m.freeTransform()
         m.setObjective(self._expr(c), "minimize", clear=True)
-        if self._nogil:
-            m.optimizeNogil()
-        else:
-            m.optimize()
+        self._optimize()
         st = m.getStatus()
         stats: dict[str, Any] = {"solve_time": m.getSolvingTime(), "termination": st}
         if st == "inforunbd":
@@ -92,6 +116,8 @@ class PySCIPOptSolver(Solver):
             stats["detail"] = st
         elif st == "inforunbd":
             stats["detail"] = "infeasible or unbounded; the zero-objective re-solve could not tell"
+        elif st == "userinterrupt":
+            stats["detail"] = "interrupted"
         else:  # another limit (nodes, gap, solutions, memory, ...) or an interrupt
             stats["detail"] = f"SCIP status {st!r} without a feasible point"
         return None, np.nan, Status.ERROR, stats
@@ -100,7 +126,7 @@ class PySCIPOptSolver(Solver):
         m = self._m
         m.freeTransform()
         m.setObjective(self._expr(np.zeros(len(self._vars))), "minimize", clear=True)
-        m.optimizeNogil() if self._nogil else m.optimize()
+        self._optimize()
         if m.getNSols() > 0:
             return "unbounded"
         # "infeasible", or still undecided (a limit hit): reported as an error

@@ -6,6 +6,12 @@ relaxation of Ω, adding ``γ‖x‖²`` makes the argmin unique and piecewise-s
 solved by HiGHS's QP solver (active-set, through ``highspy``), behind the same `Solver`
 contract as every backend: the model is built once and each solve only changes the linear
 cost.
+
+Ctrl-C: HiGHS 1.12's QP solver has no interrupt hook (its interrupt callbacks serve the
+simplex, IPM and MIP solvers only, and it reads its limits once at the start), so a
+KeyboardInterrupt reaches the caller after `surco.solvers.blocking.INTERRUPT_GRACE` (1 s)
+while the QP solve finishes in the background; the solver's next call waits for it. Give a
+``time_limit`` to bound that.
 """
 from __future__ import annotations
 
@@ -15,26 +21,11 @@ import time
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from .base import Solver
+from .highs_backend import InterruptibleHighs, highs_lp
 from .result import SolverError, Status
 from .spec import LinearSpec
-
-
-def _highs():
-    try:
-        import highspy
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        if "undefined symbol" in str(exc):
-            raise ImportError(
-                "highspy's libhighs.so.1 clashes with the HiGHS library bundled in ortools (both "
-                "use that name, and the first one loaded wins): install the highspy release "
-                "equal to ortools' HiGHS (highspy==1.12.0 for ortools 9.15)") from exc
-        raise ImportError("the quadratic relaxation needs HiGHS's Python API: "
-                          "pip install highspy==1.12.0 (the HiGHS release bundled in ortools "
-                          "9.15)") from exc
-    return highspy
 
 
 class QuadraticSolver(Solver):
@@ -44,6 +35,7 @@ class QuadraticSolver(Solver):
       spec: Ω; integrality is dropped.
       gamma: γ > 0, the weight of ``‖x‖²`` (Wilder et al. 2019).
       time_limit: seconds per solve, or None.
+      verbose: let HiGHS print its log (default: silent).
 
     The reported ``objective`` is ``c·x + γ‖x‖²``. The solution is the Euclidean projection of
     ``-c/(2γ)`` onto the relaxed polytope.
@@ -52,7 +44,8 @@ class QuadraticSolver(Solver):
       ValueError: ``gamma <= 0`` or a bad time limit; at solve time, bad costs as every solver.
     """
 
-    def __init__(self, spec: LinearSpec, gamma: float, time_limit: float | None = None):
+    def __init__(self, spec: LinearSpec, gamma: float, time_limit: float | None = None,
+                 verbose: bool = False):
         if not isinstance(spec, LinearSpec):
             raise TypeError(f"QuadraticSolver: spec must be a LinearSpec, got {type(spec).__name__}")
         if not (isinstance(gamma, (int, float, np.floating, np.integer)) and math.isfinite(gamma)
@@ -62,33 +55,19 @@ class QuadraticSolver(Solver):
             raise ValueError(f"QuadraticSolver: time_limit must be positive seconds, got {time_limit}")
         super().__init__(spec.shape, spec.name + f"[qp γ={gamma:g}]")
         self.spec, self.gamma, self.time_limit = spec, float(gamma), time_limit
-        hs = _highs()
+        self.verbose = verbose
         n = spec.n
-        A = sp.vstack([spec.A_eq, spec.A_ub]).tocsc()
-        inf = hs.kHighsInf
-        row_lo = np.concatenate([spec.b_eq, np.full(spec.A_ub.shape[0], -inf)])
-        row_hi = np.concatenate([spec.b_eq, spec.b_ub])
-        lp = hs.HighsLp()
-        lp.num_col_, lp.num_row_ = n, A.shape[0]
-        lp.col_cost_ = np.zeros(n)
-        lp.col_lower_ = np.where(np.isfinite(spec.lb), spec.lb, -inf)
-        lp.col_upper_ = np.where(np.isfinite(spec.ub), spec.ub, inf)
-        lp.row_lower_, lp.row_upper_ = row_lo, row_hi
-        lp.a_matrix_.format_ = hs.MatrixFormat.kColwise
-        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, A.shape[0]
-        lp.a_matrix_.start_, lp.a_matrix_.index_ = A.indptr, A.indices
-        lp.a_matrix_.value_ = A.data
+        self._run = run = InterruptibleHighs(self.name, verbose)
+        hs, h = run.hs, run.h
         hess = hs.HighsHessian()
         hess.dim_, hess.format_ = n, hs.HessianFormat.kTriangular
         hess.start_, hess.index_ = np.arange(n + 1), np.arange(n)
         hess.value_ = np.full(n, 2.0 * self.gamma)             # ½ xᵀ(2γI)x = γ‖x‖²
         model = hs.HighsModel()
-        model.lp_, model.hessian_ = lp, hess
-        h = hs.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("threads", 1)
+        model.lp_, model.hessian_ = highs_lp(spec, None), hess
+        run.set_option("threads", 1)
         if time_limit is not None:
-            h.setOptionValue("time_limit", float(time_limit))
+            run.set_option("time_limit", float(time_limit))
         status = h.passModel(model)
         if status != hs.HighsStatus.kOk:
             raise SolverError(f"{self.name}: HiGHS rejected the QP model ({status})")
@@ -96,13 +75,14 @@ class QuadraticSolver(Solver):
         self._idx = np.arange(n, dtype=np.int32)
 
     def factory(self):
-        return functools.partial(QuadraticSolver, self.spec, self.gamma, self.time_limit)
+        return functools.partial(QuadraticSolver, self.spec, self.gamma, self.time_limit,
+                                 self.verbose)
 
-    def _solve_flat(self, c: np.ndarray) -> tuple[Any, float, Status, dict]:
+    def solve_flat(self, c: np.ndarray) -> tuple[Any, float, Status, dict]:
         hs, h = self._hs, self._h
         h.changeColsCost(len(c), self._idx, c)
         t0 = time.perf_counter()
-        run = h.run()
+        run = self._run.run(quiet_stdout=True)
         solve_time = time.perf_counter() - t0
         ms = h.getModelStatus()
         info = h.getInfo()
@@ -118,5 +98,8 @@ class QuadraticSolver(Solver):
             return None, math.nan, Status.UNBOUNDED, stats
         if ms == M.kTimeLimit:
             stats.update(timeout=True, time_limit=self.time_limit)
+        elif ms in (M.kInterrupt, M.kHighsInterrupt):
+            stats["detail"] = "interrupted"
+            return None, math.nan, Status.ERROR, stats
         stats["detail"] = f"HiGHS returned {ms} (run status {run})"
         return None, math.nan, Status.ERROR, stats

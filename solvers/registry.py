@@ -8,8 +8,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .base import Solver
-from .result import Solution
+from .blocking import BatchCancelled, gather, new_batch
 from .spec import LinearSpec
+
+
+def _highs(spec, **kw):
+    from .highs_backend import HighsSolver
+    return HighsSolver(spec, **kw)
 
 
 def _mathopt(backend):
@@ -24,10 +29,10 @@ def _pyscipopt(spec, **kw):
     return PySCIPOptSolver(spec, **kw)
 
 
-#: backend name -> builder(spec, relax=, time_limit=, threads=, seed=, **options)
+#: backend name -> builder(spec, relax=, time_limit=, threads=, seed=, verbose=, **options)
 BACKENDS: dict[str, Callable[..., Solver]] = {
     "scip": _mathopt("scip"),
-    "highs": _mathopt("highs"),
+    "highs": _highs,
     "cpsat": _mathopt("cpsat"),
     "glop": _mathopt("glop"),
     "pdlp": _mathopt("pdlp"),
@@ -37,23 +42,31 @@ BACKENDS: dict[str, Callable[..., Solver]] = {
 
 def make_solver(spec: LinearSpec, backend: str = "highs", *, relax: bool = False,
                 time_limit: float | None = None, threads: int = 1, seed: int = 0,
-                **options: Any) -> Solver:
+                verbose: bool = False, **options: Any) -> Solver:
     """Build a solver for ``argmin_{x in Ω} c·x`` over a `LinearSpec`.
 
     Args:
       spec: Ω.
-      backend: ``"scip"``, ``"highs"``, ``"cpsat"``, ``"glop"``, ``"pdlp"`` (OR-Tools MathOpt)
-        or ``"pyscipopt"`` (SCIP through PySCIPOpt). GLOP and PDLP solve LPs only; CP-SAT
-        needs every variable integer.
+      backend: ``"scip"``, ``"cpsat"``, ``"glop"``, ``"pdlp"`` (OR-Tools MathOpt),
+        ``"highs"`` (HiGHS through highspy) or ``"pyscipopt"`` (SCIP through PySCIPOpt).
+        GLOP and PDLP solve LPs only; CP-SAT needs every variable integer.
       relax: solve the LP relaxation (drop integrality).
       time_limit: seconds per solve; at the limit the incumbent comes back with status
         FEASIBLE, and no incumbent raises `SolverTimeout`.
       threads, seed: passed to the solver.
-      **options: backend specific: MathOpt ``SolveParameters`` fields, or SCIP parameter
-        names for pyscipopt (e.g. ``{"limits/gap": 1e-4}``).
+      verbose: let the solver print its log (default False: every backend is silent,
+        including output that the libraries print below their own settings; see
+        `surco.solvers.output`).
+      **options: backend specific: MathOpt ``SolveParameters`` fields (scip, cpsat, glop,
+        pdlp, and for highs the subset listed in `surco.solvers.highs_backend`), or SCIP
+        parameter names for pyscipopt (e.g. ``{"limits/gap": 1e-4}``).
+
+    Every solver built here stops within about a second of Ctrl-C, raising
+    `KeyboardInterrupt` (see `surco.solvers.blocking`).
 
     Raises:
       ValueError: unknown backend, or a backend that cannot handle the spec.
+      TypeError: spec is not a `LinearSpec`, or an option name the backend does not know.
     """
     if not isinstance(spec, LinearSpec):
         raise TypeError(f"make_solver: spec must be a LinearSpec, got {type(spec).__name__}")
@@ -63,8 +76,10 @@ def make_solver(spec: LinearSpec, backend: str = "highs", *, relax: bool = False
         raise ValueError(f"make_solver: time_limit must be positive seconds, got {time_limit}")
     if int(threads) < 1:
         raise ValueError(f"make_solver: threads must be >= 1, got {threads}")
+    if not isinstance(verbose, bool):
+        raise ValueError(f"make_solver: verbose must be True or False, got {verbose!r}")
     return BACKENDS[backend](spec, relax=relax, time_limit=time_limit, threads=int(threads),
-                             seed=int(seed), **options)
+                             seed=int(seed), verbose=verbose, **options)
 
 
 def _stack_factory(factories):
@@ -77,6 +92,7 @@ class SolverStack(Solver):
     SurCo solves many instances with different Ω in one step; a stack makes that one
     ``solve`` call. With an ``executor`` the members are solved in parallel, each by its
     worker's cached model (see `Solver.solve_batch`). Every member must have the same x shape.
+    Its name, used in error messages, is the first member's (plus "and k more instances").
     """
 
     def __init__(self, solvers: Sequence[Solver], executor: Executor | None = None):
@@ -86,25 +102,28 @@ class SolverStack(Solver):
         shapes = {tuple(s.shape) for s in solvers}
         if len(shapes) != 1:
             raise ValueError(f"SolverStack: members have different x shapes {sorted(shapes)}")
-        super().__init__((len(solvers),) + solvers[0].shape, f"stack[{solvers[0].name},...]")
+        first = solvers[0].name
+        name = first if len(solvers) == 1 else f"{first} and {len(solvers) - 1} more instances"
+        super().__init__((len(solvers),) + solvers[0].shape, name)
         self.members = solvers
         self.executor = executor
 
     def factory(self):
         return functools.partial(_stack_factory, [s.factory() for s in self.members])
 
-    def _check_cost_values(self, c):
+    def check_cost_values(self, c):
         for s, ci in zip(self.members, c.reshape(len(self.members), -1)):
-            s._check_cost_values(ci)
+            s.check_cost_values(ci)
 
-    def _solve_flat(self, c):
+    def solve_flat(self, c):
         rows = c.reshape(len(self.members), -1)
         if self.executor is None or len(self.members) == 1:
             sols = [s.solve(ci, check=False) for s, ci in zip(self.members, rows)]
         else:
-            futs = [self.executor.submit(_member_solve, s.factory(), s._token, ci)
+            batch = new_batch()
+            futs = [self.executor.submit(_member_solve, s.factory(), s._token, ci, batch)
                     for s, ci in zip(self.members, rows)]
-            sols = [f.result() for f in futs]
+            sols = gather(futs, batch)
         worst = max(s.status for s in sols)
         stats = {"solve_time": sum(s.stats["solve_time"] for s in sols),
                  "member_status": [int(s.status) for s in sols],
@@ -118,6 +137,9 @@ class SolverStack(Solver):
         return x, float(sum(s.objective for s in sols)), worst, stats
 
 
-def _member_solve(factory, token, c):
+def _member_solve(factory, token, c, batch):
     from .base import _solve_chunk
-    return _solve_chunk(token, factory, c[None], False)[0]
+    out = _solve_chunk(token, factory, c[None], False, batch)
+    if not out:
+        raise BatchCancelled(f"batch {batch} was cancelled")
+    return out[0]

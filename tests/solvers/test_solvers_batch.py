@@ -25,7 +25,7 @@ def _spec_for(backend):
     spec = sharding_spec(T=8, D=3)
     if takes(backend, spec):
         return spec
-    return ShortestPathOracle(16, grid_edges(4, 4), 0, 15).spec()
+    return ShortestPathOracle(16, grid_edges(4, 4), 0, 15).spec
 
 
 def _costs(spec, B, seed):
@@ -99,10 +99,10 @@ def test_empty_and_single_batches():
 def test_oracles_batch_through_processes(process_pool):
     orc = ShortestPathOracle(25, grid_edges(5, 5), 0, 24)
     C = _costs(orc, 7, 1)
-    _same(orc.solve_batch(C, executor=process_pool), [orc.solve(c) for c in C], orc.spec(), "x")
+    _same(orc.solve_batch(C, executor=process_pool), [orc.solve(c) for c in C], orc.spec, "x")
     asg = AssignmentOracle(4, 6)
     C = _costs(asg, 5, 2)
-    _same(asg.solve_batch(C, executor=process_pool), [asg.solve(c) for c in C], asg.spec(), "x")
+    _same(asg.solve_batch(C, executor=process_pool), [asg.solve(c) for c in C], asg.spec, "x")
 
 
 def test_solver_stack_members_in_parallel(process_pool):

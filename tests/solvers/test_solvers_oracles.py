@@ -23,7 +23,7 @@ def test_shortest_path_fixture():
     sol = orc.solve(SHORTEST_PATH.c)
     assert sol.status == Status.OPTIMAL and sol.objective == 9.0
     np.testing.assert_array_equal(sol.x, SHORTEST_PATH.x_opt)
-    assert orc.spec().contains(sol.x)
+    assert orc.spec.contains(sol.x)
     assert sol.stats["wall_time"] >= sol.stats["solve_time"] >= 0
 
 
@@ -33,7 +33,7 @@ def test_shortest_path_oracle_agrees_with_backends(backend):
     graphs = [ShortestPathOracle(16, grid_edges(4, 4), 0, 15),
               ShortestPathOracle(12, _random_dag(12, 0.3, rng), 0, 11)]
     for orc in graphs:
-        spec = orc.spec()
+        spec = orc.spec
         if backend == "cpsat":  # the flow polytope is integral: same optimum with x integer
             spec = dataclasses.replace(spec, integer=True)
         solver = make_solver(spec, backend=backend)
@@ -50,7 +50,7 @@ def test_shortest_path_oracle_agrees_with_backends(backend):
 def test_assignment_oracle_agrees_with_backends(n, m, backend):
     rng = np.random.default_rng(n * 10 + m)
     orc = AssignmentOracle(n, m)
-    spec = orc.spec()
+    spec = orc.spec
     solver = make_solver(spec, backend=backend)
     for _ in range(5):
         c = rng.normal(size=(n, m))
