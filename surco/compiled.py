@@ -1,0 +1,566 @@
+"""SurCo-zero compiled: when Ω has a JAX-native oracle, the steps run inside XLA.
+
+`surco.zero` calls the solver on the host once per step (through ``jax.pure_callback``). When
+Ω is one of `surco.solvers.jax_oracles` (shortest paths over a fixed graph, one choice per
+row, top-k) nothing needs the host: the estimator's forward and backward solves are JAX code,
+and `zero` here runs the steps as one XLA loop (``lax.fori_loop``, optax inside) per chunk
+of up to ``chunk`` steps; a run of at most ``chunk`` steps is one call of one XLA program.
+Between chunks the host only replays the selection (best x by f or by ``evaluate``,
+patience, target), which is what keeps the results identical to `surco.zero`'s.
+
+Compiled chunks are cached by (problem, oracle, estimator, optimiser, number of instances,
+shapes, dtype, chunk length): a second call on the same shapes compiles nothing
+(`cache_info`, `compile_seconds`).
+
+    >>> import surco
+    >>> from surco.problems import routing
+    >>> from surco import compiled
+    >>> y = routing.generate(5, seed=0, regime="risk", q=2.0)
+    >>> res = compiled.zero(routing.make_problem(5), y, estimator="blackbox", lam=100.0,
+    ...                     steps=10, key=0)
+    >>> res.x.shape
+    (80,)
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import functools
+import math
+import time
+import warnings
+from typing import Any, Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from surco._engine import (batched_objective, check_finite, resolve_key, stack_instances)
+from surco.estimators import get_estimator, raise_for_status
+from surco.estimators.base import Estimator, check_cost, event_axes
+from surco.estimators.blackbox import Blackbox
+from surco.estimators.identity import Identity, NegIdentity, project_cost
+from surco.estimators.perturbed import Perturbed, sample_noise
+from surco.problem import Instance, Problem, ProblemError
+from surco.results import ZeroResult
+from surco.solvers import Solution, Status
+from surco.solvers.jax_oracles import JaxOracle, as_jax_oracle
+from surco.zero import (NO_PROGRESS_STEPS, NoProgressWarning, _check_int, _check_number,
+                        _initial_theta, _is_number, _no_progress_message, as_instances,
+                        check_objective_shapes)
+
+Array = jax.Array
+
+__all__ = ["estimate", "zero", "cache_info", "clear_cache", "compile_seconds", "SUPPORTED"]
+
+#: the estimators that run on a JAX oracle (their backward passes only re-solve)
+SUPPORTED: tuple[type[Estimator], ...] = (Blackbox, Perturbed, Identity, NegIdentity)
+
+
+# --------------------------------------------------------------------------------------
+# Estimators over a JAX oracle: the same rules as surco.estimators, with the solve in JAX.
+# --------------------------------------------------------------------------------------
+def _forward(est: Estimator, oracle: JaxOracle, c: Array, key):
+    """``(x, status, residuals)``: `Estimator.forward` of ``est`` with ``oracle`` solving."""
+    if type(est) is Perturbed:
+        z, dnu = sample_noise(key, est.noise, (est.n,) + c.shape, c.dtype)
+        xs, status = oracle.solve_with_status(c[None] - est.sigma * z)
+        return jnp.mean(xs, axis=0), jnp.max(status, axis=0), (xs, dnu)
+    x, status = oracle.solve_with_status(project_cost(c, event_axes(oracle, c), est.projection))
+    return x, status, None
+
+
+def _backward(est: Estimator, oracle: JaxOracle, c: Array, key, x: Array, res, g: Array):
+    """`Estimator.backward` of ``est`` with ``oracle`` solving."""
+    if type(est) is Perturbed:
+        xs, dnu = res
+        axes = tuple(a + 1 for a in event_axes(oracle, c))
+        w = jnp.sum(xs * g[None], axis=axes, keepdims=True)
+        return -jnp.mean(w * dnu, axis=0) / est.sigma
+    cp, vjp = jax.vjp(lambda cc: project_cost(cc, event_axes(oracle, cc), est.projection), c)
+    if type(est) is Blackbox:
+        x_lam, _ = oracle.solve_with_status(cp + est.lam * g)
+        return vjp((x_lam - x) / est.lam)[0]
+    return vjp(type(est).sign * g)[0]                    # identity / neg_identity
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _estimate(est, oracle, c, key):
+    x, status, _ = _forward(est, oracle, c, key)
+    return x, status
+
+
+def _estimate_fwd(est, oracle, c, key):
+    x, status, res = _forward(est, oracle, c, key)
+    return (x, status), (c, key, x, res)
+
+
+def _estimate_bwd(est, oracle, saved, cts):
+    c, key, x, res = saved
+    gc = _backward(est, oracle, c, key, x, res, cts[0].astype(c.dtype))
+    return gc.astype(c.dtype), None
+
+
+_estimate.defvjp(_estimate_fwd, _estimate_bwd)
+
+
+def _check_supported(est: Estimator, who: str) -> None:
+    if type(est) not in SUPPORTED:
+        raise ValueError(f"{who}: estimator {est.name!r} does not run on a JAX oracle; use one "
+                         f"of {[cls.name for cls in SUPPORTED]} (or surco.zero with a host "
+                         "solver)")
+
+
+def estimate(oracle: JaxOracle, c, estimator: Estimator | str, key: Array | None = None, *,
+             return_status: bool = False, **hyperparams):
+    """``x = g(c)`` through a JAX oracle with an estimator's backward pass: pure JAX, no host
+    callback, usable under ``jit``, ``vmap`` and ``grad`` on CPU or GPU.
+
+    The rules are those of the estimators of `surco.estimators` (same hyperparameters, same
+    gradients as through a host solver of the same Ω): blackbox interpolation (Vlastelica et
+    al., ICLR 2020), perturbed optimizers (Berthet et al., NeurIPS 2020), identity / negative
+    identity with projections (Sahoo et al., ICLR 2023).
+
+    Arguments in the order of `surco.estimators.solve_layer`.
+
+    Args:
+      oracle: a `surco.solvers.jax_oracles.JaxOracle`.
+      c: floating cost, shape ``oracle.shape`` or ``(..., *oracle.shape)``.
+      estimator: an `Estimator` of type `Blackbox`, `Perturbed`, `Identity` or
+        `NegIdentity`, or its name; ``hyperparams`` as for `get_estimator`.
+      key: PRNG key (required by ``perturbed``).
+      return_status: also return the int32 `Status` per leading entry of c.
+
+    Returns:
+      x shaped like c (``(x, status)`` with ``return_status``).
+
+    Raises:
+      ValueError: unsupported estimator, bad cost (shape, dtype, NaN/inf when concrete), a
+        missing key for ``perturbed``; ``oracle`` not a JaxOracle (TypeError).
+      InfeasibleError, SolverError: outside jit, when a solve failed and not
+        ``return_status``.
+    """
+    est = get_estimator(estimator, **hyperparams)
+    _check_supported(est, "estimate")
+    if not isinstance(oracle, JaxOracle):
+        raise TypeError(f"estimate: oracle must be a surco.solvers.jax_oracles.JaxOracle, got "
+                        f"{type(oracle).__name__}")
+    c = check_cost(est.name, oracle, c)
+    key = est._check_key(key)
+    x, status = _estimate(est, oracle, c, key)
+    if not return_status and not isinstance(status, jax.core.Tracer):
+        raise_for_status(status, oracle.name)
+    return (x, status) if return_status else x
+
+
+def _solves_per_step(est: Estimator) -> int:
+    """Oracle solves per instance and step of SurCo-zero (forward, backward, feasible x)."""
+    if type(est) is Perturbed:
+        return est.n + 1
+    return 2 if type(est) is Blackbox else 1
+
+
+# --------------------------------------------------------------------------------------
+# The compile cache.
+# --------------------------------------------------------------------------------------
+_CACHE_SIZE = 32
+_CACHE: "collections.OrderedDict[tuple, Any]" = collections.OrderedDict()
+_STATS = {"hits": 0, "misses": 0}
+
+
+def cache_info() -> dict[str, int]:
+    """``{"hits", "misses", "entries"}`` of the compiled-chunk cache (since `clear_cache`)."""
+    return {"hits": _STATS["hits"], "misses": _STATS["misses"], "entries": len(_CACHE)}
+
+
+def clear_cache() -> None:
+    """Forget every compiled chunk and reset the counters."""
+    _CACHE.clear()
+    _STATS.update(hits=0, misses=0)
+
+
+@dataclasses.dataclass
+class CompileTime:
+    """What `compile_seconds` measured: ``seconds`` spent tracing, lowering and compiling
+    (JAX's ``/jax/core/compile/*`` events), over ``events`` events."""
+
+    seconds: float = 0.0
+    events: int = 0
+
+
+@contextlib.contextmanager
+def compile_seconds() -> Iterator[CompileTime]:
+    """Measure JAX compilation inside the ``with`` block (every jit, eager op and lowering).
+
+        >>> with compile_seconds() as ct:
+        ...     _ = jax.jit(lambda a: a + 1)(1.0)
+        >>> ct.events > 0
+        True
+    """
+    rec = CompileTime()
+
+    def listener(event: str, duration: float, **kw) -> None:
+        if event.startswith("/jax/core/compile/"):
+            rec.seconds += duration
+            rec.events += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield rec
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def _tree_signature(tree) -> tuple:
+    leaves, treedef = jax.tree.flatten(tree)
+    return (treedef, tuple((tuple(np.shape(v)), str(jnp.asarray(v).dtype)) for v in leaves))
+
+
+def _build_chunk(problem: Problem, oracle: JaxOracle, est: Estimator,
+                 opt: optax.GradientTransformation, length: int):
+    """The jitted chunk: ``(theta, opt_state, key, ys, n) -> (theta, opt_state, key, rec)``
+    running ``n <= length`` steps of SurCo-zero and recording each step's
+    (f, x, c, theta, status, c_ok, gx_ok, g_ok) in buffers of ``length`` rows."""
+    fvec = batched_objective(problem)
+    relaxed = not est.forward_is_solution
+
+    def one_step(theta, opt_state, key, ys):
+        x_axes = tuple(range(1, theta.ndim))
+
+        def finite(a):
+            return jnp.all(jnp.isfinite(a), axis=x_axes)
+
+        key, k = jax.random.split(key)
+        kk = k if est.needs_key else None
+        # written as surco.zero's step: each check made, a non-finite value never solved
+        c, vjp_cost = jax.vjp(problem.to_cost, theta)
+        c_ok = finite(c)
+        c_in = jnp.where(jnp.isfinite(c), c, 0.0)
+        x, vjp_est, status = jax.vjp(lambda cc: _estimate(est, oracle, cc, kk), c_in,
+                                     has_aux=True)
+        fv, vjp_f = jax.vjp(lambda xx: fvec(xx, ys), x)
+        gx = vjp_f(jnp.ones_like(fv))[0]
+        gx_ok = finite(gx)
+        gc = vjp_est(jnp.where(jnp.isfinite(gx), gx, 0.0))[0]
+        g = vjp_cost(gc)[0]
+        g_ok = finite(g)
+        updates, new_state = opt.update(jnp.where(jnp.isfinite(g), g, 0.0), opt_state, theta)
+        if relaxed:  # the feasible point is g(c) itself
+            x, st_h = oracle.solve_with_status(c_in)
+            fv = fvec(x, ys)
+            status = jnp.maximum(status, st_h)
+        rec = (fv, x, c, theta, status, c_ok, gx_ok, g_ok)
+        return optax.apply_updates(theta, updates), new_state, key, rec
+
+    def chunk(theta, opt_state, key, ys, n):
+        _, _, _, rec0 = jax.eval_shape(one_step, theta, opt_state, key, ys)
+        bufs = jax.tree.map(lambda a: jnp.zeros((length,) + a.shape, a.dtype), rec0)
+
+        def body(i, carry):
+            theta, opt_state, key, bufs = carry
+            theta, opt_state, key, rec = one_step(theta, opt_state, key, ys)
+            bufs = jax.tree.map(lambda b, r: b.at[i].set(r), bufs, rec)
+            return theta, opt_state, key, bufs
+
+        return jax.lax.fori_loop(0, n, body, (theta, opt_state, key, bufs))
+
+    return jax.jit(chunk)
+
+
+def _chunk_fn(problem, oracle, est, opt, opt_key, length, theta, opt_state, ys, instances):
+    """The cached chunk for these shapes; on a miss, check that the instances fit Ω (on a
+    hit they have the shapes of instances checked before) and build it."""
+    sig = (problem, oracle, est, opt_key, length, tuple(theta.shape), str(theta.dtype),
+           _tree_signature(ys), _tree_signature(opt_state))
+    fn = _CACHE.get(sig)
+    if fn is not None:
+        _STATS["hits"] += 1
+        _CACHE.move_to_end(sig)
+        return fn
+    check_objective_shapes(problem, instances, tuple(oracle.shape), theta.dtype, "zero")
+    _STATS["misses"] += 1
+    fn = _CACHE[sig] = _build_chunk(problem, oracle, est, opt, length)
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return fn
+
+
+# --------------------------------------------------------------------------------------
+# SurCo-zero, compiled.
+# --------------------------------------------------------------------------------------
+def _find_oracle(problem: Problem, instances: Sequence[Instance],
+                 oracle: JaxOracle | None) -> JaxOracle:
+    if oracle is not None:
+        if not isinstance(oracle, JaxOracle):
+            raise TypeError(f"zero: oracle must be a surco.solvers.jax_oracles.JaxOracle "
+                            f"(ShortestPath, OneHot, TopK), got {type(oracle).__name__}")
+        shape = problem.x_shape(instances[0])
+        if tuple(oracle.shape) != shape:
+            raise ValueError(f"zero: oracle {oracle.name!r} has x shape {oracle.shape}, but "
+                             f"problem {problem.name!r} has x shape {shape}")
+        return oracle
+    found = [as_jax_oracle(problem.space_for(y)) for y in instances]
+    if found[0] is None:
+        raise ValueError(f"zero: Ω of problem {problem.name!r} "
+                         f"({type(problem.space_for(instances[0])).__name__}) has no JAX-native "
+                         "oracle; pass oracle= (a surco.solvers.jax_oracles.JaxOracle for the "
+                         "same set) or use surco.zero")
+    if any(o != found[0] for o in found[1:]):
+        raise ValueError("zero: the instances have different Ω; a compiled run needs one "
+                         "oracle for all of them")
+    return found[0]
+
+
+class _Replay:
+    """surco.zero's per-step bookkeeping (best x by score, patience, target, history),
+    replayed on the host over the steps that a compiled chunk recorded."""
+
+    def __init__(self, problem, instances, select, patience, target, calls_per_step):
+        B = len(instances)
+        self.problem, self.instances, self.select = problem, instances, select
+        self.patience, self.target, self.calls = patience, target, calls_per_step
+        self.best_f = np.full(B, np.inf)
+        self.best_sel = np.full(B, np.inf)
+        self.best: list = [None] * B
+        self.stall = np.zeros(B, int)
+        self.hist = {k: [[] for _ in range(B)]
+                     for k in ("f", "best_f", "solver_calls", "seconds", "solver_seconds")}
+        self.evaluated: list[dict[bytes, float]] = [{} for _ in range(B)]
+        self.x_first: list = [None] * B
+        self.moved = np.zeros(B, bool)
+        self.t = 0
+
+    def step(self, fv, x, c, theta, seconds) -> str | None:
+        """Record one step; return the stop reason ("patience", "target") or None."""
+        B, t = len(self.instances), self.t
+        scores = fv.copy()
+        if self.select == "evaluate":
+            for b in range(B):
+                h = x[b].tobytes()
+                if h not in self.evaluated[b]:
+                    self.evaluated[b][h] = float(self.problem.evaluate(x[b], self.instances[b]))
+                scores[b] = self.evaluated[b][h]
+        for b in range(B):
+            if scores[b] < self.best_sel[b]:
+                self.best_sel[b], self.best_f[b] = scores[b], fv[b]
+                self.best[b] = (x[b].copy(), c[b].copy(), theta[b].copy(), t)
+                self.stall[b] = 0
+            else:
+                self.stall[b] += 1
+            if self.x_first[b] is None:
+                self.x_first[b] = x[b].copy()
+            elif not self.moved[b] and not np.array_equal(x[b], self.x_first[b]):
+                self.moved[b] = True
+            self.hist["f"][b].append(float(fv[b]))
+            self.hist["best_f"][b].append(float(self.best_f[b]))
+            self.hist["solver_calls"][b].append(self.calls * (t + 1))
+            self.hist["seconds"][b].append(seconds)
+            self.hist["solver_seconds"][b].append(math.nan)
+        self.t += 1
+        if self.patience is not None and np.all(self.stall >= self.patience):
+            return "patience"
+        if self.target is not None and np.all(self.best_f <= self.target):
+            return "target"
+        return None
+
+    def results(self, est, seconds: float, stopped: str, final: bool = True):
+        if any(b is None for b in self.best):
+            return None
+        B, out = len(self.instances), []
+        for b in range(B):
+            x_b, c_b, th_b, t_b = self.best[b]
+            true = self.evaluated[b].get(x_b.tobytes())
+            if true is None and final and self.problem.evaluate is not None:
+                true = float(self.problem.evaluate(x_b, self.instances[b]))
+            out.append(ZeroResult(
+                x=x_b, f=float(self.best_f[b]), true_cost=true, c=c_b, theta=th_b,
+                history={k: list(v[b]) for k, v in self.hist.items()}, best_step=int(t_b),
+                seconds=seconds / B, solver_seconds=math.nan,
+                solver_calls=self.calls * self.t, problem=self.problem.name,
+                estimator=est.name, stopped=stopped))
+        return out
+
+
+def _raise_step_failure(problem, oracle, est, rec, i: int, t: int, partial) -> None:
+    """Raise the first failure recorded at row i (step t), as surco.zero does."""
+    fv, _, _, _, status, c_ok, gx_ok, g_ok = (np.asarray(a[i]) for a in rec)
+    B = len(fv)
+
+    def where(b):
+        return f"Problem {problem.name!r}, step {t}" + (f", instance {b}" if B > 1 else "")
+
+    def attach(exc):
+        exc.partial = partial
+        return exc
+
+    bad = np.flatnonzero(status > Status.FEASIBLE)
+    if bad.size:
+        b = int(bad[0])
+        try:
+            Solution(x=np.zeros(0), objective=math.nan, status=Status(int(status[b])),
+                     stats={"detail": where(b)}).raise_for_status(oracle.name)
+        except Exception as exc:
+            raise attach(exc) from None
+    if not np.all(c_ok):
+        b = int(np.flatnonzero(~c_ok)[0])
+        raise attach(ProblemError(
+            f"{where(b)}: the surrogate cost c = cost_transform(θ) is not finite; check the "
+            "problem's cost_transform (and lr: θ may have diverged)"))
+    try:
+        check_finite(problem, np.asarray(fv, np.float64), f"at step {t}")
+    except ProblemError as exc:
+        raise attach(exc) from None
+    if not np.all(gx_ok):
+        b = int(np.flatnonzero(~gx_ok)[0])
+        raise attach(ProblemError(
+            f"{where(b)}: the gradient of the objective with respect to x is not finite at "
+            "the solver's answer x, although f(x) is; the estimator needs a finite df/dx"))
+    b = int(np.flatnonzero(~g_ok)[0])
+    raise attach(ProblemError(
+        f"{where(b)}: the gradient from estimator {est.name!r} (dL/dθ) is not finite although "
+        "df/dx is; check the estimator's hyperparameters and the problem's cost_transform"))
+
+
+def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
+         oracle: JaxOracle | None = None, estimator: Any = "blackbox", steps: int = 100,
+         lr: float = 0.1, optimizer: optax.GradientTransformation | None = None,
+         init: str | np.ndarray | jax.Array = "random", init_scale: float = 1.0,
+         patience: int | None = None, target: float | None = None,
+         time_limit: float | None = None, key: jax.Array | int | None = None,
+         select: str = "f", no_progress_steps: int | None = NO_PROGRESS_STEPS,
+         chunk: int = 64, dtype=jnp.float32, **estimator_kw: Any
+         ) -> ZeroResult | list[ZeroResult]:
+    """SurCo-zero (Ferber et al., ICML 2023, Alg. 1) with Ω solved inside XLA.
+
+    Same method, arguments and results as `surco.zero` — the same trajectory of costs,
+    the same best x, f and history of f for the same key — when Ω has a JAX-native oracle.
+    The steps run as an XLA loop (up to ``chunk`` steps per call of one compiled program,
+    no host callback), and compiled programs are cached across calls (`cache_info`).
+
+    One difference: with several instances, `surco.zero`'s cost projections and perturbed
+    weights currently reduce over the whole `SolverStack` (its x shape includes the
+    instance axis); here every instance is its own problem, exactly as when solved alone.
+
+    Args:
+      problem, instance, estimator, steps, lr, optimizer, init, init_scale, patience,
+        target, key, select, no_progress_steps, dtype, **estimator_kw: as `surco.zero`.
+        ``estimator`` must be blackbox, perturbed, identity or neg_identity (`SUPPORTED`).
+      oracle: the `surco.solvers.jax_oracles.JaxOracle` for Ω; None derives it from the
+        problem's space (`as_jax_oracle`: a `ShortestPathOracle` gives `ShortestPath`).
+      time_limit: checked between chunks (a chunk runs to its end): stop after this many
+        seconds and return the best so far; None: no limit.
+      chunk: steps per call of the compiled program (an integer >= 1); the host replays the
+        selection between calls, so a smaller chunk stops sooner after patience or target
+        is met, a larger one makes fewer calls. The program is compiled for
+        ``min(chunk, steps + 1)`` rounded up to a power of two.
+
+    Returns:
+      A `ZeroResult` (a list for a list of instances). Differences from `surco.zero`:
+      ``solver_seconds`` (and its history) is NaN — the solves are fused into the program;
+      ``solver_calls`` counts oracle solves per instance (forward, backward re-solves and
+      the feasible x of a relaxed forward: 2 per step for blackbox, n + 1 for perturbed,
+      1 for identity); ``history["seconds"]`` spreads each chunk's wall time evenly over its
+      steps (compilation falls in the first chunk).
+
+    Raises:
+      ValueError: bad arguments, an unsupported estimator, Ω without a JAX oracle (pass
+        ``oracle=``), an oracle whose shape is not the problem's.
+      ProblemError: as `surco.zero` (instances that do not fit Ω, non-finite f or gradients).
+      InfeasibleError, SolverError: the oracle failed on a surrogate cost (e.g. no path).
+      Exceptions raised after the first chunk carry ``.partial`` (the best so far); a
+      Ctrl-C between chunks raises `KeyboardInterrupt` with ``.partial``.
+    """
+    instances, many = as_instances(instance)
+    if not instances:
+        raise ValueError("zero: no instances given (instance is an empty list)")
+    if not isinstance(problem, Problem):
+        raise TypeError(f"zero: problem must be a surco.Problem, got {type(problem).__name__}")
+    steps = _check_int("steps", steps, 0)
+    lr = _check_number("lr", lr)
+    init_scale = _check_number("init_scale", init_scale)
+    patience = _check_int("patience", patience, 1, none_ok=True)
+    no_progress_steps = _check_int("no_progress_steps", no_progress_steps, 1, none_ok=True)
+    chunk = _check_int("chunk", chunk, 1)
+    if target is not None and (not _is_number(target) or not math.isfinite(float(target))):
+        raise ValueError(f"zero: target must be finite or None, got {target!r}")
+    time_limit = _check_number("time_limit", time_limit, none_ok=True)
+    if optimizer is not None and not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(f"zero: optimizer must be an optax.GradientTransformation (e.g. "
+                        f"optax.adam(0.1)), got {type(optimizer).__name__}")
+    if select not in ("f", "evaluate"):
+        raise ValueError(f"zero: select must be 'f' or 'evaluate', got {select!r}")
+    if select == "evaluate" and problem.evaluate is None:
+        raise ValueError(f"zero: select='evaluate' but problem {problem.name!r} has no evaluate")
+    try:
+        dtype = jnp.dtype(dtype)
+    except TypeError as exc:
+        raise ValueError(f"zero: dtype must be a floating dtype (jnp.float32 or jnp.float64), "
+                         f"got {dtype!r}") from exc
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"zero: dtype must be a floating dtype (jnp.float32 or jnp.float64), "
+                         f"got {dtype}")
+    est = get_estimator(estimator, **estimator_kw)
+    _check_supported(est, "zero")
+    t_start = time.perf_counter()
+    oracle = _find_oracle(problem, instances, oracle)
+    B, shape = len(instances), tuple(oracle.shape)
+    ys = stack_instances(problem, instances)
+    if optimizer is None:
+        opt, opt_key = est.default_optimizer(lr), ("default", lr)
+    else:
+        opt, opt_key = optimizer, optimizer
+    key = resolve_key(key)
+    key, k0 = jax.random.split(key)
+    theta = _initial_theta(init, k0, (B, *shape), dtype, init_scale)
+    opt_state = opt.init(theta)
+    length = 1 << (min(chunk, steps + 1) - 1).bit_length()
+    run = _chunk_fn(problem, oracle, est, opt, opt_key, length, theta, opt_state, ys, instances)
+
+    replay = _Replay(problem, instances, select, patience, target, _solves_per_step(est))
+    label = f"SurCo-zero[{problem.name}, compiled]"
+    warned, stopped, t = False, "steps", 0
+    try:
+        while t <= steps:
+            n = min(length, steps + 1 - t)
+            t0 = time.perf_counter()
+            theta, opt_state, key, rec = run(theta, opt_state, key, ys, np.int32(n))
+            rec = jax.device_get(rec)
+            t1 = time.perf_counter()
+            fvs, xs, cs, thetas, status, c_ok, gx_ok, g_ok = rec
+            for i in range(n):
+                if (np.any(status[i] > Status.FEASIBLE) or not np.all(c_ok[i])
+                        or not np.all(np.isfinite(fvs[i])) or not np.all(gx_ok[i])
+                        or not np.all(g_ok[i])):
+                    partial = replay.results(est, time.perf_counter() - t_start, "error",
+                                             final=False)
+                    partial = partial if many or partial is None else partial[0]
+                    _raise_step_failure(problem, oracle, est, rec, i, t, partial)
+                secs = (t0 - t_start) + (t1 - t0) * (i + 1) / n
+                reason = replay.step(np.asarray(fvs[i], np.float64), xs[i], cs[i], thetas[i],
+                                     secs)
+                if (no_progress_steps is not None and not warned and t == no_progress_steps
+                        and not replay.moved.all()):
+                    warned = True
+                    warnings.warn(NoProgressWarning(_no_progress_message(
+                        label, est, int((~replay.moved).sum()), B, no_progress_steps,
+                        optimizer is None, lr)), stacklevel=2)
+                t += 1
+                if reason is not None:
+                    stopped = reason
+                    break
+            if stopped != "steps":
+                break
+            if time_limit is not None and time.perf_counter() - t_start >= time_limit \
+                    and t <= steps:
+                stopped = "time_limit"
+                break
+    except KeyboardInterrupt:
+        partial = replay.results(est, time.perf_counter() - t_start, "interrupted", final=False)
+        exc = KeyboardInterrupt(f"{label} interrupted after {replay.t} completed step(s); the "
+                                "best so far is in the exception's .partial")
+        exc.partial = partial if many or partial is None else partial[0]
+        raise exc from None
+    out = replay.results(est, time.perf_counter() - t_start, stopped)
+    return out if many else out[0]

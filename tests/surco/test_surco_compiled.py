@@ -1,0 +1,169 @@
+"""Compiled SurCo-zero over JAX oracles: the estimators' gradients equal those through the
+host solvers, runs equal `surco.zero`'s, and a second call on the same shapes compiles
+nothing."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import surco
+from surco import compiled
+from surco.estimators import get_estimator
+from surco.problems import routing as R
+from surco.solvers import InfeasibleError, ShortestPathOracle, make_solver
+from surco.solvers.jax_oracles import OneHot, ShortestPath, TopK
+
+GRID = ShortestPath.from_oracle(R.oracle(4))           # the routing family's 4×4 grid
+
+
+def _routing(seeds, q=1.0):
+    ys = [R.generate(4, s, regime="risk", q=q) for s in seeds]
+    theta0 = np.stack([R.softplus_inverse(y["mu"]) for y in ys])
+    return ys, theta0
+
+
+# -- estimators: same gradients as through the host solvers -----------------------------------
+ESTIMATORS = [("blackbox", {"lam": 20.0}), ("blackbox", {"lam": 2.0, "projection": "norm"}),
+              ("perturbed", {"sigma": 0.5, "n": 3}), ("perturbed", {"sigma": 1.0, "n": 2,
+                                                                     "noise": "gumbel"}),
+              ("identity", {}), ("neg_identity", {"projection": "standardize"})]
+
+
+@pytest.mark.parametrize("name, kw", ESTIMATORS)
+def test_estimator_gradients_equal_host_solvers(name, kw):
+    rng = np.random.default_rng(0)
+    est = get_estimator(name, **kw)
+    key = jax.random.key(1)
+    for oracle, host in ((GRID, make_solver(GRID.spec, backend="glop")),
+                         (TopK(6, 2), make_solver(TopK(6, 2).spec, backend="highs")),
+                         (OneHot(3, 4), make_solver(OneHot(3, 4).spec, backend="highs"))):
+        c = jnp.asarray(rng.uniform(0.1, 1.0, (2, *oracle.shape)), jnp.float32)
+        w = jnp.asarray(rng.normal(size=c.shape), jnp.float32)
+
+        def loss(cc, solve):
+            return jnp.sum(solve(cc) * w) + 0.1 * jnp.sum(solve(cc) ** 2 * w)
+
+        va, ga = jax.value_and_grad(loss)(c, lambda cc: compiled.estimate(oracle, cc, est, key))
+        vb, gb = jax.value_and_grad(loss)(c, lambda cc: est(host, cc, key))
+        assert float(va) == pytest.approx(float(vb), abs=1e-5)
+        np.testing.assert_allclose(ga, gb, atol=1e-6)
+        assert float(jnp.abs(ga).max()) > 0                      # a gradient, not zeros
+
+
+def test_estimate_matches_dijkstra_oracle_and_works_under_jit_and_vmap():
+    rng = np.random.default_rng(1)
+    c = jnp.asarray(rng.uniform(0.1, 1.0, (3, GRID.n)), jnp.float32)
+    g = jnp.asarray(rng.normal(size=c.shape), jnp.float32)
+    est = get_estimator("neg_identity")
+    f_jax = jax.jit(jax.grad(lambda cc: jnp.sum(compiled.estimate(GRID, cc, est) * g)))
+    f_host = jax.grad(lambda cc: jnp.sum(est(GRID.host_oracle(), cc) * g))
+    np.testing.assert_array_equal(f_jax(c), f_host(c))
+    np.testing.assert_array_equal(f_jax(c), -g)
+    x = jax.vmap(lambda cc: compiled.estimate(GRID, cc, "blackbox", lam=5.0))(c)
+    np.testing.assert_array_equal(x, np.stack([GRID.host_oracle().solve(ci).x for ci in c]))
+
+
+def test_estimate_rejects_what_it_cannot_run():
+    c = jnp.ones(GRID.n)
+    with pytest.raises(ValueError, match="estimator 'quadratic' does not run on a JAX oracle"):
+        compiled.estimate(GRID, c, "quadratic")
+    with pytest.raises(ValueError, match="perturbed: this estimator is random; pass key="):
+        compiled.estimate(GRID, c, "perturbed")
+    with pytest.raises(TypeError, match="oracle must be a surco.solvers.jax_oracles.JaxOracle"):
+        compiled.estimate(GRID.host_oracle(), c, "blackbox")
+    with pytest.raises(ValueError, match=r"cost c has shape \(3,\)"):
+        compiled.estimate(GRID, jnp.ones(3), "blackbox")
+    unreachable = ShortestPath(3, [(0, 1), (1, 0)], 0, 2)
+    with pytest.raises(InfeasibleError, match="infeasible"):
+        compiled.estimate(unreachable, jnp.ones(2), "blackbox")
+    x, status = compiled.estimate(unreachable, jnp.ones(2), "blackbox",
+                                  return_status=True)
+    assert int(status) == 2 and np.all(np.isnan(x))
+
+
+# -- SurCo-zero: compiled equals surco.zero -------------------------------------------------
+def _same(a, b):
+    assert a.f == b.f and a.true_cost == b.true_cost and a.best_step == b.best_step
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_allclose(a.history["f"], b.history["f"], rtol=1e-6)
+    assert a.history["best_f"] == b.history["best_f"] and a.stopped == b.stopped
+    np.testing.assert_allclose(a.theta, b.theta, rtol=1e-6)
+
+
+def test_compiled_zero_equals_zero_with_dijkstra():
+    ys, theta0 = _routing(range(3), q=2.0)
+    kw = dict(estimator="neg_identity", steps=8, init=theta0, key=0, optimizer=optax.sgd(1.0))
+    host = surco.zero(R.make_problem(4), ys, **kw)
+    comp = compiled.zero(R.make_problem(4), ys, **kw)        # oracle from the problem's Ω
+    for a, b in zip(host, comp):
+        _same(a, b)
+        assert b.solver_calls == 9 and b.history["solver_calls"][:2] == [1, 2]
+        assert np.isnan(b.solver_seconds) and b.problem == a.problem
+
+
+def test_compiled_zero_equals_zero_with_glop_blackbox_patience_and_evaluate():
+    # the routing bench's settings: blackbox λ = 100 re-solves at costs of any sign (the flow
+    # LP), Adam, patience, best x by evaluate; chunk=4 makes the host replay span chunks
+    ys, theta0 = _routing(range(4), q=-1.0)
+    problem = R.make_problem(4, omega="spec")
+    kw = dict(estimator="blackbox", lam=100.0, lr=0.1, steps=20, patience=4, key=0,
+              select="evaluate", init=theta0)
+    host = surco.zero(problem, ys, backend="glop", **kw)
+    comp = compiled.zero(problem, ys, oracle=GRID, chunk=4, **kw)
+    assert any(r.stopped == "patience" for r in host)
+    for a, b in zip(host, comp):
+        _same(a, b)
+
+
+def test_compiled_zero_equals_zero_with_perturbed_one_instance():
+    ys, theta0 = _routing([5])
+    problem = R.make_problem(4, omega="spec")
+    kw = dict(estimator="perturbed", sigma=0.5, n=3, lr=0.1, steps=6, key=3, init=theta0[0])
+    _same(surco.zero(problem, ys[0], backend="glop", **kw),
+          compiled.zero(problem, ys[0], oracle=GRID, **kw))
+
+
+def test_instances_solved_together_are_independent():
+    # a projection reduces over one instance's x only: batched == alone
+    ys, theta0 = _routing(range(2))
+    kw = dict(estimator="blackbox", lam=2.0, projection="norm", steps=6, key=0,
+              no_progress_steps=None)
+    both = compiled.zero(R.make_problem(4), ys, init=theta0, **kw)
+    for i in range(2):
+        _same(both[i], compiled.zero(R.make_problem(4), ys[i], init=theta0[i], **kw))
+
+
+def test_second_call_on_same_shapes_hits_the_cache_and_compiles_nothing():
+    compiled.clear_cache()
+    ys, theta0 = _routing(range(4))
+    problem = R.make_problem(4)
+    kw = dict(estimator="blackbox", lam=10.0, steps=5, key=0)
+    first = compiled.zero(problem, ys[:2], init=theta0[:2], **kw)
+    assert compiled.cache_info() == {"hits": 0, "misses": 1, "entries": 1}
+    with compiled.compile_seconds() as ct:
+        second = compiled.zero(problem, ys[2:], init=theta0[2:], **kw)   # other instances
+    assert compiled.cache_info() == {"hits": 1, "misses": 1, "entries": 1}
+    assert ct.seconds <= 0.05, f"second call compiled for {ct.seconds:.3f} s"
+    assert [r.f for r in second] != [r.f for r in first]
+    # steps up to the same chunk length share the program too
+    compiled.zero(problem, ys[:2], init=theta0[:2], **{**kw, "steps": 7})
+    assert compiled.cache_info()["hits"] == 2
+
+
+def test_compiled_zero_failures_and_arguments():
+    bad = surco.Problem("no-path", ShortestPathOracle(3, [(0, 1), (1, 0)], 0, 2),
+                        lambda x, y: jnp.sum(x * y), cost_transform=jax.nn.softplus)
+    with pytest.raises(InfeasibleError, match="step 0") as info:
+        compiled.zero(bad, jnp.ones(2), steps=3, key=0)
+    assert info.value.partial is None
+    ys, _ = _routing([0])
+    with pytest.raises(ValueError, match="has no JAX-native oracle; pass oracle="):
+        compiled.zero(R.make_problem(4, omega="spec"), ys[0], steps=1)
+    with pytest.raises(ValueError, match=r"oracle 'top_k' has x shape \(5,\), but problem "
+                                         r"'routing-4x4' has x shape \(48,\)"):
+        compiled.zero(R.make_problem(4), ys[0], oracle=TopK(5, 2), steps=1)
+    with pytest.raises(ValueError, match="estimator 'quadratic' does not run on a JAX oracle"):
+        compiled.zero(R.make_problem(4), ys[0], estimator="quadratic", steps=1)
+    with pytest.raises(ValueError, match="chunk"):
+        compiled.zero(R.make_problem(4), ys[0], chunk=0, steps=1)
