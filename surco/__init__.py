@@ -17,8 +17,9 @@ from surco.harness import Comparison, Run, compare, surco_methods
 from surco.problem import Instance, Problem, ProblemError
 from surco.prior import PriorModel
 from surco.results import PriorResult, TrainHistory, ZeroResult
-from surco.zero import hybrid, zero
+from surco.zero import NoProgressWarning, hybrid, zero
 
 __all__ = ["solvers", "estimators", "prior", "search", "Problem", "ProblemError", "Instance", "zero",
            "hybrid", "PriorModel", "ZeroResult", "PriorResult", "TrainHistory", "Budget",
-           "BudgetExhausted", "Meter", "Family", "compare", "Comparison", "Run", "surco_methods"]
+           "BudgetExhausted", "Meter", "Family", "compare", "Comparison", "Run", "surco_methods",
+           "NoProgressWarning"]

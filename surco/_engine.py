@@ -1,33 +1,172 @@
 """Machinery shared by SurCo-zero and SurCo-prior: solvers per instance, batched objectives,
-and a meter for solver time. Private: the public API is `surco.zero`, `surco.prior`,
-`surco.hybrid`."""
+a meter for solver time, and the control of a run (Ctrl-C, a deadline, errors raised inside
+solves). Private: the public API is `surco.zero`, `surco.prior`, `surco.hybrid`."""
 from __future__ import annotations
 
+import contextlib
+import logging
+import math
+import signal
+import threading
 import time
 from concurrent.futures import Executor
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from surco.problem import Instance, Problem, ProblemError
-from surco.solvers import LinearSpec, Solver, SolverStack, make_solver
+from surco.solvers import LinearSpec, Solver, SolverStack, Status, make_solver
 
-# Estimators whose forward pass is not the solver's own answer g(c) (a mean over
-# perturbations, a regularised relaxation): the feasible x is then one extra solve of g(c).
-RELAXED_FORWARD = frozenset({"perturbed", "quadratic"})
+#: why a run stopped (`surco.ZeroResult.stopped`)
+STOP_REASONS = ("steps", "patience", "target", "time_limit", "budget", "interrupted", "error")
+
+
+class RunControl:
+    """The stop requests of one run, read by its `Metered` solver before every solve.
+
+    Once a stop is requested (Ctrl-C, or the deadline once ``arm`` was called) the remaining
+    solves of the step return at once with status ERROR, so a step of many solves ends
+    within one solve; the run then stops at the step boundary and keeps its best-so-far.
+    An exception raised inside a solve is kept in ``error`` (and the solve reported as
+    failed) instead of unwinding through JAX's callback machinery, so the caller can raise
+    it as it is.
+
+    Attributes:
+      reason: None, or why the run must stop ("interrupted", "time_limit").
+      error: the first exception raised by a solve, or None.
+      failure: the stats of the first failed solve (``status``, ``detail``, ``timeout``...)
+        since the caller last reset it, or None.
+    """
+
+    def __init__(self, time_limit: float | None = None, t_start: float | None = None):
+        t0 = time.perf_counter() if t_start is None else t_start
+        self.deadline = None if time_limit is None else t0 + float(time_limit)
+        self.armed = False
+        self.reason: str | None = None
+        self.error: BaseException | None = None
+        self.failure: dict[str, Any] | None = None
+
+    def arm(self) -> None:
+        """Let the deadline skip solves (called once the run has a first answer to keep)."""
+        self.armed = True
+
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and time.perf_counter() >= self.deadline
+
+    def stop_requested(self) -> bool:
+        if self.reason is None and self.armed and self.past_deadline():
+            self.reason = "time_limit"
+        return self.reason is not None
+
+
+_ACTIVE: list[RunControl] = []
+_LOCK = threading.Lock()
+_PREVIOUS_HANDLER: Any = None
+
+
+def _on_sigint(signum, frame) -> None:
+    """Ctrl-C: mark every active run interrupted, then hand the signal to the previous
+    handler (by default: raise `KeyboardInterrupt`, which also stops a solver call that
+    blocks through `surco.solvers.blocking`). Wherever the exception lands (a solver
+    callback, JAX, the run's own loop, or a C++ layer that swallows it) the run sees the
+    mark, skips its remaining solves and stops at the step boundary."""
+    with _LOCK:
+        active = list(_ACTIVE)
+    for c in active:
+        c.reason = "interrupted"
+    prev = _PREVIOUS_HANDLER
+    if callable(prev):
+        prev(signum, frame)
+
+
+class _QuietStops(logging.Filter):
+    """Drops JAX's "jax.pure_callback failed" log record (with its traceback) for the
+    exceptions that a controlled run turns into its own outcome: an interrupt, a budget
+    that ran out, or anything raised while a stop was already requested."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        with _LOCK:
+            stopping = any(c.reason is not None for c in _ACTIVE)
+        return not (stopping or isinstance(exc, KeyboardInterrupt) or is_budget_exhausted(exc))
+
+
+_FILTER = _QuietStops()
+_CALLBACK_LOGGER = logging.getLogger("jax._src.callback")
+
+
+@contextlib.contextmanager
+def controlled(control: RunControl) -> Iterator[RunControl]:
+    """Run a block under ``control``: Ctrl-C requests a stop instead of raising (main thread
+    only; other threads keep the process's handler), and JAX does not log tracebacks of
+    callback errors that the run turns into its own outcome."""
+    global _PREVIOUS_HANDLER
+    installed = False
+    with _LOCK:
+        first = not _ACTIVE
+        _ACTIVE.append(control)
+    try:
+        if first:
+            _CALLBACK_LOGGER.addFilter(_FILTER)
+            if threading.current_thread() is threading.main_thread():
+                prev = signal.getsignal(signal.SIGINT)
+                if callable(prev) and prev is not _on_sigint:  # not SIG_IGN / SIG_DFL
+                    _PREVIOUS_HANDLER = prev
+                    signal.signal(signal.SIGINT, _on_sigint)
+                    installed = True
+        yield control
+    finally:
+        with _LOCK:
+            _ACTIVE.remove(control)
+            last = not _ACTIVE
+        if installed:
+            signal.signal(signal.SIGINT, _PREVIOUS_HANDLER)
+            _PREVIOUS_HANDLER = None
+        if last:
+            _CALLBACK_LOGGER.removeFilter(_FILTER)
+
+
+def is_budget_exhausted(exc: BaseException) -> bool:
+    """True for `surco.budget.BudgetExhausted`, also when JAX re-raised it from a callback
+    (as a runtime error that names it)."""
+    from surco.budget import BudgetExhausted
+    if isinstance(exc, BudgetExhausted):
+        return True
+    return _from_callback(exc, "BudgetExhausted")
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """True for a `KeyboardInterrupt`, also when JAX re-raised it from a callback."""
+    return isinstance(exc, KeyboardInterrupt) or _from_callback(exc, "KeyboardInterrupt")
+
+
+def _from_callback(exc: BaseException, name: str) -> bool:
+    """JAX re-raises an exception from a host callback as a runtime error (a ValueError or
+    JaxRuntimeError, depending on the version) whose text holds the callback's traceback."""
+    text = str(exc)
+    return "allback" in text and (f"\n{name}:" in text or text.rstrip().endswith(name)
+                                  or f" {name}:" in text or f".{name}:" in text)
 
 
 class Metered(Solver):
-    """Wraps a solver and counts its calls and wall time (per stack member when stacked)."""
+    """Wraps a solver and counts its calls and wall time (per stack member when stacked).
 
-    def __init__(self, inner: Solver):
+    With a `RunControl` in ``control``, a solve is skipped (status ERROR) once the run must
+    stop, and an exception raised by the wrapped solver is stored in ``control.error`` and
+    reported as a failed solve rather than raised through JAX's callback.
+    """
+
+    def __init__(self, inner: Solver, control: RunControl | None = None):
         super().__init__(inner.shape, inner.name)
         self.inner = inner
         self.members = getattr(inner, "members", [inner])
         self.calls = 0
         self.seconds = np.zeros(len(self.members))
+        self.control = control
 
     def __getattr__(self, name: str) -> Any:  # spec, relax, ... of the wrapped solver
         if name == "inner":
@@ -37,12 +176,25 @@ class Metered(Solver):
     def factory(self):
         return self.inner.factory()
 
-    def _check_cost_values(self, c):
-        self.inner._check_cost_values(c)
+    def check_cost_values(self, c):
+        self.inner.check_cost_values(c)
 
-    def _solve_flat(self, c):
+    def solve_flat(self, c):
+        ctl = self.control
+        if ctl is not None and ctl.stop_requested():
+            return None, math.nan, Status.ERROR, {"detail": f"skipped: the run stops ({ctl.reason})"}
         t0 = time.perf_counter()
-        out = self.inner._solve_flat(c)
+        if ctl is None:
+            out = self.inner.solve_flat(c)
+        else:
+            try:
+                out = self.inner.solve_flat(c)
+            except Exception as exc:  # kept for the caller, who raises it as it is
+                if ctl.error is None:
+                    ctl.error = exc
+                return None, math.nan, Status.ERROR, {"detail": f"{type(exc).__name__}: {exc}"}
+            if out[2] not in (Status.OPTIMAL, Status.FEASIBLE) and ctl.failure is None:
+                ctl.failure = dict(out[3], status=int(out[2]))
         dt = time.perf_counter() - t0
         self.calls += 1
         per = out[3].get("member_wall_time")
@@ -63,8 +215,9 @@ def build_solver(problem: Problem, instance: Instance, backend: str,
     return space
 
 
-def stack_solvers(solvers: Sequence[Solver], executor: Executor | None) -> Metered:
-    return Metered(SolverStack(solvers, executor=executor))
+def stack_solvers(solvers: Sequence[Solver], executor: Executor | None,
+                  control: RunControl | None = None) -> Metered:
+    return Metered(SolverStack(solvers, executor=executor), control)
 
 
 def stack_instances(problem: Problem, instances: Sequence[Instance]) -> Any:

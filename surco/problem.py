@@ -91,8 +91,62 @@ class Problem:
                                "expected a scalar")
         return out
 
+    def check_instance(self, instance: Instance, *, features: bool = False, dtype=jnp.float32,
+                       who: str = "", index: int | None = None) -> None:
+        """Check that an instance fits Ω before anything is solved: trace the objective (and,
+        with ``features``, the feature function) on an abstract x of Ω's shape, without
+        computing anything.
+
+        Args:
+          instance: the instance.
+          features: also check ``features(instance)``: shape ``(F,)`` or ``(x.shape[0], F)``.
+          dtype: x's float dtype.
+          who: the caller, prefixed to messages (e.g. "zero").
+          index: the instance's index among several, named in messages.
+
+        Raises:
+          ProblemError: the objective cannot be evaluated with this instance on x of Ω's
+            shape (the message names Ω's x shape and the instance's array shapes), returns a
+            non-scalar, or the features have an unusable shape.
+        """
+        head = f"{who}: " if who else ""
+        which = "the instance" if index is None else f"instance {index}"
+        shape = self.x_shape(instance)
+        x = jax.ShapeDtypeStruct(shape, dtype)
+        try:
+            jax.eval_shape(self.f, x, instance)
+        except ProblemError:
+            raise
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise ProblemError(
+                f"{head}problem {self.name!r}: the objective cannot be evaluated on x of shape "
+                f"{shape} (Ω's shape) with {which}, whose arrays are shaped "
+                f"{_leaf_shapes(instance)}; do the instance's arrays match Ω? "
+                f"({type(exc).__name__}: {first})") from exc
+        if features:
+            try:
+                fs = tuple(jax.eval_shape(self.features_of, instance).shape)
+            except ProblemError:
+                raise
+            except Exception as exc:
+                raise ProblemError(f"{head}problem {self.name!r}: features({which}) failed: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+            if not (len(fs) == 1 or (len(fs) == 2 and fs[0] == shape[0])):
+                raise ProblemError(
+                    f"{head}problem {self.name!r}: features({which}) has shape {fs}, expected "
+                    f"one vector (F,) or one row per row of x, ({shape[0]}, F), for x of shape "
+                    f"{shape}")
+
     def features_of(self, instance: Instance) -> jax.Array:
         if self.features is None:
             raise ProblemError(f"Problem {self.name!r} has no features; SurCo-prior needs "
                                "features=instance -> array")
         return jnp.asarray(self.features(instance))
+
+
+def _leaf_shapes(instance: Instance) -> str:
+    """``".a: (5, 2), .w: (5, 2), ..."``: the instance's array shapes, for messages."""
+    leaves = jax.tree_util.tree_leaves_with_path(instance)
+    parts = [f"{jax.tree_util.keystr(p) or 'instance'}: {tuple(np.shape(v))}" for p, v in leaves]
+    return ", ".join(parts[:8]) + (", ..." if len(parts) > 8 else "")

@@ -21,10 +21,31 @@ def _to_jsonable(v: Any) -> Any:
     return v
 
 
+def _short(v: Any) -> str:
+    """A field's value for a repr: arrays and long containers by shape / size only."""
+    if isinstance(v, np.ndarray) or hasattr(v, "shape") and hasattr(v, "dtype"):
+        return f"array(shape={tuple(v.shape)}, dtype={v.dtype})"
+    if isinstance(v, dict):
+        inner = ", ".join(f"{k!r}: [{len(u)}]" if isinstance(u, (list, tuple)) else f"{k!r}: ..."
+                          for k, u in list(v.items())[:6])
+        return "{" + inner + (", ..." if len(v) > 6 else "") + "}"
+    if isinstance(v, (list, tuple)):
+        return f"[{len(v)} values]" if len(v) > 4 else repr(list(v))
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return repr(v)
+
+
 class _Saveable:
-    """`save` / `load` as one ``.npz`` file: arrays stored as arrays, the rest as JSON."""
+    """`save` / `load` as one ``.npz`` file: arrays stored as arrays, the rest as JSON; a
+    short `repr` (arrays and histories by their size)."""
 
     _arrays: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{f.name}={_short(getattr(self, f.name))}"
+                          for f in dataclasses.fields(self))
+        return f"{type(self).__name__}({parts})"
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -43,16 +64,48 @@ class _Saveable:
 
     @classmethod
     def load(cls, path: str | Path):
-        with np.load(Path(path), allow_pickle=False) as z:
-            meta = json.loads(bytes(z["__meta__"]).decode())
-            arrays = {k: z[k] for k in z.files if k != "__meta__"}
-        if meta.pop("__class__") != cls.__name__:
-            raise ValueError(f"{path}: holds a {meta.get('__class__')}, not a {cls.__name__}")
-        kwargs = {f.name: arrays.get(f.name, meta.get(f.name)) for f in dataclasses.fields(cls)}
+        """Read a file written by ``save``. Fields added since the file was written take
+        their defaults.
+
+        Raises:
+          FileNotFoundError: no such file.
+          ValueError: the file is not a result file of this class (not an ``.npz``,
+            truncated, another class's, or missing a required field); the message names the
+            path and what was expected.
+        """
+        path = Path(path)
+        want = f"a {cls.__name__} file (.npz written by {cls.__name__}.save)"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file; expected {want}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if not hasattr(z, "files"):
+                    raise ValueError("a single .npy array, not an .npz archive")
+                if "__meta__" not in z.files:
+                    raise ValueError(f"an .npz archive without the __meta__ record "
+                                     f"(holds {sorted(z.files)[:5]})")
+                meta = json.loads(bytes(z["__meta__"]).decode())
+                arrays = {k: z[k] for k in z.files if k != "__meta__"}
+        except (OSError, ValueError, EOFError, KeyError, UnicodeDecodeError,
+                __import__("zipfile").BadZipFile) as exc:
+            raise ValueError(f"{path}: not {want}: {exc}") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path}: not {want}: its __meta__ record is not a JSON object")
+        held = meta.pop("__class__", None)
+        if held != cls.__name__:
+            raise ValueError(f"{path}: holds a {held}, not a {cls.__name__}")
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name in arrays:
+                kwargs[f.name] = arrays[f.name]
+            elif f.name in meta:
+                kwargs[f.name] = meta[f.name]
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ValueError(f"{path}: not {want}: field {f.name!r} is missing")
         return cls(**kwargs)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class ZeroResult(_Saveable):
     """Outcome of `surco.zero` on one instance (Ferber et al. 2023, Alg. 1).
 
@@ -71,6 +124,11 @@ class ZeroResult(_Saveable):
         spent in the solver on this instance.
       solver_calls: solver calls made for this instance.
       problem: the problem's name; estimator: the estimator's name.
+      stopped: why the run ended: "steps" (all steps run), "patience", "target",
+        "time_limit", "budget" (`surco.budget.BudgetExhausted` from ``evaluate`` or the
+        objective), "interrupted" (Ctrl-C: the `KeyboardInterrupt`'s ``.partial``) or
+        "error" (the ``.partial`` of an error raised mid-run). Files saved before this field
+        existed load as "steps".
     """
 
     x: np.ndarray
@@ -85,8 +143,14 @@ class ZeroResult(_Saveable):
     solver_calls: int
     problem: str
     estimator: str
+    stopped: str = "steps"
 
     _arrays = ("x", "c", "theta")
+
+    @property
+    def interrupted(self) -> bool:
+        """True for the partial result of a run stopped by Ctrl-C."""
+        return self.stopped == "interrupted"
 
     def plot(self, ax=None, label: str | None = None):
         """Objective per step and best so far (needs matplotlib: the ``plot`` extra)."""
@@ -100,7 +164,7 @@ class ZeroResult(_Saveable):
         return ax
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class PriorResult(_Saveable):
     """SurCo-prior's answer for one instance: one forward pass + one solve (Eq. 7)."""
 
@@ -114,7 +178,7 @@ class PriorResult(_Saveable):
     _arrays = ("x", "c")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class TrainHistory(_Saveable):
     """SurCo-prior training curves: mean train / validation objective per epoch."""
 

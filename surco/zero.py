@@ -5,10 +5,23 @@ SurCo-zero optimises a linear surrogate cost c for one instance y by gradient de
 differentiated by a gradient estimator. Every iterate's x is a solver answer and hence
 feasible; the best by f is kept. SurCo-hybrid starts SurCo-zero from the cost that a trained
 SurCo-prior predicts.
+
+Stopping and keeping what was found: a run ends after ``steps``, on ``patience``,
+``target`` or ``time_limit``, when a `surco.budget.BudgetExhausted` is raised by
+``problem.evaluate`` or the objective, or on Ctrl-C; `ZeroResult.stopped` says which. The
+first four return normally. Ctrl-C raises `KeyboardInterrupt` (within one solve: the
+remaining solves of the step are skipped) and an error in the middle of a run (a solver's
+`SolverTimeout` / `SolverError`, a non-finite objective or gradient) raises its own typed
+error; in both cases the exception carries ``.partial``: what `zero` would have returned
+with the steps completed so far (``stopped="interrupted"`` or ``"error"``), or None when no
+step had completed.
 """
 from __future__ import annotations
 
+import functools
+import math
 import time
+import warnings
 from concurrent.futures import Executor
 from typing import Any, Sequence
 
@@ -17,10 +30,24 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from surco._engine import (RELAXED_FORWARD, batched_objective, build_solver, check_finite,
-                           resolve_key, stack_instances, stack_solvers)
-from surco.problem import Instance, Problem
+from surco._engine import (RunControl, batched_objective, build_solver, check_finite, controlled,
+                           is_budget_exhausted, is_interrupt, resolve_key, stack_instances,
+                           stack_solvers)
+from surco.problem import Instance, Problem, ProblemError
 from surco.results import ZeroResult
+from surco.estimators.base import check_positive
+from surco.solvers import Solution, Status
+
+#: default of ``no_progress_steps``: on the toy assignment problem the settings that make
+#: progress first change x within 14 steps (bench/estimator_defaults.py), and within 36 for
+#: perturbed with Adam in an 8-instance trial; a run whose x has not changed in its first 40
+#: steps is stuck.
+NO_PROGRESS_STEPS = 40
+
+
+class NoProgressWarning(UserWarning):
+    """SurCo-zero's x has not changed since its first step: the estimator's gradient does
+    not move the cost across a single boundary of the solver's answer."""
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -38,7 +65,11 @@ def _initial_theta(init, key, shape: tuple[int, ...], dtype, init_scale: float) 
             return 1e-3 * init_scale * jax.random.normal(key, shape, dtype)
         raise ValueError(f"zero: init must be 'random', 'zeros' or an array of surrogate "
                          f"parameters, got {init!r}")
-    arr = jnp.asarray(init, dtype)
+    try:
+        arr = jnp.asarray(init, dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"zero: init must be 'random', 'zeros' or an array of surrogate "
+                         f"parameters shaped {shape[1:]}, got {type(init).__name__}") from exc
     if arr.shape == shape[1:]:
         arr = jnp.broadcast_to(arr, shape)
     if arr.shape != shape:
@@ -49,16 +80,75 @@ def _initial_theta(init, key, shape: tuple[int, ...], dtype, init_scale: float) 
     return arr
 
 
+# -- argument checks ------------------------------------------------------------------------
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _check_int(name: str, v, minimum: int, none_ok: bool = False) -> int | None:
+    if v is None and none_ok:
+        return None
+    check_positive("zero", f"{name}{' (or None)' if none_ok else ''}", v, integer=True,
+                   minimum=minimum, strict=False)
+    return int(v)
+
+
+def _check_number(name: str, v, none_ok: bool = False) -> float | None:
+    if v is None and none_ok:
+        return None
+    check_positive("zero", f"{name}{' (or None)' if none_ok else ''}", v)
+    return float(v)
+
+
+def as_instances(instance: Any) -> tuple[list[Instance], bool]:
+    """``(instances, many)``: a `list` or a plain `tuple` (not a NamedTuple, which is one
+    instance) holds several instances; anything else is one."""
+    if isinstance(instance, list) or (type(instance) is tuple):
+        return list(instance), True
+    return [instance], False
+
+
+def check_objective_shapes(problem: Problem, instances: Sequence[Instance],
+                           shape: tuple[int, ...], dtype, who: str) -> None:
+    """`Problem.check_instance` for every instance (``shape`` is Ω's x shape, which
+    ``check_instance`` reads from the problem; kept for callers that pass it)."""
+    many = len(instances) > 1
+    for i, y in enumerate(instances):
+        problem.check_instance(y, dtype=dtype, who=who, index=i if many else None)
+
+
+def _attach(exc: BaseException, partial) -> BaseException:
+    exc.partial = partial
+    return exc
+
+
+def _partial_on_interrupt(fn):
+    """A `KeyboardInterrupt` out of ``fn`` always has ``.partial`` (None when it came before
+    the first step, e.g. while solvers were built)."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            if not hasattr(exc, "partial"):
+                exc.partial = None
+            raise
+    return wrapped
+
+
+# -- SurCo-zero -----------------------------------------------------------------------------
+@_partial_on_interrupt
 def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
          estimator: Any = "blackbox", steps: int = 100, lr: float = 0.1,
          optimizer: optax.GradientTransformation | None = None,
          init: str | np.ndarray | jax.Array = "random", init_scale: float = 1.0,
          patience: int | None = None, target: float | None = None,
+         time_limit: float | None = None,
          key: jax.Array | int | None = None,
          progress: bool = False, backend: str = "scip",
          solver_options: dict[str, Any] | None = None, executor: Executor | None = None,
-         select: str = "f", dtype=jnp.float32, **estimator_kw: Any
-         ) -> ZeroResult | list[ZeroResult]:
+         select: str = "f", no_progress_steps: int | None = NO_PROGRESS_STEPS,
+         dtype=jnp.float32, **estimator_kw: Any) -> ZeroResult | list[ZeroResult]:
     """SurCo-zero: optimise a linear surrogate cost for one or many instances.
 
     Implements Alg. 1 of Ferber et al., "SurCo: Learning Linear Surrogates for Combinatorial
@@ -67,13 +157,15 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
 
     Args:
       problem: the `Problem`.
-      instance: one instance, or a `list` of instances of equal shapes solved together: each
-        step is then one batched solve over all of them (a `SolverStack`).
+      instance: one instance, or a `list` (or plain `tuple`) of instances of equal shapes
+        solved together: each step is then one batched solve over all of them (a
+        `SolverStack`). A NamedTuple is one instance.
       estimator: an `surco.estimators.Estimator` or its name ("blackbox", "perturbed",
         "identity", "neg_identity", "straight_through", "quadratic"); ``estimator_kw`` are its
-        hyperparameters (e.g. ``lam=10`` for blackbox).
-      steps: maximum number of gradient steps.
-      lr: learning rate of the default optimiser ``optax.adam(lr)``.
+        hyperparameters (e.g. ``lam=10`` for blackbox). See README "Which estimator when".
+      steps: maximum number of gradient steps (an integer >= 0).
+      lr: learning rate (a positive number) of the default optimiser, the estimator's
+        `default_optimizer` (``optax.adam(lr)`` unless the estimator says otherwise).
       optimizer: any optax transformation (overrides ``lr``).
       init: "random" (``init_scale`` × standard normal), "zeros" (zeros plus 1e-3 noise to
         break ties), or an array of surrogate parameters θ (c = problem.cost_transform(θ)),
@@ -83,60 +175,103 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
         instance); None runs all steps.
       target: stop as soon as the best f of every instance is ``<= target`` (e.g. 0 for a
         loss whose zero set is the spec); None runs all steps.
+      time_limit: stop after this many wall seconds (set-up and compilation included) and
+        return the best so far; the first step always completes. A step in progress ends
+        within one solve. None: no limit.
       key: PRNG key (or int seed) for the initial cost and random estimators.
       progress: show a progress bar.
       backend, solver_options: how a `LinearSpec` Ω is solved (see `make_solver`).
       executor: parallelise each step's solves over instances (see `Solver.solve_batch`).
       select: "f" keeps the best x by f; "evaluate" by ``problem.evaluate`` (called once per
         distinct x), when the problem has one.
+      no_progress_steps: warn (`NoProgressWarning`, once) when an instance's x is the same
+        for the first this-many steps of a run started from ``init="random"`` or "zeros" (a
+        warm start that stays put may already be good); None never warns.
       dtype: float dtype of the surrogate cost.
 
     Returns:
-      A `ZeroResult` (a list of them when ``instance`` is a list).
+      A `ZeroResult` (a list of them when ``instance`` is a list or tuple), whose
+      ``stopped`` is "steps", "patience", "target", "time_limit" or "budget" (a
+      `surco.budget.BudgetExhausted` raised by ``problem.evaluate`` or the objective).
 
     Raises:
-      ValueError: bad arguments. ProblemError: the objective is not a finite scalar.
-      SolverError (and subclasses): the solver failed on the surrogate cost.
+      ValueError: bad arguments (the message names the argument and the expected form).
+      ProblemError: an instance that does not fit Ω; an objective that is not a finite
+        scalar, or whose gradient is not finite, naming the problem and the step.
+      InfeasibleError, UnboundedError, SolverTimeout, SolverError: the solver failed on the
+        surrogate cost (raised once, with the solver's name).
+      KeyboardInterrupt: Ctrl-C.
+      Every exception raised after the run has started carries ``.partial`` (see the module
+      docstring).
     """
     from surco.estimators import get_estimator
 
-    many = isinstance(instance, list)
-    instances = list(instance) if many else [instance]
+    instances, many = as_instances(instance)
     if not instances:
-        raise ValueError("zero: no instances given")
-    if int(steps) < 0:
-        raise ValueError(f"zero: steps must be >= 0, got {steps}")
-    if patience is not None and int(patience) < 1:
-        raise ValueError(f"zero: patience must be >= 1 or None, got {patience}")
-    if target is not None and not np.isfinite(float(target)):
-        raise ValueError(f"zero: target must be finite or None, got {target}")
+        raise ValueError("zero: no instances given (instance is an empty list)")
+    if not isinstance(problem, Problem):
+        raise TypeError(f"zero: problem must be a surco.Problem, got {type(problem).__name__}")
+    steps = _check_int("steps", steps, 0)
+    lr = _check_number("lr", lr)
+    init_scale = _check_number("init_scale", init_scale)
+    patience = _check_int("patience", patience, 1, none_ok=True)
+    no_progress_steps = _check_int("no_progress_steps", no_progress_steps, 1, none_ok=True)
+    if target is not None and (not _is_number(target) or not math.isfinite(float(target))):
+        raise ValueError(f"zero: target must be finite or None, got {target!r}")
+    time_limit = _check_number("time_limit", time_limit, none_ok=True)
+    if optimizer is not None and not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(f"zero: optimizer must be an optax.GradientTransformation (e.g. "
+                        f"optax.adam(0.1)), got {type(optimizer).__name__}")
     if select not in ("f", "evaluate"):
         raise ValueError(f"zero: select must be 'f' or 'evaluate', got {select!r}")
     if select == "evaluate" and problem.evaluate is None:
         raise ValueError(f"zero: select='evaluate' but problem {problem.name!r} has no evaluate")
+    if not isinstance(progress, bool):
+        raise ValueError(f"zero: progress must be True or False, got {progress!r}")
+    try:
+        dtype = jnp.dtype(dtype)
+    except TypeError as exc:
+        raise ValueError(f"zero: dtype must be a floating dtype (jnp.float32 or jnp.float64), "
+                         f"got {dtype!r}") from exc
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"zero: dtype must be a floating dtype (jnp.float32 or jnp.float64), "
+                         f"got {dtype}")
     est = get_estimator(estimator, **estimator_kw)
-    opt = optimizer if optimizer is not None else optax.adam(lr)
+    opt = optimizer if optimizer is not None else est.default_optimizer(lr)
     key = resolve_key(key)
     t_start = time.perf_counter()
+    control = RunControl(time_limit, t_start)
 
     solver = stack_solvers([build_solver(problem, y, backend, solver_options) for y in instances],
-                           executor)
-    ys = stack_instances(problem, instances)
+                           executor, control)
     B, shape = len(instances), solver.shape[1:]
+    check_objective_shapes(problem, instances, shape, dtype, "zero")
+    ys = stack_instances(problem, instances)
     fvec = batched_objective(problem)
-    relaxed = est.name in RELAXED_FORWARD
+    relaxed = not est.forward_is_solution
+    x_axes = tuple(range(1, 1 + len(shape)))
 
-    def loss(theta, k):
-        c = problem.to_cost(theta)
-        x = est(solver, c, k)
-        fv = fvec(x, ys)
-        return fv.sum(), (fv, x, c)
+    def finite(a):  # per instance: all entries finite
+        return jnp.all(jnp.isfinite(a), axis=x_axes)
 
     @jax.jit
     def step(theta, opt_state, k):
-        (_, (fv, x, c)), g = jax.value_and_grad(loss, has_aux=True)(theta, k)
-        updates, opt_state = opt.update(g, opt_state, theta)
-        return optax.apply_updates(theta, updates), opt_state, fv, x, c
+        # the step written out (not one value_and_grad) so that each quantity can be checked
+        # on the host and a non-finite one never reaches the solver as a cost
+        c, vjp_cost = jax.vjp(problem.to_cost, theta)
+        c_ok = finite(c)
+        c_in = jnp.where(jnp.isfinite(c), c, 0.0)
+        x, vjp_est, status = jax.vjp(lambda cc: est(solver, cc, k, return_status=True),
+                                     c_in, has_aux=True)
+        fv, vjp_f = jax.vjp(lambda xx: fvec(xx, ys), x)
+        gx = vjp_f(jnp.ones_like(fv))[0]
+        gx_ok = finite(gx)
+        gc = vjp_est(jnp.where(jnp.isfinite(gx), gx, 0.0))[0]
+        g = vjp_cost(gc)[0]
+        g_ok = finite(g)
+        updates, new_state = opt.update(jnp.where(jnp.isfinite(g), g, 0.0), opt_state, theta)
+        return (optax.apply_updates(theta, updates), new_state, fv, x, c, status, c_ok, gx_ok,
+                g_ok, gx)
 
     f_hard = jax.jit(lambda x: fvec(x, ys))
     key, k0 = jax.random.split(key)
@@ -145,84 +280,237 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
 
     best_f = np.full(B, np.inf)
     best_sel = np.full(B, np.inf)
-    best = [None] * B
+    best: list = [None] * B
     hist = {k: [[] for _ in range(B)]
             for k in ("f", "best_f", "solver_calls", "seconds", "solver_seconds")}
     stall = np.zeros(B, int)
+    x_first: list[np.ndarray | None] = [None] * B
+    moved = np.zeros(B, bool)
+    warned = False
+    cold_start = isinstance(init, str)  # a warm start that stays put may already be good
     evaluated: list[dict[bytes, float]] = [{} for _ in range(B)]
-    bar = _progress(steps + 1, progress, f"SurCo-zero[{problem.name}]")
-    for t in range(steps + 1):
-        key, k = jax.random.split(key)
-        kk = k if est.needs_key else None
-        # the update computed at the last iterate is not used: that iterate is only evaluated
-        try:
-            new_theta, new_state, fv, x, c = step(theta, opt_state, kk)
-        except Exception:
-            _diagnose(problem, solver, f_hard, theta, t)
-            raise
-        if relaxed:  # the feasible point is g(c) itself
-            sol = solver.solve(np.asarray(c, np.float64))
-            x = jnp.asarray(sol.x, dtype)
-            fv = f_hard(x)
-        fv, x_np = np.asarray(fv, np.float64), np.asarray(x)
-        check_finite(problem, fv, f"at step {t}")
-        theta_np, c_np = np.asarray(theta), np.asarray(c)
+    label = f"SurCo-zero[{problem.name}]"
+
+    def results(stopped: str, final: bool = True):
+        if any(b is None for b in best):
+            return None
+        seconds = time.perf_counter() - t_start
+        done = min(len(v) for v in hist["best_f"])  # equal unless Ctrl-C cut an update
+        out = []
         for b in range(B):
-            score = fv[b]
-            if select == "evaluate":
-                h = x_np[b].tobytes()
-                if h not in evaluated[b]:
-                    evaluated[b][h] = float(problem.evaluate(x_np[b], instances[b]))
-                score = evaluated[b][h]
-            if score < best_sel[b]:
-                best_sel[b], best_f[b] = score, fv[b]
-                best[b] = (x_np[b].copy(), c_np[b].copy(), theta_np[b].copy(), t)
-                stall[b] = 0
-            else:
-                stall[b] += 1
-            hist["f"][b].append(float(fv[b]))
-            hist["best_f"][b].append(float(best_f[b]))
-            hist["solver_calls"][b].append(solver.calls)
-            hist["seconds"][b].append(time.perf_counter() - t_start)
-            hist["solver_seconds"][b].append(float(solver.seconds[b]))
-        theta, opt_state = new_theta, new_state
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(best_f=f"{best_f.mean():.5g}")
-        if patience is not None and np.all(stall >= patience):
-            break
-        if target is not None and np.all(best_f <= target):
-            break
-    if bar is not None:
-        bar.close()
-    seconds = time.perf_counter() - t_start
-    results = []
-    for b in range(B):
-        x_b, c_b, th_b, t_b = best[b]
-        true = None
-        if problem.evaluate is not None:
+            x_b, c_b, th_b, t_b = best[b]
             true = evaluated[b].get(x_b.tobytes())
-            if true is None:
-                true = float(problem.evaluate(x_b, instances[b]))
-        results.append(ZeroResult(
-            x=x_b, f=float(best_f[b]), true_cost=true, c=c_b, theta=th_b,
-            history={k: v[b] for k, v in hist.items()}, best_step=int(t_b),
-            seconds=seconds / B, solver_seconds=float(solver.seconds[b]),
-            solver_calls=int(solver.calls), problem=problem.name, estimator=est.name))
-    return results if many else results[0]
+            if true is None and final and problem.evaluate is not None:
+                try:
+                    true = float(problem.evaluate(x_b, instances[b]))
+                except Exception as exc:  # the budget ran out: the result has no true cost
+                    if not is_budget_exhausted(exc):
+                        raise
+            out.append(ZeroResult(
+                x=x_b, f=float(best_f[b]), true_cost=true, c=c_b, theta=th_b,
+                history={k: list(v[b][:done]) for k, v in hist.items()}, best_step=int(t_b),
+                seconds=seconds / B, solver_seconds=float(solver.seconds[b]),
+                solver_calls=int(solver.calls), problem=problem.name, estimator=est.name,
+                stopped=stopped))
+        return out if many else out[0]
+
+    def fail(exc: BaseException) -> BaseException:
+        return _attach(exc, results("error", final=False))
+
+    def where(t: int, b: int | None = None) -> str:
+        inst = f", instance {b}" if b is not None and B > 1 else ""
+        return f"Problem {problem.name!r}, step {t}{inst}"
+
+    stopped = "steps"
+    bar = _progress(steps + 1, progress, label)
+    try:
+        with controlled(control):
+            for t in range(steps + 1):
+                if control.stop_requested():
+                    stopped = control.reason
+                    break
+                key, k = jax.random.split(key)
+                kk = k if est.needs_key else None
+                control.failure = None
+                # the update computed at the last iterate is not used: that iterate is only
+                # evaluated
+                try:
+                    (new_theta, new_state, fv, x, c, status, c_ok, gx_ok, g_ok,
+                     gx) = jax.block_until_ready(step(theta, opt_state, kk))
+                except Exception as exc:
+                    if control.reason is not None or is_interrupt(exc):
+                        stopped = control.reason or "interrupted"
+                        break
+                    if is_budget_exhausted(exc):
+                        stopped = "budget"
+                        break
+                    if control.error is not None:
+                        raise fail(control.error) from None
+                    raise fail(exc)
+                if control.stop_requested():  # solves of this step were skipped
+                    stopped = control.reason
+                    break
+                if control.error is not None:
+                    raise fail(control.error) from None
+                _check_step(problem, est, solver, control, np.asarray(status), np.asarray(c_ok),
+                            np.asarray(fv, np.float64), np.asarray(gx_ok), np.asarray(g_ok),
+                            np.asarray(gx), t, where, fail)
+                if relaxed:  # the feasible point is g(c) itself
+                    sol = solver.solve(np.asarray(c, np.float64), check=False)
+                    if control.stop_requested():
+                        stopped = control.reason
+                        break
+                    if control.error is not None:
+                        raise fail(control.error) from None
+                    _check_step(problem, est, solver, control,
+                                np.asarray(sol.stats.get("member_status", [int(sol.status)] * B)),
+                                None, None, None, None, None, t, where, fail)
+                    x = jnp.asarray(sol.x, dtype)
+                    try:
+                        fv = f_hard(x)
+                    except Exception as exc:
+                        if is_budget_exhausted(exc):
+                            stopped = "budget"
+                            break
+                        raise fail(exc)
+                    try:
+                        check_finite(problem, np.asarray(fv, np.float64), f"at step {t}")
+                    except ProblemError as exc:
+                        raise fail(exc) from None
+                fv, x_np = np.asarray(fv, np.float64), np.asarray(x)
+                theta_np, c_np = np.asarray(theta), np.asarray(c)
+                scores = fv.copy()
+                if select == "evaluate":
+                    try:
+                        for b in range(B):
+                            h = x_np[b].tobytes()
+                            if h not in evaluated[b]:
+                                evaluated[b][h] = float(problem.evaluate(x_np[b], instances[b]))
+                            scores[b] = evaluated[b][h]
+                    except Exception as exc:
+                        if is_budget_exhausted(exc):
+                            stopped = "budget"
+                            break
+                        raise fail(exc)
+                for b in range(B):
+                    if scores[b] < best_sel[b]:
+                        best_sel[b], best_f[b] = scores[b], fv[b]
+                        best[b] = (x_np[b].copy(), c_np[b].copy(), theta_np[b].copy(), t)
+                        stall[b] = 0
+                    else:
+                        stall[b] += 1
+                    if x_first[b] is None:
+                        x_first[b] = x_np[b].copy()
+                    elif not moved[b] and not np.array_equal(x_np[b], x_first[b]):
+                        moved[b] = True
+                    hist["f"][b].append(float(fv[b]))
+                    hist["best_f"][b].append(float(best_f[b]))
+                    hist["solver_calls"][b].append(solver.calls)
+                    hist["seconds"][b].append(time.perf_counter() - t_start)
+                    hist["solver_seconds"][b].append(float(solver.seconds[b]))
+                control.arm()  # from now on the deadline may cut a step short
+                theta, opt_state = new_theta, new_state
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(best_f=f"{best_f.mean():.5g}")
+                if (no_progress_steps is not None and cold_start and not warned
+                        and t == no_progress_steps and not moved.all()):
+                    warned = True
+                    warnings.warn(NoProgressWarning(_no_progress_message(
+                        label, est, int((~moved).sum()), B, no_progress_steps, optimizer is None,
+                        lr)), stacklevel=3)  # the caller of zero (past the wrapper)
+                if patience is not None and np.all(stall >= patience):
+                    stopped = "patience"
+                    break
+                if target is not None and np.all(best_f <= target):
+                    stopped = "target"
+                    break
+                if control.stop_requested():
+                    stopped = control.reason
+                    break
+    except KeyboardInterrupt:  # Ctrl-C landed in this loop's own code
+        stopped = "interrupted"
+    finally:
+        if bar is not None:
+            bar.close()
+    if stopped == "interrupted":
+        done = len(hist["f"][0])
+        raise _attach(KeyboardInterrupt(
+            f"{label} interrupted after {done} completed step(s); the best so far is in the "
+            f"exception's .partial" + ("" if done else " (None: no step had completed)")),
+            results("interrupted", final=False)) from None
+    return results(stopped)
 
 
-def _diagnose(problem: Problem, solver, f_hard, theta, t: int) -> None:
-    """After a failed step: if the objective itself is not finite at the step's solution,
-    say so (a NaN objective otherwise surfaces as a NaN cost inside the estimator)."""
-    c = np.asarray(problem.to_cost(theta), np.float64)
-    if not np.all(np.isfinite(c)):
-        return
-    x = solver.solve(c).x
-    check_finite(problem, np.asarray(f_hard(jnp.asarray(x, theta.dtype)), np.float64),
-                 f"at step {t}")
+def _no_progress_message(label: str, est, stuck: int, B: int, n: int, default_opt: bool,
+                         lr: float) -> str:
+    which = "" if B == 1 else f" on {stuck} of {B} instances"
+    opt = f" (the default optimiser for {est.name!r} with lr={lr:g})" if default_opt else ""
+    return (f"{label}: x has not changed in the first {n} steps{which} with estimator "
+            f"{est.name!r}{opt}: its gradient does not move the surrogate cost across a "
+            f"single boundary of the solver's answer, so the run only re-evaluates the first "
+            f"x. Try {est.no_progress_advice}. (no_progress_steps=None silences this.)")
 
 
+def _check_step(problem: Problem, est, solver, control: RunControl, status, c_ok, fv, gx_ok,
+                g_ok, gx, t: int, where, fail) -> None:
+    """Raise the first problem of a step, once and typed: a failed solve, a non-finite cost,
+    a non-finite objective value, a non-finite gradient of the objective, a non-finite
+    estimator gradient."""
+    def solver_failed(b: int, code: int, extra: str = "") -> None:
+        member = solver.members[b] if b < len(solver.members) else solver
+        stats = dict(control.failure or {})
+        info = {k: stats[k] for k in ("timeout", "time_limit") if k in stats}
+        info["detail"] = f"{where(t, b)}{extra}"
+        try:
+            Solution(x=np.zeros(0), objective=math.nan, status=Status(code),
+                     stats=info).raise_for_status(member.name)
+        except Exception as exc:
+            raise fail(exc) from None
+
+    status = np.atleast_1d(status)
+    bad = np.flatnonzero(status > Status.FEASIBLE)
+    if bad.size:
+        n_bad = f"; {bad.size} of {status.size} instances failed" if status.size > 1 else ""
+        solver_failed(int(bad[0]), int(status[bad[0]]), n_bad)
+    if c_ok is not None and not np.all(c_ok):
+        b = int(np.flatnonzero(~np.asarray(c_ok))[0])
+        raise fail(ProblemError(
+            f"{where(t, b)}: the surrogate cost c = cost_transform(θ) is not finite; "
+            "check the problem's cost_transform (and lr: θ may have diverged)")) from None
+    if fv is not None:
+        try:
+            check_finite(problem, fv, f"at step {t}")
+        except ProblemError as exc:
+            raise fail(exc) from None
+    if gx_ok is not None and not np.all(gx_ok):
+        b = int(np.flatnonzero(~np.asarray(gx_ok))[0])
+        g = np.asarray(gx[b]).reshape(-1)
+        i = int(np.flatnonzero(~np.isfinite(g))[0])
+        raise fail(ProblemError(
+            f"{where(t, b)}: the gradient of the objective with respect to x is not finite "
+            f"({g[i]} at flat index {i} of x) at the solver's answer x, although f(x) is; "
+            "the estimator needs a finite df/dx. Typical causes: sqrt, log or a division at 0 "
+            "in f (e.g. jnp.sqrt(x) at x = 0: use jnp.sqrt(x + eps))")) from None
+    if g_ok is not None and not np.all(g_ok):
+        b = int(np.flatnonzero(~np.asarray(g_ok))[0])
+        if control.failure is not None:  # a solve of the backward pass failed
+            member = _failed_member(control.failure.get("detail", ""), b)
+            solver_failed(member, control.failure["status"], " (a solve of the backward pass)")
+        raise fail(ProblemError(
+            f"{where(t, b)}: the gradient from estimator {est.name!r} (dL/dθ) is not finite "
+            "although df/dx is; check the estimator's hyperparameters and the problem's "
+            "cost_transform")) from None
+
+
+def _failed_member(detail: str, default: int) -> int:
+    """The member index in a `SolverStack` failure detail ("member 3 (name): ...")."""
+    import re
+    m = re.match(r"member (\d+) ", detail)
+    return int(m.group(1)) if m else default
+
+
+@_partial_on_interrupt
 def hybrid(problem: Problem, instance: Instance | Sequence[Instance], prior_model,
            **zero_kwargs: Any) -> ZeroResult | list[ZeroResult]:
     """SurCo-hybrid (Ferber et al. 2023, Alg. 4): SurCo-zero started from the surrogate
@@ -230,14 +518,20 @@ def hybrid(problem: Problem, instance: Instance | Sequence[Instance], prior_mode
 
     Args:
       problem: the `Problem` (the one the prior was trained on).
-      instance: one instance or a list of them.
+      instance: one instance or a list (or plain tuple) of them.
       prior_model: a trained `surco.prior.PriorModel`.
       **zero_kwargs: passed to `zero` (``init`` is set from the prior).
+
+    Returns, Raises: as `zero` (Ctrl-C and mid-run errors carry ``.partial``).
     """
     if "init" in zero_kwargs:
         raise ValueError("hybrid: init comes from the prior; do not pass init")
-    many = isinstance(instance, list)
-    instances = list(instance) if many else [instance]
+    if not hasattr(prior_model, "theta"):
+        raise TypeError(f"hybrid: prior_model must be a trained surco.prior.PriorModel, got "
+                        f"{type(prior_model).__name__}")
+    instances, many = as_instances(instance)
+    if not instances:
+        raise ValueError("hybrid: no instances given (instance is an empty list)")
     theta0 = np.stack([np.asarray(prior_model.theta(y)) for y in instances])
-    return zero(problem, instance if many else instances[0],
+    return zero(problem, instances if many else instances[0],
                 init=theta0 if many else theta0[0], **zero_kwargs)

@@ -15,9 +15,12 @@ Estimators (by name in `ESTIMATORS`, each citing its paper): ``blackbox`` (Vlast
 al. 2020), ``perturbed`` (Berthet et al. 2020), ``identity`` / ``neg_identity`` (Sahoo et
 al. 2023), ``straight_through`` and ``quadratic`` (Wilder et al. 2019). Supervised losses:
 `fenchel_young_loss` (Berthet et al. 2020) and `spo_plus_loss` (Elmachtoub & Grigas 2022).
-See `Estimator` for the interface.
+See `Estimator` for the interface and `surco.estimators.base` for an estimator written
+outside the package (public hooks `Estimator.forward` / `Estimator.backward`, helpers
+`call_solver`, `event_axes`, `check_positive`).
 """
-from surco.estimators.base import Estimator, check_cost, raise_for_status, solve_layer
+from surco.estimators.base import (Estimator, call_solver, check_cost, check_positive, event_axes,
+                                   raise_for_status, solve_layer)
 from surco.estimators.blackbox import Blackbox
 from surco.estimators.identity import Identity, NegIdentity, project_cost
 from surco.estimators.losses import fenchel_young_loss, spo_plus_loss
@@ -26,6 +29,6 @@ from surco.estimators.quadratic import Quadratic, StraightThrough, relaxation_sp
 from surco.estimators.registry import ESTIMATORS, get_estimator
 
 __all__ = ["Estimator", "solve_layer", "get_estimator", "ESTIMATORS", "raise_for_status",
-           "check_cost", "Blackbox", "Perturbed", "Identity", "NegIdentity", "Quadratic",
+           "check_cost", "call_solver", "event_axes", "check_positive", "Blackbox", "Perturbed", "Identity", "NegIdentity", "Quadratic",
            "StraightThrough", "project_cost", "relaxation_spec", "fenchel_young_loss",
            "spo_plus_loss"]

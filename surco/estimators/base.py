@@ -17,8 +17,43 @@ inside jit; outside any transformation a failed solve raises the solver layer's 
 (`InfeasibleError`, ...), and `raise_for_status` does the same for a status value that has
 left jit.
 
-Adding an estimator: subclass `Estimator`, implement `_forward` and `_backward`, add it to
-``registry.ESTIMATORS`` and to the conformance tests.
+Writing an estimator (inside this package or in your own code): subclass `Estimator` as a
+frozen dataclass whose fields are the hyperparameters, and implement the two public hooks
+`Estimator.forward` and `Estimator.backward` in JAX. Call the solver only through
+`call_solver` (one pure callback per batch of costs); `event_axes` gives the axes of x in a
+batched c and `check_positive` validates a hyperparameter with the usual message. Set the
+class attributes ``name``, ``needs_key`` (random estimators), ``forward_is_solution`` (False
+when the forward pass is not the solver's own answer, e.g. a mean or a relaxation: SurCo then
+solves ``g(c)`` once more for its feasible x) and ``no_progress_advice`` (what SurCo-zero
+suggests when x does not move). The object then works with `surco.zero`,
+`surco.prior.train`, `solve_layer` and under ``jit``/``vmap``/``grad``. An estimator written
+outside the package (sign-corrected straight-through, Sahoo et al. 2023, §3)::
+
+    import dataclasses
+    from typing import ClassVar
+    import jax.numpy as jnp
+    from surco.estimators import Estimator, call_solver, check_positive
+
+    @dataclasses.dataclass(frozen=True)
+    class ScaledNegIdentity(Estimator):
+        scale: float = 1.0                                 # a hyperparameter
+        name: ClassVar[str] = "scaled_neg_identity"
+        no_progress_advice: ClassVar[str] = "a larger scale or lr"
+
+        def __post_init__(self):
+            check_positive(self.name, "scale", self.scale)
+
+        def forward(self, solver, executor, c, key):
+            x, status = call_solver(solver, executor, c)
+            return x, status, None                         # no residuals
+
+        def backward(self, solver, executor, c, key, x, residuals, g):
+            return -self.scale * g                         # dL/dc from g = dL/dx
+
+    res = surco.zero(problem, instance, estimator=ScaledNegIdentity(scale=2.0), steps=20)
+
+To add one to the package: one file, one entry in ``registry.ESTIMATORS`` and the
+conformance tests (tests/estimators).
 """
 from __future__ import annotations
 
@@ -32,12 +67,14 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from surco.solvers import Solution, Solver, Status
 
 Array = jax.Array
 
-__all__ = ["Estimator", "solve_layer", "raise_for_status", "get_estimator", "ESTIMATORS"]
+__all__ = ["Estimator", "solve_layer", "raise_for_status", "get_estimator", "ESTIMATORS",
+           "call_solver", "event_axes", "check_positive", "check_cost"]
 
 
 # --------------------------------------------------------------------------------------
@@ -77,12 +114,21 @@ def _host_solve_fn(solver: Solver, executor: Executor | None):
     return host
 
 
-def _solve(solver: Solver, executor: Executor | None, c: Array) -> tuple[Array, Array]:
-    """``g(c)`` through a pure callback, with no derivative rule of its own.
+def call_solver(solver: Solver, executor: Executor | None, c: Array) -> tuple[Array, Array]:
+    """``x = g(c) = argmin_{x in Ω} c·x`` as a JAX operation without a derivative rule:
+    the one way an estimator's `Estimator.forward` / `Estimator.backward` calls the solver.
 
-    ``c`` has shape ``(..., *solver.shape)``; all leading entries (and, under vmap, all
-    batched entries) are solved by one ``solve_batch``. Returns x (c's dtype) and the int32
-    status per leading entry.
+    Args:
+      solver: the `surco.solvers.Solver`.
+      executor: the executor handed to the hook (``None``: solve in this process).
+      c: cost, shape ``(..., *solver.shape)``, floating point. All leading entries (and,
+        under vmap, all batched entries) are solved by one ``solver.solve_batch`` call, on
+        the host, through `jax.pure_callback`.
+
+    Returns:
+      ``(x, status)``: x with c's shape and dtype (all-NaN for a failed solve) and the int32
+      `surco.solvers.Status` per leading entry (shape ``c.shape[:-len(solver.shape)]``).
+      Failures are values here; `Estimator.__call__` turns them into errors.
     """
     k = len(solver.shape)
     out = (jax.ShapeDtypeStruct(c.shape, c.dtype),
@@ -91,7 +137,9 @@ def _solve(solver: Solver, executor: Executor | None, c: Array) -> tuple[Array, 
                              vmap_method="expand_dims")
 
 
-def _event_axes(solver: Solver, c: Array) -> tuple[int, ...]:
+def event_axes(solver: Solver, c: Array) -> tuple[int, ...]:
+    """The axes of ``c`` (shape ``(..., *solver.shape)``) that hold one x: the last
+    ``len(solver.shape)``. Reduce over them for per-solve quantities (norms, dot products)."""
     k = len(solver.shape)
     return tuple(range(c.ndim - k, c.ndim))
 
@@ -133,27 +181,34 @@ def raise_for_status(status, solver: Solver | str = "solver") -> None:
 # --------------------------------------------------------------------------------------
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
 def _estimate(est: "Estimator", solver: Solver, executor, c: Array, key):
-    x, status, _ = est._forward(solver, executor, c, key)
+    x, status, _ = est.forward(solver, executor, c, key)
     return x, status
 
 
 def _estimate_fwd(est, solver, executor, c, key):
-    x, status, res = est._forward(solver, executor, c, key)
+    x, status, res = est.forward(solver, executor, c, key)
     return (x, status), (c, key, x, res)
 
 
 def _estimate_bwd(est, solver, executor, saved, cts):
     c, key, x, res = saved
     gx = cts[0]
-    gc = est._backward(solver, executor, c, key, x, res, gx.astype(c.dtype))
+    gc = est.backward(solver, executor, c, key, x, res, gx.astype(c.dtype))
     return gc.astype(c.dtype), None
 
 
 _estimate.defvjp(_estimate_fwd, _estimate_bwd)
 
 
-def _check_positive(owner: str, field: str, value, *, integer: bool = False,
-                    minimum: float = 0.0, strict: bool = True) -> None:
+def check_positive(owner: str, field: str, value, *, integer: bool = False,
+                   minimum: float = 0.0, strict: bool = True) -> None:
+    """Validate a numeric hyperparameter: a finite number (an integer with ``integer``)
+    ``> minimum`` (``>=`` when not ``strict``); bools are rejected.
+
+    Raises:
+      ValueError: ``"{owner}: {field} must be a finite number > 0, got ..."`` (or the
+        integer / ``>=`` form).
+    """
     ok_type = (isinstance(value, (int, np.integer)) and not isinstance(value, bool)) if integer \
         else isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if not ok_type or not np.isfinite(value) or (value <= minimum if strict else value < minimum):
@@ -189,21 +244,26 @@ class Estimator(abc.ABC):
     """A way to differentiate ``x = argmin_{x in Ω} c·x`` with respect to c.
 
     Subclasses are frozen dataclasses whose fields are the hyperparameters, and implement
+    the public hooks `forward` and `backward` (and optionally `prepare`); see the module
+    docstring for a complete estimator written outside the package. Both hooks are traced
+    by JAX, see c with shape ``(..., *solver.shape)`` and call the solver only through
+    `call_solver`.
 
-    * ``_forward(solver, executor, c, key) -> (x, status, residuals)`` in JAX, calling the
-      solver only through `_solve` (a pure callback), and
-    * ``_backward(solver, executor, c, key, x, residuals, g) -> dL/dc`` in JAX, where
-      ``g = dL/dx``.
-
-    Both see c with shape ``(..., *solver.shape)``.
-
-    Attributes:
-      name: registry name.
+    Attributes (class level):
+      name: registry name, used in messages and results.
       needs_key: whether calls need a PRNG key (random estimators).
+      forward_is_solution: whether `forward` returns the solver's own answer ``g(c)`` (a
+        point of Ω). False for a mean over perturbations or a relaxation: callers that need
+        a feasible x (SurCo-zero's best x, SurCo-prior's evaluation) then solve ``g(c)``
+        once more.
+      no_progress_advice: what to try when SurCo-zero's x does not move with this estimator
+        (shown in `surco.NoProgressWarning`).
     """
 
     name: ClassVar[str] = "estimator"
     needs_key: ClassVar[bool] = False
+    forward_is_solution: ClassVar[bool] = True
+    no_progress_advice: ClassVar[str] = "a larger lr, or another estimator"
 
     def __call__(self, solver: Solver, c: Array, key: Array | None = None, *,
                  executor: Executor | None = None, return_status: bool = False):
@@ -234,7 +294,7 @@ class Estimator(abc.ABC):
         if not isinstance(solver, Solver):
             raise TypeError(f"{self.name}: solver must be a surco.solvers.Solver, got "
                             f"{type(solver).__name__}")
-        self._prepare(solver)
+        self.prepare(solver)
         c = self._check_cost(solver, c)
         key = self._check_key(key)
         x, status = _estimate(self, solver, executor, c, key)
@@ -259,18 +319,39 @@ class Estimator(abc.ABC):
                              f"jax.random.PRNGKey), got dtype {key.dtype} shape {key.shape}")
         return key
 
-    # -- to implement --------------------------------------------------------------------
-    def _prepare(self, solver: Solver) -> None:
-        """Hook run before tracing: build (and cache) what the estimator needs per solver."""
+    def default_optimizer(self, lr: float) -> optax.GradientTransformation:
+        """The optimiser of the surrogate cost that `surco.zero` uses with this estimator
+        when none is given: ``optax.adam(lr)``. Override it for an estimator whose gradient
+        Adam's per-entry normalisation defeats (`NegIdentity`, `Perturbed`). (SurCo-prior
+        trains network weights, not costs, and keeps its own default.)"""
+        return optax.adam(lr)
+
+    # -- the public hooks ----------------------------------------------------------------
+    def prepare(self, solver: Solver) -> None:
+        """Optional hook, run eagerly before tracing on every call: build and cache what the
+        estimator needs per solver, and fail early (with a clear error) if it cannot."""
 
     @abc.abstractmethod
-    def _forward(self, solver: Solver, executor, c: Array, key) -> tuple[Array, Array, Any]:
-        """``(x, status, residuals)`` of one solve of ``c`` (see the class docstring)."""
+    def forward(self, solver: Solver, executor: Executor | None, c: Array,
+                key: Array | None) -> tuple[Array, Array, Any]:
+        """The forward pass, in JAX.
+
+        Args:
+          solver, executor: pass both to `call_solver`.
+          c: validated cost, shape ``(..., *solver.shape)``.
+          key: a PRNG key when ``needs_key``, else None.
+
+        Returns:
+          ``(x, status, residuals)``: x shaped and typed like c; the int32 status per
+          leading entry (from `call_solver`; the worst one when several solves make one x);
+          residuals: any pytree of arrays (or None) handed to `backward`.
+        """
 
     @abc.abstractmethod
-    def _backward(self, solver: Solver, executor, c: Array, key, x: Array, res: Any,
-                  g: Array) -> Array:
-        """``dL/dc`` from the cotangent ``g = dL/dx`` (see the class docstring)."""
+    def backward(self, solver: Solver, executor: Executor | None, c: Array, key: Array | None,
+                 x: Array, res: Any, g: Array) -> Array:
+        """The backward pass, in JAX: ``dL/dc`` shaped like c, from the cotangent
+        ``g = dL/dx`` (shaped like x) and what `forward` returned (x, residuals)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,11 +360,11 @@ class _Plain(Estimator):
 
     name: ClassVar[str] = "none"
 
-    def _forward(self, solver, executor, c, key):
-        x, status = _solve(solver, executor, c)
+    def forward(self, solver, executor, c, key):
+        x, status = call_solver(solver, executor, c)
         return x, status, None
 
-    def _backward(self, solver, executor, c, key, x, res, g):
+    def backward(self, solver, executor, c, key, x, res, g):
         return jnp.zeros_like(c)
 
 

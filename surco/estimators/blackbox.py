@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import jax
 
-from surco.estimators.base import Estimator, _check_positive, _event_axes, _solve
+from surco.estimators.base import Estimator, call_solver, check_positive, event_axes
 from surco.estimators.identity import PROJECTIONS, project_cost
 
 
@@ -43,21 +43,24 @@ class Blackbox(Estimator):
     projection: str | None = None
     name: ClassVar[str] = "blackbox"
     needs_key: ClassVar[bool] = False
+    no_progress_advice: ClassVar[str] = (
+        "a larger lam (λ); projection='norm' (λ then stays relative to the cost's scale, "
+        "with lam around 1); or a larger lr")
 
     def __post_init__(self):
-        _check_positive("blackbox", "lam (λ)", self.lam)
+        check_positive("blackbox", "lam (λ)", self.lam)
         if self.projection not in PROJECTIONS:
             raise ValueError(f"{self.name}: projection must be one of {PROJECTIONS}, got "
                              f"{self.projection!r}")
 
     def _project(self, solver, c):
-        return project_cost(c, _event_axes(solver, c), self.projection)
+        return project_cost(c, event_axes(solver, c), self.projection)
 
-    def _forward(self, solver, executor, c, key):
-        x, status = _solve(solver, executor, self._project(solver, c))
+    def forward(self, solver, executor, c, key):
+        x, status = call_solver(solver, executor, self._project(solver, c))
         return x, status, None
 
-    def _backward(self, solver, executor, c, key, x, res, g):
+    def backward(self, solver, executor, c, key, x, res, g):
         cp, vjp = jax.vjp(lambda cc: self._project(solver, cc), c)   # P = id if None
-        x_lam, _ = _solve(solver, executor, cp + self.lam * g)
+        x_lam, _ = call_solver(solver, executor, cp + self.lam * g)
         return vjp((x_lam - x) / self.lam)[0]

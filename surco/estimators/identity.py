@@ -10,8 +10,9 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+import optax
 
-from surco.estimators.base import Estimator, _event_axes, _solve
+from surco.estimators.base import Estimator, call_solver, event_axes
 
 PROJECTIONS = (None, "mean", "norm", "standardize")
 
@@ -56,21 +57,25 @@ class Identity(Estimator):
     name: ClassVar[str] = "identity"
     needs_key: ClassVar[bool] = False
     sign: ClassVar[float] = 1.0
+    no_progress_advice: ClassVar[str] = (
+        "estimator='neg_identity' (the sign that descends for a minimising solver); "
+        "projection='norm' or 'standardize'; or optimizer=optax.sgd(lr) (Adam's per-entry "
+        "step can shift every cost equally, which moves no argmin)")
 
     def __post_init__(self):
         if self.projection not in PROJECTIONS:
             raise ValueError(f"{self.name}: projection must be one of {PROJECTIONS}, got "
                              f"{self.projection!r}")
 
-    def _forward(self, solver, executor, c, key):
-        cp = project_cost(c, _event_axes(solver, c), self.projection)
-        x, status = _solve(solver, executor, cp)
+    def forward(self, solver, executor, c, key):
+        cp = project_cost(c, event_axes(solver, c), self.projection)
+        x, status = call_solver(solver, executor, cp)
         return x, status, None
 
-    def _backward(self, solver, executor, c, key, x, res, g):
+    def backward(self, solver, executor, c, key, x, res, g):
         if self.projection is None:
             return self.sign * g
-        _, vjp = jax.vjp(lambda cc: project_cost(cc, _event_axes(solver, cc), self.projection), c)
+        _, vjp = jax.vjp(lambda cc: project_cost(cc, event_axes(solver, cc), self.projection), c)
         return vjp(self.sign * g)[0]
 
 
@@ -83,3 +88,16 @@ class NegIdentity(Identity):
 
     name: ClassVar[str] = "neg_identity"
     sign: ClassVar[float] = -1.0
+    no_progress_advice: ClassVar[str] = (
+        "projection='norm' or 'standardize' (with an Adam optimizer), or "
+        "optimizer=optax.sgd(lr) with a larger lr (Adam's per-entry step can shift every "
+        "cost equally, which moves no argmin)")
+
+    def default_optimizer(self, lr: float) -> optax.GradientTransformation:
+        """``optax.sgd(lr)`` without a projection, else ``optax.adam(lr)``.
+
+        Without a projection the gradient ``-df/dx`` often has the same sign in every entry
+        (every x_ij raises a load-based cost); Adam's per-entry normalisation then shifts all
+        costs by the same step, which changes no argmin, and x never moves (measured in
+        bench/estimator_defaults.py). SGD keeps the entries' relative sizes."""
+        return optax.sgd(lr) if self.projection is None else optax.adam(lr)

@@ -14,7 +14,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from surco.estimators.base import _event_axes, _solve, check_cost
+from surco.estimators.base import call_solver, check_cost, event_axes
 from surco.estimators.perturbed import _check_perturbation, sample_noise
 from surco.solvers import Solver
 
@@ -30,7 +30,7 @@ def _check_like(what: str, solver: Solver, c, other):
 
 
 def _sum_event(solver, a):
-    return jnp.sum(a, axis=_event_axes(solver, a))
+    return jnp.sum(a, axis=event_axes(solver, a))
 
 
 # -- Fenchel–Young ------------------------------------------------------------------------
@@ -42,8 +42,8 @@ def _fy(solver, executor, sigma, n, noise, c, x_true, key):
 def _fy_fwd(solver, executor, sigma, n, noise, c, x_true, key):
     z, _ = sample_noise(key, noise, (n,) + c.shape, c.dtype)
     cz = c[None] - sigma * z
-    xs, _ = _solve(solver, executor, cz)
-    min_vals = jnp.sum(cz * xs, axis=tuple(a + 1 for a in _event_axes(solver, c)))
+    xs, _ = call_solver(solver, executor, cz)
+    min_vals = jnp.sum(cz * xs, axis=tuple(a + 1 for a in event_axes(solver, c)))
     loss = _sum_event(solver, c * x_true) - jnp.mean(min_vals, axis=0)
     return loss, (jnp.mean(xs, axis=0), x_true)
 
@@ -98,7 +98,7 @@ def _spo(solver, executor, c_hat, c_true, x_true):
 
 def _spo_fwd(solver, executor, c_hat, c_true, x_true):
     q = 2.0 * c_hat - c_true
-    x_q, _ = _solve(solver, executor, q)
+    x_q, _ = call_solver(solver, executor, q)
     z_true = _sum_event(solver, c_true * x_true)
     loss = -_sum_event(solver, q * x_q) + 2.0 * _sum_event(solver, c_hat * x_true) - z_true
     return loss, (x_q, x_true)

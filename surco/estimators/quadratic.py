@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surco.estimators.base import Estimator, _check_positive, _solve
+from surco.estimators.base import Estimator, call_solver, check_positive
 from surco.solvers import LinearSpec, Solver, SolverStack
 
 _ACTIVE_TOL = 1e-6
@@ -40,17 +40,15 @@ _DATA_FNS: "weakref.WeakKeyDictionary[Solver, dict]" = weakref.WeakKeyDictionary
 
 
 def relaxation_spec(solver: Solver) -> LinearSpec:
-    """The `LinearSpec` of a solver's feasible set (MILP backends: ``.spec``; oracles: ``.spec()``).
+    """The `LinearSpec` of a solver's feasible set (its ``spec`` attribute or property).
 
     Raises:
       ValueError: the solver exposes no `LinearSpec`.
     """
     spec = getattr(solver, "spec", None)
-    if callable(spec) and not isinstance(spec, LinearSpec):
-        spec = spec()
     if not isinstance(spec, LinearSpec):
         raise ValueError(f"solver {solver.name!r} ({type(solver).__name__}) exposes no LinearSpec "
-                         "(a `.spec` attribute or `.spec()` method); the quadratic relaxation "
+                         "(a `.spec` attribute or property); the quadratic relaxation "
                          "needs the feasible set as linear constraints")
     return spec
 
@@ -108,8 +106,8 @@ class _RelaxedQP(Solver):
     def factory(self):
         return self.target().factory()
 
-    def _solve_flat(self, c):
-        return self.target()._solve_flat(c)
+    def solve_flat(self, c):
+        return self.target().solve_flat(c)
 
     def solve_batch(self, C, executor=None, *, check=True):
         return self.target().solve_batch(C, executor=executor, check=check)
@@ -226,18 +224,22 @@ class Quadratic(Estimator):
     gamma: float = 0.5
     name: ClassVar[str] = "quadratic"
     needs_key: ClassVar[bool] = False
+    forward_is_solution: ClassVar[bool] = False   # a point of the relaxation, not of Ω
+    no_progress_advice: ClassVar[str] = (
+        "a smaller gamma (γ) or a larger cost scale (init_scale), so that the relaxed "
+        "solution leaves the interior; or optimizer=optax.sgd(lr)")
 
     def __post_init__(self):
-        _check_positive(self.name, "gamma (γ)", self.gamma)
+        check_positive(self.name, "gamma (γ)", self.gamma)
 
-    def _prepare(self, solver):
+    def prepare(self, solver):
         _prepare_qp(solver, self.gamma)  # fail early, outside tracing, for a spec-less solver
 
-    def _forward(self, solver, executor, c, key):
-        x, status = _solve(_qp_view(solver, self.gamma), executor, c)
+    def forward(self, solver, executor, c, key):
+        x, status = call_solver(_qp_view(solver, self.gamma), executor, c)
         return x, status, None
 
-    def _backward(self, solver, executor, c, key, x, res, g):
+    def backward(self, solver, executor, c, key, x, res, g):
         return _qp_vjp(solver, self.gamma, c, x, g)
 
 
@@ -257,11 +259,13 @@ class StraightThrough(Quadratic):
     """
 
     name: ClassVar[str] = "straight_through"
+    forward_is_solution: ClassVar[bool] = True    # the solver's own answer
+    no_progress_advice: ClassVar[str] = "a smaller gamma (γ), or a larger lr"
 
-    def _forward(self, solver, executor, c, key):
-        x, status = _solve(solver, executor, c)
+    def forward(self, solver, executor, c, key):
+        x, status = call_solver(solver, executor, c)
         return x, status, None
 
-    def _backward(self, solver, executor, c, key, x, res, g):
-        x_rel, _ = _solve(_qp_view(solver, self.gamma), executor, c)
+    def backward(self, solver, executor, c, key, x, res, g):
+        x_rel, _ = call_solver(_qp_view(solver, self.gamma), executor, c)
         return _qp_vjp(solver, self.gamma, c, x_rel, g)

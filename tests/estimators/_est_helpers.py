@@ -18,7 +18,7 @@ class ArgminOracle(Solver):
     def factory(self):
         return functools.partial(ArgminOracle, self.shape[0])
 
-    def _solve_flat(self, c):
+    def solve_flat(self, c):
         x = np.zeros_like(c)
         x[int(np.argmin(c))] = 1.0
         return x, float(c.min()), Status.OPTIMAL, {}
@@ -47,7 +47,7 @@ def enumerate_points(spec: LinearSpec) -> np.ndarray:
 def assignment_solvers():
     """(id, solver) pairs over the 3x3 assignment set: a MILP backend and an oracle."""
     oracle = AssignmentOracle(3, 3)
-    return [("highs", make_solver(oracle.spec(), backend="highs")), ("oracle", oracle)]
+    return [("highs", make_solver(oracle.spec, backend="highs")), ("oracle", oracle)]
 
 
 class CountingSolver:

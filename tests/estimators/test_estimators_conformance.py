@@ -110,7 +110,7 @@ def test_same_key_same_result(name):
 def test_leading_batch_dims_and_solver_stack(name):
     """c with leading dims = independent solves; a SolverStack is just another solver."""
     est, key = _est(name), jax.random.key(8)
-    members = [AssignmentOracle(3, 3), make_solver(AssignmentOracle(3, 3).spec(), "highs")]
+    members = [AssignmentOracle(3, 3), make_solver(AssignmentOracle(3, 3).spec, "highs")]
     stack = SolverStack(members)
     C = _costs(batch=2)
     xs = est(stack, C, key)

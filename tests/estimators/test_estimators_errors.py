@@ -25,7 +25,7 @@ def test_wrong_shape_nan_and_int_cost(name):
     with pytest.raises(ValueError, match="floating-point"):
         est(ORACLE, jnp.ones((2, 3), jnp.int32), KEY)
     with pytest.raises(TypeError, match="surco.solvers.Solver"):
-        est(ORACLE.spec(), jnp.ones((2, 3)), KEY)
+        est(ORACLE.spec, jnp.ones((2, 3)), KEY)
 
 
 def test_nan_cost_inside_jit_is_an_error_naming_nan():
@@ -96,15 +96,15 @@ def test_ok_status_value():
     raise_for_status(status, ORACLE)  # no error
 
 def test_estimator_missing_a_hook_cannot_be_built():
-    """An estimator subclass that lacks `_backward` fails at construction, naming it."""
+    """An estimator subclass that lacks `backward` fails at construction, naming it."""
     import dataclasses
 
     from surco.estimators import Estimator
 
     @dataclasses.dataclass(frozen=True)
     class ForwardOnly(Estimator):
-        def _forward(self, solver, executor, c, key):
+        def forward(self, solver, executor, c, key):
             return c, None, None
 
-    with pytest.raises(TypeError, match="_backward"):
+    with pytest.raises(TypeError, match="backward"):
         ForwardOnly()

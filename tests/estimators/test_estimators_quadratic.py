@@ -67,7 +67,7 @@ def test_quadratic_over_shortest_path_oracle_spec_with_redundant_rows():
     orc = ShortestPathOracle(4, edges, 0, 3)
     est = get_estimator("quadratic", gamma=0.5)
     c = np.array([1.0, 1.2, 0.1, 1.1, 1.0])
-    qp = QuadraticSolver(orc.spec(), 0.5)
+    qp = QuadraticSolver(orc.spec, 0.5)
     with jax.enable_x64(True):
         g = np.asarray(jax.grad(lambda c: est(orc, c) @ jnp.arange(5.0))(jnp.asarray(c)))
     h = 1e-6

@@ -127,7 +127,7 @@ def test_bad_arguments(toy):
     with pytest.raises(ValueError, match="steps"):
         surco.zero(prob, ys[0], steps=-1)
     with pytest.raises(ValueError, match="no evaluate"):
-        surco.zero(prob, ys[0], select="evaluate")
+        surco.zero(surco.Problem(prob.name, prob.space, prob.objective), ys[0], select="evaluate")
     with pytest.raises(ValueError, match="no instances"):
         surco.zero(prob, [])
 
