@@ -1,222 +1,211 @@
-"""Combinatorial portfolio selection (LANCER's third-order objective): SurCo against SCIP.
+"""Combinatorial portfolio selection: SurCo next to random portfolios, the linearisation,
+local search and annealing over the selection, and SCIP on the true objective, through the
+comparison harness, at equal wall time and at equal evaluations of f.
 
     python -m bench.portfolio [--quick]
 
-100 assets from the seeded factor model (`surco.problems.portfolio.generate`), LANCER's
-defaults (α = 0.1, β = 0.5, λ = 0.01, 3–10 assets, weights in [0.01, 0.2]); 8 test
-instances (3 with --quick). Per method: mean objective f (lower is better), seconds per
-instance, the mean relative gap to the best plan any method found for the instance, the
-number of assets held and how many held weights lie strictly inside (l, u).
+Settings:
 
-Methods: the best of 20 random feasible portfolios; the linearisation (one MILP solve at
-c = ∇f(x̄)); SCIP's mean–variance MIQP (same cardinality and turnover terms, scored on the
-full f); SurCo-zero (blackbox λ = 10, Adam lr 0.1, at most 150 steps, patience 50, started from
-the linearisation), -prior and -hybrid, each raw (the MILP's own plan) and polished
-(weights re-optimised on SurCo's support, `portfolio.polish`); SCIP on the full MINLP with
-the time SurCo-zero+polish took on that instance ("equal time"), and with a long limit.
+* ``n=100``: 100 assets from the seeded factor model (`portfolio.FAMILY`, LANCER's third-order
+  objective: α = 0.1, β = 0.5, λ = 0.01, 3–10 assets, weights in [0.01, 0.2]); 8 test
+  instances (3 with ``--quick``) from seed 0; SurCo's settings and the prior come from seeds
+  >= `portfolio.TRAIN_SEED`;
+* ``port1 rho=…``: the OR-Library Hang Seng instance (Chang et al. 2000, N = 31, found by
+  `portfolio.find_orlib`) with their cardinality-constrained mean–variance problem, exactly
+  K = 10 assets with weights in [0.01, 1], at risk weights ρ ∈ {0.2, 0.5, 0.8}
+  (`ccmv_config`).
 
-Then the OR-Library Hang Seng instance (Chang et al. 2000; N = 31, read from
-../shared/data/orlib/port1.txt) with their cardinality-constrained mean–variance problem
-(exactly K = 10 assets, weights in [0.01, 1]) at three risk weights: SCIP's MIQP against
-SurCo-zero+polish.
+SurCo's plans are extreme points of Ω (every weight but one at a bound), so each SurCo method
+also runs as "+polish": its plan's weights re-optimised on its support (`polish`, one more
+evaluation). Per setting:
 
-Writes bench/results/portfolio[-quick].json and a plot beside it.
+1. own budgets: random (best of 20), the linearisation (+ its weights polished), SurCo-zero
+   (+polish) and, on ``n=100``, SurCo-prior and -hybrid (+polish); on port1 the exact optimum
+   (SCIP run until it proves optimality, `EXACT_SECONDS` at most); on ``n=100`` SCIP on the
+   full (nonconvex) objective with a limit of `SCIP_LONG` seconds;
+2. equal wall time: local search over the selection (first and steepest improvement),
+   annealing and SCIP on the true objective, given instance by instance the wall time of
+   SurCo-zero+polish (the targets of SurCo-zero and SurCo-zero+polish use these runs: raw
+   SurCo-zero took slightly less, so the searches get at least its time), of
+   SurCo-hybrid+polish, and of SurCo-prior+polish (without SCIP, whose time limit would end
+   before its first solution; a search whose time ends before it has scored its start
+   returns the polished linearisation, computed past that time);
+3. equal evaluations: the searches, SurCo-zero(+polish) and -hybrid(+polish) under `EVALS`
+   evaluations each (one evaluation = f of one plan; the searches score a support by f of
+   its optimised weights, one evaluation per support). SurCo-prior makes no evaluation and
+   is set against the searches at one (+polish makes one).
+
+Targets: for every SurCo method and setting, its mean objective relative to the best search
+baseline's at equal wall time and at equal evaluations (op "<=", 1.0; f is negative here, so
+the ratio is written as (best search − SurCo) / |best search| + 1, which is <= 1 exactly when
+SurCo's mean is no larger); on port1 SurCo's gap to SCIP's proven optimum (reported); no
+failed run. Writes bench/results/portfolio[-quick].json and portfolio[-quick].png.
 """
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-import surco
 from bench._report import RESULTS, Report, parse_args
-from surco.problems import portfolio as P
-from surco.solvers import SolverError, make_solver
 
+EVALS = 300
 N = 100
-CFG = P.PortfolioConfig()
-ZERO_KW = dict(estimator="blackbox", lam=10.0, lr=0.1, steps=150, patience=50, key=0,
-               backend="highs")
-PORT1 = Path(__file__).resolve().parents[1].parent / "shared/data/orlib/port1.txt"
+RHOS = (0.2, 0.5, 0.8)
+SEARCH = ("local-search-first", "local-search-steepest", "annealing")
+AT_TIME = SEARCH + ("scip",)
+EXACT_SECONDS = 600.0
 
 
-def _held(X, cfg):
-    x = X[:, 0][X[:, 1] > 0.5]
-    interior = np.sum((x > cfg.l + 1e-6) & (x < cfg.u - 1e-6))
-    return len(x), int(interior)
+def _polished(fam, method, config):
+    """A SurCo method followed by `polish` (the polished plan evaluated through the meter)."""
+    from surco.problems import portfolio as P
+
+    def run(y, meter):
+        X = P.polish(method(y, meter), y, config)
+        meter(X)
+        return X
+    return run
 
 
-def _polish_all(plans, ys, cfg):
-    out, secs = [], []
-    for X, y in zip(plans, ys):
-        t0 = time.perf_counter()
-        out.append(P.polish(X, y, cfg))
-        secs.append(time.perf_counter() - t0)
-    return out, np.array(secs)
+def _relative(surco_mean: float, best_mean: float) -> float:
+    """1 + (SurCo − best) / |best|: <= 1 exactly when SurCo's mean is no larger (f may be
+    negative, where a plain ratio would flip)."""
+    return float(1.0 + (surco_mean - best_mean) / abs(best_mean))
 
 
-def _scip(y, cfg, **kw):
-    """`scip_portfolio`, or None (reported as a failure) when SCIP errs."""
-    try:
-        return P.scip_portfolio(y, cfg, **kw)
-    except SolverError as exc:
-        print(f"SCIP failed: {exc}", flush=True)
-        return None
+def _best(cmp, methods) -> str:
+    return min(methods, key=lambda m: np.nanmean(cmp.values(m)))
 
 
-def _scip_method(runs):
-    return ([None if r is None else r.X for r in runs],
-            np.array([np.nan if r is None else r.seconds for r in runs]))
+def _failed(cmp) -> int:
+    return sum(r.status == "failed" for r in cmp.runs)
 
 
-def _zero(problem, ys, cfg, init):
-    t0 = time.perf_counter()
-    res = surco.zero(problem, ys, init=init, **ZERO_KW)
-    per = (time.perf_counter() - t0) / len(ys)
-    return [r.x for r in res], per
+def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact: bool,
+             plot_path=None) -> None:
+    import surco
+
+    zm = surco.surco_methods(fam, prior)
+    variants = ["surco-zero"] + (["surco-prior", "surco-hybrid"] if prior is not None else [])
+    methods = {}
+    for v in variants:
+        methods[v] = zm[v]
+        methods[v + "+polish"] = _polished(fam, zm[v], config)
+    own_methods = {"random": fam.baselines["random"],
+                   "linearisation": fam.baselines["linearisation"], **methods}
+    if exact:
+        own_methods["exact"] = fam.exact
+    print(f"[{tag}] own budgets, {len(test)} instances", flush=True)
+    budget = surco.Budget(seconds=EXACT_SECONDS) if exact else surco.Budget()
+    own = surco.compare(fam, test, own_methods, budget=lambda m, i: (
+        budget if m == "exact" else surco.Budget()))
+    for r in own.to_rows(setting=tag, budget="own"):
+        rep.row(**r)
+    rep.extra["failed_runs"][f"{tag}, own"] = _failed(own)
+    print(own.table(), flush=True)
+    if not exact:
+        long = 30.0 if quick else 120.0
+        sc = surco.compare(fam, test, ["scip"], budget=surco.Budget(seconds=long))
+        for r in sc.to_rows(setting=tag, budget=f"{long:g} s"):
+            rep.row(**r)
+        rep.extra["failed_runs"][f"{tag}, scip {long:g} s"] = _failed(sc)
+    else:
+        opt = own.values("exact")
+        statuses = [r.status for r in own.runs if r.method == "exact"]
+        rep.extra.setdefault("gap_to_scip_optimum_pct", {})[tag] = {
+            m: float(np.nanmean((own.values(m) - opt) / np.abs(opt)) * 100)
+            for m in own_methods if m != "exact"}
+        rep.extra.setdefault("scip_optimum", {})[tag] = {
+            "value": float(np.nanmean(opt)), "proved": all(s == "ok" for s in statuses)}
+        print(f"[{tag}] gap to SCIP's optimum (%):", rep.extra["gap_to_scip_optimum_pct"][tag],
+              flush=True)
+
+    rel = {}
+    timed = {"surco-zero+polish": ("surco-zero", "surco-zero+polish")}
+    if prior is not None:
+        timed["surco-hybrid+polish"] = ("surco-hybrid", "surco-hybrid+polish")
+        timed["surco-prior+polish"] = ("surco-prior", "surco-prior+polish")
+    for ref, covered in timed.items():
+        at = SEARCH if ref.startswith("surco-prior") else AT_TIME
+        eq = surco.compare(fam, test, {m: fam.baselines[m] for m in at},
+                           budget=own.matched_budget(ref))
+        for r in eq.to_rows(setting=tag, budget=f"time of {ref}"):
+            rep.row(**r)
+        rep.extra["failed_runs"][f"{tag}, time of {ref}"] = _failed(eq)
+        print(eq.table(), flush=True)
+        best = _best(eq, SEARCH)
+        for v in covered:
+            rel[(v, "time")] = (_relative(np.nanmean(own.values(v)), np.nanmean(eq.values(best))),
+                                best)
+    at_ev = {m: methods[m] for m in methods if not m.startswith("surco-prior")}
+    ev = surco.compare(fam, test, {**{m: fam.baselines[m] for m in SEARCH}, **at_ev},
+                       budget=surco.Budget(evaluations=EVALS))
+    for r in ev.to_rows(setting=tag, budget=f"{EVALS} evaluations"):
+        rep.row(**r)
+    rep.extra["failed_runs"][f"{tag}, {EVALS} evaluations"] = _failed(ev)
+    print(ev.table(), flush=True)
+    best_ev = _best(ev, SEARCH)
+    for v in at_ev:
+        rel[(v, "evals")] = (_relative(np.nanmean(ev.values(v)), np.nanmean(ev.values(best_ev))),
+                             best_ev)
+    if prior is not None:
+        one = surco.compare(fam, test, {m: fam.baselines[m] for m in SEARCH},
+                            budget=surco.Budget(evaluations=1), progress=False)
+        best_one = _best(one, SEARCH)
+        for v in ("surco-prior", "surco-prior+polish"):
+            rel[(v, "evals")] = (_relative(np.nanmean(own.values(v)),
+                                           np.nanmean(one.values(best_one))), best_one)
+    for (v, kind), (val, best) in rel.items():
+        what = ("equal wall time" if kind == "time" else
+                "equal evaluations (1)" if v.startswith("surco-prior") else
+                f"equal evaluations ({EVALS})")
+        rep.target(f"{tag}: {v} mean f relative to the best search baseline's ({best}) at "
+                   f"{what}", val, "<=", 1.0)
+    if plot_path is not None:
+        own.merge(ev).plot(plot_path, title=f"portfolio {tag}: own budgets and "
+                                            f"{EVALS}-evaluation runs")
+        rep.extra["plot"] = str(plot_path.relative_to(RESULTS.parent.parent))
 
 
-def synthetic(rep: Report, quick: bool) -> dict:
-    n_test, n_train, epochs = (3, 12, 5) if quick else (8, 40, 15)
-    long_limit = 30.0 if quick else 120.0
-    miqp_limit = 20.0 if quick else 60.0
-    problem = P.make_problem(N, CFG)
-    spec = P.omega(N, CFG)
-    test = [P.generate(N, s) for s in range(n_test)]
-    train = [P.generate(N, 1000 + s) for s in range(n_train)]
-    val = [P.generate(N, 2000 + s) for s in range(3)]
-    results: dict[str, tuple[list, np.ndarray]] = {}   # method -> (plans, seconds per instance)
-
-    print(f"[{N} assets] baselines", flush=True)
-    rnd = [P.random_feasible(y, CFG, num=20, seed=0) for y in test]
-    results["random-best-of-20"] = ([r.X for r in rnd], np.array([r.seconds for r in rnd]))
-    lin_solver = make_solver(spec, backend="highs")
-    P.linearised_cost(test[0], CFG)   # compile the gradient outside the timing
-    lin, lin_s = [], []
-    for y in test:
-        t0 = time.perf_counter()
-        lin.append(lin_solver.solve(P.linearised_cost(y, CFG)).x)
-        lin_s.append(time.perf_counter() - t0)
-    results["linearisation"] = (lin, np.array(lin_s))
-    miqp = [_scip(y, CFG, mode="mv", time_limit=miqp_limit) for y in test]
-    results[f"scip-miqp-mv ({miqp_limit:g}s)"] = _scip_method(miqp)
-
-    print(f"[{N} assets] SurCo-zero", flush=True)
-    t0 = time.perf_counter()
-    theta0 = np.stack([P.linearised_cost(y, CFG) for y in test])
-    init_s = (time.perf_counter() - t0) / n_test
-    z_plans, z_s = _zero(problem, test, CFG, theta0)
-    z_s += init_s
-    zp_plans, zp_pol_s = _polish_all(z_plans, test, CFG)
-    results["surco-zero"] = (z_plans, np.full(n_test, z_s))
-    results["surco-zero+polish"] = (zp_plans, z_s + zp_pol_s)
-
-    print(f"[{N} assets] SurCo-prior: training on {n_train} instances", flush=True)
-    t0 = time.perf_counter()
-    prior = surco.prior.train(problem, train, val_instances=val, estimator="blackbox", lam=10.0,
-                              epochs=epochs, batch_size=8, lr=3e-3, key=0, backend="highs",
-                              progress=True)
-    rep.row(setting=f"n={N}", method="surco-prior training", seconds=time.perf_counter() - t0,
-            instances=n_train, epochs=epochs)
-    t0 = time.perf_counter()
-    pr = prior.predict(test)
-    pr_s = (time.perf_counter() - t0) / n_test
-    pp_plans, pp_pol_s = _polish_all([r.x for r in pr], test, CFG)
-    results["surco-prior"] = ([r.x for r in pr], np.full(n_test, pr_s))
-    results["surco-prior+polish"] = (pp_plans, pr_s + pp_pol_s)
-    theta_prior = np.stack([np.asarray(prior.theta(y)) for y in test])
-    h_plans, h_s = _zero(problem, test, CFG, theta_prior)
-    hp_plans, hp_pol_s = _polish_all(h_plans, test, CFG)
-    results["surco-hybrid"] = (h_plans, np.full(n_test, h_s + pr_s))
-    results["surco-hybrid+polish"] = (hp_plans, h_s + pr_s + hp_pol_s)
-
-    print(f"[{N} assets] SCIP on the full objective", flush=True)
-    eq = [_scip(y, CFG, mode="full", time_limit=float(t))
-          for y, t in zip(test, results["surco-zero+polish"][1])]
-    results["scip-full (equal time)"] = _scip_method(eq)
-    lng = [_scip(y, CFG, mode="full", time_limit=long_limit) for y in test]
-    results[f"scip-full ({long_limit:g}s)"] = _scip_method(lng)
-
-    F = {m: np.array([np.nan if X is None else P.objective_np(X[:, 0], y, CFG)
-                      for X, y in zip(plans, test)]) for m, (plans, _) in results.items()}
-    best = np.nanmin(np.stack(list(F.values())), axis=0)
-    for m, (plans, secs) in results.items():
-        ok = [X for X in plans if X is not None]
-        assert all(spec.contains(X) for X in ok), f"{m}: a plan violates Ω"
-        held = np.array([_held(X, CFG) for X in ok]) if ok else np.full((1, 2), np.nan)
-        rep.row(setting=f"n={N}", method=m, instances=n_test, failed=len(plans) - len(ok),
-                objective=float(np.mean(F[m])), seconds=float(np.nanmean(secs)),
-                gap_to_best_pct=float(np.mean((F[m] - best) / np.abs(best)) * 100),
-                held=float(held[:, 0].mean()), interior=float(held[:, 1].mean()))
-    rep.extra["scip_full_long_gap"] = [None if r is None else float(r.info["gap"]) for r in lng]
-    return F
-
-
-def orlib(rep: Report, quick: bool) -> None:
-    if not PORT1.is_file():
-        raise FileNotFoundError(f"OR-Library Hang Seng data not found at {PORT1}")
-    data = P.load_orlib(PORT1)
-    y = P.to_instance(data)
-    spec_limit = 30.0 if quick else 60.0
-    for rho in (0.2, 0.5, 0.8):
-        cfg = P.ccmv_config(rho, K=10)
-        problem = P.make_problem(data.n, cfg)
-        setting = f"port1 K=10 rho={rho:g}"
-        print(f"[{setting}]", flush=True)
-        mi = _scip(y, cfg, mode="mv", time_limit=spec_limit)
-        t0 = time.perf_counter()
-        plans, _ = _zero(problem, [y], cfg, P.linearised_cost(y, cfg)[None])
-        zs = time.perf_counter() - t0
-        pol = P.polish(plans[0], y, cfg, steps=1000)
-        zps = time.perf_counter() - t0
-        eq = _scip(y, cfg, mode="mv", time_limit=zps)
-        rnd = P.random_feasible(y, cfg, num=20, seed=0)
-        spec = P.omega(data.n, cfg)
-        for m, res in ((f"scip-miqp ({spec_limit:g}s)", mi), ("scip-miqp (equal time)", eq)):
-            if res is None:
-                rep.row(setting=setting, method=m, instances=1, failed=1, status="error")
-        for m, X, s, extra in (
-                *((f"scip-miqp ({spec_limit:g}s)", mi.X, mi.seconds, {"status": mi.status}),) * (mi is not None),
-                *(("scip-miqp (equal time)", eq.X, eq.seconds, {"status": eq.status}),) * (eq is not None),
-                ("surco-zero", plans[0], zs, {}), ("surco-zero+polish", pol, zps, {}),
-                ("random-best-of-20", rnd.X, rnd.seconds, {})):
-            assert spec.contains(X), m
-            rep.row(setting=setting, method=m, instances=1,
-                    objective=P.objective_np(X[:, 0], y, cfg), seconds=s,
-                    held=_held(X, cfg)[0], **extra)
-
-
-def plot(rep: Report, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in rep.rows if r["setting"] == f"n={N}" and "objective" in r]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in rows:
-        ax.scatter(r["seconds"], r["gap_to_best_pct"], s=30)
-        ax.annotate(r["method"], (r["seconds"], r["gap_to_best_pct"]), fontsize=7)
-    ax.set_xscale("log")
-    ax.set_xlabel("seconds per instance")
-    ax.set_ylabel("gap to best plan found (%)")
-    ax.set_title(f"portfolio selection, {N} assets")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def main(argv=None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(__doc__, argv)
+    import surco
+    from surco.problems import portfolio as P
+
     rep = Report("portfolio", args.quick)
-    synthetic(rep, args.quick)
-    orlib(rep, args.quick)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    rep.extra["budget_evaluations"] = EVALS
+    rep.extra["failed_runs"] = {}
+    fam = P.FAMILY
+    rep.extra["settings_chosen_on"] = fam.zero_settings_note
+    config = P.PortfolioConfig()
+
+    n_test, n_train, epochs = (3, 12, 3) if args.quick else (8, 40, 15)
+    test = fam.generate(n_test, seed=0, n=N)
+    train = fam.generate(n_train, seed=P.TRAIN_SEED, n=N)
+    val = fam.generate(3, seed=P.TRAIN_SEED + 1, n=N)
+    print(f"[n={N}] training SurCo-prior on {n_train} instances", flush=True)
+    kw = {k: v for k, v in fam.zero_settings.items()
+          if k in ("estimator", "projection", "lam", "backend", "key")}
+    t0 = time.perf_counter()
+    prior = surco.prior.train(fam.problem(train[0]), train, val_instances=val, epochs=epochs,
+                              batch_size=4, lr=3e-3, patience=None, progress=True, **kw)
+    rep.extra["prior_train_seconds"] = round(time.perf_counter() - t0, 1)
+    prior.predict(train[0])
     png = RESULTS / f"portfolio{'-quick' if args.quick else ''}.png"
-    plot(rep, png)
-    rep.extra["plot"] = png.name
-    rep.finish(table_columns=["setting", "method", "instances", "failed", "objective", "seconds",
-                              "gap_to_best_pct", "held", "interior", "status"])
+    _setting(rep, f"n={N}", fam, config, test, prior, args.quick, exact=False, plot_path=png)
+
+    y = P.to_instance(P.load_orlib(P.find_orlib("port1")))
+    for rho in RHOS:
+        cfg = P.ccmv_config(rho, K=10)
+        f_rho = P.portfolio_family(cfg, name=f"portfolio-port1-rho{rho:g}")
+        _setting(rep, f"port1 K=10 rho={rho:g}", f_rho, cfg, [y], None, args.quick, exact=True)
+
+    rep.target("runs that failed, all settings and budgets",
+               sum(rep.extra["failed_runs"].values()), "<=", 0)
+    rep.finish(table_columns=["setting", "budget", "method", "value", "rel_reference", "wins",
+                              "ties", "losses", "p_sign", "seconds", "evaluations", "failed"])
 
 
 if __name__ == "__main__":

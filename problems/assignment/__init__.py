@@ -1,122 +1,28 @@
 """Nonlinear assignment: the toy problem family with enumerable optima.
 
 n tasks go to m machines, each task to exactly one machine and each machine taking at most
-``cap`` tasks. Task i on machine j costs ``a[i, j]`` and adds load ``w[i, j]``; the objective
-adds a quadratic penalty on each machine's load, so it is not linear in x:
+``cap`` tasks; f(x; y) = Σ a·x + ρ Σ_j load_j² (see `problem`). ``FAMILY`` is its
+`surco.Family` for the comparison harness:
 
-    f(x; y) = Σ_ij a_ij x_ij + ρ Σ_j (Σ_i w_ij x_ij)²
-
-(quadratic load balancing / a generalised quadratic assignment). It is small enough to
-enumerate for n <= 12 with m = 3, which gives the exact optimum to measure SurCo against.
+    >>> import surco
+    >>> from surco.problems import assignment as A
+    >>> ys = A.FAMILY.generate(2, seed=0, n=6)
+    >>> cmp = surco.compare(A.FAMILY, ys, ["mean-cost", "exact"], progress=False)
+    >>> [r.ok for r in cmp.runs]
+    [True, True, True, True]
 """
-from __future__ import annotations
+from .baselines import (ANNEAL_DEFAULT_EVALUATIONS, SCIP_DEFAULT_SECONDS, annealing, exact,
+                        local_search_first, local_search_steepest, mean_cost, scip,
+                        scip_assignment)
+from .family import FAMILY, TRAIN_SEED, ZERO_SETTINGS, ZERO_SETTINGS_NOTE, generate_instances
+from .problem import (Instance, brute_force, capacity, evaluate, evaluate_batch, features,
+                      generate, make_problem, mean_cost_heuristic, objective, random_plan,
+                      space)
 
-import itertools
-import math
-from typing import NamedTuple
-
-import jax
-import jax.numpy as jnp
-import numpy as np
-import scipy.sparse as sp
-
-from surco.problem import Problem
-from surco.solvers import LinearSpec
-
-
-class Instance(NamedTuple):
-    """One instance: linear costs ``a`` (n, m), loads ``w`` (n, m), penalty ``rho`` ()."""
-
-    a: jax.Array
-    w: jax.Array
-    rho: jax.Array
-
-
-def capacity(n: int, m: int) -> int:
-    """Tasks a machine may take: one more than an even share."""
-    return math.ceil(n / m) + 1
-
-
-def space(n: int, m: int) -> LinearSpec:
-    """Ω: x ∈ {0,1}^{n×m}, Σ_j x_ij = 1 for every task, Σ_i x_ij <= cap for every machine."""
-    A_eq = sp.kron(sp.eye(n), np.ones((1, m)))
-    A_ub = sp.kron(np.ones((1, n)), sp.eye(m))
-    return LinearSpec(shape=(n, m), A_eq=A_eq, b_eq=np.ones(n), A_ub=A_ub,
-                      b_ub=np.full(m, capacity(n, m)), lb=0, ub=1, integer=True,
-                      name=f"assignment-{n}x{m}")
-
-
-def objective(x: jax.Array, y: Instance) -> jax.Array:
-    """f(x; y) = Σ a·x + ρ Σ_j load_j², load_j = Σ_i w_ij x_ij."""
-    load = jnp.sum(x * y.w, axis=0)
-    return jnp.sum(x * y.a) + y.rho * jnp.sum(load ** 2)
-
-
-def features(y: Instance) -> jax.Array:
-    """Per-task features (n, 3m): the task's costs and loads on every machine, and its load
-    times the machine's mean total load (w_ij · Σ_k w_kj / m), the interaction term that the
-    quadratic objective charges a task for."""
-    expected = y.w * (jnp.sum(y.w, axis=0, keepdims=True) / y.w.shape[1])
-    return jnp.concatenate([y.a, y.w, y.rho * expected], axis=1)
-
-
-def make_problem(n: int, m: int) -> Problem:
-    """The `Problem` for n tasks on m machines (one fixed Ω for all instances)."""
-    return Problem(name=f"nonlinear-assignment-{n}x{m}", space=space(n, m),
-                   objective=objective, features=features)
-
-
-def generate(n: int, m: int, count: int, seed: int = 0, rho: float = 1.0) -> list[Instance]:
-    """``count`` instances: a ~ U(0, 1), w ~ U(0.5, 1.5) (heterogeneous machines), ρ given.
-
-    The loads are large enough that the quadratic term trades off against the linear costs,
-    so neither the linear optimum nor a balanced split alone is optimal.
-    """
-    if n < 1 or m < 1 or count < 1:
-        raise ValueError(f"generate: n, m, count must be >= 1, got {n}, {m}, {count}")
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(count):
-        out.append(Instance(a=jnp.asarray(rng.uniform(0, 1, (n, m)), jnp.float32),
-                            w=jnp.asarray(rng.uniform(0.5, 1.5, (n, m)), jnp.float32),
-                            rho=jnp.asarray(rho / n, jnp.float32)))
-    return out
-
-
-def brute_force(y: Instance, chunk: int = 200_000) -> tuple[np.ndarray, float]:
-    """Exact optimum by enumerating every feasible assignment (m^n candidates).
-
-    Returns (x*, f*). Raises ValueError when m^n exceeds 2e7.
-    """
-    a, w, rho = (np.asarray(v, np.float64) for v in y)
-    n, m = a.shape
-    if m ** n > 2e7:
-        raise ValueError(f"brute_force: {m}^{n} assignments is too many to enumerate")
-    cap = capacity(n, m)
-    best_f, best = np.inf, None
-    rows = np.arange(n)
-    it = itertools.product(range(m), repeat=n)
-    while True:
-        block = np.array(list(itertools.islice(it, chunk)), dtype=np.int64)
-        if block.size == 0:
-            break
-        counts = np.stack([(block == j).sum(1) for j in range(m)], 1)
-        block = block[(counts <= cap).all(1)]
-        if not len(block):
-            continue
-        lin = a[rows, block].sum(1)
-        loads = np.stack([np.where(block == j, w[rows, j], 0.0).sum(1) for j in range(m)], 1)
-        f = lin + rho * (loads ** 2).sum(1)
-        i = int(np.argmin(f))
-        if f[i] < best_f:
-            best_f, best = float(f[i]), block[i]
-    x = np.zeros((n, m))
-    x[rows, best] = 1.0
-    return x, best_f
-
-
-def mean_cost_heuristic(y: Instance) -> np.ndarray:
-    """The linear cost ∇f(x̄) at the mean point x̄ = 1/m of the assignment set: solving with
-    it is the classical 'linearise at the centre' heuristic."""
-    n, m = y.a.shape
-    return np.asarray(jax.grad(objective)(jnp.full((n, m), 1.0 / m), y), np.float64)
+__all__ = [
+    "Instance", "capacity", "space", "objective", "evaluate", "evaluate_batch", "features",
+    "make_problem", "generate", "brute_force", "mean_cost_heuristic", "random_plan",
+    "mean_cost", "local_search_first", "local_search_steepest", "annealing", "scip", "exact",
+    "scip_assignment", "SCIP_DEFAULT_SECONDS", "ANNEAL_DEFAULT_EVALUATIONS",
+    "FAMILY", "ZERO_SETTINGS", "ZERO_SETTINGS_NOTE", "TRAIN_SEED", "generate_instances",
+]

@@ -7,19 +7,30 @@ et al., NeurIPS 2023; SurCo, Ferber et al., ICML 2023).
     >>> res = portfolio.random_feasible(y)
     >>> bool(portfolio.omega(20).contains(res.X))
     True
+
+``FAMILY`` (LANCER's config) and ``portfolio_family(config)`` (any config, e.g.
+``ccmv_config(ρ)`` for OR-Library's mean–variance problem) are the `surco.Family` of the
+comparison harness: random portfolios, the linearisation, local search and annealing over the
+selection (weights optimised per support) and SCIP on the true objective.
 """
-from .baselines import (PortfolioResult, brute_force_mv, random_feasible, scip_portfolio)
+from .baselines import (NumericalTroubleError, PortfolioResult, brute_force_mv,
+                        random_feasible, scip_portfolio)
+from .family import (FAMILY, TRAIN_SEED, ZERO_SETTINGS_NOTE, generate_instances,
+                     portfolio_family)
 from .instances import (Instance, check_instance, coskewness, covariance, generate,
                         simulate_returns)
-from .orlib import OrlibData, ccmv_config, load_orlib, to_instance
-from .problem import (PortfolioConfig, features, linearised_cost, make_problem, objective_np,
-                      omega, polish, smooth_objective, third_moment, variance,
-                      weights_objective)
+from .orlib import OrlibData, ccmv_config, find_orlib, load_orlib, to_instance
+from .problem import (PortfolioConfig, features, linearised_cost, make_problem, objective_batch,
+                      objective_np, omega, polish, polish_weights, smooth_objective,
+                      third_moment, variance, weights_objective)
 
 __all__ = [
     "generate", "check_instance", "covariance", "coskewness", "simulate_returns", "Instance",
     "PortfolioConfig", "omega", "make_problem", "features", "variance", "third_moment",
-    "smooth_objective", "weights_objective", "objective_np", "linearised_cost", "polish",
+    "smooth_objective", "weights_objective", "objective_np", "objective_batch",
+    "linearised_cost", "polish", "polish_weights",
     "PortfolioResult", "scip_portfolio", "brute_force_mv", "random_feasible",
-    "OrlibData", "load_orlib", "to_instance", "ccmv_config",
+    "NumericalTroubleError", "OrlibData", "load_orlib", "find_orlib", "to_instance",
+    "ccmv_config", "FAMILY", "portfolio_family", "generate_instances", "TRAIN_SEED",
+    "ZERO_SETTINGS_NOTE",
 ]

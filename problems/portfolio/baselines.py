@@ -7,6 +7,8 @@
   feasible size, each a convex QP solved by SLSQP.
 * `random_feasible`: the best of a few random feasible portfolios.
 
+The harness methods built on them (and on local search over supports) are in `family`.
+
 All return a `PortfolioResult` whose plan ``X`` (n, 2) lies in Ω (`problem.omega`) and whose
 ``objective`` is the full f of LANCER (also for the MIQP, whose own objective omits m₃).
 """
@@ -23,7 +25,7 @@ import numpy as np
 from surco.solvers import SolverError, SolverTimeout
 
 from .instances import Instance, check_instance
-from .problem import PortfolioConfig, _prox_simplex_box, objective_np
+from .problem import PortfolioConfig, _prox_simplex_box, objective_np, polish
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,43 +55,132 @@ def _plan(x: np.ndarray, config: PortfolioConfig) -> np.ndarray:
     return np.stack([np.where(z > 0, x, 0.0), z], axis=1)
 
 
+class NumericalTroubleError(SolverError):
+    """SCIP stopped on numerical trouble in every formulation and setting tried."""
+
+
+#: SCIP settings tried in turn when a solve fails on numerical trouble: the defaults, then
+#: SCIP's numerics emphasis (tighter LP tolerances, more careful cut handling) with another
+#: random seed.
+_SCIP_TRIES = ({}, {"emphasis": "numerics", "seed_shift": 1})
+
+
+def _scip_model(instance: Instance, config: PortfolioConfig, beta: float, time_limit: float,
+                threads: int, seed: int, gap: float, emphasis: str | None):
+    """The PySCIPOpt model of `scip_portfolio` (see there for the formulation)."""
+    import pyscipopt
+
+    n = check_instance(instance)
+    r = np.asarray(instance["r"], np.float64)
+    L = np.asarray(instance["L"], np.float64)
+    gam = np.asarray(instance["f_skew"], np.float64)
+    v = np.asarray(instance["e_var"], np.float64)
+    k3 = np.asarray(instance["e_k3"], np.float64)
+    x0 = np.asarray(instance["x0"], np.float64)
+    norms = np.linalg.norm(L, axis=0)
+    factors = np.flatnonzero(norms > 0)
+    qs = pyscipopt.quicksum
+    single_m3 = np.abs((L ** 3) @ gam + k3)
+    scale = max(np.abs(r).max(), config.alpha * (np.sum(L * L, 1) + v).max(),
+                beta * single_m3.max(), config.lam)
+    scale = float(scale) if scale > 0 else 1.0
+
+    m = pyscipopt.Model("portfolio")
+    m.hideOutput()
+    if emphasis == "numerics":
+        m.setEmphasis(pyscipopt.SCIP_PARAMEMPHASIS.NUMERICS)
+    x = [m.addVar(f"x{i}", lb=0.0, ub=config.u) for i in range(n)]
+    z = [m.addVar(f"z{i}", vtype="B") for i in range(n)]
+    m.addCons(qs(x) == 1)
+    m.addCons(qs(z) <= config.k_max)
+    m.addCons(qs(z) >= config.k_min)
+    for i in range(n):
+        m.addCons(x[i] <= config.u * z[i])
+        m.addCons(x[i] >= config.l * z[i])
+    obj = [(-float(r[i]) / scale, x[i]) for i in range(n)]
+    if config.lam > 0:
+        d = [m.addVar(f"d{i}", lb=0.0) for i in range(n)]
+        for i in range(n):
+            m.addCons(d[i] >= x[i] - x0[i])
+            m.addCons(d[i] >= x0[i] - x[i])
+        obj += [(config.lam / scale, d[i]) for i in range(n)]
+    # normalised factor exposures u_k = (L_k / |L_k|)·x, so that every row has unit norm,
+    # and one epigraph t_k >= u_k² per factor: the variance is Σ_k |L_k|² t_k + Σ_i v_i s_i
+    u = {k: m.addVar(f"u{k}", lb=-1.0, ub=1.0) for k in factors}
+    for k in factors:
+        m.addCons(u[k] == qs(float(L[i, k] / norms[k]) * x[i] for i in range(n) if L[i, k] != 0))
+        if config.alpha > 0:
+            t = m.addVar(f"t{k}", lb=0.0)
+            m.addCons(t >= u[k] * u[k])
+            obj.append((config.alpha * float(norms[k]) ** 2 / scale, t))
+    if config.alpha > 0:
+        for i in np.flatnonzero(v > 0):
+            s = m.addVar(f"s{i}", lb=0.0)
+            m.addCons(s >= x[i] * x[i])
+            obj.append((config.alpha * float(v[i]) / scale, s))
+    if beta:
+        cub = m.addVar("m3", lb=None)
+        m.addCons(cub >= (-beta / scale) * (
+            qs(float(gam[k] * norms[k] ** 3) * u[k] * u[k] * u[k] for k in factors if gam[k])
+            + qs(float(k3[i]) * x[i] * x[i] * x[i] for i in range(n) if k3[i])))
+        obj.append((1.0, cub))
+    m.setObjective(qs(c * var for c, var in obj), "minimize")
+    m.setParam("limits/time", float(time_limit))
+    m.setParam("limits/gap", float(gap))
+    m.setParam("lp/threads", int(threads))
+    m.setParam("randomization/randomseedshift", int(seed))
+    return m, x, z, scale
+
+
 def scip_portfolio(instance: Instance, config: PortfolioConfig = PortfolioConfig(), *,
                    mode: Literal["full", "mv"] = "full", time_limit: float = 60.0,
-                   threads: int = 1, seed: int = 0, gap: float = 1e-6) -> PortfolioResult:
+                   threads: int = 1, seed: int = 0, gap: float = 1e-6,
+                   refine: bool = True) -> PortfolioResult:
     """SCIP on the cardinality-constrained portfolio model.
 
-    Variables x ∈ [0, u]^n, z ∈ {0,1}^n, factor exposures w = Lᵀx, turnover d >= |x − x₀|;
-    constraints Σx = 1, l z <= x <= u z, k_min <= Σz <= k_max; objective (through an
-    epigraph variable, since SCIP objectives are linear)
+    Variables x ∈ [0, u]^n, z ∈ {0,1}^n, turnover d >= |x − x₀| (when λ > 0); constraints
+    Σx = 1, l z <= x <= u z, k_min <= Σz <= k_max; objective
 
-        −r·x + α(Σ_k w_k² + Σ_i v_i x_i²) − β(Σ_k γ_k w_k³ + Σ_i κ_i x_i³) + λ Σ_i d_i
+        −r·x + α(Σ_k w_k² + Σ_i v_i x_i²) − β(Σ_k γ_k w_k³ + Σ_i κ_i x_i³) + λ Σ_i d_i,
+        w = Lᵀx,
 
     with β set to 0 for ``mode="mv"`` (the mean–variance MIQP with the same cardinality and
     turnover terms; Markowitz with cardinality constraints as in Chang et al. 2000).
 
-    The epigraph constraint is divided by the largest single-asset magnitude of the terms
-    (max |r_i|, α·Σ_ii, β·|m₃(e_i)|, λ), so that SCIP's absolute feasibility tolerance (1e-6)
-    means the same relative accuracy whatever the units (OR-Library returns are fractions per
-    week, f ≈ 1e-2; unscaled, SCIP misjudges f by up to 1e-4 relative there).
+    Formulation, chosen for SCIP's numerics (issue 13: a single epigraph ``obj >= f(x)``
+    over w = Lᵀx stopped with "unresolved numerical troubles in LP" on OR-Library port1,
+    K = 10, ρ = 0.95, whose covariance factor has columns of norm ~1e-5): each factor
+    exposure is normalised, u_k = (L_k/‖L_k‖)·x ∈ [−1, 1], and each square gets its own
+    epigraph t_k >= u_k² (likewise s_i >= x_i²), so the objective is linear in (x, d, t, s)
+    with coefficients α‖L_k‖², and SCIP separates well-scaled one-dimensional gradient cuts.
+    The cubic term, when present, is one nonlinear epigraph. The objective is divided by the
+    largest single-asset magnitude of its terms (max |r_i|, α·Σ_ii, β·|m₃(e_i)|, λ) so that
+    SCIP's tolerances are relative to f's scale. If SCIP still fails on numerical trouble it
+    is retried with its numerics emphasis and another seed before giving up.
 
     Args:
       instance, config: the problem.
       mode: ``"full"`` (LANCER's objective) or ``"mv"`` (mean–variance).
-      time_limit: seconds (> 0).
+      time_limit: seconds (> 0), for all tries together.
       threads, seed, gap: SCIP's LP threads, random seed shift and relative gap limit.
+      refine: re-optimise the weights on SCIP's support for the objective SCIP solved
+        (`polish`, never worse for it; β = 0 in mode "mv"). SCIP meets
+        the squares' epigraphs only to its feasibility tolerance, so its weights are optimal
+        to about 1e-5 relative (e.g. 0.00865640 against 0.00865633 on port1 at ρ = 0.95);
+        for β = 0 the support's problem is a convex QP and this makes them exact.
 
     Returns:
-      the best plan found; ``objective`` is always the full f. ``info``: SCIP ``status``,
-      ``gap``, ``model_objective`` (the value of the objective SCIP solved) and ``nodes``.
+      the best plan found; ``objective`` is always the full f (of the refined plan). ``info``:
+      SCIP ``status``, ``gap``, ``model_objective`` (the value of the objective SCIP
+      solved), ``unrefined_objective`` (f of SCIP's own weights), ``nodes`` and ``tries``
+      (1 when the first setting worked).
 
     Raises:
       ValueError: bad instance, mode or time_limit.
       SolverTimeout: no feasible plan within the time limit.
-      SolverError: SCIP failed (e.g. unresolved numerical trouble in its LP solver) or stopped
-        without a plan for another reason.
+      NumericalTroubleError: SCIP failed with an error in every setting tried.
+      SolverError: SCIP stopped without a plan for another reason.
     """
-    import pyscipopt
-
     t0 = time.perf_counter()
     n = check_instance(instance)
     config.sizes(n)
@@ -98,66 +189,47 @@ def scip_portfolio(instance: Instance, config: PortfolioConfig = PortfolioConfig
     if not time_limit > 0:
         raise ValueError(f"scip_portfolio: time_limit must be > 0, got {time_limit}")
     beta = config.beta if mode == "full" else 0.0
-    r = np.asarray(instance["r"], np.float64)
-    L = np.asarray(instance["L"], np.float64)
-    gam = np.asarray(instance["f_skew"], np.float64)
-    v = np.asarray(instance["e_var"], np.float64)
-    k3 = np.asarray(instance["e_k3"], np.float64)
-    x0 = np.asarray(instance["x0"], np.float64)
-    K = L.shape[1]
-    qs = pyscipopt.quicksum
-
-    m = pyscipopt.Model(f"portfolio-{mode}")
-    m.hideOutput()
-    x = [m.addVar(f"x{i}", lb=0.0, ub=config.u) for i in range(n)]
-    z = [m.addVar(f"z{i}", vtype="B") for i in range(n)]
-    d = [m.addVar(f"d{i}", lb=0.0) for i in range(n)]
-    w = [m.addVar(f"w{k}", lb=None) for k in range(K)]
-    m.addCons(qs(x) == 1)
-    m.addCons(qs(z) <= config.k_max)
-    m.addCons(qs(z) >= config.k_min)
-    for i in range(n):
-        m.addCons(x[i] <= config.u * z[i])
-        m.addCons(x[i] >= config.l * z[i])
-        m.addCons(d[i] >= x[i] - x0[i])
-        m.addCons(d[i] >= x0[i] - x[i])
-    for k in range(K):
-        m.addCons(w[k] == qs(float(L[i, k]) * x[i] for i in range(n)))
-    expr = (qs(-float(r[i]) * x[i] for i in range(n))
-            + config.alpha * (qs(w[k] * w[k] for k in range(K)) + qs(float(v[i]) * x[i] * x[i] for i in range(n)))
-            + config.lam * qs(d))
-    if beta:
-        expr = expr - beta * (qs(float(gam[k]) * w[k] * w[k] * w[k] for k in range(K))
-                              + qs(float(k3[i]) * x[i] * x[i] * x[i] for i in range(n)))
-    single_m3 = np.abs((L ** 3) @ gam + k3)
-    scale = max(np.abs(r).max(), config.alpha * (np.sum(L * L, 1) + v).max(),
-                beta * single_m3.max(), config.lam)
-    scale = float(scale) if scale > 0 else 1.0
-    obj = m.addVar("obj", lb=None)
-    m.addCons(obj >= (1.0 / scale) * expr)
-    m.setObjective(obj, "minimize")
-    m.setParam("limits/time", float(time_limit))
-    m.setParam("limits/gap", float(gap))
-    m.setParam("lp/threads", int(threads))
-    m.setParam("randomization/randomseedshift", int(seed))
-    try:
-        m.optimize()
-    except Exception as exc:  # PySCIPOpt raises a bare Exception on SCIP errors
-        raise SolverError(f"scip_portfolio ({mode}): SCIP failed: {exc}") from exc
+    errors, solved = [], False
+    for k, trial in enumerate(_SCIP_TRIES):
+        left = time_limit - (time.perf_counter() - t0)
+        if k and left <= 0:
+            break
+        m, x, z, scale = _scip_model(instance, config, beta, max(left, 1e-3), threads,
+                                     seed + trial.get("seed_shift", 0), gap,
+                                     trial.get("emphasis"))
+        try:
+            m.optimize()
+        except Exception as exc:  # PySCIPOpt raises a bare Exception on SCIP errors
+            errors.append(f"{trial or 'defaults'}: {exc}")
+            continue
+        solved = True
+        break
+    if not solved:
+        raise NumericalTroubleError(
+            f"scip_portfolio ({mode}): SCIP failed in {len(errors)} of {len(_SCIP_TRIES)} "
+            "settings" + (f" (the time limit of {time_limit:g} s left no time for the rest)"
+                          if len(errors) < len(_SCIP_TRIES) else "")
+            + f": {'; '.join(errors)}")
     status = m.getStatus()
     if m.getNSols() == 0:
         if status == "timelimit":
             raise SolverTimeout(f"scip_portfolio: no feasible plan within {time_limit} s")
         raise SolverError(f"scip_portfolio: SCIP ended with status {status!r} and no plan")
     sol = m.getBestSol()
-    xs = np.array([m.getSolVal(sol, xi) for xi in x])
+    xraw = np.array([m.getSolVal(sol, xi) for xi in x])
     zs = np.round([m.getSolVal(sol, zi) for zi in z])
-    xs = np.where(zs > 0.5, np.clip(xs, config.l, config.u), 0.0)  # remove solver tolerance noise
+    # remove SCIP's tolerance noise (~1e-6): project the held weights onto {Σx = 1, l <= x <= u}
+    held = zs > 0.5
+    xs = np.zeros(n)
+    xs[held] = _prox_simplex_box(xraw[held], np.zeros(int(held.sum())), 0.0, config.l, config.u)
     X = np.stack([xs, zs], axis=1)
     info = {"status": status, "gap": float(m.getGap()),
             "model_objective": float(m.getObjVal()) * scale,
-            "nodes": int(m.getNNodes())}
-    return PortfolioResult(X, objective_np(xs, instance, config), time.perf_counter() - t0,
+            "unrefined_objective": objective_np(xs, instance, config),
+            "nodes": int(m.getNNodes()), "tries": k + 1}
+    if refine:   # for the model SCIP solved (β = 0 in mode "mv")
+        X = polish(X, instance, dataclasses.replace(config, beta=beta), steps=1000)
+    return PortfolioResult(X, objective_np(X[:, 0], instance, config), time.perf_counter() - t0,
                            "optimal" if status in ("optimal", "gaplimit") else "feasible", info)
 
 

@@ -13,6 +13,7 @@ this package's objective scaled by 1/(1 − ρ): α = ρ/(1 − ρ), β = λ = 0
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,31 @@ class OrlibData:
     def cov(self) -> np.ndarray:
         """Σ_ij = corr_ij · std_i · std_j."""
         return self.corr * np.outer(self.std, self.std)
+
+
+#: Where `find_orlib` looks, in order: $SURCO_ORLIB_DIR, then ../shared/data/orlib beside
+#: the repository (the project's shared data folder).
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def find_orlib(name: str = "port1") -> Path:
+    """The path of an OR-Library portfolio file (``"port1"`` … ``"port5"``; ``.txt`` added).
+
+    Looks in the folder named by the environment variable ``SURCO_ORLIB_DIR``, then in
+    ``../shared/data/orlib`` beside the repository.
+
+    Raises:
+      FileNotFoundError: the file is in neither place (naming both).
+    """
+    fname = name if name.endswith(".txt") else f"{name}.txt"
+    places = [Path(os.environ["SURCO_ORLIB_DIR"])] if os.environ.get("SURCO_ORLIB_DIR") else []
+    places.append(_REPO.parent / "shared" / "data" / "orlib")
+    for p in places:
+        if (p / fname).is_file():
+            return p / fname
+    raise FileNotFoundError(f"OR-Library file {fname} not found in "
+                            f"{' or '.join(str(p) for p in places)} (set SURCO_ORLIB_DIR to "
+                            "the folder that holds it)")
 
 
 def load_orlib(path: str | Path) -> OrlibData:

@@ -8,13 +8,14 @@ solve and one gradient step; no optimal solutions are needed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import operator
 import time
 import warnings
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -26,8 +27,8 @@ from surco._engine import (Metered, RunControl, SolverSlot, batched_objective, b
                            check_finite, controlled, is_interrupt, resolve_key, stack_instances,
                            stack_solvers)
 from surco.prior.checkpoint import TrainingCheckpoint
-from surco.prior.model import PriorModel, batch_key, group_indices
-from surco.prior.networks import CostNet
+from surco.prior.model import PriorModel, base_theta, batch_key, group_indices
+from surco.prior.networks import CostNet, SetCostNet
 from surco.prior.specs import module_spec
 from surco.problem import Instance, Problem, ProblemError
 from surco.results import TrainHistory
@@ -42,8 +43,17 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
           patience: int | None = 10, key: jax.Array | int | None = None,
           checkpoint_dir: str | Path | None = None, progress: bool = False,
           backend: str = "scip", solver_options: dict[str, Any] | None = None,
-          executor: Executor | None = None, **estimator_kw: Any) -> PriorModel:
+          executor: Executor | None = None, base: Callable[[Instance], Any] | None = None,
+          distill: Sequence[Any] | None = None, distill_weight: float = 1.0,
+          end_to_end: bool = True, **estimator_kw: Any) -> PriorModel:
     """Train SurCo-prior (Ferber et al. 2023, Eq. 7) over a set of instances.
+
+    The loss of a minibatch is the end-to-end term ``Σ_y f(g_Ω(ĉ(y)), y)`` (through the
+    estimator; ``end_to_end=False`` drops it), plus, with ``distill``, a supervised
+    *distillation* term ``distill_weight · Σ_y mean((θ̂(y) − θ*(y))²)`` towards target
+    surrogate parameters θ*, e.g. SurCo-zero's on the training instances
+    (`surco.prior.zero_targets`), as in learning to optimise from solved instances
+    (knowledge distillation, Hinton et al. 2015); alone it needs no solve per step.
 
     Each minibatch is one batched solve (a stack of the instances' solvers, built once per
     instance) and one gradient step on the summed objective; the step is compiled once per
@@ -64,8 +74,9 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
         network over rows, pass `SetCostNet`.
       hidden: hidden widths of the default network (ignored with ``model``).
       estimator, **estimator_kw: the gradient estimator, as in `surco.zero`.
-      epochs, batch_size, lr, optimizer: the optimisation (default: the estimator's
-        ``default_optimizer(lr)``, ``optax.adam(lr)`` for the built-in ones).
+      epochs, batch_size, lr, optimizer: the optimisation of the network's parameters
+        (default ``optax.adam(lr)``; an estimator's ``default_optimizer`` is for a surrogate
+        cost optimised directly, as in `surco.zero`, not for network weights).
       patience: epochs without validation improvement before stopping (None: never).
       key: PRNG key or int seed (initialisation, shuffling, random estimators).
       checkpoint_dir: if given, a checkpoint is written there after every epoch, and a
@@ -73,9 +84,21 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
         ``epochs`` is below the epochs it already completed).
       progress: progress bar over epochs.
       backend, solver_options, executor: how Ω is solved (see `surco.zero`).
+      base: optional residual base ``instance -> θ_base`` (x's shape), a cost the problem
+        supplies (a heuristic's): the prior is ``θ_base + network``; the default network's
+        output layer then starts at zero, so the untrained prior reproduces the heuristic's
+        solution (a custom ``model`` should start at zero itself). Saved with the model by
+        its import path, so it must be a module-level function.
+      distill: one target per training instance, in the order of ``train_instances``:
+        an array of surrogate parameters θ* shaped like x, or a `ZeroResult` (its
+        ``theta``). None: no distillation term.
+      distill_weight: weight of the distillation term (a number > 0).
+      end_to_end: keep the end-to-end term (False: distillation only; needs ``distill``).
 
     Returns:
-      A `PriorModel` holding the best parameters and the `TrainHistory`.
+      A `PriorModel` holding the best parameters and the `TrainHistory`. The training
+      curve ``train_f`` is the mean objective of the solver's answers (not the loss) when
+      distilling or with an estimator whose forward pass is not a solution.
 
     Raises:
       ValueError: bad arguments (each message names the argument), or a checkpoint of
@@ -113,31 +136,25 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
     est = get_estimator(estimator, **estimator_kw)
     key = resolve_key(key)
 
-    tr = _Data(problem, train_instances, "train_instances", backend, solver_options)
-    va = _Data(problem, val_instances, "val_instances", backend, solver_options,
-               like=tr) if val_instances else None
-    rows = np.concatenate([f.reshape(-1, tr.n_features) for f in tr.feats])
-    feat_mean = rows.mean(axis=0).astype(np.float32)
-    feat_std = (rows.std(axis=0) + 1e-6).astype(np.float32)
-
-    out = int(np.prod(tr.out_shape))
-    module = model if model is not None else CostNet(out=out, hidden=hidden)
-    if getattr(module, "out", 0) is None:
-        module = module.clone(out=out)
-    fshape0 = tr.feats[0].shape
+    if not isinstance(end_to_end, bool):
+        raise ValueError(f"prior.train: end_to_end must be True or False, got {end_to_end!r}")
+    if isinstance(distill_weight, bool) or not isinstance(distill_weight, (int, float, np.number)) \
+            or not math.isfinite(distill_weight) or distill_weight <= 0:
+        raise ValueError(f"prior.train: distill_weight must be a finite number > 0, got "
+                         f"{distill_weight!r}")
+    if not end_to_end and distill is None:
+        raise ValueError("prior.train: end_to_end=False leaves no loss; pass distill= "
+                         "(targets per training instance)")
     key, kinit = jax.random.split(key)
-    params = module.init(kinit, jnp.zeros(fshape0, jnp.float32))
-    got = jax.eval_shape(module.apply, params, jnp.zeros(fshape0, jnp.float32))
-    if math.prod(got.shape) != math.prod(tr.x_shapes[0]):
-        raise ValueError(f"prior.train: model {type(module).__name__} returns shape "
-                         f"{tuple(got.shape)} for features {fshape0}; expected "
-                         f"{math.prod(tr.x_shapes[0])} entries (x has shape {tr.x_shapes[0]})")
+    prior, tr = _initial(problem, train_instances, model, hidden, base, kinit, est.name,
+                         backend, solver_options)
+    va = _Data(problem, val_instances, "val_instances", backend, solver_options,
+               like=tr, base=base) if val_instances else None
+    targets = (_targets(distill, tr) if distill is not None
+               else [np.zeros(s, np.float32) for s in tr.x_shapes])
+    module, params, fshape0 = prior.module, prior.params, prior.feature_shape
     opt = optimizer if optimizer is not None else est.default_optimizer(lr)
     opt_state = opt.init(params)
-    prior = PriorModel(problem=problem, module=module, params=params, feat_mean=feat_mean,
-                       feat_std=feat_std, out_shape=tr.out_shape, per_row=tr.per_row,
-                       feature_shape=fshape0, estimator=est.name, backend=backend,
-                       solver_options=solver_options)
 
     fvec = batched_objective(problem)
     theta_b = jax.vmap(prior._theta_from_feats, in_axes=(None, 0))
@@ -152,23 +169,31 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
             slots[sig] = SolverSlot([tr.solvers[j] for j in idx], executor=executor)
             slot = Metered(slots[sig], control)
 
-            def loss(p, feats, ys, k):
+            def loss(p, feats, bs, ts, ys, k):
                 # The sum, not the mean: estimators such as blackbox interpolation read the
                 # scale of dL/dx (their λ is relative to it), so it must not shrink with B.
-                c = problem.to_cost(theta_b(p, feats))
-                x, status = est(slot, c, k, return_status=True)
-                return fvec(x, ys).sum(), status
+                th = theta_b(p, feats) + bs
+                total = jnp.zeros((), th.dtype)
+                status = jnp.zeros(th.shape[0], jnp.int32)
+                if end_to_end:
+                    x, status = est(slot, problem.to_cost(th), k, return_status=True)
+                    total = fvec(x, ys).sum()
+                if distill is not None:
+                    axes = tuple(range(1, th.ndim))
+                    total = total + distill_weight * jnp.sum(jnp.mean((th - ts) ** 2, axis=axes))
+                return total, status
 
             @jax.jit
-            def step(p, s, feats, ys, k):
-                (val, status), g = jax.value_and_grad(loss, has_aux=True)(p, feats, ys, k)
+            def step(p, s, feats, bs, ts, ys, k):
+                (val, status), g = jax.value_and_grad(loss, has_aux=True)(p, feats, bs, ts,
+                                                                         ys, k)
                 upd, s = opt.update(g, s, p)
                 return optax.apply_updates(p, upd), s, val, status
             steps[sig] = step
         slots[sig].load([tr.solvers[j] for j in idx])
         return steps[sig]
 
-    cost_b = jax.jit(lambda p, feats: problem.to_cost(theta_b(p, feats)))
+    cost_b = jax.jit(lambda p, feats, bs: problem.to_cost(theta_b(p, feats) + bs))
     f_b = jax.jit(fvec)
 
     def mean_hard_f(p, data: _Data) -> float:
@@ -177,7 +202,8 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
         for group in data.groups:
             for i in range(0, len(group), batch_size):
                 idx = group[i:i + batch_size]
-                C = np.asarray(cost_b(p, np.stack([data.feats[j] for j in idx])), np.float64)
+                C = np.asarray(cost_b(p, np.stack([data.feats[j] for j in idx]),
+                                      np.stack([data.bases[j] for j in idx])), np.float64)
                 sol = stack_solvers([data.solvers[j] for j in idx], executor, control).solve(
                     C, check=False)
                 _check_solves(control, sol.stats.get("member_status", [int(sol.status)]),
@@ -199,6 +225,8 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
             "problem": problem.name, "x_shape": list(tr.x_shapes[0]), "features": list(fshape0),
             "n_train": len(train_instances), "estimator": est.name,
             "module": module_spec(module, strict=False),
+            "base": getattr(base, "__qualname__", None if base is None else repr(base)),
+            "distill": distill is not None, "end_to_end": end_to_end,
             "x_shapes": sorted(list(s) for s in set(tr.x_shapes))})
         if ckpt.exists():
             state = ckpt.restore(state)
@@ -217,7 +245,7 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
         bar = tqdm(total=epochs, initial=min(done, epochs), desc=f"SurCo-prior[{problem.name}]",
                    leave=False)
     t0 = time.perf_counter() - (state["seconds"][-1] if state["seconds"] else 0.0)
-    relaxed = not est.forward_is_solution
+    relaxed = not est.forward_is_solution or distill is not None
     saved = done  # completed epochs in the checkpoint on disk
     epoch = done
     try:
@@ -232,6 +260,8 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
                     try:
                         params, opt_state, val, status = jax.block_until_ready(step(
                             params, opt_state, jnp.asarray(np.stack([tr.feats[j] for j in idx])),
+                            jnp.asarray(np.stack([tr.bases[j] for j in idx])),
+                            jnp.asarray(np.stack([targets[j] for j in idx])),
                             stack_instances(problem, [tr.instances[j] for j in idx]),
                             k if est.needs_key else None))
                     except Exception as exc:  # raised inside a solver callback
@@ -291,6 +321,94 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
     return _finish(prior, state, stopped=stopped)
 
 
+def init(problem: Problem, instances: Sequence[Instance], *, model: nn.Module | None = None,
+         hidden: tuple[int, ...] = (64, 64), base: Callable[[Instance], Any] | None = None,
+         key: jax.Array | int | None = None, backend: str = "scip",
+         solver_options: dict[str, Any] | None = None) -> PriorModel:
+    """An untrained SurCo-prior: the feature normalisation of ``instances`` and the
+    network's initial parameters, exactly as `train` starts (same ``key``, same network).
+    With a ``base`` and the default network, its output layer is zero, so the prior's θ is
+    the base's and its prediction is the heuristic's solution.
+
+    Args: as `train` (``instances`` are the training instances).
+
+    Returns:
+      A `PriorModel` without history (``estimator`` "untrained").
+
+    Raises:
+      ValueError, TypeError: bad arguments; ProblemError: unusable features.
+    """
+    instances = _instance_list(instances, "instances")
+    if not instances:
+        raise ValueError("prior.init: no instances")
+    if model is not None and not isinstance(model, nn.Module):
+        raise TypeError(f"prior.init: model must be a flax.linen.Module, got "
+                        f"{type(model).__name__}")
+    hidden = _widths(hidden) if model is None else hidden
+    _, kinit = jax.random.split(resolve_key(key))
+    prior, _ = _initial(problem, instances, model, hidden, base, kinit, "untrained", backend,
+                        solver_options)
+    return prior
+
+
+def _initial(problem: Problem, instances: list, model: nn.Module | None, hidden: tuple,
+             base, kinit: jax.Array, estimator: str, backend: str,
+             solver_options: dict | None) -> tuple[PriorModel, "_Data"]:
+    """The untrained `PriorModel` and the training data (`init` and `train` share it)."""
+    if base is not None and not callable(base):
+        raise TypeError(f"prior.train: base must be a function instance -> θ (x's shape), got "
+                        f"{type(base).__name__}")
+    tr = _Data(problem, instances, "train_instances", backend, solver_options, base=base)
+    rows = np.concatenate([f.reshape(-1, tr.n_features) for f in tr.feats])
+    feat_mean = rows.mean(axis=0).astype(np.float32)
+    feat_std = (rows.std(axis=0) + 1e-6).astype(np.float32)
+    out = int(np.prod(tr.out_shape))
+    module = model if model is not None else CostNet(out=out, hidden=hidden)
+    if getattr(module, "out", 0) is None:
+        module = module.clone(out=out)
+    fshape0 = tr.feats[0].shape
+    params = module.init(kinit, jnp.zeros(fshape0, jnp.float32))
+    got = jax.eval_shape(module.apply, params, jnp.zeros(fshape0, jnp.float32))
+    if math.prod(got.shape) != math.prod(tr.x_shapes[0]):
+        raise ValueError(f"prior.train: model {type(module).__name__} returns shape "
+                         f"{tuple(got.shape)} for features {fshape0}; expected "
+                         f"{math.prod(tr.x_shapes[0])} entries (x has shape {tr.x_shapes[0]})")
+    if base is not None and type(module) in (CostNet, SetCostNet):
+        params = zero_output_layer(params)
+    prior = PriorModel(problem=problem, module=module, params=params, feat_mean=feat_mean,
+                       feat_std=feat_std, out_shape=tr.out_shape, per_row=tr.per_row,
+                       feature_shape=fshape0, estimator=estimator, backend=backend,
+                       solver_options=solver_options, base=base)
+    return prior, tr
+
+
+def zero_output_layer(params: Any) -> Any:
+    """``params`` of `CostNet` / `SetCostNet` with the output layer (the last ``Dense_i``)
+    set to zero: the network then returns zeros, and a residual prior its base."""
+    inner = dict(params["params"])
+    last = max((k for k in inner if k.startswith("Dense_")), key=lambda k: int(k[6:]))
+    inner[last] = jax.tree.map(jnp.zeros_like, inner[last])
+    return {**params, "params": inner}
+
+
+def _targets(distill: Sequence[Any], tr: "_Data") -> list[np.ndarray]:
+    """Distillation targets θ* per training instance (arrays, or `ZeroResult` ``theta``)."""
+    if not isinstance(distill, (list, tuple)) or len(distill) != len(tr.instances):
+        n = len(distill) if isinstance(distill, (list, tuple)) else type(distill).__name__
+        raise ValueError(f"prior.train: distill must be a list with one target per training "
+                         f"instance ({len(tr.instances)}), got {n}")
+    out = []
+    for i, (t, xs) in enumerate(zip(distill, tr.x_shapes)):
+        t = np.asarray(getattr(t, "theta", t), np.float32)
+        if t.shape != tuple(xs):
+            raise ValueError(f"prior.train: distill[{i}] has shape {t.shape}, expected x's "
+                             f"shape {tuple(xs)}")
+        if not np.all(np.isfinite(t)):
+            raise ValueError(f"prior.train: distill[{i}] holds NaN or inf")
+        out.append(t)
+    return out
+
+
 def _check_solves(control: RunControl, status: Any, name: str, where: str) -> None:
     """Raise what stopped the solves of a step: a Ctrl-C (`KeyboardInterrupt`), the exception
     a solver raised (as it is), or a failed solve (the solver layer's typed error: status
@@ -325,8 +443,9 @@ class _Data:
     equal `batch_key` (the instances that can share a minibatch)."""
 
     def __init__(self, problem: Problem, instances: list, arg: str, backend: str,
-                 solver_options: dict | None, like: "_Data | None" = None):
+                 solver_options: dict | None, like: "_Data | None" = None, base=None):
         self.instances, self.arg = instances, arg
+        self._problem, self._backend, self._options = problem, backend, solver_options
         self.feats = [np.asarray(problem.features_of(y), np.float32) for y in instances]
         self.x_shapes = [tuple(problem.x_shape(y)) for y in instances]
         f0, x0 = self.feats[0].shape, self.x_shapes[0]
@@ -361,7 +480,14 @@ class _Data:
                                f"{like.x_shapes[0]})")
         self.keys = [batch_key(y, xs) for y, xs in zip(instances, self.x_shapes)]
         self.groups = group_indices(self.keys)
-        self.solvers = [build_solver(problem, y, backend, solver_options) for y in instances]
+        self.bases = [base_theta(base, y, xs, problem.name) if base is not None
+                      else np.zeros(xs, np.float32) for y, xs in zip(instances, self.x_shapes)]
+
+    @functools.cached_property
+    def solvers(self) -> list:
+        """One solver per instance (built on first use: `init` needs none)."""
+        return [build_solver(self._problem, y, self._backend, self._options)
+                for y in self.instances]
 
 
 def _minibatches(order: np.ndarray, keys: Sequence[Any], size: int) -> list[list[int]]:

@@ -200,14 +200,17 @@ def test_features_shape():
 
 # -- OR-Library ------------------------------------------------------------------------------
 
-PORT1 = Path(__file__).parents[2].parent / "shared/data/orlib/port1.txt"
-
-
 def _port1() -> Path:
-    if not PORT1.is_file():
-        pytest.fail(f"OR-Library file missing: expected the Hang Seng data at {PORT1} "
-                    "(the shared/ folder must sit beside the repository)")
-    return PORT1
+    return P.find_orlib("port1")   # FileNotFoundError names where it looked
+
+
+def test_find_orlib_honours_the_environment_and_names_the_places(tmp_path, monkeypatch):
+    (tmp_path / "port9.txt").write_text("1\n0.1 0.2\n1 1 1.0\n")
+    monkeypatch.setenv("SURCO_ORLIB_DIR", str(tmp_path))
+    assert P.find_orlib("port9") == tmp_path / "port9.txt"
+    assert P.load_orlib(P.find_orlib("port9.txt")).n == 1
+    with pytest.raises(FileNotFoundError, match=r"port7.txt not found in .* or .*shared"):
+        P.find_orlib("port7")
 
 
 def test_load_port1():
