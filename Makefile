@@ -11,7 +11,7 @@ PYTEST_ARGS ?= -m "not slow"
 $(STAMP): pyproject.toml setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,photonics]"
+	$(BIN)/python -m pip install -q -e ".[dev,notebooks,photonics]"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -1,0 +1,30 @@
+"""Shared test set-up.
+
+* The shared helper modules of the test folders (``tests/solvers/solvers_fixtures.py``: the
+  small LP/MIP fixtures with their known optima; ``tests/estimators/_est_helpers.py``:
+  counting solvers and assignment instances) are importable by name from any test, whatever
+  pytest's import mode, because their folders are put on ``sys.path`` here.
+* JAX runs on the CPU in tests unless a caller chose otherwise (``JAX_PLATFORMS``), and
+  64-bit mode stays off, as for users.
+* Fixtures used across folders: ``rng`` (a seeded NumPy generator).
+"""
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+_HERE = Path(__file__).resolve().parent
+for _sub in ("solvers", "estimators"):
+    _p = str(_HERE / _sub)
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A NumPy generator seeded the same way in every test (seed 0)."""
+    return np.random.default_rng(0)
