@@ -45,7 +45,8 @@ class PlanResidualNet(CostNet):
     MLP(z)``, with the MLP's last layer starting at zero. Since a plan column is largest on
     the plan's device, the untrained prior returns the heuristic plan, with margins that
     grow with the square of a table's cost as in `greedy_init`; training learns corrections.
-    Save / load as a `CostNet` (``surco.prior.load(path, problem, model=PlanResidualNet(..))``).
+    A saved prior records this class and its fields, so ``surco.prior.load(path, problem)``
+    returns it as a `PlanResidualNet` without ``model=``.
     """
 
     skip: float = 1.0
@@ -115,9 +116,12 @@ def sharding_problem(model: ShardingCostModel = DEFAULT_COST_MODEL, *, smooth: b
 #: `surco.estimators` (the study is in the module docstring of `settings`): the "negative
 #: identity" backward pass (Sahoo et al., ICLR 2023) with plain SGD, which accumulates the
 #: objective's gradient into the surrogate cost, the smooth maximum at 10 % of the mean
-#: device load, and `greedy_init` margins ``0.3 · a_t^2``, 300 steps.
+#: device load, and `greedy_init` margins ``0.1 · a_t^2``, 300 steps. The learning rate and
+#: the margin scale were selected on train-pool tasks by ``python -m bench.sharding_tune``
+#: (8 DLRM-50 tasks: lr 0.05 and scale 0.1 at 0.945 of the start plan's cost; the grid
+#: lr ∈ {0.02, 0.05, 0.1} × scale ∈ {0.1, 0.3, 1} spans 0.945-0.965).
 ZERO_DEFAULTS: dict = dict(estimator="neg_identity", steps=300, lr=0.05, temperature=0.1,
-                           init_scale=0.3, init_power=2.0)
+                           init_scale=0.1, init_power=2.0)
 
 
 def greedy_init(task: ShardingTask, plan: np.ndarray | None = None, *,
