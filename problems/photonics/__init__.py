@@ -7,28 +7,35 @@ constraints", ACS Photonics 9 (2022).
 
     >>> import numpy as np
     >>> from surco.problems import photonics as ph
-    >>> x = ph.generate(np.random.default_rng(0).normal(size=(20, 20)), "cross3")
+    >>> x = ph.brush_generate(np.random.default_rng(0).normal(size=(20, 20)), "cross3")
     >>> ph.is_feasible(x, "cross3")
     True
 
 The brush, generator, checker and loss need only NumPy/SciPy/JAX; devices, simulation and
 the design methods need the ``photonics`` extra (``ceviche-challenges``) and import it lazily.
+
+``photonics.FAMILY`` is the family for `surco.compare` (see `family`): one evaluation is one
+FDFD simulation of a binary design; baselines pass-through and density optimisation made
+printable by the generator (plain density + threshold runs beside them in the bench).
 """
 from .brush import BRUSH_KINDS, Brush, as_brush, make_brush
 from .checker import FeasibilityReport, check_design, is_feasible, opening
 from .devices import (DEVICES, N_PER_SPLIT, PARAM_RANGES, WAVELENGTHS_NM, DeviceInstance,
                       build_model, describe, grid_nm, instances, nominal_instance,
                       sample_instance, simulator, spec_window)
-from .generator import BrushGenerator, generate
+from .generator import BrushGenerator, brush_generate
 from .loss import success, window_distance, window_loss
 from .methods import (METHODS, DesignResult, density_threshold, initial_latent,
                       pass_through, run_method, surco_zero)
+from .family import (BASELINES, FAMILY, HYPER, INIT_SCALE, STEPS, ZERO_SETTINGS,
+                     ZERO_SETTINGS_NOTE, density_threshold_method, generate_instances,
+                     violations)
 from .problem import (DesignReport, design_shape, evaluate_design, make_problem, objective,
                       transmission)
 
 __all__ = [
     "Brush", "BRUSH_KINDS", "make_brush", "as_brush",
-    "generate", "BrushGenerator",
+    "brush_generate", "BrushGenerator",
     "check_design", "is_feasible", "opening", "FeasibilityReport",
     "DEVICES", "WAVELENGTHS_NM", "PARAM_RANGES", "N_PER_SPLIT", "DeviceInstance",
     "instances", "sample_instance", "nominal_instance", "build_model", "simulator",
@@ -38,4 +45,6 @@ __all__ = [
     "design_shape",
     "METHODS", "DesignResult", "surco_zero", "pass_through", "density_threshold",
     "run_method", "initial_latent",
+    "FAMILY", "BASELINES", "HYPER", "STEPS", "INIT_SCALE", "ZERO_SETTINGS", "ZERO_SETTINGS_NOTE",
+    "generate_instances", "violations", "density_threshold_method",
 ]

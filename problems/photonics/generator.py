@@ -72,18 +72,18 @@ def _tables(shape: tuple[int, int], brush_key: tuple, offsets_bytes: bytes):
 def _check_reward(reward, shape: tuple[int, int] | None) -> np.ndarray:
     r = np.asarray(reward, dtype=np.float64)
     if r.ndim != 2 or min(r.shape) < 1:
-        raise ValueError(f"generate: reward must be a non-empty 2-D image (H, W), got shape "
-                         f"{r.shape}")
+        raise ValueError(f"brush_generate: reward must be a non-empty 2-D image (H, W), got "
+                         f"shape {r.shape}")
     if shape is not None and r.shape != tuple(shape):
-        raise ValueError(f"generate: reward has shape {r.shape}, expected {tuple(shape)}")
+        raise ValueError(f"brush_generate: reward has shape {r.shape}, expected {tuple(shape)}")
     if not np.all(np.isfinite(r)):
         bad = int(np.flatnonzero(~np.isfinite(r).reshape(-1))[0])
-        raise ValueError(f"generate: reward contains NaN or inf (first at flat index {bad}, "
-                         f"pixel {np.unravel_index(bad, r.shape)})")
+        raise ValueError(f"brush_generate: reward contains NaN or inf (first at flat index "
+                         f"{bad}, pixel {np.unravel_index(bad, r.shape)})")
     return r
 
 
-def generate(reward, brush: Brush | str | None = None, *, return_stats: bool = False):
+def brush_generate(reward, brush: Brush | str | None = None, *, return_stats: bool = False):
     """Generate a brush-feasible binary design from a reward image (Schubert et al. 2022).
 
     Args:
@@ -164,8 +164,8 @@ def generate(reward, brush: Brush | str | None = None, *, return_stats: bool = F
                 if best_key is None or key > best_key:
                     best, best_key = t, key
             if best < 0:  # cannot happen (see module docstring); never return a bad design
-                raise RuntimeError(f"generate: pixel {divmod(q, W)} has no valid touch left; "
-                                   "generator invariant violated")
+                raise RuntimeError(f"brush_generate: pixel {divmod(q, W)} has no valid touch "
+                                   "left; generator invariant violated")
             placed["free" if best_key[0] else "resolving"] += 1
             required.extend(place(best, kind))
 
@@ -186,7 +186,7 @@ def generate(reward, brush: Brush | str | None = None, *, return_stats: bool = F
             resolve(req, kind)
 
     if n_left != 0:
-        raise RuntimeError(f"generate: {n_left} pixels left unassigned; generator invariant "
+        raise RuntimeError(f"brush_generate: {n_left} pixels left unassigned; generator invariant "
                            "violated")
     x = (np.frombuffer(bytes(px), dtype=np.uint8) == _SOLID).astype(np.uint8).reshape(H, W)
     if return_stats:
@@ -195,7 +195,7 @@ def generate(reward, brush: Brush | str | None = None, *, return_stats: bool = F
 
 
 class BrushGenerator(Solver):
-    """Ω = brush-feasible binary designs, as a SurCo oracle: ``x = generate(-c, brush)``.
+    """Ω = brush-feasible binary designs, as a SurCo oracle: ``x = brush_generate(-c, brush)``.
 
     x has shape ``(H, W)`` (1 = solid); the cost c has the same shape. The oracle minimises
     ``c·x`` greedily (the generator of Schubert et al., ACS Photonics 2022): solid where c is
@@ -221,8 +221,8 @@ class BrushGenerator(Solver):
     def factory(self):
         return functools.partial(BrushGenerator, self.shape, self.brush, self.name)
 
-    def _solve_flat(self, c: np.ndarray) -> tuple[np.ndarray, float, Status, dict[str, Any]]:
-        x, stats = generate(-c.reshape(self.shape), self.brush, return_stats=True)
+    def solve_flat(self, c: np.ndarray) -> tuple[np.ndarray, float, Status, dict[str, Any]]:
+        x, stats = brush_generate(-c.reshape(self.shape), self.brush, return_stats=True)
         xf = x.reshape(-1).astype(np.float64)
         stats = {"heuristic": True, "touches": stats}
         return xf, float(c @ xf), Status.FEASIBLE, stats

@@ -4,11 +4,20 @@ All start from the same latent image θ₀ = ``init_scale`` · N(0, 1) (seeded) 
 reports the binary design it ends with, evaluated by a fresh simulation and the independent
 brush checker (`problem.evaluate_design`).
 
+One *evaluation* (what `surco.budget.Meter` counts when a method is given one) is one FDFD
+simulation of one distinct binary design: every step of every method below evaluates exactly
+one (SurCo: the generator's design G(c_t); pass-through: G(θ_t); density: the thresholded
+θ_t), and the gradient of that step (one forward simulation and its adjoint, of the same
+design, or of the grey density for density-threshold) belongs to it. The `Simulator` keeps
+its last results, so evaluating the design a gradient step has just simulated costs no
+second simulation.
+
 * `surco_zero` — SurCo-zero (Ferber et al., ICML 2023, Alg. 1): optimise the generator's
-  cost c (c₀ = −θ₀, so the first design is G(θ₀)) with the blackbox estimator (Vlastelica et
-  al. 2020) or the straight-through estimator (for a minimising oracle, ``dx/dc ≈ −I``:
-  the "neg_identity" estimator of Sahoo et al. 2023). Every iterate is a generator output,
-  hence brush-feasible; the best by loss is kept.
+  cost c (c₀ = −θ₀, so the first design is G(θ₀)) with any `surco.zero` estimator, by its
+  surco name: "neg_identity" (for a minimising oracle ``dx/dc ≈ −I``, Sahoo et al. 2023;
+  the straight-through gradient through the generator) or "blackbox" (Vlastelica et al.
+  2020). Every iterate is a generator output, hence brush-feasible; the best by loss is
+  kept.
 * `pass_through` — the method of Schubert et al. (ACS Photonics 2022): the latent θ is the
   generator's reward, x = G(θ), and the backward pass goes straight through the generator to
   a smooth surrogate density ρ = σ(θ/τ): ``x_st = ρ + stop_gradient(x − ρ)``, so
@@ -31,10 +40,10 @@ import optax
 
 from .brush import Brush, as_brush
 from .devices import DeviceInstance
-from .generator import generate
+from .generator import brush_generate
 from .problem import DesignReport, evaluate_design, make_problem, objective
 
-METHODS: tuple[str, ...] = ("surco-zero-blackbox", "surco-zero-st", "pass-through",
+METHODS: tuple[str, ...] = ("surco-zero-blackbox", "surco-zero-neg-identity", "pass-through",
                             "density-threshold")
 
 
@@ -49,7 +58,8 @@ class DesignResult:
       history: per-step objective log(1 + L) of the design the method was differentiating
         (binary for the generator-based methods, grey density for density-threshold).
       seconds: wall time of the run, including the final evaluation.
-      simulations: number of forward(+adjoint) simulations.
+      simulations: designs simulated (forward and adjoint) by the optimisation, one per
+        step; the final report re-reads the simulator's cache or simulates once more.
     """
 
     method: str
@@ -77,7 +87,7 @@ def _loss_fn(instance: DeviceInstance):
     return lambda rho: objective(rho, instance)
 
 
-def surco_zero(instance: DeviceInstance, *, estimator: str = "blackbox", steps: int = 60,
+def surco_zero(instance: DeviceInstance, *, estimator: str = "neg_identity", steps: int = 60,
                lr: float = 0.05, init_scale: float = 0.1, key: int = 0,
                brush: Brush | str | None = None, patience: int | None = None,
                stop_at_success: bool = True, progress: bool = False,
@@ -86,38 +96,52 @@ def surco_zero(instance: DeviceInstance, *, estimator: str = "blackbox", steps: 
 
     Args:
       instance: the device instance.
-      estimator: "blackbox" or "straight_through" (= surco's "neg_identity"), or any other
-        estimator name `surco.zero` accepts.
-      steps, lr, patience, progress: passed to `surco.zero`.
+      estimator: a `surco.zero` estimator name: "neg_identity" (straight-through gradient
+        through the generator, ``dx/dc ≈ −I``) or "blackbox"; surco's "straight_through" is
+        the LP-relaxation estimator, which needs a `LinearSpec` Ω and so does not apply.
+      steps, patience, progress: passed to `surco.zero`.
+      lr: learning rate of Adam (always Adam, whatever the estimator's default optimiser).
       init_scale, key: the initial latent θ₀ (c₀ = −θ₀).
       brush: the fabrication brush (default 3×3 cross).
       stop_at_success: stop at the first design whose loss is 0 (the spec is met; every
         iterate is brush-feasible), as `surco.zero`'s ``target=0``.
       **estimator_kw: estimator hyperparameters (``lam=`` for blackbox; ``projection="norm"``
-        for straight-through or blackbox, which leaves the generator's output unchanged
-        since the generator is invariant to the scale of c).
+        for neg_identity or blackbox, which leaves the generator's output unchanged since
+        the generator is invariant to the scale of c).
+
+    Returns:
+      A `DesignResult` named ``"surco-zero-<estimator>"`` (underscores as hyphens).
+
+    Raises:
+      ValueError: estimator "straight_through" (see above), or a bad argument of
+        `surco.zero`.
     """
     import surco
+    if estimator == "straight_through":
+        raise ValueError("surco_zero: surco's 'straight_through' estimator differentiates the "
+                         "LP relaxation of a LinearSpec Ω; the brush generator is an oracle. "
+                         "For the straight-through gradient through the generator use "
+                         "estimator='neg_identity'")
     b = as_brush(brush)
     t0 = time.perf_counter()
     problem = make_problem(instance.device, b)
     theta0 = initial_latent(instance, key, init_scale)
-    est = "neg_identity" if estimator == "straight_through" else estimator
-    res = surco.zero(problem, instance, estimator=est, steps=steps, lr=lr, init=-theta0,
+    res = surco.zero(problem, instance, estimator=estimator, steps=steps,
+                     optimizer=optax.adam(lr), init=-theta0,
                      key=key, patience=patience, target=0.0 if stop_at_success else None,
                      progress=progress, **estimator_kw)
     x = np.asarray(res.x).round().astype(np.uint8)
     report = evaluate_design(x, instance, b)
-    name = {"blackbox": "surco-zero-blackbox", "straight_through": "surco-zero-st"}.get(
-        estimator, f"surco-zero-{estimator}")
-    # one simulation per step, one for zero's true_cost (problem.evaluate), one for the report
-    return DesignResult(name, x, report, list(res.history["f"]), time.perf_counter() - t0,
-                        len(res.history["f"]) + 2)
+    # one simulation (and its adjoint) per step; zero's true_cost and the report re-read the
+    # simulator's cache for the designs it has just simulated
+    return DesignResult(f"surco-zero-{estimator.replace('_', '-')}", x, report,
+                        list(res.history["f"]), time.perf_counter() - t0,
+                        len(res.history["f"]))
 
 
 def _generate_callback(brush: Brush):
     def host(reward):
-        return generate(np.asarray(reward, np.float64), brush).astype(np.asarray(reward).dtype)
+        return brush_generate(np.asarray(reward, np.float64), brush).astype(np.asarray(reward).dtype)
 
     def g(reward):
         return jax.pure_callback(host, jax.ShapeDtypeStruct(reward.shape, reward.dtype),
@@ -125,11 +149,26 @@ def _generate_callback(brush: Brush):
     return g
 
 
+def _metered(meter, x: np.ndarray) -> bool:
+    """Evaluate design x through ``meter`` (if any); False once its budget is spent."""
+    if meter is None:
+        return True
+    from surco.budget import BudgetExhausted
+    try:
+        meter(x)
+    except BudgetExhausted:
+        return False
+    return True
+
+
 def pass_through(instance: DeviceInstance, *, steps: int = 60, lr: float = 0.05,
                  init_scale: float = 0.1, key: int = 0, brush: Brush | str | None = None,
                  temperature: float = 0.1, patience: int | None = None,
-                 stop_at_success: bool = True) -> DesignResult:
+                 stop_at_success: bool = True, meter=None) -> DesignResult:
     """Straight-through optimisation through the brush generator (Schubert et al. 2022).
+
+    Each step: x = G(θ) (the generator on reward θ), one simulation of x with its adjoint,
+    the gradient taken straight through G to ρ = σ(θ/τ), one Adam step on θ.
 
     Args:
       instance: the device instance.
@@ -139,6 +178,14 @@ def pass_through(instance: DeviceInstance, *, steps: int = 60, lr: float = 0.05,
       temperature: τ of the surrogate density σ(θ/τ).
       patience: stop after this many steps without improvement (None: run all steps).
       stop_at_success: stop at the first design whose loss is 0 (the spec is met).
+      meter: a `surco.budget.Meter`: each step's design is evaluated through it (one
+        evaluation per distinct design) and the run stops when its budget is spent.
+
+    Returns:
+      A `DesignResult` with the best design by loss (every design is brush-feasible).
+
+    Raises:
+      ValueError: temperature <= 0.
     """
     if temperature <= 0:
         raise ValueError(f"pass_through: temperature must be > 0, got {temperature}")
@@ -164,13 +211,18 @@ def pass_through(instance: DeviceInstance, *, steps: int = 60, lr: float = 0.05,
     state = opt.init(theta)
     best, best_x, hist, stall = np.inf, None, [], 0
     for _ in range(int(steps) + 1):
+        if meter is not None and meter.exhausted and best_x is not None:
+            break
         new_theta, new_state, val, x = step(theta, state)
         val = float(val)
+        x = np.asarray(x).round().astype(np.uint8)
         hist.append(val)
         if val < best:
-            best, best_x, stall = val, np.asarray(x).round().astype(np.uint8), 0
+            best, best_x, stall = val, x, 0
         else:
             stall += 1
+        if not _metered(meter, x):
+            break
         if patience is not None and stall >= patience:
             break
         if stop_at_success and best <= 0.0:
@@ -178,21 +230,36 @@ def pass_through(instance: DeviceInstance, *, steps: int = 60, lr: float = 0.05,
         theta, state = new_theta, new_state
     report = evaluate_design(best_x, instance, b)
     return DesignResult("pass-through", best_x, report, hist, time.perf_counter() - t0,
-                        len(hist) + 1)
+                        len(hist))
 
 
 def density_threshold(instance: DeviceInstance, *, steps: int = 60, lr: float = 0.05,
                       init_scale: float = 0.1, key: int = 0, brush: Brush | str | None = None,
-                      beta_max: float = 8.0) -> DesignResult:
-    """Unconstrained density optimisation, then thresholding at 0.5.
+                      beta_max: float = 8.0, project: bool = False,
+                      meter=None) -> DesignResult:
+    """Unconstrained density optimisation, then thresholding at 0.5 (or, with ``project``,
+    the brush generator applied to the optimised latent: a printable design).
 
     Args:
       instance: the device instance.
       steps: gradient steps (Adam, learning rate ``lr``); β ramps linearly from 1 to
-        ``beta_max`` over them.
+        ``beta_max`` over them (or over the meter's seconds, whichever is reached first).
       init_scale, key: the initial latent θ₀.
       brush: the brush used only to *check* the thresholded design.
       beta_max: final projection sharpness.
+      project: the design of θ is ``brush_generate(θ)`` (solid where θ > 0 as far as the
+        brush allows, largest |θ| first) instead of ``θ > 0``; the method is then named
+        "density-generator" and its designs are always brush-feasible.
+      meter: a `surco.budget.Meter`: each step evaluates the design of its θ through it
+        (one evaluation per step, the design the method would return if stopped there) and
+        the run stops when its budget is spent.
+
+    Returns:
+      A `DesignResult` with the design of the final θ (thresholded: brush-feasible or not,
+      the report says; projected: feasible).
+
+    Raises:
+      ValueError: beta_max < 1.
     """
     if beta_max < 1:
         raise ValueError(f"density_threshold: beta_max must be >= 1, got {beta_max}")
@@ -207,26 +274,41 @@ def density_threshold(instance: DeviceInstance, *, steps: int = 60, lr: float = 
         upd, state = opt.update(g, state, theta)
         return optax.apply_updates(theta, upd), state, val
 
+    def design(th) -> np.ndarray:
+        th = np.asarray(th, np.float64)
+        if project:
+            return brush_generate(th, b)
+        return (th > 0).astype(np.uint8)               # σ(βθ) > 0.5  ⇔  θ > 0
+
     theta = initial_latent(instance, key, init_scale)
     state = opt.init(theta)
     hist = []
     n = max(int(steps), 1)
+    seconds = None if meter is None else meter.budget.seconds
     for t in range(int(steps)):
-        beta = jnp.float32(1.0 + (beta_max - 1.0) * t / max(n - 1, 1))
-        theta, state, val = step(theta, state, beta)
+        if meter is not None and meter.exhausted and hist:
+            break             # a design seen before costs no evaluation: check the clock too
+        frac = t / max(n - 1, 1)
+        if seconds is not None:
+            frac = max(frac, min(meter.elapsed() / seconds, 1.0))
+        beta = jnp.float32(1.0 + (beta_max - 1.0) * frac)
+        new_theta, new_state, val = step(theta, state, beta)
+        if not _metered(meter, design(theta)) and hist:
+            break
+        theta, state = new_theta, new_state
         hist.append(float(val))
-    x = (np.asarray(theta) > 0).astype(np.uint8)       # σ(βθ) > 0.5  ⇔  θ > 0
+    x = design(theta)
     report = evaluate_design(x, instance, b)
-    return DesignResult("density-threshold", x, report, hist, time.perf_counter() - t0,
-                        len(hist) + 1)
+    return DesignResult("density-generator" if project else "density-threshold", x, report,
+                        hist, time.perf_counter() - t0, len(hist))
 
 
 def run_method(method: str, instance: DeviceInstance, **kw: Any) -> DesignResult:
     """Run one of `METHODS` by name (keyword arguments go to the method)."""
     if method == "surco-zero-blackbox":
         return surco_zero(instance, estimator="blackbox", **kw)
-    if method == "surco-zero-st":
-        return surco_zero(instance, estimator="straight_through", **kw)
+    if method == "surco-zero-neg-identity":
+        return surco_zero(instance, estimator="neg_identity", **kw)
     if method == "pass-through":
         return pass_through(instance, **kw)
     if method == "density-threshold":

@@ -91,7 +91,7 @@ def evaluate_design(x, instance: DeviceInstance, brush: Brush | str | None = Non
 
 
 def make_problem(device: str, brush: Brush | str | None = None) -> Problem:
-    """The SurCo `Problem` of one device type: Ω = `BrushGenerator` (cost c, x = generate(-c)),
+    """The SurCo `Problem` of one device type: Ω = `BrushGenerator` (cost c, x = brush_generate(-c)),
     f = log(1 + window loss) of the simulated transmissions (`objective`), features =
     instance parameters, evaluate = window loss L of a fresh simulation.
 

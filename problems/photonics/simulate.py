@@ -22,6 +22,7 @@ outgoing amplitude at port j over the incoming amplitude at the excited port, ex
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 from typing import Any, Sequence
@@ -119,6 +120,9 @@ class Simulator:
       RuntimeError: the port amplitude functional could not be reproduced (package change).
     """
 
+    #: how many recent results `simulate` keeps (keyed by the exact density)
+    RECENT = 4
+
     def __init__(self, model, wavelengths_nm: Sequence[float], excite_port: int = 0,
                  permc_spec: str = "MMD_AT_PLUS_A", diag_pivot_thresh: float = 0.01):
         ceviche, constants, scattering = _imports()
@@ -129,6 +133,7 @@ class Simulator:
         if not 0 <= int(excite_port) < len(ports):
             raise ValueError(f"Simulator: excite_port={excite_port} not in [0, {len(ports)})")
         self.model = model
+        self._recent: collections.OrderedDict[bytes, SimResult] = collections.OrderedDict()
         self.wavelengths_nm = wl
         self.excite_port = int(excite_port)
         self.n_ports = len(ports)
@@ -235,7 +240,29 @@ class Simulator:
 
         Raises:
           ValueError: bad design (shape, NaN, outside [0, 1]).
+
+        The last `RECENT` results (without fields) are kept: simulating a design again (an
+        optimiser's step followed by the evaluation of the same design) costs nothing, and
+        a result with the Jacobian also serves a request without it.
         """
+        r = self.check_density(rho)
+        key = r.tobytes()
+        if not fields:
+            hit = self._recent.get(key)
+            if hit is not None and (hit.jac is not None or not jacobian):
+                self._recent.move_to_end(key)
+                return hit
+        res = self._simulate(r, jacobian, fields)
+        if not fields:
+            for a in (res.T, res.s, res.jac):
+                if a is not None:
+                    a.setflags(write=False)    # shared with later callers: read-only
+            self._recent[key] = res
+            while len(self._recent) > self.RECENT:
+                self._recent.popitem(last=False)
+        return res
+
+    def _simulate(self, rho: np.ndarray, jacobian: bool, fields: bool) -> SimResult:
         eps = self.epsilon(rho).reshape(-1)
         nw, P = len(self._freqs), self.n_ports
         H, W = self.design_shape

@@ -8,19 +8,30 @@ whose edge times are independent Normals.
     >>> prob = routing.make_problem(5)                 # Ω = Dijkstra oracle, f = −z
     >>> routing.brute_force(y).prob >= routing.let_path(y).prob
     True
+
+``routing.FAMILY`` is the family for `surco.compare` (baselines as harness methods: LET,
+mean–risk, local search and annealing over `PathDetour` moves, SCIP; see `family`).
 """
 from .baselines import (MAX_BRUTE_FORCE_N, RouteResult, brute_force, default_gammas,
                         let_path, mean_risk, scip_exact, simple_paths)
 from .instances import (RISK, STANDARD, Instance, check_instance, generate, grid_graph,
                         grid_size, let_stats, oracle)
+from .neighbourhood import PathDetour
 from .problem import (evaluate, features, make_problem, neg_log_prob, neg_prob, neg_z,
-                      on_time_probability, path_nodes, softplus_inverse, z_score, STARTS,
+                      on_time_probability, late_probability, path_nodes, softplus_inverse, z_score, STARTS,
                       zero_multistart)
+from .family import (BASELINES, DEFAULT_ANNEALING_EVALUATIONS, DEFAULT_EXACT_SECONDS,
+                     DEFAULT_SCIP_SECONDS, FAMILY, TRAIN_SEED, ZERO_SETTINGS, ZERO_SETTINGS_NOTE,
+                     evaluate_batch, exact_method, generate_instances, violations)
 
 __all__ = [
     "generate", "grid_graph", "grid_size", "oracle", "check_instance", "let_stats", "Instance",
     "STANDARD", "RISK", "make_problem", "z_score", "neg_z", "neg_log_prob", "neg_prob",
-    "on_time_probability", "path_nodes", "features", "evaluate", "softplus_inverse",
+    "on_time_probability", "late_probability", "path_nodes", "features", "evaluate",
+    "softplus_inverse",
     "RouteResult", "let_path", "mean_risk", "default_gammas", "brute_force", "simple_paths",
-    "scip_exact", "MAX_BRUTE_FORCE_N", "zero_multistart", "STARTS",
+    "scip_exact", "MAX_BRUTE_FORCE_N", "zero_multistart", "STARTS", "PathDetour", "FAMILY", "BASELINES",
+    "generate_instances", "violations", "evaluate_batch", "exact_method", "ZERO_SETTINGS",
+    "ZERO_SETTINGS_NOTE", "TRAIN_SEED", "DEFAULT_SCIP_SECONDS", "DEFAULT_EXACT_SECONDS",
+    "DEFAULT_ANNEALING_EVALUATIONS",
 ]

@@ -82,6 +82,27 @@ def on_time_probability(x, instance: Instance) -> np.ndarray | float:
     return float(p) if X.ndim == 1 else p
 
 
+def late_probability(x, instance: Instance) -> np.ndarray | float:
+    """``P(arrival > T) = 1 − P(on time) = Φ((μ·x − T) / sqrt(σ²·x))`` in float64, for one
+    path ``(E,)`` or a batch ``(B, E)``; computed as Φ(−z), so it keeps its relative precision
+    when it is tiny (loose deadlines). The cost `FAMILY` reports: positive, lower is better,
+    so means of it can be compared as ratios.
+
+    Raises:
+      ValueError: as `on_time_probability`.
+    """
+    mu = np.asarray(instance["mu"], np.float64)
+    var = np.asarray(instance["var"], np.float64)
+    X = np.asarray(x, np.float64)
+    if X.shape[-1:] != mu.shape or X.ndim not in (1, 2):
+        raise ValueError(f"x must have shape ({mu.shape[0]},) or (B, {mu.shape[0]}), got {X.shape}")
+    v = X @ var
+    if np.any(v <= 0):
+        raise ValueError("x has σ²·x <= 0: not a path")
+    p = np_ndtr((X @ mu - float(instance["deadline"])) / np.sqrt(v))
+    return float(p) if X.ndim == 1 else p
+
+
 def path_nodes(x, n: int) -> list[int]:
     """The node sequence of a simple source→sink path given as an edge indicator x.
 
@@ -141,7 +162,8 @@ def make_problem(n: int, *, omega: Literal["oracle", "spec"] = "oracle",
       n: grid size.
       omega: ``"oracle"`` (Dijkstra, `surco.solvers.ShortestPathOracle`) or ``"spec"`` (its
         s–t flow polytope as a `LinearSpec`, for the MILP/LP backends).
-      surrogate: ``"logprob"`` (−log P, default, see the module docstring) or ``"prob"`` (−P).
+      surrogate: ``"z"`` (−z, the default, used by the bench and ``FAMILY``),
+        ``"logprob"`` (−log P) or ``"prob"`` (−P); see the module docstring.
 
     Returns:
       a `surco.Problem` with ``cost_transform=jax.nn.softplus``, per-edge ``features`` and
@@ -152,7 +174,7 @@ def make_problem(n: int, *, omega: Literal["oracle", "spec"] = "oracle",
     """
     space = oracle(n)
     if omega == "spec":
-        space = space.spec()
+        space = space.spec
     elif omega != "oracle":
         raise ValueError(f"omega must be 'oracle' or 'spec', got {omega!r}")
     objectives = {"z": neg_z, "logprob": neg_log_prob, "prob": neg_prob}

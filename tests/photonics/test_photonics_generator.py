@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from surco.problems.photonics import BrushGenerator, check_design, generate, make_brush
+from surco.problems.photonics import BrushGenerator, brush_generate, check_design, make_brush
 from surco.solvers import Status
 
 BRUSH_SPECS = [("cross", s) for s in (3, 4, 5, 7)] + [("square", s) for s in (1, 2, 3, 4)] \
@@ -41,18 +41,18 @@ def reward_images(draw):
 @given(r=reward_images(), spec=st.sampled_from(BRUSH_SPECS))
 def test_generator_output_always_passes_checker(r, spec):
     brush = make_brush(*spec)
-    x = generate(r, brush)
+    x = brush_generate(r, brush)
     assert x.shape == r.shape and x.dtype == np.uint8 and set(np.unique(x)) <= {0, 1}
     rep = check_design(x, brush)
     assert rep.feasible, f"{rep.n_violations} violating pixels for {brush.name} on {r.shape}"
-    np.testing.assert_array_equal(generate(r.copy(), brush), x)        # deterministic
+    np.testing.assert_array_equal(brush_generate(r.copy(), brush), x)        # deterministic
 
 
 def test_uniform_rewards_give_uniform_designs():
     for spec in BRUSH_SPECS:
         b = make_brush(*spec)
-        assert generate(np.ones((9, 11)), b).all()
-        assert not generate(-np.ones((9, 11)), b).any()
+        assert brush_generate(np.ones((9, 11)), b).all()
+        assert not brush_generate(-np.ones((9, 11)), b).any()
 
 
 def test_design_follows_a_feasible_reward():
@@ -67,28 +67,28 @@ def test_design_follows_a_feasible_reward():
     x_true = opening(rects, "cross3").astype(np.uint8)     # a cross cannot make sharp corners
     assert check_design(x_true, "cross3").feasible and x_true.sum() == rects.sum() - 8
     sd = distance_transform_edt(x_true) - distance_transform_edt(1 - x_true)
-    x = generate(sd, "cross3")
+    x = brush_generate(sd, "cross3")
     np.testing.assert_array_equal(x, x_true)
 
 
 def test_reward_scale_does_not_matter():
     r = np.random.default_rng(3).normal(size=(17, 13))
-    np.testing.assert_array_equal(generate(r), generate(7.5 * r))
+    np.testing.assert_array_equal(brush_generate(r), brush_generate(7.5 * r))
 
 
 def test_generator_refuses_bad_rewards():
     r = np.zeros((5, 5))
     r[2, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        generate(r)
+        brush_generate(r)
     with pytest.raises(ValueError, match="NaN"):
-        generate(np.full((3, 3), np.inf))
+        brush_generate(np.full((3, 3), np.inf))
     with pytest.raises(ValueError, match="2-D"):
-        generate(np.zeros(9))
+        brush_generate(np.zeros(9))
     with pytest.raises(ValueError, match="2-D"):
-        generate(np.zeros((2, 3, 4)))
+        brush_generate(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match="2-D"):
-        generate(np.zeros((0, 4)))
+        brush_generate(np.zeros((0, 4)))
 
 
 def test_brush_generator_oracle_contract():
@@ -97,7 +97,7 @@ def test_brush_generator_oracle_contract():
     c = rng.normal(size=(12, 10))
     sol = g.solve(c)
     assert sol.status == Status.FEASIBLE and sol.stats["heuristic"]
-    np.testing.assert_array_equal(sol.x, generate(-c, "cross3"))
+    np.testing.assert_array_equal(sol.x, brush_generate(-c, "cross3"))
     assert sol.objective == pytest.approx(float((c * sol.x).sum()))
     assert (sol.x[c < -1.5] == 1).mean() > 0.8          # strongly negative cost → solid
     assert check_design(sol.x, "cross3").feasible
@@ -105,7 +105,7 @@ def test_brush_generator_oracle_contract():
     batch = g.solve_batch(np.stack([c, -c, 2 * c]))
     np.testing.assert_array_equal(batch[0].x, sol.x)
     np.testing.assert_array_equal(batch[2].x, sol.x)
-    np.testing.assert_array_equal(batch[1].x, generate(c, "cross3"))
+    np.testing.assert_array_equal(batch[1].x, brush_generate(c, "cross3"))
     fresh = g.factory()()
     np.testing.assert_array_equal(fresh.solve(c).x, sol.x)
     with pytest.raises(ValueError, match="shape"):
@@ -122,7 +122,7 @@ def test_generator_speed_sanity():
     """A loose bound (the 100 ms target is measured by bench.photonics)."""
     import time
     r = np.random.default_rng(1).normal(size=(80, 80))
-    generate(r)
+    brush_generate(r)
     t = time.perf_counter()
-    generate(r)
+    brush_generate(r)
     assert time.perf_counter() - t < 2.0

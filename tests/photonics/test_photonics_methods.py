@@ -24,12 +24,31 @@ def _check_result(r, inst, generator_based):
     assert r.seconds > 0 and r.simulations >= len(r.history)
 
 
-@pytest.mark.parametrize("estimator", ["blackbox", "straight_through"])
+@pytest.mark.parametrize("estimator", ["blackbox", "neg_identity"])
 def test_surco_zero_designs_are_feasible(inst, estimator):
     r = ph.surco_zero(inst, estimator=estimator, steps=2, lr=0.05,
                       **({"lam": 5.0} if estimator == "blackbox" else {}))
-    assert len(r.history) == 3
+    assert len(r.history) == 3 and r.simulations == 3
+    assert r.method == {"blackbox": "surco-zero-blackbox",
+                        "neg_identity": "surco-zero-neg-identity"}[estimator]
     _check_result(r, inst, True)
+
+
+def test_surco_zero_refuses_surcos_lp_straight_through(inst):
+    with pytest.raises(ValueError, match="use estimator='neg_identity'"):
+        ph.surco_zero(inst, estimator="straight_through", steps=1)
+
+
+def test_methods_evaluate_one_design_per_step_through_a_meter(inst):
+    from surco.budget import Budget
+    for fn in (ph.pass_through, ph.density_threshold):
+        meter = Budget(evaluations=3).start(lambda x: ph.evaluate_design(x, inst).loss)
+        kw = {"stop_at_success": False} if fn is ph.pass_through else {}
+        r = fn(inst, steps=50, meter=meter, **kw)
+        assert meter.evaluations == 3 and len(r.history) in (3, 4)
+        assert r.simulations == len(r.history)
+        if fn is ph.pass_through:   # the kept design is the meter's best
+            assert meter.best_value == pytest.approx(r.report.loss, rel=1e-9)
 
 
 def test_pass_through_and_density_threshold(inst):
@@ -46,7 +65,7 @@ def test_pass_through_and_density_threshold(inst):
 def test_problem_is_a_surco_problem(inst):
     prob = ph.make_problem("waveguide_bend")
     assert isinstance(prob.space, ph.BrushGenerator) and prob.space.shape == (40, 40)
-    x = ph.generate(np.random.default_rng(0).normal(size=(40, 40)))
+    x = ph.brush_generate(np.random.default_rng(0).normal(size=(40, 40)))
     f = float(prob.f(x.astype(np.float32), inst))
     assert f == pytest.approx(np.log1p(prob.evaluate(x, inst)), rel=1e-4)
     assert prob.features_of(inst).shape == (3,)

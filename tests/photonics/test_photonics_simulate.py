@@ -108,7 +108,7 @@ def test_jax_gradient_matches_finite_differences(bend):
 def test_jit_vmap_and_bad_designs(bend):
     inst, sim = bend
     T = ph.transmission(inst)
-    x = jnp.asarray(ph.generate(np.random.default_rng(2).normal(size=sim.design_shape)), jnp.float32)
+    x = jnp.asarray(ph.brush_generate(np.random.default_rng(2).normal(size=sim.design_shape)), jnp.float32)
     both = jax.jit(jax.vmap(T))(jnp.stack([x, 1 - x]))
     np.testing.assert_allclose(both[0], sim.simulate(np.asarray(x)).T, rtol=1e-5)
     np.testing.assert_allclose(both[1], sim.simulate(1 - np.asarray(x)).T, rtol=1e-5)
@@ -124,7 +124,7 @@ def test_jit_vmap_and_bad_designs(bend):
 
 def test_evaluate_design_reports(bend):
     inst, sim = bend
-    x = ph.generate(np.random.default_rng(3).normal(size=sim.design_shape))
+    x = ph.brush_generate(np.random.default_rng(3).normal(size=sim.design_shape))
     rep = ph.evaluate_design(x, inst)
     assert rep.feasible and rep.n_violations == 0
     lb, ub = ph.spec_window(inst.device)
@@ -150,3 +150,23 @@ def test_all_devices_simulate():
         assert not ph.success(res.T, *ph.spec_window(dev))
     if "wdm" in D.DEVICES:
         assert ph.simulator(ph.nominal_instance("wdm")).n_ports == 3
+
+
+def test_simulate_reuses_its_recent_results(bend):
+    inst, sim = bend
+    rng = np.random.default_rng(5)
+    xs = [ph.brush_generate(rng.normal(size=sim.design_shape)).astype(np.float64)
+          for _ in range(sim.RECENT + 1)]
+    a = sim.simulate(xs[0])
+    assert a.jac is None and not a.T.flags.writeable           # shared: read-only
+    assert sim.simulate(xs[0].copy()) is a                       # same design: no new solve
+    b = sim.simulate(xs[0], jacobian=True)                       # needs the Jacobian: solved
+    assert b is not a and b.jac is not None
+    np.testing.assert_array_equal(b.T, a.T)
+    assert sim.simulate(xs[0]) is b                              # a Jacobian result serves both
+    for x in xs[1:]:                                             # pushes xs[0] out
+        sim.simulate(x)
+    c = sim.simulate(xs[0])
+    assert c is not b
+    np.testing.assert_allclose(c.T, b.T, rtol=1e-12)
+    assert sim.simulate(xs[0], fields=True).ez is not None       # fields: never cached

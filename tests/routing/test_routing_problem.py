@@ -185,7 +185,7 @@ def test_simple_path_counts():
     assert [len(R.simple_paths(n)) for n in (2, 3, 4, 5)] == [2, 12, 184, 8512]
     X = R.simple_paths(5)
     assert len(np.unique(X, axis=0)) == len(X)
-    spec = R.oracle(5).spec()
+    spec = R.oracle(5).spec
     for x in X[:: 97]:
         assert spec.contains(x.astype(float))
         R.path_nodes(x, 5)

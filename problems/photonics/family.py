@@ -1,0 +1,177 @@
+"""Photonic inverse design as a `surco.Family`: instances, the brush check, baselines as
+harness methods.
+
+``FAMILY`` is what `surco.compare` and the conformance test run:
+
+* instances: `generate_instances` ``(count, seed=0, device="waveguide_bend", split="test")``
+  draws from the seeded ``split`` of `devices.instances` (train seeds for any tuning, test
+  seeds for benches; the two never overlap);
+* true cost: the window loss L of a fresh FDFD simulation of a binary design
+  (`problem.evaluate_design`; 0 iff the spec is met); f = log(1 + L), the same order;
+* one *evaluation* = one FDFD simulation (both wavelengths) of one distinct binary design;
+  every optimisation step of every method evaluates exactly one design through its meter,
+  so at equal evaluations the methods take equally many steps (see `methods`);
+* Ω check (`violations`): the independent morphological brush checker
+  (`checker.check_design`), not the generator;
+* baselines: ``"pass-through"`` (Schubert et al., ACS Photonics 2022: straight-through
+  gradients through the brush generator) and ``"density-generator"`` (unconstrained density
+  optimisation whose latent is made printable by the brush generator, each step's design
+  and the final one). Plain density + threshold (`density_threshold`) is not a baseline of
+  the family because its designs usually break the brush, and every baseline must return a
+  design in Ω; the bench runs it next to them and reports it as failed runs;
+* no exact method (the design space has 2^1600 points and a simulator as objective);
+* SurCo-zero: ``ZERO_SETTINGS`` (the neg_identity estimator, i.e. the straight-through
+  gradient through the generator, Adam lr 0.05, stop at the first design that meets the
+  spec), chosen on train instances (``ZERO_SETTINGS_NOTE``).
+
+Without a budget on their meter the baselines run `STEPS` steps; with one they run until it
+is spent (or, for pass-through, until the spec is met).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import optax
+
+import surco
+from surco.budget import Meter
+
+from .checker import check_design
+from .devices import _SEED_BASE, DEVICES, DeviceInstance, sample_instance
+from .methods import density_threshold, initial_latent, pass_through
+from .problem import evaluate_design, make_problem
+
+__all__ = ["FAMILY", "generate_instances", "violations", "BASELINES",
+           "density_threshold_method", "HYPER", "STEPS",
+           "INIT_SCALE", "ZERO_SETTINGS", "ZERO_SETTINGS_NOTE"]
+
+#: steps per design when a method's meter has no budget (the bench's step budget).
+STEPS = 150
+#: scale of the initial latent θ₀ = INIT_SCALE · N(0, 1), seeded by the instance's seed.
+INIT_SCALE = 0.1
+#: the baselines' hyperparameters, chosen on train instances (pass-through: lr in {0.05, 0.1}
+#: x τ in {0.03, 0.1, 0.3, 1} on train bend instances, then lr in {0.05, 0.1} at τ = 1 on 6
+#: bend + 6 mode-converter train instances at 150 steps; density (both variants): lr 0.1).
+HYPER = {"pass-through": dict(lr=0.05, temperature=1.0),
+         "density": dict(lr=0.1, beta_max=8.0)}
+
+
+def generate_instances(count: int, seed: int = 0, *, device: str = "waveguide_bend",
+                       split: str = "test") -> list[DeviceInstance]:
+    """``count`` instances of ``device`` from ``split``: its seeds ``seed``, ``seed + 1``, …
+    (``generate_instances(25)`` is ``devices.instances(device, "test")``).
+
+    Raises:
+      ValueError: count < 1, seed < 0, an unknown device or split.
+    """
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise ValueError(f"generate_instances: count must be an int >= 1, got {count!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"generate_instances: seed must be an int >= 0, got {seed!r}")
+    if split not in _SEED_BASE:
+        raise ValueError(f"generate_instances: split must be 'train' or 'test', got {split!r}")
+    if device not in DEVICES:
+        raise ValueError(f"generate_instances: unknown device {device!r}; choose from {DEVICES}")
+    return [sample_instance(device, _SEED_BASE[split] + int(seed) + i) for i in range(int(count))]
+
+
+def violations(x: np.ndarray, instance: DeviceInstance) -> list[str]:
+    """Why x is not a brush-feasible binary design of the instance (empty: it is one), by
+    the morphological checker (3×3 cross brush)."""
+    x = np.asarray(x)
+    if x.shape != instance.design_shape:
+        return [f"x has shape {x.shape}, the {instance.device} design is "
+                f"{instance.design_shape}"]
+    try:
+        rep = check_design(x)
+    except ValueError as exc:
+        return [str(exc)]
+    if rep.feasible:
+        return []
+    return [f"{rep.n_violations} pixels violate the brush (cross3): "
+            f"{int(rep.solid_violations.sum())} solid, {int(rep.void_violations.sum())} void"]
+
+
+def _loss(x: np.ndarray, instance: DeviceInstance) -> float:
+    """Window loss of a fresh simulation of binary design x."""
+    return evaluate_design(np.asarray(x).round().astype(np.uint8), instance).loss
+
+
+def _seed(instance: DeviceInstance) -> int:
+    """The seed of θ₀: the instance's (0 for an unseeded, nominal instance)."""
+    return max(int(instance.seed), 0)
+
+
+def _steps(meter: Meter) -> int:
+    b = meter.budget
+    if b.evaluations is not None:
+        return int(b.evaluations)
+    return STEPS if b.seconds is None else 10 ** 9
+
+
+def _pass_through(instance: DeviceInstance, meter: Meter) -> np.ndarray:
+    """Pass-through (Schubert et al. 2022), one evaluation per step, from θ₀ of the
+    instance's seed."""
+    return pass_through(instance, steps=_steps(meter), key=_seed(instance),
+                        init_scale=INIT_SCALE, meter=meter, **HYPER["pass-through"]).x
+
+
+def _density(instance: DeviceInstance, meter: Meter, project: bool = True) -> np.ndarray:
+    """Density optimisation, one evaluation per step (the design of that step's θ: by the
+    brush generator, or thresholded without ``project``); β ramps over the evaluation
+    budget, else over the seconds, else over `STEPS`."""
+    return density_threshold(instance, steps=_steps(meter), key=_seed(instance),
+                             init_scale=INIT_SCALE, meter=meter, project=project,
+                             **HYPER["density"]).x
+
+
+def density_threshold_method(instance: DeviceInstance, meter: Meter) -> np.ndarray:
+    """Plain density + threshold as a harness method (not a family baseline: its design is
+    usually outside Ω, and the harness records that run as failed)."""
+    return _density(instance, meter, project=False)
+
+
+BASELINES = {"pass-through": _pass_through, "density-generator": _density}
+
+
+def _init(instance: DeviceInstance) -> np.ndarray:
+    """c₀ = −θ₀ (the first design is G(θ₀), as for pass-through): same seed, same scale."""
+    return -np.asarray(initial_latent(instance, _seed(instance), INIT_SCALE))
+
+
+#: Adam is named explicitly: the settings were chosen with it (neg_identity's own default
+#: optimiser is plain SGD).
+ZERO_SETTINGS = dict(estimator="neg_identity", optimizer=optax.adam(0.05), steps=STEPS,
+                     target=0.0, key=0, init=_init)
+ZERO_SETTINGS_NOTE = (
+    "Chosen on train instances only (bench/photonics.py HYPER): neg_identity (straight-through "
+    "through the generator) lr in {0.02, 0.05, 0.1} x cost projection {none, norm} on train "
+    "bend instances, then lr in {0.05, 0.1} on 6 bend + 6 mode-converter train instances at "
+    "150 steps (lr 0.05: 5/6 and 3/6 successes); blackbox lam in {2..1000} x lr in {0.05, "
+    "0.1} reached no success on train instances.")
+
+
+@functools.lru_cache(maxsize=None)
+def _problem_of(device: str) -> surco.Problem:
+    return make_problem(device)
+
+
+def _problem(instance: DeviceInstance) -> surco.Problem:
+    """`make_problem` of the instance's device (3×3 cross brush)."""
+    return _problem_of(instance.device)
+
+
+FAMILY = surco.Family(
+    name="photonics",
+    problem=_problem,
+    evaluate=_loss,
+    baselines=BASELINES,
+    generate=generate_instances,
+    exact=None,
+    violations_fn=violations,
+    f_monotone=True,
+    zero_settings=ZERO_SETTINGS,
+    zero_settings_note=ZERO_SETTINGS_NOTE,
+    reference="pass-through",
+)
