@@ -21,12 +21,14 @@ Two ways of calling, both timed side by side in this run:
   program over the batch on the compiled side), seconds per instance including compilation;
   the compiled side is called twice (the first call compiles unless an earlier q did).
 
-``compile_seconds`` is JAX's own compilation time inside the call (both sides: `surco.zero`
-compiles its step on every call), measured with `surco.compiled.compile_seconds`.
+``compile_seconds`` is JAX's own compilation time inside the call, measured with
+`surco.compiled.compile_seconds`. Both sides cache their compiled programs across calls
+(`surco.zero`'s step by problem, estimator, optimiser, shapes and dtype), so only a first
+call on new shapes compiles.
 
 Answers: best x, f and true cost must be identical instance by instance. Targets: compiled
->= 5× faster than GLOP per instance (one per call, warm), and the second call on the same
-shapes compiles <= 50 ms (`surco.compiled.compile_seconds`). Writes
+>= 5× faster than GLOP per instance (one per call, warm), and a second call on the same
+shapes compiles <= 50 ms, on both sides (`surco.compiled.compile_seconds`). Writes
 bench/results/compiled[-quick].json.
 """
 from __future__ import annotations
@@ -75,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     spec_problem, dijkstra_problem = R.make_problem(5, omega="spec"), R.make_problem(5)
     oracle = ShortestPath.from_oracle(R.oracle(5))
     compiled.clear_cache()
-    ratios, second_compile, all_same = [], [], True
+    ratios, second_compile, host_second_compile, all_same = [], [], [], True
     for q in Q_VALUES:
         ys = [R.generate(5, s, regime="risk", q=q) for s in range(per)]
         inits = [init(y) for y in ys]
@@ -90,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             same.append(_same(a, b))
             host_s.append(ta)
             host_c.append(ca.seconds)
+            if not cold:   # surco.zero's step is cached too after the first call
+                host_second_compile.append(ca.seconds)
             if cold:
                 rep.row(setting=f"q={q:g} one per call", method="compiled (cold: compiles)",
                         instances=1, seconds=tb, compile_seconds=ct.seconds)
@@ -134,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                min(ratios), ">=", 5.0)
     rep.target("second call on the same shapes: compile seconds (worst call)",
                max(second_compile), "<=", 0.05)
+    rep.target("second call on the same shapes: surco.zero (glop) compile seconds (worst call)",
+               max(host_second_compile), "<=", 0.05)
     rep.target("answers identical to surco.zero (share of all comparisons)", float(all_same),
                ">=", 1.0)
     rep.finish(table_columns=["setting", "method", "instances", "seconds", "speedup",

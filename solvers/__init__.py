@@ -13,16 +13,18 @@ oracle subclasses `Solver` and implements ``solve_flat`` and ``factory`` (option
     >>> make_solver(spec, backend="highs").solve(np.array([-3.0, -4.0, -5.0])).x
     array([1., 1., 0.])
 """
+from . import jax_oracles
 from .base import Solver, clear_worker_cache
 from .blocking import blocking_call
 from .oracles import AssignmentOracle, ShortestPathOracle
-from .registry import BACKENDS, SolverStack, make_solver
+from .registry import BACKENDS, DEFAULT_BACKEND, SolverStack, make_solver
 from .result import (InfeasibleError, Solution, SolverError, SolverTimeout, Status,
                      UnboundedError)
 from .spec import LinearSpec
 
 __all__ = [
-    "LinearSpec", "Solver", "Solution", "Status", "make_solver", "BACKENDS", "SolverStack",
+    "LinearSpec", "Solver", "Solution", "Status", "make_solver", "BACKENDS", "DEFAULT_BACKEND",
+    "SolverStack",
     "ShortestPathOracle", "AssignmentOracle", "SolverError", "InfeasibleError",
-    "UnboundedError", "SolverTimeout", "clear_worker_cache", "blocking_call",
+    "UnboundedError", "SolverTimeout", "clear_worker_cache", "blocking_call", "jax_oracles",
 ]

@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import abc
 import collections
+import contextlib
 import itertools
 import os
 import threading
@@ -195,6 +196,95 @@ class Solver(abc.ABC):
           ValueError: c is not acceptable (e.g. Dijkstra needs c >= 0), naming the rule.
         """
 
+    def set_bounds_flat(self, lb: np.ndarray, ub: np.ndarray) -> None:
+        """Optional hook: replace the variable bounds of the built model, in place (call
+        `fixed` instead). Backends over a `LinearSpec` implement it.
+
+        Args:
+          lb, ub: flat float64 arrays of length ``n`` (±inf allowed), ``lb <= ub``, already
+            validated by `fixed`.
+
+        Raises:
+          NotImplementedError: this solver cannot change variable bounds.
+        """
+        raise NotImplementedError(f"{self.name}: {type(self).__name__} cannot change variable "
+                                  "bounds (fixed() needs a MILP/LP backend built by make_solver)")
+
+    @contextlib.contextmanager
+    def fixed(self, mask, values):
+        """Solve with some variables fixed: inside the block, every `solve` returns
+        ``argmin c·x over {x in Ω : x[mask] = values[mask]}``; on leaving it (also by an
+        exception or Ctrl-C) the model's bounds are those of Ω again, so the next solve is
+        the same as a fresh model's. The model is edited in place (its bounds, not rebuilt),
+        which is what large-neighbourhood search needs (`surco.lns`).
+
+            with solver.fixed(mask, x_current):
+                x = solver.solve(c).x          # only the entries outside mask move
+
+        Args:
+          mask: bool array shaped like x (or flat): the entries to fix.
+          values: array shaped like x (or flat); only the entries under ``mask`` are read.
+            They must lie within Ω's bounds and be integral where Ω's entry is integer (and
+            the solver is not a relaxation); fixing entries that no point of Ω takes makes
+            the solves infeasible (`InfeasibleError`), as for any empty set.
+
+        Yields:
+          The solver itself.
+
+        Raises:
+          TypeError: the solver has no `LinearSpec` (an oracle) or cannot change bounds.
+          ValueError: mask or values of the wrong shape or dtype, a fixed value that is not
+            finite, outside Ω's bounds or not integral where it must be.
+          RuntimeError: ``fixed`` blocks nested on one solver.
+
+        ``solve_batch`` inside the block solves in this process (workers build their models
+        from the recipe, which has Ω's own bounds), whatever executor it is given.
+        """
+        from .spec import LinearSpec
+        spec = getattr(self, "spec", None)
+        if not isinstance(spec, LinearSpec):
+            raise TypeError(f"{self.name}: fixed() needs a solver over a LinearSpec (a MILP/LP "
+                            f"backend built by make_solver), not a {type(self).__name__}")
+        if getattr(self, "_fixing", False):
+            raise RuntimeError(f"{self.name}: fixed() blocks cannot be nested; leave the first "
+                               "block (or fix the union of both masks in one)")
+        m = np.asarray(mask)
+        if m.dtype != bool or m.shape not in (self.shape, (self.n,)):
+            raise ValueError(f"{self.name}: fixed: mask must be a bool array of shape "
+                             f"{self.shape} (or ({self.n},)), got {m.dtype} {m.shape}")
+        v = np.asarray(values, np.float64)
+        if v.shape not in (self.shape, (self.n,)):
+            raise ValueError(f"{self.name}: fixed: values must have shape {self.shape} (or "
+                             f"({self.n},)), got {v.shape}")
+        m, v = m.reshape(-1), v.reshape(-1)
+        idx = np.flatnonzero(m)
+        vals = v[idx]
+        bad = ~np.isfinite(vals) | (vals < spec.lb[idx] - 1e-9) | (vals > spec.ub[idx] + 1e-9)
+        integer = spec.integer[idx] & (not getattr(self, "relax", False))
+        frac = integer & np.isfinite(vals) & (np.abs(vals - np.round(vals)) > 1e-6)
+        if bad.any() or frac.any():
+            i = int(idx[np.flatnonzero(bad | frac)[0]])
+            why = "not integral" if frac[np.flatnonzero(bad | frac)[0]] else \
+                f"outside Ω's bounds [{spec.lb[i]}, {spec.ub[i]}]"
+            raise ValueError(f"{self.name}: fixed: value {v[i]} at flat index {i} is {why}")
+        vals = np.where(integer, np.round(vals), vals)
+        lb, ub = spec.lb.astype(np.float64), spec.ub.astype(np.float64)
+        lb[idx] = ub[idx] = np.clip(vals, spec.lb[idx], spec.ub[idx])
+        self._fixing = True
+        try:
+            try:
+                self.set_bounds_flat(lb, ub)
+            except NotImplementedError as exc:
+                raise TypeError(str(exc)) from None
+            yield self
+        finally:
+            try:
+                self.set_bounds_flat(spec.lb.astype(np.float64), spec.ub.astype(np.float64))
+            except NotImplementedError:
+                pass
+            finally:
+                self._fixing = False
+
     # -- public -------------------------------------------------------------------------
     def check_cost(self, c) -> np.ndarray:
         """Validate one cost vector; return it flat as float64.
@@ -277,7 +367,7 @@ class Solver(abc.ABC):
             raise ValueError(f"{self.name}: batch of costs has shape {C.shape}, expected "
                              f"(B, {', '.join(map(str, self.shape))})")
         flat = np.stack([self.check_cost(c) for c in C]) if len(C) else C.reshape(0, self.n)
-        if executor is None or len(flat) <= 1:
+        if executor is None or len(flat) <= 1 or getattr(self, "_fixing", False):
             return [self.solve(c, check=check) for c in flat]
         width = _executor_width(executor) or len(flat)
         chunks = [ch for ch in np.array_split(flat, min(width, len(flat))) if len(ch)]

@@ -100,7 +100,7 @@ class MathOptSolver(Solver):
 
     def __init__(self, spec: LinearSpec, backend: str, relax: bool = False,
                  time_limit: float | None = None, threads: int = 1, seed: int = 0,
-                 verbose: bool = False, **options: Any):
+                 verbose: bool = False, warm_start: bool = True, **options: Any):
         import datetime
 
         from ortools.math_opt import callback_pb2, model_parameters_pb2, sparse_containers_pb2
@@ -110,7 +110,9 @@ class MathOptSolver(Solver):
         self.spec, self.backend, self.relax = spec, backend, relax
         self.time_limit, self.threads, self.seed, self.options = time_limit, threads, seed, options
         self.verbose = verbose
+        self.warm_start = bool(warm_start)
         integer = spec.integer & (not relax)
+        self._mip = bool(integer.any())
         if backend in _LP_ONLY and integer.any():
             raise ValueError(f"{spec.name}: backend {backend!r} solves LPs only and the spec has "
                              f"{int(integer.sum())} integer variables; pass relax=True or use a "
@@ -142,7 +144,7 @@ class MathOptSolver(Solver):
     def factory(self):
         return functools.partial(MathOptSolver, self.spec, self.backend, self.relax,
                                  self.time_limit, self.threads, self.seed, self.verbose,
-                                 **self.options)
+                                 self.warm_start, **self.options)
 
     # -- MathOpt calls, with MathOpt's status errors turned into SolverError -------------------
     def _new(self):
@@ -185,6 +187,36 @@ class MathOptSolver(Solver):
             self._solver = self._new()
         self._c = c.copy()
 
+    def set_bounds_flat(self, lb: np.ndarray, ub: np.ndarray) -> None:
+        """New variable bounds (see `Solver.fixed`): sent as a ``ModelUpdateProto`` of the
+        changed entries to a solver that takes updates in place, else (CP-SAT, PDLP) kept
+        in the stored model proto from which the next solve re-creates the solver."""
+        v = self._proto.variables
+        cur_lb, cur_ub = np.asarray(v.lower_bounds), np.asarray(v.upper_bounds)
+        ch_lb = np.flatnonzero(lb != cur_lb)
+        ch_ub = np.flatnonzero(ub != cur_ub)
+        if not (ch_lb.size or ch_ub.size):
+            return
+        v.lower_bounds[:] = lb.tolist()
+        v.upper_bounds[:] = ub.tolist()
+        if self._solver is None:
+            return
+        from ortools.math_opt import model_update_pb2
+        from pybind11_abseil.status import StatusNotOk
+        update = model_update_pb2.ModelUpdateProto()
+        vu = update.variable_updates
+        vu.lower_bounds.ids.extend(ch_lb.tolist())
+        vu.lower_bounds.values.extend(lb[ch_lb].tolist())
+        vu.upper_bounds.ids.extend(ch_ub.tolist())
+        vu.upper_bounds.values.extend(ub[ch_ub].tolist())
+        try:
+            done = self._solver.update(update)
+        except StatusNotOk as exc:
+            raise SolverError(f"{self.name}: {self.backend} rejected the bound update: "
+                              f"{exc}") from None
+        if not done:   # re-created from the proto (with these bounds) by the next solve
+            self._solver = None
+
     def _call(self):
         from ortools.util.python.pybind_solve_interrupter import PySolveInterrupter
         from pybind11_abseil.status import StatusNotOk
@@ -204,6 +236,16 @@ class MathOptSolver(Solver):
             raise SolverError(f"{self.name}: {self.backend} failed: {exc}") from None
 
     # -- solve -------------------------------------------------------------------------------
+    def _hint(self, x: np.ndarray | None) -> None:
+        """MIP warm start (``warm_start``): the previous answer as MathOpt's solution hint
+        (SCIP: a start solution it checks; CP-SAT: a hint for its search)."""
+        hints = self._model_params.solution_hints
+        del hints[:]
+        if x is not None:
+            h = hints.add()
+            h.variable_values.ids.extend(range(self.spec.n))
+            h.variable_values.values.extend(x.tolist())
+
     def solve_flat(self, c):
         from ortools.math_opt import result_pb2, solution_pb2
         self._set_objective(c)
@@ -226,6 +268,8 @@ class MathOptSolver(Solver):
             x = np.zeros(self.spec.n)
             x[list(vals.ids)] = list(vals.values)  # list(): 5x faster than asarray on protos
             x += 0.0  # no -0.0
+            if self.warm_start and self._mip:
+                self._hint(x)
             status = (Status.OPTIMAL if reason == result_pb2.TERMINATION_REASON_OPTIMAL
                       else Status.FEASIBLE)
             return x, point.objective_value, status, stats

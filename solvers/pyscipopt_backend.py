@@ -26,10 +26,13 @@ class PySCIPOptSolver(Solver):
     """``argmin c·x over Ω`` with SCIP via PySCIPOpt (see `make_solver` for the arguments)."""
 
     def __init__(self, spec: LinearSpec, relax: bool = False, time_limit: float | None = None,
-                 threads: int = 1, seed: int = 0, verbose: bool = False, **options: Any):
+                 threads: int = 1, seed: int = 0, verbose: bool = False,
+                 warm_start: bool = True, **options: Any):
         import pyscipopt
 
         super().__init__(spec.shape, spec.name)
+        self.warm_start = bool(warm_start)
+        self._x_prev: np.ndarray | None = None
         self.spec, self.relax, self.time_limit = spec, relax, time_limit
         self.threads, self.seed, self.verbose, self.options = threads, seed, verbose, options
         m = pyscipopt.Model(spec.name)
@@ -65,12 +68,30 @@ class PySCIPOptSolver(Solver):
 
     def factory(self):
         return functools.partial(PySCIPOptSolver, self.spec, self.relax, self.time_limit,
-                                 self.threads, self.seed, self.verbose, **self.options)
+                                 self.threads, self.seed, self.verbose, self.warm_start,
+                                 **self.options)
 
     def _expr(self, c: np.ndarray):
         import pyscipopt
         # Term objects are built once (building 200 of them per solve cost ~0.3 ms).
         return pyscipopt.Expr({t: cj for t, cj in zip(self._terms, c.tolist()) if cj != 0.0})
+
+    def set_bounds_flat(self, lb: np.ndarray, ub: np.ndarray) -> None:
+        """New variable bounds in place (problem stage: ``chgVarLb`` / ``chgVarUb`` on the
+        entries that change; see `Solver.fixed`)."""
+        m = self._m
+        m.freeTransform()
+        cur_lb = np.array([v.getLbOriginal() for v in self._vars])
+        cur_ub = np.array([v.getUbOriginal() for v in self._vars])
+        for i in np.flatnonzero((lb != cur_lb) | (ub != cur_ub)):
+            lo = None if lb[i] == -np.inf else float(lb[i])
+            hi = None if ub[i] == np.inf else float(ub[i])
+            if lb[i] > cur_ub[i]:   # keep lb <= ub after each change
+                m.chgVarUb(self._vars[i], hi)
+                m.chgVarLb(self._vars[i], lo)
+            else:
+                m.chgVarLb(self._vars[i], lo)
+                m.chgVarUb(self._vars[i], hi)
 
     def _optimize(self) -> None:
         m = self._m
@@ -96,6 +117,14 @@ class PySCIPOptSolver(Solver):
         m = self._m
         m.freeTransform()
         m.setObjective(self._expr(c), "minimize", clear=True)
+        if self.warm_start and self._x_prev is not None:
+            # the previous answer as a start solution (SCIP checks it; Ω is unchanged
+            # unless bounds were fixed, when an infeasible one is dropped)
+            sol = m.createSol()
+            for v, xv in zip(self._vars, self._x_prev.tolist()):
+                if xv != 0.0:
+                    m.setSolVal(sol, v, xv)
+            m.addSol(sol, free=True)
         self._optimize()
         st = m.getStatus()
         stats: dict[str, Any] = {"solve_time": m.getSolvingTime(), "termination": st}
@@ -105,6 +134,7 @@ class PySCIPOptSolver(Solver):
         if has_sol and st not in ("infeasible", "unbounded"):
             sol = m.getBestSol()
             x = np.fromiter((sol[v] for v in self._vars), dtype=np.float64, count=len(self._vars)) + 0.0
+            self._x_prev = x
             status = Status.OPTIMAL if st == "optimal" else Status.FEASIBLE
             return x, m.getObjVal(), status, stats
         if st == "infeasible":

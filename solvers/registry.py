@@ -40,14 +40,27 @@ BACKENDS: dict[str, Callable[..., Solver]] = {
 }
 
 
-def make_solver(spec: LinearSpec, backend: str = "highs", *, relax: bool = False,
+#: the backend used when none is named (`make_solver`, `surco.zero`, `surco.prior.train`):
+#: the fastest measured on the benches' MILPs (bench/solvers.py, "default backend" table)
+DEFAULT_BACKEND = "highs"
+
+#: backends that warm-start by default (``warm_start=None``): where it saved time on the
+#: benches' MILPs (bench/solvers.py --part backends: highs 1.2-1.4 x per solve and 1.7 x
+#: per SurCo-zero sharding task, cpsat 1.7-3.2 x on the larger MILPs; the LP basis is kept
+#: by highs and glop). SCIP (MathOpt) and PySCIPOpt were 0.6-1.0 x with a start solution,
+#: so they start cold unless asked.
+WARM_BY_DEFAULT = frozenset({"highs", "cpsat", "glop", "pdlp"})
+
+
+def make_solver(spec: LinearSpec, backend: str | None = None, *, relax: bool = False,
                 time_limit: float | None = None, threads: int = 1, seed: int = 0,
-                verbose: bool = False, **options: Any) -> Solver:
+                verbose: bool = False, warm_start: bool | None = None,
+                **options: Any) -> Solver:
     """Build a solver for ``argmin_{x in Ω} c·x`` over a `LinearSpec`.
 
     Args:
       spec: Ω.
-      backend: ``"scip"``, ``"cpsat"``, ``"glop"``, ``"pdlp"`` (OR-Tools MathOpt),
+      backend: None (`DEFAULT_BACKEND`), ``"scip"``, ``"cpsat"``, ``"glop"``, ``"pdlp"`` (OR-Tools MathOpt),
         ``"highs"`` (HiGHS through highspy) or ``"pyscipopt"`` (SCIP through PySCIPOpt).
         GLOP and PDLP solve LPs only; CP-SAT needs every variable integer.
       relax: solve the LP relaxation (drop integrality).
@@ -57,6 +70,12 @@ def make_solver(spec: LinearSpec, backend: str = "highs", *, relax: bool = False
       verbose: let the solver print its log (default False: every backend is silent,
         including output that the libraries print below their own settings; see
         `surco.solvers.output`).
+      warm_start: start each solve from the previous one: a MIP gets the previous answer as
+        a start solution / hint (highs: ``setSolution``; scip, cpsat: MathOpt solution
+        hints; pyscipopt: ``addSol``), an LP keeps its basis (highs, glop). Answers are
+        optimal either way; what it saves per backend is in bench/solvers.py
+        (``--part backends``). False: every solve starts cold (highs also drops its basis).
+        None (default): on for the backends in `WARM_BY_DEFAULT`, where it helped.
       **options: backend specific: MathOpt ``SolveParameters`` fields (scip, cpsat, glop,
         pdlp, and for highs the subset listed in `surco.solvers.highs_backend`), or SCIP
         parameter names for pyscipopt (e.g. ``{"limits/gap": 1e-4}``).
@@ -70,6 +89,8 @@ def make_solver(spec: LinearSpec, backend: str = "highs", *, relax: bool = False
     """
     if not isinstance(spec, LinearSpec):
         raise TypeError(f"make_solver: spec must be a LinearSpec, got {type(spec).__name__}")
+    if backend is None:
+        backend = DEFAULT_BACKEND
     if backend not in BACKENDS:
         raise ValueError(f"make_solver: unknown backend {backend!r}; choose from {sorted(BACKENDS)}")
     if time_limit is not None and not time_limit > 0:
@@ -78,8 +99,13 @@ def make_solver(spec: LinearSpec, backend: str = "highs", *, relax: bool = False
         raise ValueError(f"make_solver: threads must be >= 1, got {threads}")
     if not isinstance(verbose, bool):
         raise ValueError(f"make_solver: verbose must be True or False, got {verbose!r}")
+    if warm_start is None:
+        warm_start = backend in WARM_BY_DEFAULT
+    if not isinstance(warm_start, bool):
+        raise ValueError(f"make_solver: warm_start must be True, False or None, got "
+                         f"{warm_start!r}")
     return BACKENDS[backend](spec, relax=relax, time_limit=time_limit, threads=int(threads),
-                             seed=int(seed), verbose=verbose, **options)
+                             seed=int(seed), verbose=verbose, warm_start=warm_start, **options)
 
 
 def _stack_factory(factories):

@@ -18,6 +18,7 @@ import numpy as np
 
 from surco.problem import Instance, Problem, ProblemError
 from surco.solvers import LinearSpec, Solver, SolverStack, Status, make_solver
+from surco.estimators.base import check_positive
 
 #: why a run stopped (`surco.ZeroResult.stopped`)
 STOP_REASONS = ("steps", "patience", "target", "time_limit", "budget", "interrupted", "error")
@@ -176,6 +177,16 @@ class Metered(Solver):
     def factory(self):
         return self.inner.factory()
 
+    def reset(self, control: RunControl | None = None) -> "Metered":
+        """Start a new run on the (possibly reloaded) inner solver: zero the counters, take
+        the inner solver's current members and name, and ``control``."""
+        self.members = getattr(self.inner, "members", [self.inner])
+        self.name = self.inner.name
+        self.calls = 0
+        self.seconds = np.zeros(len(self.members))
+        self.control = control
+        return self
+
     def check_cost_values(self, c):
         self.inner.check_cost_values(c)
 
@@ -259,8 +270,143 @@ class SolverSlot(SolverStack):
 
     def load(self, solvers: Sequence[Solver]) -> "SolverSlot":
         solvers = list(solvers)
-        if len(solvers) != len(self.members) or any(s.shape != self.members[0].shape for s in solvers):
-            raise ValueError(f"SolverSlot: expected {len(self.members)} solvers of x shape "
-                             f"{self.members[0].shape}")
+        if len(solvers) != self.shape[0] or any(s.shape != self.shape[1:] for s in solvers):
+            raise ValueError(f"SolverSlot: expected {self.shape[0]} solvers of x shape "
+                             f"{self.shape[1:]}")
         self.members = solvers
+        first = solvers[0].name
+        self.name = first if len(solvers) == 1 else f"{first} and {len(solvers) - 1} more instances"
         return self
+
+
+# -- SurCo-zero's arguments and helpers, shared by surco.zero and surco.compiled ------------
+#: default of ``no_progress_steps``: on the toy assignment problem the settings that make
+#: progress first change x within 14 steps (bench/estimator_defaults.py), and within 36 for
+#: perturbed with Adam in an 8-instance trial; a run whose x has not changed in its first 40
+#: steps is stuck.
+NO_PROGRESS_STEPS = 40
+
+
+class NoProgressWarning(UserWarning):
+    """SurCo-zero's x has not changed since its first step: the estimator's gradient does
+    not move the cost across a single boundary of the solver's answer."""
+
+
+def is_number(v) -> bool:
+    """A real number that is not a bool."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def check_int(name: str, v, minimum: int, none_ok: bool = False, who: str = "zero") -> int | None:
+    """``int(v)`` for an integer ``>= minimum`` (or None with ``none_ok``); ValueError naming
+    ``who`` and ``name`` otherwise."""
+    if v is None and none_ok:
+        return None
+    check_positive(who, f"{name}{' (or None)' if none_ok else ''}", v, integer=True,
+                   minimum=minimum, strict=False)
+    return int(v)
+
+
+def check_number(name: str, v, none_ok: bool = False, who: str = "zero") -> float | None:
+    """``float(v)`` for a finite number > 0 (or None with ``none_ok``); ValueError otherwise."""
+    if v is None and none_ok:
+        return None
+    check_positive(who, f"{name}{' (or None)' if none_ok else ''}", v)
+    return float(v)
+
+
+def as_instances(instance: Any) -> tuple[list[Instance], bool]:
+    """``(instances, many)``: a `list` or a plain `tuple` (not a NamedTuple, which is one
+    instance) holds several instances; anything else is one."""
+    if isinstance(instance, list) or (type(instance) is tuple):
+        return list(instance), True
+    return [instance], False
+
+
+def check_instances(problem: Problem, instances: Sequence[Instance], dtype, who: str) -> None:
+    """`Problem.check_instance` for every instance (numbered when there are several)."""
+    many = len(instances) > 1
+    for i, y in enumerate(instances):
+        problem.check_instance(y, dtype=dtype, who=who, index=i if many else None)
+
+
+def initial_theta(init, key, shape: tuple[int, ...], dtype, init_scale: float) -> jax.Array:
+    """SurCo-zero's first surrogate parameters θ, shaped ``(B, *x_shape)``: "random"
+    (``init_scale`` × standard normal), "zeros" (1e-3 noise) or a given array (one per
+    instance, or one broadcast to all). Raises ValueError naming ``init``."""
+    if isinstance(init, str):
+        if init == "random":
+            return init_scale * jax.random.normal(key, shape, dtype)
+        if init == "zeros":
+            return 1e-3 * init_scale * jax.random.normal(key, shape, dtype)
+        raise ValueError(f"zero: init must be 'random', 'zeros' or an array of surrogate "
+                         f"parameters, got {init!r}")
+    try:
+        arr = jnp.asarray(init, dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"zero: init must be 'random', 'zeros' or an array of surrogate "
+                         f"parameters shaped {shape[1:]}, got {type(init).__name__}") from exc
+    if arr.shape == shape[1:]:
+        arr = jnp.broadcast_to(arr, shape)
+    if arr.shape != shape:
+        raise ValueError(f"zero: init array has shape {arr.shape}, expected {shape[1:]} "
+                         f"(one instance) or {shape} (one per instance)")
+    if not bool(jnp.all(jnp.isfinite(arr))):
+        raise ValueError("zero: init array contains NaN or inf")
+    return arr
+
+
+def check_zero_args(problem, instance, *, steps, lr, init_scale, patience, no_progress_steps,
+                    target, time_limit, optimizer, select, dtype) -> dict[str, Any]:
+    """Validate the arguments that `surco.zero` and `surco.compiled.zero` share; returns
+    them normalised (``instances``, ``many``, ints, floats, ``dtype`` as a numpy dtype).
+
+    Raises:
+      ValueError / TypeError naming the argument and the expected form."""
+    instances, many = as_instances(instance)
+    if not instances:
+        raise ValueError("zero: no instances given (instance is an empty list)")
+    if not isinstance(problem, Problem):
+        raise TypeError(f"zero: problem must be a surco.Problem, got {type(problem).__name__}")
+    out = dict(instances=instances, many=many, steps=check_int("steps", steps, 0),
+               lr=check_number("lr", lr), init_scale=check_number("init_scale", init_scale),
+               patience=check_int("patience", patience, 1, none_ok=True),
+               no_progress_steps=check_int("no_progress_steps", no_progress_steps, 1,
+                                           none_ok=True),
+               time_limit=check_number("time_limit", time_limit, none_ok=True))
+    if target is not None and (not is_number(target) or not math.isfinite(float(target))):
+        raise ValueError(f"zero: target must be finite or None, got {target!r}")
+    if optimizer is not None and not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(f"zero: optimizer must be an optax.GradientTransformation (e.g. "
+                        f"optax.adam(0.1)), got {type(optimizer).__name__}")
+    if select not in ("f", "evaluate"):
+        raise ValueError(f"zero: select must be 'f' or 'evaluate', got {select!r}")
+    if select == "evaluate" and problem.evaluate is None:
+        raise ValueError(f"zero: select='evaluate' but problem {problem.name!r} has no evaluate")
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError as exc:
+        raise ValueError(f"zero: dtype must be a floating dtype (jnp.float32 or jnp.float64), "
+                         f"got {dtype!r}") from exc
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise ValueError(f"zero: dtype must be a floating dtype (jnp.float32 or jnp.float64), "
+                         f"got {dt}")
+    out["dtype"] = dt
+    return out
+
+
+def no_progress_message(label: str, est, stuck: int, B: int, n: int, default_opt: bool,
+                        lr: float) -> str:
+    """The text of `NoProgressWarning`."""
+    which = "" if B == 1 else f" on {stuck} of {B} instances"
+    opt = f" (the default optimiser for {est.name!r} with lr={lr:g})" if default_opt else ""
+    return (f"{label}: x has not changed in the first {n} steps{which} with estimator "
+            f"{est.name!r}{opt}: its gradient does not move the surrogate cost across a "
+            f"single boundary of the solver's answer, so the run only re-evaluates the first "
+            f"x. Try {est.no_progress_advice}. (no_progress_steps=None silences this.)")
+
+
+def tree_signature(tree) -> tuple:
+    """Structure, shapes and dtypes of a pytree: part of a compile-cache key."""
+    leaves, treedef = jax.tree.flatten(tree)
+    return (treedef, tuple((tuple(np.shape(v)), str(jnp.asarray(v).dtype)) for v in leaves))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import functools
 import math
 import time
 import warnings
@@ -37,73 +36,26 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from surco._engine import (batched_objective, check_finite, resolve_key, stack_instances)
-from surco.estimators import get_estimator, raise_for_status
-from surco.estimators.base import Estimator, check_cost, event_axes
+from surco._engine import (NO_PROGRESS_STEPS, NoProgressWarning, batched_objective,
+                           check_finite, check_instances, check_int, check_zero_args,
+                           initial_theta, no_progress_message, resolve_key, stack_instances,
+                           tree_signature)
+from surco.estimators import get_estimator
+from surco.estimators.base import Estimator
 from surco.estimators.blackbox import Blackbox
-from surco.estimators.identity import Identity, NegIdentity, project_cost
-from surco.estimators.perturbed import Perturbed, sample_noise
+from surco.estimators.identity import Identity, NegIdentity
+from surco.estimators.perturbed import Perturbed
 from surco.problem import Instance, Problem, ProblemError
 from surco.results import ZeroResult
 from surco.solvers import Solution, Status
 from surco.solvers.jax_oracles import JaxOracle, as_jax_oracle
-from surco.zero import (NO_PROGRESS_STEPS, NoProgressWarning, _check_int, _check_number,
-                        _initial_theta, _is_number, _no_progress_message, as_instances,
-                        check_objective_shapes)
 
 Array = jax.Array
 
-__all__ = ["estimate", "zero", "cache_info", "clear_cache", "compile_seconds", "SUPPORTED"]
+__all__ = ["zero", "cache_info", "clear_cache", "compile_seconds", "SUPPORTED"]
 
 #: the estimators that run on a JAX oracle (their backward passes only re-solve)
 SUPPORTED: tuple[type[Estimator], ...] = (Blackbox, Perturbed, Identity, NegIdentity)
-
-
-# --------------------------------------------------------------------------------------
-# Estimators over a JAX oracle: the same rules as surco.estimators, with the solve in JAX.
-# --------------------------------------------------------------------------------------
-def _forward(est: Estimator, oracle: JaxOracle, c: Array, key):
-    """``(x, status, residuals)``: `Estimator.forward` of ``est`` with ``oracle`` solving."""
-    if type(est) is Perturbed:
-        z, dnu = sample_noise(key, est.noise, (est.n,) + c.shape, c.dtype)
-        xs, status = oracle.solve_with_status(c[None] - est.sigma * z)
-        return jnp.mean(xs, axis=0), jnp.max(status, axis=0), (xs, dnu)
-    x, status = oracle.solve_with_status(project_cost(c, event_axes(oracle, c), est.projection))
-    return x, status, None
-
-
-def _backward(est: Estimator, oracle: JaxOracle, c: Array, key, x: Array, res, g: Array):
-    """`Estimator.backward` of ``est`` with ``oracle`` solving."""
-    if type(est) is Perturbed:
-        xs, dnu = res
-        axes = tuple(a + 1 for a in event_axes(oracle, c))
-        w = jnp.sum(xs * g[None], axis=axes, keepdims=True)
-        return -jnp.mean(w * dnu, axis=0) / est.sigma
-    cp, vjp = jax.vjp(lambda cc: project_cost(cc, event_axes(oracle, cc), est.projection), c)
-    if type(est) is Blackbox:
-        x_lam, _ = oracle.solve_with_status(cp + est.lam * g)
-        return vjp((x_lam - x) / est.lam)[0]
-    return vjp(type(est).sign * g)[0]                    # identity / neg_identity
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _estimate(est, oracle, c, key):
-    x, status, _ = _forward(est, oracle, c, key)
-    return x, status
-
-
-def _estimate_fwd(est, oracle, c, key):
-    x, status, res = _forward(est, oracle, c, key)
-    return (x, status), (c, key, x, res)
-
-
-def _estimate_bwd(est, oracle, saved, cts):
-    c, key, x, res = saved
-    gc = _backward(est, oracle, c, key, x, res, cts[0].astype(c.dtype))
-    return gc.astype(c.dtype), None
-
-
-_estimate.defvjp(_estimate_fwd, _estimate_bwd)
 
 
 def _check_supported(est: Estimator, who: str) -> None:
@@ -111,48 +63,6 @@ def _check_supported(est: Estimator, who: str) -> None:
         raise ValueError(f"{who}: estimator {est.name!r} does not run on a JAX oracle; use one "
                          f"of {[cls.name for cls in SUPPORTED]} (or surco.zero with a host "
                          "solver)")
-
-
-def estimate(oracle: JaxOracle, c, estimator: Estimator | str, key: Array | None = None, *,
-             return_status: bool = False, **hyperparams):
-    """``x = g(c)`` through a JAX oracle with an estimator's backward pass: pure JAX, no host
-    callback, usable under ``jit``, ``vmap`` and ``grad`` on CPU or GPU.
-
-    The rules are those of the estimators of `surco.estimators` (same hyperparameters, same
-    gradients as through a host solver of the same Ω): blackbox interpolation (Vlastelica et
-    al., ICLR 2020), perturbed optimizers (Berthet et al., NeurIPS 2020), identity / negative
-    identity with projections (Sahoo et al., ICLR 2023).
-
-    Arguments in the order of `surco.estimators.solve_layer`.
-
-    Args:
-      oracle: a `surco.solvers.jax_oracles.JaxOracle`.
-      c: floating cost, shape ``oracle.shape`` or ``(..., *oracle.shape)``.
-      estimator: an `Estimator` of type `Blackbox`, `Perturbed`, `Identity` or
-        `NegIdentity`, or its name; ``hyperparams`` as for `get_estimator`.
-      key: PRNG key (required by ``perturbed``).
-      return_status: also return the int32 `Status` per leading entry of c.
-
-    Returns:
-      x shaped like c (``(x, status)`` with ``return_status``).
-
-    Raises:
-      ValueError: unsupported estimator, bad cost (shape, dtype, NaN/inf when concrete), a
-        missing key for ``perturbed``; ``oracle`` not a JaxOracle (TypeError).
-      InfeasibleError, SolverError: outside jit, when a solve failed and not
-        ``return_status``.
-    """
-    est = get_estimator(estimator, **hyperparams)
-    _check_supported(est, "estimate")
-    if not isinstance(oracle, JaxOracle):
-        raise TypeError(f"estimate: oracle must be a surco.solvers.jax_oracles.JaxOracle, got "
-                        f"{type(oracle).__name__}")
-    c = check_cost(est.name, oracle, c)
-    key = est._check_key(key)
-    x, status = _estimate(est, oracle, c, key)
-    if not return_status and not isinstance(status, jax.core.Tracer):
-        raise_for_status(status, oracle.name)
-    return (x, status) if return_status else x
 
 
 def _solves_per_step(est: Estimator) -> int:
@@ -213,11 +123,6 @@ def compile_seconds() -> Iterator[CompileTime]:
         jax.monitoring.unregister_event_duration_listener(listener)
 
 
-def _tree_signature(tree) -> tuple:
-    leaves, treedef = jax.tree.flatten(tree)
-    return (treedef, tuple((tuple(np.shape(v)), str(jnp.asarray(v).dtype)) for v in leaves))
-
-
 def _build_chunk(problem: Problem, oracle: JaxOracle, est: Estimator,
                  opt: optax.GradientTransformation, length: int):
     """The jitted chunk: ``(theta, opt_state, key, ys, n) -> (theta, opt_state, key, rec)``
@@ -238,8 +143,8 @@ def _build_chunk(problem: Problem, oracle: JaxOracle, est: Estimator,
         c, vjp_cost = jax.vjp(problem.to_cost, theta)
         c_ok = finite(c)
         c_in = jnp.where(jnp.isfinite(c), c, 0.0)
-        x, vjp_est, status = jax.vjp(lambda cc: _estimate(est, oracle, cc, kk), c_in,
-                                     has_aux=True)
+        x, vjp_est, status = jax.vjp(lambda cc: est(oracle, cc, kk, return_status=True),
+                                     c_in, has_aux=True)
         fv, vjp_f = jax.vjp(lambda xx: fvec(xx, ys), x)
         gx = vjp_f(jnp.ones_like(fv))[0]
         gx_ok = finite(gx)
@@ -273,13 +178,13 @@ def _chunk_fn(problem, oracle, est, opt, opt_key, length, theta, opt_state, ys, 
     """The cached chunk for these shapes; on a miss, check that the instances fit Ω (on a
     hit they have the shapes of instances checked before) and build it."""
     sig = (problem, oracle, est, opt_key, length, tuple(theta.shape), str(theta.dtype),
-           _tree_signature(ys), _tree_signature(opt_state))
+           tree_signature(ys), tree_signature(opt_state))
     fn = _CACHE.get(sig)
     if fn is not None:
         _STATS["hits"] += 1
         _CACHE.move_to_end(sig)
         return fn
-    check_objective_shapes(problem, instances, tuple(oracle.shape), theta.dtype, "zero")
+    check_instances(problem, instances, theta.dtype, "zero")
     _STATS["misses"] += 1
     fn = _CACHE[sig] = _build_chunk(problem, oracle, est, opt, length)
     while len(_CACHE) > _CACHE_SIZE:
@@ -472,35 +377,14 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
       Exceptions raised after the first chunk carry ``.partial`` (the best so far); a
       Ctrl-C between chunks raises `KeyboardInterrupt` with ``.partial``.
     """
-    instances, many = as_instances(instance)
-    if not instances:
-        raise ValueError("zero: no instances given (instance is an empty list)")
-    if not isinstance(problem, Problem):
-        raise TypeError(f"zero: problem must be a surco.Problem, got {type(problem).__name__}")
-    steps = _check_int("steps", steps, 0)
-    lr = _check_number("lr", lr)
-    init_scale = _check_number("init_scale", init_scale)
-    patience = _check_int("patience", patience, 1, none_ok=True)
-    no_progress_steps = _check_int("no_progress_steps", no_progress_steps, 1, none_ok=True)
-    chunk = _check_int("chunk", chunk, 1)
-    if target is not None and (not _is_number(target) or not math.isfinite(float(target))):
-        raise ValueError(f"zero: target must be finite or None, got {target!r}")
-    time_limit = _check_number("time_limit", time_limit, none_ok=True)
-    if optimizer is not None and not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-        raise TypeError(f"zero: optimizer must be an optax.GradientTransformation (e.g. "
-                        f"optax.adam(0.1)), got {type(optimizer).__name__}")
-    if select not in ("f", "evaluate"):
-        raise ValueError(f"zero: select must be 'f' or 'evaluate', got {select!r}")
-    if select == "evaluate" and problem.evaluate is None:
-        raise ValueError(f"zero: select='evaluate' but problem {problem.name!r} has no evaluate")
-    try:
-        dtype = jnp.dtype(dtype)
-    except TypeError as exc:
-        raise ValueError(f"zero: dtype must be a floating dtype (jnp.float32 or jnp.float64), "
-                         f"got {dtype!r}") from exc
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(f"zero: dtype must be a floating dtype (jnp.float32 or jnp.float64), "
-                         f"got {dtype}")
+    args = check_zero_args(problem, instance, steps=steps, lr=lr, init_scale=init_scale,
+                           patience=patience, no_progress_steps=no_progress_steps, target=target,
+                           time_limit=time_limit, optimizer=optimizer, select=select, dtype=dtype)
+    instances, many, dtype = args["instances"], args["many"], args["dtype"]
+    steps, lr, init_scale = args["steps"], args["lr"], args["init_scale"]
+    patience, no_progress_steps = args["patience"], args["no_progress_steps"]
+    time_limit = args["time_limit"]
+    chunk = check_int("chunk", chunk, 1)
     est = get_estimator(estimator, **estimator_kw)
     _check_supported(est, "zero")
     t_start = time.perf_counter()
@@ -513,7 +397,7 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
         opt, opt_key = optimizer, optimizer
     key = resolve_key(key)
     key, k0 = jax.random.split(key)
-    theta = _initial_theta(init, k0, (B, *shape), dtype, init_scale)
+    theta = initial_theta(init, k0, (B, *shape), dtype, init_scale)
     opt_state = opt.init(theta)
     length = 1 << (min(chunk, steps + 1) - 1).bit_length()
     run = _chunk_fn(problem, oracle, est, opt, opt_key, length, theta, opt_state, ys, instances)
@@ -543,7 +427,7 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
                 if (no_progress_steps is not None and not warned and t == no_progress_steps
                         and not replay.moved.all()):
                     warned = True
-                    warnings.warn(NoProgressWarning(_no_progress_message(
+                    warnings.warn(NoProgressWarning(no_progress_message(
                         label, est, int((~replay.moved).sum()), B, no_progress_steps,
                         optimizer is None, lr)), stacklevel=2)
                 t += 1

@@ -37,7 +37,7 @@ from surco.family import Family, Method
 __all__ = ["compare", "Comparison", "Run", "surco_methods", "sign_test", "SURCO_METHODS"]
 
 #: The names `surco_methods` gives SurCo's three variants (Ferber et al., ICML 2023).
-SURCO_METHODS = ("surco-zero", "surco-prior", "surco-hybrid")
+SURCO_METHODS = ("surco-zero", "surco-prior", "surco-prior-robust", "surco-hybrid")
 
 
 @dataclasses.dataclass
@@ -333,13 +333,17 @@ def _zero_call(family: Family, instance, meter: Meter, settings: Mapping[str, An
         init = init(instance)
     kw["select"] = "evaluate"
     if meter.budget.evaluations is not None:
-        # steps whose x repeats cost nothing: let the evaluation budget be the limit
-        kw["steps"] = max(int(kw.get("steps", 100)), 20 * int(meter.budget.evaluations))
+        # steps whose x repeats cost no evaluation: let the evaluation budget be the limit,
+        # up to 4 steps per evaluation
+        kw["steps"] = max(int(kw.get("steps", 100)), 4 * int(meter.budget.evaluations))
     if math.isfinite(meter.remaining_seconds()):
         kw["time_limit"] = max(meter.remaining_seconds(), 1e-3)
-    if prior is None:
-        return surco.zero(counted, instance, init=init, **kw)
-    return surco.hybrid(counted, instance, prior, **kw)
+    if prior is not None:
+        # SurCo-hybrid (Alg. 4) from the better, by the prior's f, of the prior's cost and
+        # the family's own start (`surco.prior.hybrid_start`)
+        init, _ = surco.prior.hybrid_start(prior, instance,
+                                           heuristic=init if callable(init) else None)
+    return surco.zero(counted, instance, init=init, **kw)
 
 
 def surco_methods(family: Family, prior=None, **overrides: Any) -> dict[str, Method]:
@@ -348,8 +352,11 @@ def surco_methods(family: Family, prior=None, **overrides: Any) -> dict[str, Met
 
     SurCo-zero and -hybrid select their answer by the true cost through the meter (each new
     x of a step is one evaluation; a step whose x repeats is free), stop at the meter's
-    deadline, and under an evaluation budget run until it is spent. SurCo-prior is one
-    forward pass and one solve: no evaluation.
+    deadline, and under an evaluation budget run until it is spent. SurCo-hybrid starts from
+    the better of the prior's cost and the family's own start (``zero_settings["init"]``).
+    SurCo-prior is one forward pass and one solve: no evaluation; "surco-prior-robust"
+    scores 4 candidate costs (the prior's, its heuristic base's and perturbations) in one
+    batched solve by the prior's f and keeps the best (`PriorModel.predict` ``candidates``).
     """
     settings = {**dict(family.zero_settings), **overrides}
 
@@ -364,7 +371,11 @@ def surco_methods(family: Family, prior=None, **overrides: Any) -> dict[str, Met
         def hybrid_method(instance, meter):
             return np.asarray(_zero_call(family, instance, meter, settings, prior=prior).x)
 
+        def robust_method(instance, meter):
+            return np.asarray(prior.predict(instance, candidates=4).x)
+
         methods["surco-prior"] = prior_method
+        methods["surco-prior-robust"] = robust_method
         methods["surco-hybrid"] = hybrid_method
     return methods
 

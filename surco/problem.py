@@ -14,9 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from surco.solvers import LinearSpec, Solver
+from surco.solvers.jax_oracles import JaxOracle
 
 Instance = Any  # a pytree of arrays (a dict, NamedTuple or flax.struct dataclass)
-Space = LinearSpec | Solver
+Space = LinearSpec | Solver | JaxOracle
 
 
 class ProblemError(ValueError):
@@ -59,16 +60,16 @@ class Problem:
     def __post_init__(self):
         if not callable(self.objective):
             raise TypeError(f"Problem {self.name!r}: objective must be callable f(x, instance)")
-        if not (isinstance(self.space, (LinearSpec, Solver)) or callable(self.space)):
+        if not (isinstance(self.space, (LinearSpec, Solver, JaxOracle)) or callable(self.space)):
             raise TypeError(f"Problem {self.name!r}: space must be a LinearSpec, a Solver/oracle, "
                             f"or a function instance -> one of those; got {type(self.space).__name__}")
 
     def space_for(self, instance: Instance) -> Space:
         """Ω for this instance."""
-        if isinstance(self.space, (LinearSpec, Solver)):
+        if isinstance(self.space, (LinearSpec, Solver, JaxOracle)):
             return self.space
         sp = self.space(instance)
-        if not isinstance(sp, (LinearSpec, Solver)):
+        if not isinstance(sp, (LinearSpec, Solver, JaxOracle)):
             raise ProblemError(f"Problem {self.name!r}: space(instance) returned "
                                f"{type(sp).__name__}, expected a LinearSpec or a Solver")
         return sp

@@ -18,8 +18,10 @@ step had completed.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import math
+import threading
 import time
 import warnings
 from concurrent.futures import Executor
@@ -30,92 +32,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from surco._engine import (RunControl, batched_objective, build_solver, check_finite, controlled,
-                           is_budget_exhausted, is_interrupt, resolve_key, stack_instances,
-                           stack_solvers)
+from surco._engine import (NO_PROGRESS_STEPS, Metered, NoProgressWarning, RunControl, SolverSlot,
+                           as_instances, batched_objective, build_solver, check_finite,
+                           check_instances, check_zero_args, controlled, initial_theta,
+                           is_budget_exhausted, is_interrupt, no_progress_message, resolve_key,
+                           stack_instances, tree_signature)
 from surco.problem import Instance, Problem, ProblemError
 from surco.results import ZeroResult
-from surco.estimators.base import check_positive
 from surco.solvers import Solution, Status
-
-#: default of ``no_progress_steps``: on the toy assignment problem the settings that make
-#: progress first change x within 14 steps (bench/estimator_defaults.py), and within 36 for
-#: perturbed with Adam in an 8-instance trial; a run whose x has not changed in its first 40
-#: steps is stuck.
-NO_PROGRESS_STEPS = 40
-
-
-class NoProgressWarning(UserWarning):
-    """SurCo-zero's x has not changed since its first step: the estimator's gradient does
-    not move the cost across a single boundary of the solver's answer."""
-
-
-def _progress(total: int, enabled: bool, desc: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, leave=False)
-
-
-def _initial_theta(init, key, shape: tuple[int, ...], dtype, init_scale: float) -> jax.Array:
-    if isinstance(init, str):
-        if init == "random":
-            return init_scale * jax.random.normal(key, shape, dtype)
-        if init == "zeros":
-            return 1e-3 * init_scale * jax.random.normal(key, shape, dtype)
-        raise ValueError(f"zero: init must be 'random', 'zeros' or an array of surrogate "
-                         f"parameters, got {init!r}")
-    try:
-        arr = jnp.asarray(init, dtype)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"zero: init must be 'random', 'zeros' or an array of surrogate "
-                         f"parameters shaped {shape[1:]}, got {type(init).__name__}") from exc
-    if arr.shape == shape[1:]:
-        arr = jnp.broadcast_to(arr, shape)
-    if arr.shape != shape:
-        raise ValueError(f"zero: init array has shape {arr.shape}, expected {shape[1:]} "
-                         f"(one instance) or {shape} (one per instance)")
-    if not bool(jnp.all(jnp.isfinite(arr))):
-        raise ValueError("zero: init array contains NaN or inf")
-    return arr
-
-
-# -- argument checks ------------------------------------------------------------------------
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
-def _check_int(name: str, v, minimum: int, none_ok: bool = False) -> int | None:
-    if v is None and none_ok:
-        return None
-    check_positive("zero", f"{name}{' (or None)' if none_ok else ''}", v, integer=True,
-                   minimum=minimum, strict=False)
-    return int(v)
-
-
-def _check_number(name: str, v, none_ok: bool = False) -> float | None:
-    if v is None and none_ok:
-        return None
-    check_positive("zero", f"{name}{' (or None)' if none_ok else ''}", v)
-    return float(v)
-
-
-def as_instances(instance: Any) -> tuple[list[Instance], bool]:
-    """``(instances, many)``: a `list` or a plain `tuple` (not a NamedTuple, which is one
-    instance) holds several instances; anything else is one."""
-    if isinstance(instance, list) or (type(instance) is tuple):
-        return list(instance), True
-    return [instance], False
-
-
-def check_objective_shapes(problem: Problem, instances: Sequence[Instance],
-                           shape: tuple[int, ...], dtype, who: str) -> None:
-    """`Problem.check_instance` for every instance (``shape`` is Ω's x shape, which
-    ``check_instance`` reads from the problem; kept for callers that pass it)."""
-    many = len(instances) > 1
-    for i, y in enumerate(instances):
-        problem.check_instance(y, dtype=dtype, who=who, index=i if many else None)
-
 
 def _attach(exc: BaseException, partial) -> BaseException:
     exc.partial = partial
@@ -136,6 +60,124 @@ def _partial_on_interrupt(fn):
     return wrapped
 
 
+# -- compiled steps, cached across calls -----------------------------------------------------
+class _Program:
+    """One compiled SurCo-zero step for given (problem, estimator, optimiser, shapes,
+    dtypes): ``step(theta, opt_state, key, ys)`` and ``f_hard(x, ys)``, closing over a
+    `Metered` `SolverSlot` that each run loads with its own solvers. A run holds the
+    program (``lock``) from its first step until its results are read."""
+
+    def __init__(self, problem, est, opt, members, executor):
+        self.solver = Metered(SolverSlot(members, executor=executor))
+        self.lock = threading.Lock()
+        solver = self.solver
+        fvec = batched_objective(problem)
+        x_axes = tuple(range(1, 1 + len(members[0].shape)))
+
+        def finite(a):  # per instance: all entries finite
+            return jnp.all(jnp.isfinite(a), axis=x_axes)
+
+        @jax.jit
+        def step(theta, opt_state, k, ys):
+            # the step written out (not one value_and_grad) so that each quantity can be
+            # checked on the host and a non-finite one never reaches the solver as a cost
+            c, vjp_cost = jax.vjp(problem.to_cost, theta)
+            c_ok = finite(c)
+            c_in = jnp.where(jnp.isfinite(c), c, 0.0)
+            x, vjp_est, status = jax.vjp(lambda cc: est(solver, cc, k, return_status=True),
+                                         c_in, has_aux=True)
+            fv, vjp_f = jax.vjp(lambda xx: fvec(xx, ys), x)
+            gx = vjp_f(jnp.ones_like(fv))[0]
+            gx_ok = finite(gx)
+            gc = vjp_est(jnp.where(jnp.isfinite(gx), gx, 0.0))[0]
+            g = vjp_cost(gc)[0]
+            g_ok = finite(g)
+            updates, new_state = opt.update(jnp.where(jnp.isfinite(g), g, 0.0), opt_state,
+                                            theta)
+            return (optax.apply_updates(theta, updates), new_state, fv, x, c, status, c_ok,
+                    gx_ok, g_ok, gx)
+
+        self.step = step
+        self.f_hard = jax.jit(fvec)
+
+    def load(self, members, executor, control) -> "_Program":
+        slot = self.solver.inner
+        slot.load(members)
+        slot.executor = executor
+        self.solver.reset(control)
+        return self
+
+    def release(self) -> None:
+        self.solver.reset(None)
+        self.solver.inner.members = self.solver.members = []  # drop the run's models
+        self.lock.release()
+
+
+_PROGRAMS_SIZE = 32
+_PROGRAMS: "collections.OrderedDict[tuple, _Program]" = collections.OrderedDict()
+_PROGRAMS_LOCK = threading.Lock()
+_PROGRAM_STATS = {"hits": 0, "misses": 0}
+
+
+def program_cache_info() -> dict[str, int]:
+    """``{"hits", "misses", "entries"}`` of `zero`'s cache of compiled steps: a hit is a call
+    that reused a step compiled by an earlier call (same problem, estimator, optimiser,
+    number of instances, shapes and dtypes), and compiled nothing new."""
+    with _PROGRAMS_LOCK:
+        return dict(_PROGRAM_STATS, entries=len(_PROGRAMS))
+
+
+def clear_program_cache() -> None:
+    """Forget `zero`'s compiled steps and reset the counters."""
+    with _PROGRAMS_LOCK:
+        _PROGRAMS.clear()
+        _PROGRAM_STATS.update(hits=0, misses=0)
+
+
+def _zero_program(problem, est, opt, opt_key, members, executor, control, theta, opt_state,
+                  ys) -> _Program:
+    """The cached program for this run's shapes, locked for the run (a fresh, uncached one
+    when another run holds it, e.g. in another thread)."""
+    sig = (problem, est, opt_key, len(members), tuple(members[0].shape), tuple(theta.shape),
+           str(theta.dtype), tree_signature(ys), tree_signature(opt_state),
+           tuple(_rows(m) for m in members))
+    try:
+        hash(sig)
+    except TypeError:  # an unhashable estimator or optimiser: compile for this run only
+        sig = None
+    with _PROGRAMS_LOCK:
+        program = _PROGRAMS.get(sig) if sig is not None else None
+        if program is not None and program.lock.acquire(blocking=False):
+            _PROGRAMS.move_to_end(sig)
+            _PROGRAM_STATS["hits"] += 1
+            return program.load(members, executor, control)
+        _PROGRAM_STATS["misses"] += 1
+    program = _Program(problem, est, opt, members, executor)
+    program.lock.acquire()
+    if sig is not None:
+        with _PROGRAMS_LOCK:
+            if sig not in _PROGRAMS:
+                _PROGRAMS[sig] = program
+                while len(_PROGRAMS) > _PROGRAMS_SIZE:
+                    _PROGRAMS.popitem(last=False)
+    return program.load(members, executor, control)
+
+
+def _rows(solver) -> tuple:
+    """Constraint row counts of a solver's `LinearSpec` (traced into estimators that read
+    the constraints, e.g. ``quadratic``), or its type for a solver without one."""
+    spec = getattr(solver, "spec", None)
+    if spec is None or not hasattr(spec, "A_ub"):
+        return (type(solver).__name__,)
+    return tuple(None if a is None else a.shape for a in (spec.A_ub, spec.A_eq))
+
+
+def _jax_space(problem: Problem, instance: Instance) -> bool:
+    """Whether Ω of this instance is a JAX-native oracle (solved inside XLA by default)."""
+    from surco.solvers.jax_oracles import JaxOracle
+    return isinstance(problem.space_for(instance), JaxOracle)
+
+
 # -- SurCo-zero -----------------------------------------------------------------------------
 @_partial_on_interrupt
 def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
@@ -145,7 +187,7 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
          patience: int | None = None, target: float | None = None,
          time_limit: float | None = None,
          key: jax.Array | int | None = None,
-         progress: bool = False, backend: str = "scip",
+         progress: bool = False, backend: str | None = None,
          solver_options: dict[str, Any] | None = None, executor: Executor | None = None,
          select: str = "f", no_progress_steps: int | None = NO_PROGRESS_STEPS,
          dtype=jnp.float32, **estimator_kw: Any) -> ZeroResult | list[ZeroResult]:
@@ -180,7 +222,11 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
         within one solve. None: no limit.
       key: PRNG key (or int seed) for the initial cost and random estimators.
       progress: show a progress bar.
-      backend, solver_options: how a `LinearSpec` Ω is solved (see `make_solver`).
+      backend, solver_options: how a `LinearSpec` Ω is solved (see `make_solver`; None:
+        `surco.solvers.DEFAULT_BACKEND`). ``"jax"`` runs the whole run inside XLA through
+        the JAX-native oracle of Ω (`surco.compiled.zero`, which takes no solver_options
+        or executor); that is also what happens by default when Ω is a
+        `surco.solvers.jax_oracles.JaxOracle`.
       executor: parallelise each step's solves over instances (see `Solver.solve_batch`).
       select: "f" keeps the best x by f; "evaluate" by ``problem.evaluate`` (called once per
         distinct x), when the problem has one.
@@ -188,6 +234,10 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
         for the first this-many steps of a run started from ``init="random"`` or "zeros" (a
         warm start that stays put may already be good); None never warns.
       dtype: float dtype of the surrogate cost.
+
+    The jitted step is compiled once per (problem, estimator, optimiser, number of
+    instances, shapes, dtype) and reused by later calls (`program_cache_info`): a second
+    call on the same shapes compiles nothing.
 
     Returns:
       A `ZeroResult` (a list of them when ``instance`` is a list or tuple), whose
@@ -206,77 +256,45 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
     """
     from surco.estimators import get_estimator
 
-    instances, many = as_instances(instance)
-    if not instances:
-        raise ValueError("zero: no instances given (instance is an empty list)")
-    if not isinstance(problem, Problem):
-        raise TypeError(f"zero: problem must be a surco.Problem, got {type(problem).__name__}")
-    steps = _check_int("steps", steps, 0)
-    lr = _check_number("lr", lr)
-    init_scale = _check_number("init_scale", init_scale)
-    patience = _check_int("patience", patience, 1, none_ok=True)
-    no_progress_steps = _check_int("no_progress_steps", no_progress_steps, 1, none_ok=True)
-    if target is not None and (not _is_number(target) or not math.isfinite(float(target))):
-        raise ValueError(f"zero: target must be finite or None, got {target!r}")
-    time_limit = _check_number("time_limit", time_limit, none_ok=True)
-    if optimizer is not None and not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-        raise TypeError(f"zero: optimizer must be an optax.GradientTransformation (e.g. "
-                        f"optax.adam(0.1)), got {type(optimizer).__name__}")
-    if select not in ("f", "evaluate"):
-        raise ValueError(f"zero: select must be 'f' or 'evaluate', got {select!r}")
-    if select == "evaluate" and problem.evaluate is None:
-        raise ValueError(f"zero: select='evaluate' but problem {problem.name!r} has no evaluate")
+    args = check_zero_args(problem, instance, steps=steps, lr=lr, init_scale=init_scale,
+                           patience=patience, no_progress_steps=no_progress_steps, target=target,
+                           time_limit=time_limit, optimizer=optimizer, select=select, dtype=dtype)
+    instances, many, dtype = args["instances"], args["many"], args["dtype"]
+    steps, lr, init_scale = args["steps"], args["lr"], args["init_scale"]
+    patience, no_progress_steps = args["patience"], args["no_progress_steps"]
+    time_limit = args["time_limit"]
     if not isinstance(progress, bool):
         raise ValueError(f"zero: progress must be True or False, got {progress!r}")
-    try:
-        dtype = jnp.dtype(dtype)
-    except TypeError as exc:
-        raise ValueError(f"zero: dtype must be a floating dtype (jnp.float32 or jnp.float64), "
-                         f"got {dtype!r}") from exc
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(f"zero: dtype must be a floating dtype (jnp.float32 or jnp.float64), "
-                         f"got {dtype}")
+    if backend is not None and not isinstance(backend, str):
+        raise ValueError(f"zero: backend must be a backend name (str) or None, got {backend!r}")
+    if backend == "jax" or (backend is None and _jax_space(problem, instances[0])):
+        if solver_options or executor is not None:
+            raise ValueError("zero: backend 'jax' (Ω solved inside XLA) takes no "
+                             "solver_options or executor")
+        from surco import compiled
+        return compiled.zero(problem, instance, estimator=estimator, steps=steps, lr=lr,
+                             optimizer=optimizer, init=init, init_scale=init_scale,
+                             patience=patience, target=target, time_limit=time_limit, key=key,
+                             select=select, no_progress_steps=no_progress_steps, dtype=dtype,
+                             **estimator_kw)
     est = get_estimator(estimator, **estimator_kw)
     opt = optimizer if optimizer is not None else est.default_optimizer(lr)
+    opt_key = optimizer if optimizer is not None else ("default", lr)
     key = resolve_key(key)
     t_start = time.perf_counter()
     control = RunControl(time_limit, t_start)
 
-    solver = stack_solvers([build_solver(problem, y, backend, solver_options) for y in instances],
-                           executor, control)
-    B, shape = len(instances), solver.shape[1:]
-    check_objective_shapes(problem, instances, shape, dtype, "zero")
+    members = [build_solver(problem, y, backend, solver_options) for y in instances]
+    B, shape = len(instances), tuple(members[0].shape)
+    check_instances(problem, instances, dtype, "zero")
     ys = stack_instances(problem, instances)
-    fvec = batched_objective(problem)
     relaxed = not est.forward_is_solution
-    x_axes = tuple(range(1, 1 + len(shape)))
-
-    def finite(a):  # per instance: all entries finite
-        return jnp.all(jnp.isfinite(a), axis=x_axes)
-
-    @jax.jit
-    def step(theta, opt_state, k):
-        # the step written out (not one value_and_grad) so that each quantity can be checked
-        # on the host and a non-finite one never reaches the solver as a cost
-        c, vjp_cost = jax.vjp(problem.to_cost, theta)
-        c_ok = finite(c)
-        c_in = jnp.where(jnp.isfinite(c), c, 0.0)
-        x, vjp_est, status = jax.vjp(lambda cc: est(solver, cc, k, return_status=True),
-                                     c_in, has_aux=True)
-        fv, vjp_f = jax.vjp(lambda xx: fvec(xx, ys), x)
-        gx = vjp_f(jnp.ones_like(fv))[0]
-        gx_ok = finite(gx)
-        gc = vjp_est(jnp.where(jnp.isfinite(gx), gx, 0.0))[0]
-        g = vjp_cost(gc)[0]
-        g_ok = finite(g)
-        updates, new_state = opt.update(jnp.where(jnp.isfinite(g), g, 0.0), opt_state, theta)
-        return (optax.apply_updates(theta, updates), new_state, fv, x, c, status, c_ok, gx_ok,
-                g_ok, gx)
-
-    f_hard = jax.jit(lambda x: fvec(x, ys))
     key, k0 = jax.random.split(key)
-    theta = _initial_theta(init, k0, (B, *shape), dtype, init_scale)
+    theta = initial_theta(init, k0, (B, *shape), dtype, init_scale)
     opt_state = opt.init(theta)
+    program = _zero_program(problem, est, opt, opt_key, members, executor, control, theta,
+                            opt_state, ys)
+    solver, step, f_hard = program.solver, program.step, program.f_hard
 
     best_f = np.full(B, np.inf)
     best_sel = np.full(B, np.inf)
@@ -321,135 +339,135 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
         inst = f", instance {b}" if b is not None and B > 1 else ""
         return f"Problem {problem.name!r}, step {t}{inst}"
 
-    stopped = "steps"
-    bar = _progress(steps + 1, progress, label)
-    try:
-        with controlled(control):
-            for t in range(steps + 1):
-                if control.stop_requested():
-                    stopped = control.reason
-                    break
-                key, k = jax.random.split(key)
-                kk = k if est.needs_key else None
-                control.failure = None
-                # the update computed at the last iterate is not used: that iterate is only
-                # evaluated
-                try:
-                    (new_theta, new_state, fv, x, c, status, c_ok, gx_ok, g_ok,
-                     gx) = jax.block_until_ready(step(theta, opt_state, kk))
-                except Exception as exc:
-                    if control.reason is not None or is_interrupt(exc):
-                        stopped = control.reason or "interrupted"
-                        break
-                    if is_budget_exhausted(exc):
-                        stopped = "budget"
-                        break
-                    if control.error is not None:
-                        raise fail(control.error) from None
-                    raise fail(exc)
-                if control.stop_requested():  # solves of this step were skipped
-                    stopped = control.reason
-                    break
-                if control.error is not None:
-                    raise fail(control.error) from None
-                _check_step(problem, est, solver, control, np.asarray(status), np.asarray(c_ok),
-                            np.asarray(fv, np.float64), np.asarray(gx_ok), np.asarray(g_ok),
-                            np.asarray(gx), t, where, fail)
-                if relaxed:  # the feasible point is g(c) itself
-                    sol = solver.solve(np.asarray(c, np.float64), check=False)
+    try:  # the program is this run's until its results are read
+        stopped = "steps"
+        bar = _progress(steps + 1, progress, label)
+        try:
+            with controlled(control):
+                for t in range(steps + 1):
                     if control.stop_requested():
+                        stopped = control.reason
+                        break
+                    key, k = jax.random.split(key)
+                    kk = k if est.needs_key else None
+                    control.failure = None
+                    # the update computed at the last iterate is not used: that iterate is only
+                    # evaluated
+                    try:
+                        (new_theta, new_state, fv, x, c, status, c_ok, gx_ok, g_ok,
+                         gx) = jax.block_until_ready(step(theta, opt_state, kk, ys))
+                    except Exception as exc:
+                        if control.reason is not None or is_interrupt(exc):
+                            stopped = control.reason or "interrupted"
+                            break
+                        if is_budget_exhausted(exc):
+                            stopped = "budget"
+                            break
+                        if control.error is not None:
+                            raise fail(control.error) from None
+                        raise fail(exc)
+                    if control.stop_requested():  # solves of this step were skipped
                         stopped = control.reason
                         break
                     if control.error is not None:
                         raise fail(control.error) from None
-                    _check_step(problem, est, solver, control,
-                                np.asarray(sol.stats.get("member_status", [int(sol.status)] * B)),
-                                None, None, None, None, None, t, where, fail)
-                    x = jnp.asarray(sol.x, dtype)
-                    try:
-                        fv = f_hard(x)
-                    except Exception as exc:
-                        if is_budget_exhausted(exc):
-                            stopped = "budget"
+                    _check_step(problem, est, solver, control, np.asarray(status), np.asarray(c_ok),
+                                np.asarray(fv, np.float64), np.asarray(gx_ok), np.asarray(g_ok),
+                                np.asarray(gx), t, where, fail)
+                    if relaxed:  # the feasible point is g(c) itself
+                        sol = solver.solve(np.asarray(c, np.float64), check=False)
+                        if control.stop_requested():
+                            stopped = control.reason
                             break
-                        raise fail(exc)
-                    try:
-                        check_finite(problem, np.asarray(fv, np.float64), f"at step {t}")
-                    except ProblemError as exc:
-                        raise fail(exc) from None
-                fv, x_np = np.asarray(fv, np.float64), np.asarray(x)
-                theta_np, c_np = np.asarray(theta), np.asarray(c)
-                scores = fv.copy()
-                if select == "evaluate":
-                    try:
-                        for b in range(B):
-                            h = x_np[b].tobytes()
-                            if h not in evaluated[b]:
-                                evaluated[b][h] = float(problem.evaluate(x_np[b], instances[b]))
-                            scores[b] = evaluated[b][h]
-                    except Exception as exc:
-                        if is_budget_exhausted(exc):
-                            stopped = "budget"
-                            break
-                        raise fail(exc)
-                for b in range(B):
-                    if scores[b] < best_sel[b]:
-                        best_sel[b], best_f[b] = scores[b], fv[b]
-                        best[b] = (x_np[b].copy(), c_np[b].copy(), theta_np[b].copy(), t)
-                        stall[b] = 0
-                    else:
-                        stall[b] += 1
-                    if x_first[b] is None:
-                        x_first[b] = x_np[b].copy()
-                    elif not moved[b] and not np.array_equal(x_np[b], x_first[b]):
-                        moved[b] = True
-                    hist["f"][b].append(float(fv[b]))
-                    hist["best_f"][b].append(float(best_f[b]))
-                    hist["solver_calls"][b].append(solver.calls)
-                    hist["seconds"][b].append(time.perf_counter() - t_start)
-                    hist["solver_seconds"][b].append(float(solver.seconds[b]))
-                control.arm()  # from now on the deadline may cut a step short
-                theta, opt_state = new_theta, new_state
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(best_f=f"{best_f.mean():.5g}")
-                if (no_progress_steps is not None and cold_start and not warned
-                        and t == no_progress_steps and not moved.all()):
-                    warned = True
-                    warnings.warn(NoProgressWarning(_no_progress_message(
-                        label, est, int((~moved).sum()), B, no_progress_steps, optimizer is None,
-                        lr)), stacklevel=3)  # the caller of zero (past the wrapper)
-                if patience is not None and np.all(stall >= patience):
-                    stopped = "patience"
-                    break
-                if target is not None and np.all(best_f <= target):
-                    stopped = "target"
-                    break
-                if control.stop_requested():
-                    stopped = control.reason
-                    break
-    except KeyboardInterrupt:  # Ctrl-C landed in this loop's own code
-        stopped = "interrupted"
+                        if control.error is not None:
+                            raise fail(control.error) from None
+                        _check_step(problem, est, solver, control,
+                                    np.asarray(sol.stats.get("member_status", [int(sol.status)] * B)),
+                                    None, None, None, None, None, t, where, fail)
+                        x = jnp.asarray(sol.x, dtype)
+                        try:
+                            fv = f_hard(x, ys)
+                        except Exception as exc:
+                            if is_budget_exhausted(exc):
+                                stopped = "budget"
+                                break
+                            raise fail(exc)
+                        try:
+                            check_finite(problem, np.asarray(fv, np.float64), f"at step {t}")
+                        except ProblemError as exc:
+                            raise fail(exc) from None
+                    fv, x_np = np.asarray(fv, np.float64), np.asarray(x)
+                    theta_np, c_np = np.asarray(theta), np.asarray(c)
+                    scores = fv.copy()
+                    if select == "evaluate":
+                        try:
+                            for b in range(B):
+                                h = x_np[b].tobytes()
+                                if h not in evaluated[b]:
+                                    evaluated[b][h] = float(problem.evaluate(x_np[b], instances[b]))
+                                scores[b] = evaluated[b][h]
+                        except Exception as exc:
+                            if is_budget_exhausted(exc):
+                                stopped = "budget"
+                                break
+                            raise fail(exc)
+                    for b in range(B):
+                        if scores[b] < best_sel[b]:
+                            best_sel[b], best_f[b] = scores[b], fv[b]
+                            best[b] = (x_np[b].copy(), c_np[b].copy(), theta_np[b].copy(), t)
+                            stall[b] = 0
+                        else:
+                            stall[b] += 1
+                        if x_first[b] is None:
+                            x_first[b] = x_np[b].copy()
+                        elif not moved[b] and not np.array_equal(x_np[b], x_first[b]):
+                            moved[b] = True
+                        hist["f"][b].append(float(fv[b]))
+                        hist["best_f"][b].append(float(best_f[b]))
+                        hist["solver_calls"][b].append(solver.calls)
+                        hist["seconds"][b].append(time.perf_counter() - t_start)
+                        hist["solver_seconds"][b].append(float(solver.seconds[b]))
+                    control.arm()  # from now on the deadline may cut a step short
+                    theta, opt_state = new_theta, new_state
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(best_f=f"{best_f.mean():.5g}")
+                    if (no_progress_steps is not None and cold_start and not warned
+                            and t == no_progress_steps and not moved.all()):
+                        warned = True
+                        warnings.warn(NoProgressWarning(no_progress_message(
+                            label, est, int((~moved).sum()), B, no_progress_steps, optimizer is None,
+                            lr)), stacklevel=3)  # the caller of zero (past the wrapper)
+                    if patience is not None and np.all(stall >= patience):
+                        stopped = "patience"
+                        break
+                    if target is not None and np.all(best_f <= target):
+                        stopped = "target"
+                        break
+                    if control.stop_requested():
+                        stopped = control.reason
+                        break
+        except KeyboardInterrupt:  # Ctrl-C landed in this loop's own code
+            stopped = "interrupted"
+        finally:
+            if bar is not None:
+                bar.close()
+        if stopped == "interrupted":
+            done = len(hist["f"][0])
+            raise _attach(KeyboardInterrupt(
+                f"{label} interrupted after {done} completed step(s); the best so far is in the "
+                f"exception's .partial" + ("" if done else " (None: no step had completed)")),
+                results("interrupted", final=False)) from None
+        return results(stopped)
     finally:
-        if bar is not None:
-            bar.close()
-    if stopped == "interrupted":
-        done = len(hist["f"][0])
-        raise _attach(KeyboardInterrupt(
-            f"{label} interrupted after {done} completed step(s); the best so far is in the "
-            f"exception's .partial" + ("" if done else " (None: no step had completed)")),
-            results("interrupted", final=False)) from None
-    return results(stopped)
+        program.release()
 
 
-def _no_progress_message(label: str, est, stuck: int, B: int, n: int, default_opt: bool,
-                         lr: float) -> str:
-    which = "" if B == 1 else f" on {stuck} of {B} instances"
-    opt = f" (the default optimiser for {est.name!r} with lr={lr:g})" if default_opt else ""
-    return (f"{label}: x has not changed in the first {n} steps{which} with estimator "
-            f"{est.name!r}{opt}: its gradient does not move the surrogate cost across a "
-            f"single boundary of the solver's answer, so the run only re-evaluates the first "
-            f"x. Try {est.no_progress_advice}. (no_progress_steps=None silences this.)")
+def _progress(total: int, enabled: bool, desc: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, leave=False)
 
 
 def _check_step(problem: Problem, est, solver, control: RunControl, status, c_ok, fv, gx_ok,

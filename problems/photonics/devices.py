@@ -39,6 +39,10 @@ from typing import Any
 import jax
 import numpy as np
 
+#: What to install when the photonics extra is missing (README: install from the checkout).
+EXTRA_HINT = ("the 'photonics' extra (ceviche-challenges): from the checkout, "
+              "pip install -e \".[photonics]\" (make install does it)")
+
 DEVICES: tuple[str, ...] = ("waveguide_bend", "mode_converter", "beam_splitter", "wdm")
 WAVELENGTHS_NM: tuple[float, float] = (1270.0, 1290.0)
 GRID_CANDIDATES_NM: tuple[int, ...] = (50, 40)
@@ -196,8 +200,7 @@ def _cc():
         from ceviche_challenges import units as u
         from ceviche_challenges import waveguide_bend, wdm
     except ImportError as exc:  # pragma: no cover
-        raise ImportError("photonic devices need the 'photonics' extra: pip install "
-                          "'surco[photonics]' (ceviche-challenges)") from exc
+        raise ImportError(f"photonic devices need {EXTRA_HINT}") from exc
     return cc, u, defs, modes, waveguide_bend, mode_converter, beam_splitter, wdm
 
 

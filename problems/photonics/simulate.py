@@ -42,8 +42,8 @@ def _imports():
         from ceviche import constants
         from ceviche_challenges import scattering
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise ImportError("surco.problems.photonics simulation needs the 'photonics' extra: "
-                          "pip install 'surco[photonics]' (ceviche-challenges)") from exc
+        from .devices import EXTRA_HINT
+        raise ImportError(f"surco.problems.photonics simulation needs {EXTRA_HINT}") from exc
     return ceviche, constants, scattering
 
 

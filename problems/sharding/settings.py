@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 import optax
 
 import surco
@@ -45,7 +47,7 @@ from .tasks import ShardingTask
 SHIPPED_PRIOR = Path(__file__).resolve().parent / "data" / "prior_dlrm50_d4"
 #: SurCo-prior's network: `PlanResidualNet` with these settings.
 PRIOR_HIDDEN = (64, 64)
-PRIOR_SKIP = ZERO_DEFAULTS["init_scale"]
+PRIOR_SKIP = 0.3  # the shipped checkpoint was trained with this skip
 
 
 def default_problem(model: AnalyticCostModel = DEFAULT_COST_MODEL) -> surco.Problem:
@@ -74,6 +76,20 @@ def run_zero(problem: surco.Problem, task: ShardingTask, *, steps: int | None = 
     return res
 
 
+def heuristic_theta(task: ShardingTask) -> np.ndarray:
+    """The cheap heuristic's surrogate cost, the base of the residual prior: `greedy_init`
+    of the cost-model greedy plan (`baselines.cost_greedy`, ~15 ms at T = 50); the solver's
+    answer at it is that plan."""
+    return greedy_init(task)
+
+
+def zero_start(task: ShardingTask) -> np.ndarray:
+    """SurCo-zero's start (`run_zero`): `greedy_init` of the cheapest heuristic plan
+    (`baselines.best_heuristic_plan`, ~90 ms at T = 50); SurCo-hybrid compares it with the
+    prior's cost (`surco.prior.hybrid_start(prior, task, heuristic=zero_start)`)."""
+    return greedy_init(task, best_heuristic_plan(task)[1])
+
+
 def prior_network(n_devices: int) -> PlanResidualNet:
     """SurCo-prior's network for D devices."""
     return PlanResidualNet(out=int(n_devices), hidden=PRIOR_HIDDEN, skip=PRIOR_SKIP)
@@ -88,15 +104,33 @@ def prior_problem(model: AnalyticCostModel = DEFAULT_COST_MODEL) -> surco.Proble
 def train_prior(train_tasks: Sequence[ShardingTask], *,
                 val_tasks: Sequence[ShardingTask] | None = None, epochs: int = 10,
                 key: int = 0, progress: bool = False,
-                model: AnalyticCostModel = DEFAULT_COST_MODEL) -> surco.PriorModel:
+                model: AnalyticCostModel = DEFAULT_COST_MODEL, residual: bool = False,
+                distill: Sequence | None = None, distill_weight: float = 1.0,
+                lr: float = 3e-4) -> surco.PriorModel:
     """SurCo-prior (Ferber et al. 2023, Eq. 7) trained on ``train_tasks`` through
-    ``surco.prior.train``: SurCo-zero's estimator, the `PlanResidualNet` network, the
-    `prior_problem` objective, early stopping on ``val_tasks``."""
+    ``surco.prior.train``: SurCo-zero's estimator, the `prior_problem` objective, early
+    stopping on ``val_tasks``.
+
+    Args:
+      residual: False: the `PlanResidualNet` network (residual over TorchRec's plan in its
+        features; the shipped checkpoint). True: a `surco.prior.SetCostNet` residual over
+        `heuristic_theta` (the cost-greedy plan): untrained, it returns that plan.
+      distill, distill_weight: distillation targets per train task (e.g.
+        ``surco.prior.zero_targets(default_problem(), train_tasks, init=zero_start,
+        **zero_kwargs())``) and their weight, as in `surco.prior.train`.
+      epochs, key, progress, lr: the training's (the residual network is trained with
+        Adam: with the estimator's default SGD it diverged at lr 1e-3).
+    """
     D = train_tasks[0].n_devices
+    net = (surco.prior.SetCostNet(hidden=PRIOR_HIDDEN) if residual
+           else prior_network(D))
     return surco.prior.train(prior_problem(model), list(train_tasks), val_instances=val_tasks,
-                             model=prior_network(D), estimator=ZERO_DEFAULTS["estimator"],
-                             epochs=epochs, batch_size=10, lr=3e-4, key=key,
-                             progress=progress, backend="highs", patience=8)
+                             model=net, estimator=ZERO_DEFAULTS["estimator"],
+                             epochs=epochs, batch_size=10, lr=lr, key=key,
+                             optimizer=optax.adam(lr) if residual else None,
+                             progress=progress, backend="highs", patience=8,
+                             base=heuristic_theta if residual else None, distill=distill,
+                             distill_weight=distill_weight)
 
 
 def load_prior(path: str | Path = SHIPPED_PRIOR, n_devices: int = 4,

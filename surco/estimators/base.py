@@ -70,6 +70,7 @@ import numpy as np
 import optax
 
 from surco.solvers import Solution, Solver, Status
+from surco.solvers.jax_oracles import JaxOracle
 
 Array = jax.Array
 
@@ -114,7 +115,7 @@ def _host_solve_fn(solver: Solver, executor: Executor | None):
     return host
 
 
-def call_solver(solver: Solver, executor: Executor | None, c: Array) -> tuple[Array, Array]:
+def call_solver(solver: Solver | JaxOracle, executor: Executor | None, c: Array) -> tuple[Array, Array]:
     """``x = g(c) = argmin_{x in Ω} c·x`` as a JAX operation without a derivative rule:
     the one way an estimator's `Estimator.forward` / `Estimator.backward` calls the solver.
 
@@ -125,11 +126,17 @@ def call_solver(solver: Solver, executor: Executor | None, c: Array) -> tuple[Ar
         under vmap, all batched entries) are solved by one ``solver.solve_batch`` call, on
         the host, through `jax.pure_callback`.
 
+    A `surco.solvers.jax_oracles.JaxOracle` (shortest path, one-hot, top-k) is solved inside
+    XLA instead: no host callback, so the estimator runs on CPU or GPU within one compiled
+    program (``executor`` is ignored).
+
     Returns:
       ``(x, status)``: x with c's shape and dtype (all-NaN for a failed solve) and the int32
       `surco.solvers.Status` per leading entry (shape ``c.shape[:-len(solver.shape)]``).
       Failures are values here; `Estimator.__call__` turns them into errors.
     """
+    if isinstance(solver, JaxOracle):
+        return solver.solve_with_status(c)
     k = len(solver.shape)
     out = (jax.ShapeDtypeStruct(c.shape, c.dtype),
            jax.ShapeDtypeStruct(c.shape[:c.ndim - k], jnp.int32))
@@ -270,7 +277,9 @@ class Estimator(abc.ABC):
         """``x = g(c)`` with this estimator's backward pass.
 
         Args:
-          solver: any `surco.solvers.Solver` (MILP backend, oracle, `SolverStack`).
+          solver: any `surco.solvers.Solver` (MILP backend, oracle, `SolverStack`), or a
+            `surco.solvers.jax_oracles.JaxOracle`, which is solved inside XLA (no host
+            callback: the call runs on CPU or GPU and compiles into the caller's program).
           c: cost, floating point, shape ``solver.shape`` or ``(..., *solver.shape)`` (every
             leading entry solved independently, in one ``solve_batch``). Under vmap, the
             vmapped entries are solved in one ``solve_batch`` too.
@@ -291,9 +300,9 @@ class Estimator(abc.ABC):
           InfeasibleError, UnboundedError, SolverError: outside jit/vmap/grad, when a solve
             failed and ``return_status`` is False.
         """
-        if not isinstance(solver, Solver):
-            raise TypeError(f"{self.name}: solver must be a surco.solvers.Solver, got "
-                            f"{type(solver).__name__}")
+        if not isinstance(solver, (Solver, JaxOracle)):
+            raise TypeError(f"{self.name}: solver must be a surco.solvers.Solver or a "
+                            f"surco.solvers.jax_oracles.JaxOracle, got {type(solver).__name__}")
         self.prepare(solver)
         c = self._check_cost(solver, c)
         key = self._check_key(key)

@@ -128,8 +128,13 @@ def save_model(model: PriorModel, path: str | Path) -> Path:
     except Unrecordable as exc:
         raise ValueError(f"PriorModel.save: solver_options holds {exc}, which cannot be "
                          "recorded; use JSON values") from None
+    try:
+        base = encode(model.base, strict=True)
+    except Unrecordable as exc:
+        raise ValueError(f"PriorModel.save: base = {exc} cannot be recorded; use a "
+                         "module-level function instance -> θ") from None
     params = flax.serialization.to_bytes(model.params)
-    meta = {"format": FORMAT, "problem": model.problem.name, "module": spec,
+    meta = {"base": base, "format": FORMAT, "problem": model.problem.name, "module": spec,
             "out_shape": list(model.out_shape), "per_row": bool(model.per_row),
             "feature_shape": list(model.feature_shape), "estimator": model.estimator,
             "backend": model.backend, "solver_options": options,
@@ -143,7 +148,8 @@ def save_model(model: PriorModel, path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path, problem: Problem, *, model: nn.Module | None = None) -> PriorModel:
+def load(path: str | Path, problem: Problem, *, model: nn.Module | None = None,
+         base: Any = None) -> PriorModel:
     """Load a `PriorModel` saved by `PriorModel.save` for ``problem``.
 
     Args:
@@ -152,6 +158,7 @@ def load(path: str | Path, problem: Problem, *, model: nn.Module | None = None) 
       model: the network; by default the one recorded in the file (its class is imported
         from its module, with its recorded fields). Models of format ``surco-prior/1``
         recorded no class and load as `CostNet` unless ``model=`` is given.
+      base: the residual base; by default the one recorded (imported by its path).
 
     Returns:
       The model, with its training history (None for format ``surco-prior/1``).
@@ -206,8 +213,13 @@ def load(path: str | Path, problem: Problem, *, model: nn.Module | None = None) 
     template = module.init(jax.random.key(0), jnp.zeros(feature_shape, jnp.float32))
     params = restore_tree(template, raw, params_file,
                           f"the parameters of {type(module).__name__}")
+    if base is None and meta.get("base") is not None:
+        try:
+            base = decode(meta["base"], meta_file)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (the prior's base; or pass base=)") from None
     return PriorModel(problem=problem, module=module, params=params,
-                      feature_shape=feature_shape,
+                      feature_shape=feature_shape, base=base,
                       solver_options=_decode_options(meta.get("solver_options"), meta_file),
                       history=history, **fields)
 

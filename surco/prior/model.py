@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -38,6 +39,10 @@ class PriorModel:
       backend, solver_options: how Ω is solved by `predict` (see `surco.zero`).
       history: the training curves (None only for models saved before format
         ``surco-prior/2``).
+      base: optional residual base, ``instance -> θ_base`` shaped like x: a cost the
+        problem supplies (a heuristic's); the prior is then ``θ = θ_base + network(y)``, so
+        a network whose output starts at zero reproduces the heuristic's solution. Saved by
+        its import path (a module-level function).
     """
 
     problem: Problem
@@ -49,9 +54,10 @@ class PriorModel:
     per_row: bool
     feature_shape: tuple[int, ...]
     estimator: str
-    backend: str = "scip"
+    backend: str | None = None
     solver_options: dict | None = None
     history: TrainHistory | None = None
+    base: Callable[[Instance], Any] | None = None
 
     def __post_init__(self):
         self.feat_mean = np.asarray(self.feat_mean, np.float32)
@@ -68,7 +74,9 @@ class PriorModel:
         return (f"PriorModel(problem={self.problem.name!r}, module={type(self.module).__name__}, "
                 f"per_row={self.per_row}, out_shape={self.out_shape}, "
                 f"features={self.feat_mean.shape[0]}, estimator={self.estimator!r}, "
-                f"backend={self.backend!r}, epochs={epochs})")
+                f"backend={self.backend!r}, epochs={epochs}"
+                + (f", base={getattr(self.base, '__name__', self.base)!r}" if self.base else "")
+                + ")")
 
     def _theta_from_feats(self, params, feats):
         z = (feats - self.feat_mean) / self.feat_std
@@ -86,16 +94,36 @@ class PriorModel:
         return feats
 
     def theta(self, instance: Instance) -> jax.Array:
-        """Surrogate parameters ĉ(y; θ) (before the problem's ``cost_transform``)."""
-        return self._apply(self.params, self._features(instance))
+        """Surrogate parameters ĉ(y; θ) (before the problem's ``cost_transform``); with a
+        ``base``, ``base(y) + network(y)``."""
+        out = self._apply(self.params, self._features(instance))
+        if self.base is not None:
+            out = out + base_theta(self.base, instance, out.shape, self.problem.name)
+        return out
+
+    def base_theta(self, instance: Instance) -> np.ndarray:
+        """The residual base's θ for ``instance`` (the heuristic's cost).
+
+        Raises:
+          ValueError: the model has no ``base``.
+          ProblemError: the base returned a shape other than x's, or non-finite values.
+        """
+        if self.base is None:
+            raise ValueError("PriorModel.base_theta: this prior has no base (train with "
+                             "base=instance -> θ)")
+        return base_theta(self.base, instance, tuple(self.problem.x_shape(instance)),
+                          self.problem.name)
 
     def cost(self, instance: Instance) -> jax.Array:
         """The surrogate cost handed to the solver."""
         return self.problem.to_cost(self.theta(instance))
 
     def predict(self, instance: Instance | Sequence[Instance], *,
-                executor: Executor | None = None) -> PriorResult | list[PriorResult]:
-        """One forward pass and one solve per instance.
+                executor: Executor | None = None, candidates: int = 1, sigma: float = 0.1,
+                key: jax.Array | int = 0) -> PriorResult | list[PriorResult]:
+        """One forward pass and one solve per instance; with ``candidates > 1``, *robust
+        prediction*: a few candidate costs per instance solved in one batched call, the best
+        by f kept.
 
         Args:
           instance: one instance, or a list or tuple of instances (an instance that is
@@ -103,12 +131,20 @@ class PriorModel:
             Instances that can be stacked (`batch_key`) are solved in one call; per-row
             priors accept instances of any number of rows.
           executor: optional ``concurrent.futures.Executor`` for the stacked solves.
+          candidates: how many costs to score per instance (an integer >= 1): the prior's
+            θ, then its ``base`` θ (the heuristic's, when the prior is a residual one), then
+            perturbations ``θ + sigma · rms(θ) · N(0, I)`` of the prior's θ; all are solved
+            in one batched call and the x of least f is returned (ties: the earlier
+            candidate, so the prior's answer wins a tie). 1: the plain prior.
+          sigma: relative size of the perturbations (a number > 0).
+          key: PRNG key or int seed of the perturbations.
 
         Returns:
           A `PriorResult` (a list of them for a list or tuple); ``seconds`` is the wall time
-          per instance.
+          per instance (features, forward pass, base and every candidate's solve and f).
 
         Raises:
+          ValueError: ``candidates`` or ``sigma`` out of range, or an empty list.
           ProblemError: features of the wrong shape, a cost whose shape is not Ω's, or a
             non-finite objective at the prediction.
           InfeasibleError, UnboundedError, SolverTimeout, SolverError: a failed solve.
@@ -119,6 +155,20 @@ class PriorModel:
         if not instances:
             raise ValueError("PriorModel.predict: instance is an empty list; expected an "
                              "instance or a non-empty list of instances")
+        if isinstance(candidates, bool) or not isinstance(candidates, (int, np.integer)) \
+                or candidates < 1:
+            raise ValueError(f"PriorModel.predict: candidates must be an integer >= 1, got "
+                             f"{candidates!r}")
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.number)) \
+                or not np.isfinite(sigma) or sigma <= 0:
+            raise ValueError(f"PriorModel.predict: sigma must be a finite number > 0, got "
+                             f"{sigma!r}")
+        if candidates > 1:
+            from surco._engine import resolve_key
+            keys = jax.random.split(resolve_key(key), len(instances))
+            out = [self._predict_robust(y, int(candidates), float(sigma), k, executor)
+                   for y, k in zip(instances, keys)]
+            return out if many else out[0]
         t0 = time.perf_counter()
         C = [np.asarray(self.cost(y), np.float64) for y in instances]
         solvers = [build_solver(self.problem, y, self.backend, self.solver_options)
@@ -148,6 +198,46 @@ class PriorModel:
                                    problem=self.problem.name))
         return out if many else out[0]
 
+    def candidate_thetas(self, instance: Instance, candidates: int, sigma: float = 0.1,
+                         key: jax.Array | int = 0) -> np.ndarray:
+        """The θ that robust prediction scores, ``(candidates, *x.shape)``: the prior's, its
+        base's (residual priors), then perturbations of the prior's (see `predict`)."""
+        from surco._engine import resolve_key
+        th = np.asarray(self.theta(instance), np.float64)
+        out = [th]
+        if self.base is not None and candidates > 1:
+            out.append(self.base_theta(instance))
+        n_pert = max(candidates - len(out), 0)
+        if n_pert:
+            scale = float(sigma) * float(np.sqrt(np.mean(th ** 2)) or 1.0)
+            noise = np.asarray(jax.random.normal(resolve_key(key), (n_pert, *th.shape)))
+            out.extend(th + scale * noise)
+        return np.stack(out[:candidates])
+
+    def _predict_robust(self, instance: Instance, k: int, sigma: float, key: jax.Array,
+                        executor: Executor | None) -> PriorResult:
+        t0 = time.perf_counter()
+        thetas = self.candidate_thetas(instance, k, sigma, key)
+        C = np.asarray(jax.vmap(self.problem.to_cost)(jnp.asarray(thetas, jnp.float32)),
+                       np.float64)
+        solver = build_solver(self.problem, instance, self.backend, self.solver_options)
+        if C.shape[1:] != tuple(solver.shape):
+            raise ProblemError(f"Problem {self.problem.name!r}: the prior's cost has shape "
+                               f"{C.shape[1:]}, Ω has x shape {tuple(solver.shape)}")
+        X = np.stack([s.x for s in solver.solve_batch(C, executor)])
+        fv = np.asarray(self._f_candidates(jnp.asarray(X, jnp.float32), instance), np.float64)
+        check_finite(self.problem, fv, "at the prior's candidate predictions")
+        i = int(np.argmin(fv))
+        secs = time.perf_counter() - t0
+        true = (float(self.problem.evaluate(X[i], instance)) if self.problem.evaluate
+                else None)
+        return PriorResult(x=X[i], f=float(fv[i]), true_cost=true, c=C[i], seconds=secs,
+                           problem=self.problem.name)
+
+    @functools.cached_property
+    def _f_candidates(self):
+        return jax.jit(jax.vmap(self.problem.f, in_axes=(0, None)))
+
     def save(self, path: str | Path) -> Path:
         """Write the model to ``path`` (a directory): ``meta.json`` (format, the network's
         class and fields, normalisation, solver settings, history) and ``params.msgpack``.
@@ -174,3 +264,18 @@ def group_indices(keys: Sequence[Any]) -> list[list[int]]:
     for i, k in enumerate(keys):
         groups.setdefault(k, []).append(i)
     return list(groups.values())
+
+
+def base_theta(base: Callable[[Instance], Any], instance: Instance, shape: Sequence[int],
+               name: str) -> np.ndarray:
+    """``base(instance)`` as a float32 array of x's ``shape``, checked.
+
+    Raises:
+      ProblemError: another shape, or non-finite values (naming the problem)."""
+    th = np.asarray(base(instance), np.float32)
+    if th.shape != tuple(shape):
+        raise ProblemError(f"Problem {name!r}: the prior's base returned shape {th.shape}, "
+                           f"expected x's shape {tuple(shape)}")
+    if not np.all(np.isfinite(th)):
+        raise ProblemError(f"Problem {name!r}: the prior's base returned non-finite values")
+    return th

@@ -42,7 +42,7 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
           optimizer: optax.GradientTransformation | None = None,
           patience: int | None = 10, key: jax.Array | int | None = None,
           checkpoint_dir: str | Path | None = None, progress: bool = False,
-          backend: str = "scip", solver_options: dict[str, Any] | None = None,
+          backend: str | None = None, solver_options: dict[str, Any] | None = None,
           executor: Executor | None = None, base: Callable[[Instance], Any] | None = None,
           distill: Sequence[Any] | None = None, distill_weight: float = 1.0,
           end_to_end: bool = True, **estimator_kw: Any) -> PriorModel:
@@ -96,7 +96,10 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
       end_to_end: keep the end-to-end term (False: distillation only; needs ``distill``).
 
     Returns:
-      A `PriorModel` holding the best parameters and the `TrainHistory`. The training
+      A `PriorModel` holding the best parameters (by validation f; when distilling, a later
+      epoch of equal f replaces an earlier one; with a ``base``, the untrained parameters,
+      i.e. the heuristic, compete too: ``history.best_epoch`` is then -1 if no epoch beat
+      it) and the `TrainHistory`. The training
       curve ``train_f`` is the mean objective of the solver's answers (not the loss) when
       distilling or with an estimator whose forward pass is not a solution.
 
@@ -250,6 +253,11 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
     epoch = done
     try:
         with controlled(control):
+            if base is not None and done == 0 and not stopped:
+                # a residual prior starts at its heuristic: that is the model to beat, so
+                # the untrained parameters are the first candidate (best_epoch -1)
+                state.update(best_val=mean_hard_f(params, va if va is not None else tr),
+                             best_params=params, best_epoch=-1)
             for epoch in range(done, epochs if not stopped else done):
                 key, kperm = jax.random.split(key)
                 order = np.asarray(jax.random.permutation(kperm, len(train_instances)))
@@ -287,6 +295,9 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
                     state.update(best_val=val_f, best_params=params, best_epoch=epoch, stall=0)
                 else:
                     state["stall"] += 1
+                    if distill is not None and val_f == state["best_val"]:
+                        # a tie in f: the later epoch is closer to the targets
+                        state.update(best_params=params, best_epoch=epoch)
                 state.update(params=params, opt_state=opt_state, epoch=epoch,
                              key=np.asarray(jax.random.key_data(key)))
                 if ckpt is not None:
@@ -323,7 +334,7 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
 
 def init(problem: Problem, instances: Sequence[Instance], *, model: nn.Module | None = None,
          hidden: tuple[int, ...] = (64, 64), base: Callable[[Instance], Any] | None = None,
-         key: jax.Array | int | None = None, backend: str = "scip",
+         key: jax.Array | int | None = None, backend: str | None = None,
          solver_options: dict[str, Any] | None = None) -> PriorModel:
     """An untrained SurCo-prior: the feature normalisation of ``instances`` and the
     network's initial parameters, exactly as `train` starts (same ``key``, same network).
@@ -361,7 +372,10 @@ def _initial(problem: Problem, instances: list, model: nn.Module | None, hidden:
     tr = _Data(problem, instances, "train_instances", backend, solver_options, base=base)
     rows = np.concatenate([f.reshape(-1, tr.n_features) for f in tr.feats])
     feat_mean = rows.mean(axis=0).astype(np.float32)
-    feat_std = (rows.std(axis=0) + 1e-6).astype(np.float32)
+    std = rows.std(axis=0)
+    # a column constant over the training rows is only centred: dividing by ~0 would turn
+    # another value at prediction into a huge input
+    feat_std = np.where(std > 1e-6, std + 1e-6, 1.0).astype(np.float32)
     out = int(np.prod(tr.out_shape))
     module = model if model is not None else CostNet(out=out, hidden=hidden)
     if getattr(module, "out", 0) is None:

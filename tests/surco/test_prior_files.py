@@ -2,6 +2,7 @@
 and history and loads back as itself; old checkpoints load; truncated or foreign files fail
 with errors naming the file and what it should hold (issues 14, 15)."""
 import json
+from pathlib import Path
 import re
 import shutil
 import warnings
@@ -101,24 +102,28 @@ def test_saved_model_keeps_history_backend_and_solver_options(small, tmp_path):
     assert back.out_shape == (M,) and back.per_row and back.feature_shape == (N, 3 * M)
 
 
-def test_shipped_v1_checkpoint_loads_and_serves_other_sizes():
-    """The shipped sharding prior (format surco-prior/1, trained on 50 tables) loads, with
+V1_PRIOR = Path(__file__).resolve().parent / "data" / "prior_v1_dlrm50_d4"
+
+
+def test_v1_checkpoint_loads_and_serves_other_sizes():
+    """A sharding prior saved in format surco-prior/1 (the checkpoint shipped before the
+    format recorded the network class; a copy is kept in tests/surco/data) loads with
     model= as before, and without it (as a CostNet, with a warning); its normalisation
     (stored per row, 50 equal rows) becomes per column, so 60 tables work (other sizes:
     test_prior_sizes)."""
     from surco.problems.sharding.baselines import torchrec_greedy
-    from surco.problems.sharding.settings import SHIPPED_PRIOR, load_prior, prior_problem
+    from surco.problems.sharding.settings import load_prior, prior_problem
     from surco.problems.sharding.problem import PlanResidualNet
     from surco.problems.sharding.tables import generate_pool, split_pool
     from surco.problems.sharding.tasks import generate_tasks, plan_violations
-    meta = json.loads((SHIPPED_PRIOR / "meta.json").read_text())
+    meta = json.loads((V1_PRIOR / "meta.json").read_text())
     assert meta["format"] == "surco-prior/1" and np.shape(meta["feat_mean"]) == (50, 26)
-    prior = load_prior()
+    prior = load_prior(V1_PRIOR)
     assert type(prior.module) is PlanResidualNet and prior.history is None
     np.testing.assert_array_equal(prior.feat_mean, np.float32(meta["feat_mean"][0]))
     with pytest.warns(UserWarning, match="does not record the network class; loading it as "
                                          r"CostNet\(out=4, hidden=\(64, 64\)\)"):
-        plain = surco.prior.load(SHIPPED_PRIOR, prior_problem())
+        plain = surco.prior.load(V1_PRIOR, prior_problem())
     assert type(plain.module) is surco.prior.CostNet
     _, test_pool = split_pool(generate_pool(0, 200), 0.5, seed=0)
     task = generate_tasks(test_pool, 60, 4, 1, seed=1)[0]
@@ -127,6 +132,21 @@ def test_shipped_v1_checkpoint_loads_and_serves_other_sizes():
     # the untrained residual net returns TorchRec's plan; trained at T = 50 it stays within
     # 1.25x of it at T = 60 (measured 0.99-1.14x on 5 tasks at each of T = 10, 30, 50, 60)
     assert res.true_cost <= 1.25 * prior.problem.evaluate(torchrec_greedy(task), task)
+
+
+def test_shipped_checkpoint_loads_as_itself():
+    """The shipped prior (the v1 checkpoint re-saved in format surco-prior/2) records its
+    class: it loads as a PlanResidualNet without model= and predicts as the v1 file does."""
+    from surco.problems.sharding.settings import SHIPPED_PRIOR, load_prior, prior_problem
+    from surco.problems.sharding.problem import PlanResidualNet
+    from surco.problems.sharding import generate
+    meta = json.loads((SHIPPED_PRIOR / "meta.json").read_text())
+    assert meta["format"] == "surco-prior/2"
+    shipped = surco.prior.load(SHIPPED_PRIOR, prior_problem())
+    assert type(shipped.module) is PlanResidualNet and shipped.module.skip == 0.3
+    old = load_prior(V1_PRIOR)
+    for task in generate(2, seed=1, n_tables=50):
+        np.testing.assert_array_equal(shipped.predict(task).x, old.predict(task).x)
 
 
 def test_model_argument_of_another_class_warns(small, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 import surco
 from surco import compiled
-from surco.estimators import get_estimator
+from surco.estimators import get_estimator, solve_layer
 from surco.problems import routing as R
 from surco.solvers import InfeasibleError, ShortestPathOracle, make_solver
 from surco.solvers.jax_oracles import OneHot, ShortestPath, TopK
@@ -44,7 +44,7 @@ def test_estimator_gradients_equal_host_solvers(name, kw):
         def loss(cc, solve):
             return jnp.sum(solve(cc) * w) + 0.1 * jnp.sum(solve(cc) ** 2 * w)
 
-        va, ga = jax.value_and_grad(loss)(c, lambda cc: compiled.estimate(oracle, cc, est, key))
+        va, ga = jax.value_and_grad(loss)(c, lambda cc: est(oracle, cc, key))
         vb, gb = jax.value_and_grad(loss)(c, lambda cc: est(host, cc, key))
         assert float(va) == pytest.approx(float(vb), abs=1e-5)
         np.testing.assert_allclose(ga, gb, atol=1e-6)
@@ -56,30 +56,39 @@ def test_estimate_matches_dijkstra_oracle_and_works_under_jit_and_vmap():
     c = jnp.asarray(rng.uniform(0.1, 1.0, (3, GRID.n)), jnp.float32)
     g = jnp.asarray(rng.normal(size=c.shape), jnp.float32)
     est = get_estimator("neg_identity")
-    f_jax = jax.jit(jax.grad(lambda cc: jnp.sum(compiled.estimate(GRID, cc, est) * g)))
+    f_jax = jax.jit(jax.grad(lambda cc: jnp.sum(est(GRID, cc) * g)))
     f_host = jax.grad(lambda cc: jnp.sum(est(GRID.host_oracle(), cc) * g))
     np.testing.assert_array_equal(f_jax(c), f_host(c))
     np.testing.assert_array_equal(f_jax(c), -g)
-    x = jax.vmap(lambda cc: compiled.estimate(GRID, cc, "blackbox", lam=5.0))(c)
+    x = jax.vmap(lambda cc: solve_layer(GRID, cc, "blackbox", lam=5.0))(c)
     np.testing.assert_array_equal(x, np.stack([GRID.host_oracle().solve(ci).x for ci in c]))
 
 
-def test_estimate_rejects_what_it_cannot_run():
+def test_estimators_on_a_jax_oracle_check_their_input_and_raise_failures():
     c = jnp.ones(GRID.n)
-    with pytest.raises(ValueError, match="estimator 'quadratic' does not run on a JAX oracle"):
-        compiled.estimate(GRID, c, "quadratic")
     with pytest.raises(ValueError, match="perturbed: this estimator is random; pass key="):
-        compiled.estimate(GRID, c, "perturbed")
-    with pytest.raises(TypeError, match="oracle must be a surco.solvers.jax_oracles.JaxOracle"):
-        compiled.estimate(GRID.host_oracle(), c, "blackbox")
-    with pytest.raises(ValueError, match=r"cost c has shape \(3,\)"):
-        compiled.estimate(GRID, jnp.ones(3), "blackbox")
+        solve_layer(GRID, c, "perturbed")
+    with pytest.raises(ValueError, match=r"blackbox: cost c has shape \(3,\)"):
+        solve_layer(GRID, jnp.ones(3), "blackbox")
+    with pytest.raises(TypeError, match="solver must be a surco.solvers.Solver or a "
+                                        "surco.solvers.jax_oracles.JaxOracle, got str"):
+        get_estimator("blackbox")("grid", c)
     unreachable = ShortestPath(3, [(0, 1), (1, 0)], 0, 2)
     with pytest.raises(InfeasibleError, match="infeasible"):
-        compiled.estimate(unreachable, jnp.ones(2), "blackbox")
-    x, status = compiled.estimate(unreachable, jnp.ones(2), "blackbox",
-                                  return_status=True)
+        solve_layer(unreachable, jnp.ones(2), "blackbox")
+    x, status = solve_layer(unreachable, jnp.ones(2), "blackbox", return_status=True)
     assert int(status) == 2 and np.all(np.isnan(x))
+
+
+def test_jax_oracle_runs_without_host_callback():
+    """The estimator's solves over a JAX oracle are XLA ops: no callback in the program."""
+    est = get_estimator("blackbox", lam=5.0)
+    text = jax.jit(jax.grad(lambda cc: jnp.sum(est(GRID, cc) * jnp.arange(GRID.n)))
+                   ).lower(jnp.ones(GRID.n)).as_text()
+    assert "callback" not in text
+    host = jax.jit(jax.grad(lambda cc: jnp.sum(est(GRID.host_oracle(), cc)))
+                   ).lower(jnp.ones(GRID.n)).as_text()
+    assert "callback" in host
 
 
 # -- SurCo-zero: compiled equals surco.zero -------------------------------------------------
@@ -167,3 +176,19 @@ def test_compiled_zero_failures_and_arguments():
         compiled.zero(R.make_problem(4), ys[0], estimator="quadratic", steps=1)
     with pytest.raises(ValueError, match="chunk"):
         compiled.zero(R.make_problem(4), ys[0], chunk=0, steps=1)
+
+
+def test_zero_backend_jax_and_a_jax_space_run_compiled():
+    ys, theta0 = _routing(range(2))
+    kw = dict(estimator="blackbox", lam=10.0, steps=5, key=0, init=theta0)
+    comp = compiled.zero(R.make_problem(4), ys, **kw)
+    for a, b in zip(surco.zero(R.make_problem(4), ys, backend="jax", **kw), comp):
+        _same(a, b)
+        assert np.isnan(a.solver_seconds)                         # solved inside XLA
+    jax_space = surco.Problem("routing-jax", GRID, R.make_problem(4).objective,
+                              cost_transform=jax.nn.softplus)
+    for a, b in zip(surco.zero(jax_space, ys, **kw), comp):       # Ω a JaxOracle: automatic
+        assert a.f == b.f
+        np.testing.assert_array_equal(a.x, b.x)
+    with pytest.raises(ValueError, match="backend 'jax' .* takes no solver_options"):
+        surco.zero(R.make_problem(4), ys, backend="jax", solver_options={"a": 1}, **kw)

@@ -1,0 +1,65 @@
+"""`surco.zero` compiles its step once per (problem, estimator, optimiser, shapes, dtype):
+a second call on the same shapes reuses it, compiles (almost) nothing, and gives the same
+answers as a call that compiled afresh."""
+import threading
+
+import numpy as np
+import optax
+
+import surco
+from surco.zero import clear_program_cache, program_cache_info
+from surco.compiled import compile_seconds
+from surco.problems import assignment as A
+
+PROB = A.make_problem(6, 3)
+YS = A.generate(6, 3, 4, seed=2)
+KW = dict(estimator="blackbox", lam=10.0, steps=6, key=0, backend="highs")
+
+
+def _same(a, b):
+    assert a.history["f"] == b.history["f"] and np.array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.theta, b.theta)
+
+
+def test_second_call_hits_the_cache_compiles_under_50ms_and_answers_the_same():
+    clear_program_cache()
+    first = surco.zero(PROB, YS[:2], **KW)
+    assert program_cache_info() == {"hits": 0, "misses": 1, "entries": 1}
+    with compile_seconds() as ct:
+        second = surco.zero(PROB, YS[2:], **KW)                      # other instances
+    assert program_cache_info() == {"hits": 1, "misses": 1, "entries": 1}
+    assert ct.seconds <= 0.05, f"second call compiled for {ct.seconds:.3f} s"
+    assert second[0].solver_calls == first[0].solver_calls == 2 * 7   # counters restart
+    clear_program_cache()
+    fresh = surco.zero(PROB, YS[2:], **KW)                           # compiled afresh
+    for a, b in zip(second, fresh):
+        _same(a, b)
+
+
+def test_other_shapes_estimators_and_optimisers_compile_their_own_step():
+    clear_program_cache()
+    surco.zero(PROB, YS[:2], **KW)
+    surco.zero(PROB, YS[:3], **KW)                                    # 3 instances
+    surco.zero(PROB, YS[:2], **{**KW, "lam": 5.0})                    # another estimator
+    surco.zero(PROB, YS[:2], **KW, optimizer=optax.sgd(0.1))          # another optimiser
+    surco.zero(PROB, YS[0], **KW)                                     # one instance
+    assert program_cache_info() == {"hits": 0, "misses": 5, "entries": 5}
+    surco.zero(PROB, YS[1], **KW)
+    assert program_cache_info()["hits"] == 1
+
+
+def test_concurrent_runs_do_not_share_a_program():
+    clear_program_cache()
+    alone = [surco.zero(PROB, y, **KW) for y in YS]
+    out = [None] * len(YS)
+
+    def run(i):
+        out[i] = surco.zero(PROB, YS[i], **KW)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(YS))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(alone, out):
+        _same(a, b)
