@@ -156,7 +156,7 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
     targets = (_targets(distill, tr) if distill is not None
                else [np.zeros(s, np.float32) for s in tr.x_shapes])
     module, params, fshape0 = prior.module, prior.params, prior.feature_shape
-    opt = optimizer if optimizer is not None else est.default_optimizer(lr)
+    opt = optimizer if optimizer is not None else optax.adam(lr)
     opt_state = opt.init(params)
 
     fvec = batched_objective(problem)

@@ -1,0 +1,538 @@
+"""SurCo-guided large-neighbourhood search, and SurCo variants that share one meter.
+
+Large-neighbourhood search (Shaw, "Using constraint programming and local search methods to
+solve vehicle routing problems", CP 1998; Pisinger & Ropke, "Large neighborhood search",
+Handbook of Metaheuristics 2010) keeps a current solution, frees a part of it, re-optimises
+that part exactly with the rest fixed, and accepts the result if it is better. Here the part
+is re-optimised for SurCo's *linear surrogate cost* c (Ferber et al., "SurCo: Learning
+Linear Surrogates for Combinatorial Nonlinear Optimization Problems", ICML 2023), and c keeps
+being trained by SurCo steps through the restricted solver, so the surrogate that proposes
+moves learns from every one of them:
+
+    x_cur = g_Ω(c_0)                                         (iteration 0: a full solve)
+    repeat:  N   = rows to free (at random, or by |dL/dθ| of the last step)
+             x   = argmin { c·x : x ∈ Ω, x[rows ∉ N] = x_cur[rows ∉ N] }   (exact, `Solver.fixed`)
+             θ  ← θ - update(d f(x) / dθ)                    (the estimator, as in `surco.zero`)
+             accept x if meter(x) <= meter(x_cur)            (or by a Metropolis rule)
+
+It is generic over any `LinearSpec` Ω: a "row" is an index of x's first axis (a table of a
+sharding plan, an item of a 1-D x); freeing rows frees all their entries. With every row
+free each iteration *is* a SurCo-zero step (same cost, same x, same update; tested).
+
+Also here, as harness methods (``method(instance, meter) -> x``, `surco.family.Method`):
+
+* `lns_method`: the LNS above;
+* `polish_method`: SurCo-zero on a share of the budget, then local search
+  (`surco.search.local_search`) from SurCo's best x on the rest, on the same meter;
+* `multichain_method`: several SurCo-zero chains solved together (one batched solve per
+  step), started from the family's initial cost and noisy copies of it.
+
+Measured on sharding (DLRM-50, 4 devices; ``python -m bench.lns --quick``: 5 test tasks,
+settings chosen on 3 train-pool tasks with seeds 11+, `bench.lns.TUNING`), mean cost
+relative to annealing's under the same budget:
+
+* kept, at equal wall time (SurCo-zero's, ~12 s): `polish_method` with
+  ``strategy="annealing", share=0.2`` (SurCo-zero on 20 % of the time, annealing from its
+  best plan on the rest): 0.998, better than annealing on 5 of 5 tasks and than local
+  search on 5 of 5;
+* kept, at 300 evaluations: `polish_method` with local search (first improvement) after
+  SurCo-zero on half the budget: 0.992 (SurCo-zero alone 0.995; local search 1.011-1.022).
+  The issue's 0.97 is not reached: annealing itself needs ~20 000 evaluations to get 0.971
+  below its 300-evaluation cost on train tasks;
+* did not pay off: LNS with every new x evaluated (1.000 on train tasks, rows at random or
+  by |dL/dθ|); LNS screened by f (``screen=0``): 0.998 at 300 evaluations with only ~50 of
+  them spent, since the neighbourhood solves stop proposing f-improving moves after ~1000
+  iterations (3000 gave nothing more), and 1.016 at equal wall time (an LNS iteration is
+  a solve plus a step, ~10 ms, against ~0.2 ms per annealing move); LNS followed by
+  local search (0.996; 1.010 at equal time); growing the neighbourhood when stuck
+  (``grow``); multi-chain SurCo-zero with 4 noisy starts (1.000: four chains share the
+  300 evaluations, each gets a quarter).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from surco._engine import (RunControl, batched_objective, build_solver, controlled,
+                           initial_theta, is_interrupt, resolve_key, stack_instances, stack_solvers)
+from surco.budget import Budget, BudgetExhausted, Meter
+from surco.estimators import raise_for_status
+from surco.family import Family, Method
+from surco.problem import Instance, Problem, ProblemError
+from surco.solvers import LinearSpec
+
+__all__ = ["LNSResult", "lns", "lns_method", "polish_method", "multichain_method"]
+
+
+@dataclasses.dataclass
+class LNSResult:
+    """Outcome of `lns`.
+
+    Attributes:
+      x: the best x evaluated (feasible: every x is a solver answer over Ω).
+      value: its true cost (from the meter).
+      c, theta: the surrogate cost and its parameters after the last update.
+      history: per iteration, ``f`` (the objective at that iteration's x), ``value`` (its
+        true cost), ``accepted`` (bool), ``free`` (rows freed; all rows at iteration 0),
+        ``evaluations`` (the meter's count after it).
+      iterations: iterations completed; accepted: how many moved the current x.
+      stopped: "iterations", "budget" (the meter's evaluations or seconds ran out) or
+        "time_limit" (the meter's deadline cut a solve short).
+      seconds: wall time.
+    """
+
+    x: np.ndarray
+    value: float
+    c: np.ndarray
+    theta: np.ndarray
+    history: dict
+    iterations: int
+    accepted: int
+    stopped: str
+    seconds: float
+
+    def __repr__(self) -> str:
+        return (f"LNSResult(value={self.value:.6g}, iterations={self.iterations}, "
+                f"accepted={self.accepted}, stopped={self.stopped!r}, "
+                f"seconds={self.seconds:.3g})")
+
+
+def _free_count(free: float | int, rows: int) -> int:
+    if isinstance(free, bool) or not isinstance(free, (int, float, np.integer, np.floating)):
+        raise ValueError(f"lns: free must be a fraction in (0, 1] or a row count >= 1, got {free!r}")
+    if isinstance(free, (int, np.integer)):
+        if free < 1:
+            raise ValueError(f"lns: free must be a fraction in (0, 1] or a row count >= 1, got {free!r}")
+        return min(int(free), rows)
+    if not 0 < free <= 1:
+        raise ValueError(f"lns: free must be a fraction in (0, 1] or a row count >= 1, got {free!r}")
+    return max(1, min(rows, int(round(free * rows))))
+
+
+def lns(problem: Problem, instance: Instance, meter: Meter, *, estimator: Any = "blackbox",
+        optimizer: optax.GradientTransformation | None = None, lr: float = 0.1,
+        init: str | np.ndarray = "random", init_scale: float = 1.0, iterations: int = 300,
+        free: float | int = 0.2, choose: str = "random", accept: str = "better",
+        temperature: float = 0.01, screen: float | None = None, grow: int | None = None,
+        key: jax.Array | int | None = None, seed: int = 0,
+        backend: str = "scip", solver_options: dict[str, Any] | None = None,
+        dtype=jnp.float32, **estimator_kw: Any) -> LNSResult:
+    """SurCo-guided large-neighbourhood search on one instance (see the module docstring).
+
+    Args:
+      problem: the `Problem`; its Ω for ``instance`` must be a `LinearSpec` (variables are
+        fixed through the solver's bounds, `Solver.fixed`).
+      instance: one instance.
+      meter: evaluates the true cost (`surco.budget.Meter`); every new x is one evaluation.
+      estimator, optimizer, lr, init, init_scale, key, backend, solver_options, dtype,
+        estimator_kw: as in `surco.zero` (the same surrogate, update and solver).
+      iterations: most solves (iteration 0, the full solve, included); an iteration whose x
+        was already evaluated costs no evaluation.
+      free: rows of x (its first axis) freed per iteration: a fraction in (0, 1] of them or
+        a count >= 1; all rows make every iteration a SurCo-zero step.
+      choose: "random" (uniform rows) or "gradient" (rows drawn with probability
+        proportional to the sum of |dL/dθ| over the row at the last step, plus a uniform
+        floor of 10 %).
+      accept: "better" (keep x when its true cost is <= the current one) or "anneal"
+        (Metropolis, Kirkpatrick et al. 1983, at temperature ``temperature · |v0|`` cooled
+        geometrically to 1 % of it over the budget, v0 the first x's cost).
+      temperature: see ``accept``, a positive number.
+      grow: None keeps the neighbourhood size; an integer g >= 1 doubles the rows freed
+        after g iterations in a row without an accepted move (up to all rows) and returns
+        to ``free`` on the next accepted one (adaptive LNS, Ropke & Pisinger, Transp. Sci.
+        40, 2006, in its simplest form).
+      screen: None evaluates every new x; a number r >= 0 evaluates x only when its
+        objective f (free: SurCo computes it every step) is <= ``f(x_cur) + r·|f(x_cur)|``,
+        and rejects it unevaluated otherwise (for an expensive true cost with a faithful f).
+      seed: seed of the neighbourhood choices.
+
+    Returns:
+      `LNSResult` with the best x evaluated.
+
+    Raises:
+      TypeError: Ω is not a `LinearSpec`, or meter is not a Meter.
+      ValueError: bad arguments (naming which).
+      ProblemError: a non-finite objective or gradient.
+      BudgetExhausted: the budget was spent before the first x could be evaluated.
+      InfeasibleError, SolverError, ...: the solver failed (raised once, typed).
+      KeyboardInterrupt: Ctrl-C; it carries ``.partial`` (the `LNSResult` so far, or None).
+    """
+    from surco.estimators import get_estimator
+
+    if not isinstance(problem, Problem):
+        raise TypeError(f"lns: problem must be a surco.Problem, got {type(problem).__name__}")
+    if not (callable(meter) and hasattr(meter, "budget") and hasattr(meter, "remaining_seconds")):
+        raise TypeError(f"lns: meter must be a surco.budget.Meter (Budget(...).start(f)), got "
+                        f"{type(meter).__name__}")
+    space = problem.space_for(instance)
+    if not isinstance(space, LinearSpec):
+        raise TypeError(f"lns: Ω of problem {problem.name!r} is a {type(space).__name__}; LNS "
+                        "fixes variables through a MILP solver's bounds and needs a LinearSpec")
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
+        raise ValueError(f"lns: iterations must be an integer >= 1, got {iterations!r}")
+    if choose not in ("random", "gradient"):
+        raise ValueError(f"lns: choose must be 'random' or 'gradient', got {choose!r}")
+    if accept not in ("better", "anneal"):
+        raise ValueError(f"lns: accept must be 'better' or 'anneal', got {accept!r}")
+    if grow is not None and (isinstance(grow, bool) or not isinstance(grow, (int, np.integer))
+                             or grow < 1):
+        raise ValueError(f"lns: grow must be an integer >= 1 or None, got {grow!r}")
+    if screen is not None and not (isinstance(screen, (int, float)) and not isinstance(screen, bool)
+                                   and math.isfinite(screen) and screen >= 0):
+        raise ValueError(f"lns: screen must be a number >= 0 or None, got {screen!r}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"lns: temperature must be a positive number, got {temperature!r}")
+    shape = tuple(space.shape)
+    rows = shape[0]
+    k_free = _free_count(free, rows)
+    est = get_estimator(estimator, **estimator_kw)
+    opt = optimizer if optimizer is not None else est.default_optimizer(lr)
+    dtype = jnp.dtype(dtype)
+    key = resolve_key(key)
+    gen = np.random.default_rng(seed)
+    t_start = time.perf_counter()
+    left = meter.remaining_seconds()
+    control = RunControl(left if math.isfinite(left) else None, t_start)
+    member = build_solver(problem, instance, backend, solver_options)
+    solver = stack_solvers([member], None, control)
+    problem.check_instance(instance, dtype=dtype, who="lns")
+    ys = stack_instances(problem, [instance])
+    fvec = batched_objective(problem)
+
+    @jax.jit
+    def step(theta, opt_state, k):     # SurCo-zero's step (surco.zero), one instance
+        c, vjp_cost = jax.vjp(problem.to_cost, theta)
+        x, vjp_est, status = jax.vjp(lambda cc: est(solver, cc, k, return_status=True), c,
+                                     has_aux=True)
+        fv, vjp_f = jax.vjp(lambda xx: fvec(xx, ys), x)
+        gx = vjp_f(jnp.ones_like(fv))[0]
+        g = vjp_cost(vjp_est(gx)[0])[0]
+        updates, new_state = opt.update(jnp.where(jnp.isfinite(g), g, 0.0), opt_state, theta)
+        return optax.apply_updates(theta, updates), new_state, fv, x, c, status, g
+
+    key, k0 = jax.random.split(key)
+    theta = initial_theta(init, k0, (1, *shape), dtype, init_scale)
+    opt_state = opt.init(theta)
+    hist: dict[str, list] = {k: [] for k in ("f", "value", "accepted", "free", "moved",
+                                             "evaluations")}
+    best_x, best_v = None, math.inf
+    cur_x, cur_v, cur_f, v0 = None, math.inf, math.inf, None
+    row_score = np.ones(rows)
+    n_acc, stopped = 0, "iterations"
+    e0, s0 = meter.evaluations, meter.elapsed()
+    c_last = np.asarray(problem.to_cost(theta))[0]
+
+    def result(stop: str) -> LNSResult | None:
+        if best_x is None:
+            return None
+        return LNSResult(best_x, best_v, c_last, np.asarray(theta)[0], hist,
+                         len(hist["f"]), n_acc, stop, time.perf_counter() - t_start)
+
+    k_base, stall = k_free, 0
+
+    def neighbourhood() -> np.ndarray | None:
+        """Mask of the fixed entries (None: every row free)."""
+        if k_free >= rows:
+            return None
+        if choose == "gradient" and row_score.sum() > 0:
+            p = 0.9 * row_score / row_score.sum() + 0.1 / rows
+            free_rows = gen.choice(rows, size=k_free, replace=False, p=p / p.sum())
+        else:
+            free_rows = gen.choice(rows, size=k_free, replace=False)
+        fixed_rows = np.ones(rows, bool)
+        fixed_rows[free_rows] = False
+        return np.broadcast_to(fixed_rows.reshape((rows,) + (1,) * (len(shape) - 1)), shape)
+
+    try:
+        with controlled(control):
+            for t in range(iterations):
+                if control.stop_requested():
+                    stopped = control.reason
+                    break
+                if meter.remaining_seconds() <= 0 or meter.remaining_evaluations() <= 0:
+                    stopped = "budget"
+                    break
+                key, k = jax.random.split(key)
+                kk = k if est.needs_key else None
+                mask = None if cur_x is None else neighbourhood()
+                try:
+                    if mask is None:
+                        out = jax.block_until_ready(step(theta, opt_state, kk))
+                    else:
+                        with member.fixed(mask, cur_x):
+                            out = jax.block_until_ready(step(theta, opt_state, kk))
+                except Exception as exc:
+                    if control.reason is not None or is_interrupt(exc):
+                        stopped = control.reason or "interrupted"
+                        break
+                    if control.error is not None:
+                        raise control.error from None
+                    raise
+                new_theta, new_state, fv, x, c, status, g = out
+                if control.stop_requested():
+                    stopped = control.reason
+                    break
+                if control.error is not None:
+                    raise control.error from None
+                raise_for_status(np.asarray(status), member)
+                fv = float(np.asarray(fv)[0])
+                if not math.isfinite(fv):
+                    raise ProblemError(f"lns: problem {problem.name!r}: the objective is {fv} "
+                                       f"at iteration {t}")
+                g_np = np.asarray(g, np.float64)[0]
+                if not np.all(np.isfinite(g_np)):
+                    raise ProblemError(f"lns: problem {problem.name!r}: the gradient dL/dθ is "
+                                       f"not finite at iteration {t}")
+                x_np = np.asarray(x, np.float64)[0]
+                if not est.forward_is_solution:   # the feasible point is g(c) itself
+                    c_np = np.asarray(c, np.float64)[0]
+                    if mask is None:
+                        x_np = member.solve(c_np).x
+                    else:
+                        with member.fixed(mask, cur_x):
+                            x_np = member.solve(c_np).x
+                skip = (screen is not None and cur_x is not None
+                        and fv > cur_f + screen * abs(cur_f) and meter.cached(x_np) is None)
+                try:
+                    v = math.inf if skip else meter(x_np)
+                except BudgetExhausted:
+                    stopped = "budget"
+                    break
+                took, prev = False, cur_x
+                if cur_x is None:
+                    took, v0 = True, v
+                elif np.array_equal(x_np, cur_x):   # no move: nothing to accept
+                    took = False
+                elif v <= cur_v:
+                    took = True
+                elif accept == "anneal":
+                    from surco.search import _progress
+                    temp = temperature * max(abs(v0), 1e-12) * 0.01 ** _progress(meter, e0, s0)
+                    took = bool(gen.random() < math.exp(-(v - cur_v) / temp))
+                if took:
+                    n_acc += t > 0
+                    cur_x, cur_v, cur_f = x_np.copy(), v, fv
+                    stall, k_free = 0, k_base
+                elif grow is not None:
+                    stall += 1
+                    if stall >= grow:
+                        stall, k_free = 0, min(rows, 2 * k_free)
+                if v < best_v:
+                    best_x, best_v = x_np.copy(), v
+                hist["f"].append(fv)
+                hist["value"].append(v)
+                hist["accepted"].append(took)
+                hist["free"].append(rows if mask is None else int(
+                    (~mask.reshape(rows, -1)[:, 0]).sum()))
+                hist["moved"].append(rows if prev is None else int(
+                    np.any((x_np != prev).reshape(rows, -1), axis=1).sum()))
+                hist["evaluations"].append(meter.evaluations)
+                row_score = np.abs(g_np).reshape(rows, -1).sum(1)
+                theta, opt_state = new_theta, new_state
+                c_last = np.asarray(c, np.float64)[0]
+                control.arm()
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    if stopped == "interrupted":
+        exc = KeyboardInterrupt(f"lns interrupted after {len(hist['f'])} iteration(s); the "
+                                "best so far is in the exception's .partial")
+        exc.partial = result("interrupted")
+        raise exc
+    if best_x is None:
+        raise BudgetExhausted(f"lns: the budget ({meter.budget.describe()}) was spent before "
+                              "the first x could be evaluated")
+    return result(stopped)
+
+
+# ------------------------------------------------------------------------------------------
+# Harness methods
+# ------------------------------------------------------------------------------------------
+def _problem_and_settings(family_or_problem, settings: Mapping[str, Any]
+                          ) -> tuple[Callable[[Instance], Problem], dict]:
+    if isinstance(family_or_problem, Family):
+        fam = family_or_problem
+        return fam.problem, {**dict(fam.zero_settings), **dict(settings)}
+    if isinstance(family_or_problem, Problem):
+        prob = family_or_problem
+        return (lambda _inst: prob), dict(settings)
+    raise TypeError(f"expected a surco.Family or a surco.Problem, got "
+                    f"{type(family_or_problem).__name__}")
+
+
+#: `surco.zero` settings that have no meaning for `lns` (dropped from a family's settings)
+_ZERO_ONLY = ("steps", "select", "patience", "target", "time_limit", "progress",
+              "no_progress_steps", "executor")
+
+
+def lns_method(family_or_problem: Family | Problem, **settings: Any) -> Method:
+    """`lns` as a harness `Method` ``(instance, meter) -> x``.
+
+    Args:
+      family_or_problem: a `Family` (its ``problem`` and, as defaults, its
+        ``zero_settings``: estimator, optimiser, init, ...) or a `Problem`.
+      settings: keyword arguments of `lns`; ``init`` may be a function ``instance -> θ0``.
+        SurCo-zero's own stopping settings (``steps``, ``patience``, ``target``, ...) are
+        dropped; without ``iterations``, LNS runs
+        ``4 ×`` the meter's evaluation budget (most iterations repeat an x and cost
+        nothing) or 300 iterations, until the meter's budget or deadline.
+
+    Raises:
+      TypeError: family_or_problem is neither.
+    """
+    problem_of, kw0 = _problem_and_settings(family_or_problem, settings)
+    for k in _ZERO_ONLY:
+        kw0.pop(k, None)
+
+    def method(instance, meter):
+        kw = dict(kw0)
+        if callable(kw.get("init")):
+            kw["init"] = kw["init"](instance)
+        if "iterations" not in kw and meter.budget.evaluations is not None:
+            kw["iterations"] = 4 * int(meter.budget.evaluations)
+        return lns(problem_of(instance), instance, meter, **kw).x
+    method.__doc__ = "SurCo-guided large-neighbourhood search (surco.lns.lns)."
+    return method
+
+
+def _child(meter: Meter, share: float) -> Meter:
+    """A meter on ``share`` of what is left of ``meter``'s budget, evaluating through it."""
+    ev = meter.remaining_evaluations()
+    sec = meter.remaining_seconds()
+    b = Budget(evaluations=max(1, int(share * ev)) if math.isfinite(ev) else None,
+               seconds=max(1e-3, share * sec) if math.isfinite(sec) else None)
+    return b.start(meter, evaluate_batch=meter.batch)
+
+
+def _first_solution(problem: Problem, instance: Instance, settings: Mapping[str, Any]) -> np.ndarray:
+    """``g_Ω(c0)``: the solver's answer at SurCo's initial cost (``init`` of ``settings``;
+    zeros for "random" / "zeros"), the x SurCo-zero's first step would return."""
+    init = settings.get("init", "zeros")
+    if callable(init):
+        init = init(instance)
+    space = problem.space_for(instance)
+    theta = np.zeros(space.shape) if isinstance(init, str) else np.asarray(init, np.float64)
+    c = np.asarray(problem.to_cost(jnp.asarray(theta[None], jnp.float32)), np.float64)[0]
+    solver = build_solver(problem, instance, settings.get("backend", "scip"),
+                          settings.get("solver_options"))
+    return solver.solve(c).x
+
+
+def polish_method(family: Family, *, share: float = 0.5, strategy: str = "first",
+                  chunk: int = 32, neighbourhood: Callable[[LinearSpec], Any] | None = None,
+                  first: Method | None = None, **overrides: Any) -> Method:
+    """SurCo-zero on ``share`` of the meter's budget, then a search from its best x on
+    the rest, on the same meter: local search (Papadimitriou & Steiglitz 1982, ch. 19) or,
+    with ``strategy="annealing"``, simulated annealing (Kirkpatrick et al. 1983) cooled
+    over what is left of the budget.
+
+    Args:
+      family: the `Family` (its ``zero_settings``, updated with ``overrides``).
+      share: fraction in (0, 1) of the evaluations and seconds left that SurCo-zero may
+        spend (an unlimited budget: SurCo-zero runs its own steps, local search to a local
+        optimum).
+      strategy: "first" or "steepest" (`surco.search.local_search`, with ``chunk``) or
+        "annealing" (`surco.search.simulated_annealing`; needs a finite budget).
+      neighbourhood: ``spec -> surco.search.Neighbourhood`` (default
+        `surco.search.RowChoice.from_spec`).
+      first: the first stage as a `Method` (e.g. `lns_method`); default SurCo-zero with
+        the family's settings and ``overrides``. It runs on a meter holding ``share`` of
+        the budget; what it leaves unspent goes to the search.
+
+    Raises:
+      ValueError: share outside (0, 1).
+    """
+    from surco.harness import _zero_call
+    from surco.search import RowChoice, local_search, simulated_annealing
+    if strategy not in ("first", "steepest", "annealing"):
+        raise ValueError(f"polish_method: strategy must be 'first', 'steepest' or 'annealing', "
+                         f"got {strategy!r}")
+    if not (isinstance(share, (int, float)) and 0 < share < 1):
+        raise ValueError(f"polish_method: share must lie in (0, 1), got {share!r}")
+    settings = {**dict(family.zero_settings), **overrides}
+    make_nb = neighbourhood or RowChoice.from_spec
+
+    def method(instance, meter):
+        out = None
+        try:
+            if first is None:
+                out = _zero_call(family, instance, _child(meter, share), settings)
+            else:
+                out = first(instance, _child(meter, share))
+        except BudgetExhausted:
+            pass
+        x0 = meter.best_x
+        problem = family.problem(instance)
+        if x0 is None:   # the first stage's share ran out before its first evaluation
+            x0 = getattr(out, "x", out)
+            if x0 is None:
+                x0 = _first_solution(problem, instance, settings)
+            x0 = np.asarray(x0, np.float64)
+            meter(x0)
+        spec = problem.space_for(instance)
+        if strategy == "annealing":
+            if meter.budget.unlimited:
+                raise ValueError("polish_method: strategy 'annealing' needs a finite budget "
+                                 "(seconds or evaluations)")
+            return simulated_annealing(x0, meter, make_nb(spec), rng=0).x
+        return local_search(x0, meter, make_nb(spec), strategy=strategy, rng=0,
+                            chunk=chunk).x
+    method.__doc__ = f"SurCo-zero on {share:g} of the budget, then local search ({strategy})."
+    return method
+
+
+def multichain_method(family: Family, *, chains: int = 4, spread: float = 0.5, seed: int = 0,
+                      **overrides: Any) -> Method:
+    """SurCo-zero with ``chains`` chains solved together (`surco.zero` on the instance
+    repeated: one batched solve per step), on the meter's budget.
+
+    Chain 0 starts from the family's ``init`` (a function ``instance -> θ0`` or an array);
+    chain k > 0 from θ0 plus Gaussian noise whose scale, per row of θ0, is ``spread`` times
+    that row's largest |θ0| (its margin). With ``init="random"`` every chain draws its own
+    random start. The answer is the best x the meter evaluated.
+
+    Raises:
+      ValueError: chains < 1 or spread < 0.
+    """
+    import surco
+    if isinstance(chains, bool) or not isinstance(chains, int) or chains < 1:
+        raise ValueError(f"multichain_method: chains must be an integer >= 1, got {chains!r}")
+    if not (isinstance(spread, (int, float)) and spread >= 0):
+        raise ValueError(f"multichain_method: spread must be a number >= 0, got {spread!r}")
+    settings = {**dict(family.zero_settings), **overrides}
+
+    def method(instance, meter):
+        problem = family.problem(instance)
+        counted = dataclasses.replace(problem, evaluate=lambda x, y: meter(x))
+        kw = dict(settings)
+        init = kw.pop("init", "random")
+        if callable(init):
+            init = init(instance)
+        if not isinstance(init, str):
+            th = np.asarray(init, np.float64)
+            rng = np.random.default_rng(seed)
+            scale = spread * np.abs(th).reshape(th.shape[0], -1).max(1)
+            scale = np.where(scale > 0, scale, spread * max(float(np.abs(th).max()), 1e-3))
+            scale = scale.reshape((-1,) + (1,) * (th.ndim - 1))
+            init = np.stack([th] + [th + scale * rng.normal(size=th.shape)
+                                    for _ in range(chains - 1)])
+        kw["select"] = "evaluate"
+        if meter.budget.evaluations is not None:
+            kw["steps"] = max(int(kw.get("steps", 100)), 4 * int(meter.budget.evaluations))
+        if math.isfinite(meter.remaining_seconds()):
+            kw["time_limit"] = max(meter.remaining_seconds(), 1e-3)
+        try:
+            surco.zero(counted, [instance] * chains, init=init, **kw)
+        except BudgetExhausted:
+            pass
+        if meter.best_x is None:
+            raise BudgetExhausted("multichain: the budget was spent before any x was evaluated")
+        return meter.best_x
+    method.__doc__ = f"SurCo-zero with {chains} chains solved together."
+    return method

@@ -1,0 +1,160 @@
+"""SurCo-guided large-neighbourhood search (surco.lns) on the enumerable nonlinear assignment
+problem: feasibility of every x, equality with SurCo-zero when every row is free, exact
+evaluation counts, and the harness methods built on it."""
+import numpy as np
+import pytest
+
+import surco
+from surco.budget import Budget
+from surco.family import spec_violations
+from surco.lns import lns, lns_method, multichain_method, polish_method
+from surco.problems import assignment as A
+
+N, M = 6, 3
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return A.make_problem(N, M), A.generate(N, M, 4, seed=3)
+
+
+def recording_meter(prob, y, evaluations):
+    seen = []
+
+    def evaluate(x):
+        seen.append(np.array(x, copy=True))
+        return float(prob.evaluate(x, y))
+    return Budget(evaluations=evaluations).start(evaluate), seen
+
+
+@pytest.mark.parametrize("choose,accept", [("random", "better"), ("gradient", "anneal")])
+def test_lns_never_evaluates_or_returns_an_infeasible_x(toy, choose, accept):
+    prob, ys = toy
+    for y in ys:
+        spec = prob.space_for(y)
+        meter, seen = recording_meter(prob, y, 40)
+        res = lns(prob, y, meter, estimator="neg_identity", lr=0.5, iterations=60, free=2,
+                  choose=choose, accept=accept, temperature=0.05, key=1, backend="highs")
+        assert seen and all(spec_violations(x, spec) == [] for x in seen)
+        assert spec_violations(res.x, spec) == []
+        assert res.value == pytest.approx(float(prob.evaluate(res.x, y)))
+        assert res.value == pytest.approx(min(float(prob.evaluate(x, y)) for x in seen))
+        # the neighbourhood solve moves only the freed rows
+        assert max(res.history["moved"][1:]) <= 2
+        assert res.accepted == sum(res.history["accepted"][1:])
+        assert res.history["free"][0] == N and set(res.history["free"][1:]) == {2}
+
+
+def test_grow_doubles_the_neighbourhood_when_stuck(toy):
+    prob, ys = toy
+    y = ys[3]
+    meter, seen = recording_meter(prob, y, 1000)
+    res = lns(prob, y, meter, estimator="neg_identity", lr=0.2, iterations=40, free=1, grow=2,
+              key=0, backend="highs")
+    free, moved, acc = res.history["free"], res.history["moved"], res.history["accepted"]
+    assert set(free[1:]) <= {1, 2, 4, N} and max(free[1:]) > 1
+    assert all(m <= f for m, f in zip(moved[1:], free[1:]))
+    for t in range(2, len(free)):       # back to one row right after an accepted move
+        if acc[t - 1] and t - 1 > 0:
+            assert free[t] == 1
+
+
+def test_all_rows_free_is_surco_zero(toy):
+    prob, ys = toy
+    y = ys[0]
+    kw = dict(estimator="blackbox", lam=10.0, lr=0.1, key=5, backend="highs")
+    one = lns(prob, y, Budget().start(lambda x: float(prob.evaluate(x, y))), iterations=1,
+              free=1.0, **kw)
+    z0 = surco.zero(prob, y, steps=0, select="evaluate", **kw)
+    np.testing.assert_array_equal(one.x, z0.x)              # one LNS step = one SurCo-zero solve
+    many = lns(prob, y, Budget().start(lambda x: float(prob.evaluate(x, y))), iterations=30,
+               free=N, accept="anneal", **kw)
+    z = surco.zero(prob, y, steps=29, select="evaluate", no_progress_steps=None, **kw)
+    np.testing.assert_allclose(many.history["f"], z.history["f"], rtol=1e-6)
+    np.testing.assert_array_equal(many.x, z.x)
+    assert many.value == pytest.approx(z.true_cost)
+
+
+def test_evaluation_counter_is_exact(toy):
+    prob, ys = toy
+    y = ys[1]
+    meter, seen = recording_meter(prob, y, 12)
+    res = lns(prob, y, meter, estimator="neg_identity", lr=1.0, iterations=500, free=3, key=0,
+              backend="highs")
+    distinct = {x.tobytes() for x in seen}
+    assert len(seen) == len(distinct) == meter.evaluations <= 12
+    assert res.stopped in ("budget", "iterations")
+    if res.stopped == "budget":
+        assert meter.evaluations == 12
+    assert res.history["evaluations"][-1] == meter.evaluations
+
+
+def test_screen_evaluates_only_candidates_that_f_says_improve(toy):
+    prob, ys = toy
+    y = ys[2]
+    meter, seen = recording_meter(prob, y, 1000)
+    res = lns(prob, y, meter, estimator="neg_identity", lr=1.0, iterations=80, free=3,
+              screen=0.0, key=0, backend="highs")
+    skipped = [v for v in res.history["value"] if v == np.inf]
+    assert skipped                                 # some candidates were never evaluated
+    assert len(seen) == meter.evaluations == len({x.tobytes() for x in seen})
+    assert len(seen) <= 80 - len(skipped)
+
+
+def test_harness_methods_respect_the_budget(toy):
+    fam = A.FAMILY
+    ys = fam.generate(3, seed=2, n=N)
+    methods = {"lns": lns_method(fam, free=2, backend="highs"),
+               "polish": polish_method(fam, share=0.5),
+               "multichain": multichain_method(fam, chains=3),
+               "lns-then-anneal": polish_method(fam, share=0.5, strategy="annealing",
+                                                first=lns_method(fam, free=2, screen=0.0,
+                                                                 backend="highs"))}
+    cmp = surco.compare(fam, ys, methods, budget=Budget(evaluations=25), progress=False)
+    for r in cmp.runs:
+        assert r.ok, r.error
+        assert r.evaluations <= 25
+        assert fam.violations(r.x, ys[r.instance]) == []
+        assert r.value == pytest.approx(fam.evaluate(r.x, ys[r.instance]))
+
+
+def test_polish_starts_from_the_initial_solve_when_the_first_stage_evaluated_nothing():
+    from surco.budget import BudgetExhausted
+    fam = A.FAMILY
+    y = fam.generate(1, seed=4, n=N)[0]
+
+    def starved(instance, meter):
+        raise BudgetExhausted("no time for a first evaluation")
+
+    method = polish_method(fam, share=0.5, first=starved)
+    meter = Budget(evaluations=30).start(lambda x: fam.evaluate(x, y))
+    x = method(y, meter)
+    assert fam.violations(x, y) == []
+    assert 2 <= meter.evaluations <= 30
+    assert fam.evaluate(x, y) == pytest.approx(meter.best_value)
+
+
+def test_bad_arguments(toy):
+    prob, ys = toy
+    m = Budget().start(lambda x: 0.0)
+    with pytest.raises(ValueError, match=r"lns: free must be a fraction in \(0, 1\] or a row count >= 1, got 0"):
+        lns(prob, ys[0], m, free=0)
+    with pytest.raises(ValueError, match="lns: choose must be 'random' or 'gradient', got 'x'"):
+        lns(prob, ys[0], m, choose="x")
+    with pytest.raises(ValueError, match="lns: accept must be 'better' or 'anneal', got 'x'"):
+        lns(prob, ys[0], m, accept="x")
+    with pytest.raises(ValueError, match="lns: iterations must be an integer >= 1, got 0"):
+        lns(prob, ys[0], m, iterations=0)
+    with pytest.raises(ValueError, match="lns: screen must be a number >= 0 or None, got -1"):
+        lns(prob, ys[0], m, screen=-1)
+    with pytest.raises(TypeError, match="lns: meter must be a surco.budget.Meter"):
+        lns(prob, ys[0], lambda x: 0.0)
+    with pytest.raises(ValueError, match=r"polish_method: share must lie in \(0, 1\), got 1"):
+        polish_method(A.FAMILY, share=1)
+    with pytest.raises(ValueError, match="lns: grow must be an integer >= 1 or None, got 0"):
+        lns(prob, ys[0], m, grow=0)
+    with pytest.raises(ValueError, match="polish_method: strategy must be 'first', 'steepest' "
+                                         "or 'annealing', got 'x'"):
+        polish_method(A.FAMILY, strategy="x")
+    with pytest.raises(ValueError, match="multichain_method: chains must be an integer >= 1, got 0"):
+        multichain_method(A.FAMILY, chains=0)
