@@ -10,7 +10,7 @@ Combinatorial Nonlinear Optimization Problems". ICML 2023.
     cmp = surco.compare(family, instances, budget=surco.Budget(evaluations=300))
     print(cmp.table())              # SurCo next to the family's baselines, paired per instance
 """
-from surco import compiled, estimators, prior, search, solvers
+from surco import compiled, estimators, lns, prior, search, solvers
 from surco.budget import Budget, BudgetExhausted, Meter
 from surco.family import Family
 from surco.harness import Comparison, Run, compare, surco_methods
@@ -19,7 +19,7 @@ from surco.prior import PriorModel
 from surco.results import PriorResult, TrainHistory, ZeroResult
 from surco.zero import NoProgressWarning, hybrid, zero
 
-__all__ = ["solvers", "estimators", "compiled", "prior", "search", "Problem", "ProblemError", "Instance", "zero",
+__all__ = ["solvers", "estimators", "compiled", "lns", "prior", "search", "Problem", "ProblemError", "Instance", "zero",
            "hybrid", "PriorModel", "ZeroResult", "PriorResult", "TrainHistory", "Budget",
            "BudgetExhausted", "Meter", "Family", "compare", "Comparison", "Run", "surco_methods",
            "NoProgressWarning"]
