@@ -230,28 +230,24 @@ class Comparison:
     def anytime(self, method: str, axis: str = "evaluations",
                 grid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Mean best-so-far value of ``method`` over instances, on a grid of evaluations or
-        seconds (``axis``); at a grid point before a run's first evaluation the run counts
-        with its final value only once it has one (nan where no run has a value yet)."""
+        seconds (``axis``): nan at grid points before every run has its first value, so the
+        mean is always over the same runs."""
         if axis not in ("evaluations", "seconds"):
             raise ValueError(f"anytime: axis must be 'evaluations' or 'seconds', got {axis!r}")
         col = 0 if axis == "evaluations" else 1
         runs = [r for r in self.runs if r.method == method and r.ok and r.curve]
         if grid is None:
-            top = max((r.curve[-1][col] for r in runs), default=1.0)
-            top = max(top, max((r.evaluations if col == 0 else r.seconds) for r in runs)
-                      if runs else 1.0)
+            top = max((max(r.curve[-1][col], r.evaluations if col == 0 else r.seconds)
+                       for r in runs), default=1.0)
             grid = np.linspace(0, top, 100)
+        grid = np.asarray(grid, np.float64)
         vals = np.full((len(runs), len(grid)), np.nan)
         for i, r in enumerate(runs):
             pts = np.array([p[col] for p in r.curve])
             best = np.array([p[2] for p in r.curve])
             idx = np.searchsorted(pts, grid, side="right") - 1
             vals[i] = np.where(idx >= 0, best[np.clip(idx, 0, None)], np.nan)
-        with np.errstate(all="ignore"):
-            import warnings
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                return np.asarray(grid), np.nanmean(vals, axis=0) if runs else vals.mean(0)
+        return grid, vals.mean(axis=0) if runs else np.full(len(grid), np.nan)
 
     def plot(self, path: str | Path | None = None, reference: str | None = None,
              title: str = ""):

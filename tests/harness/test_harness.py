@@ -215,3 +215,15 @@ def test_plot_and_json(tmp_path):
     assert out["bench"] == "tiny" and out["quick"] is True and out["machine"]["cores"]
     assert {r["method"] for r in out["rows"]} == {"first", "enumerate"}
     assert out["targets"][0]["value"] == 1.0 and len(out["runs"]) == 4
+
+
+def test_anytime_mean_starts_when_every_run_has_a_value():
+    b = Budget()
+    runs = [surco.Run("m", 0, np.zeros(1), 1.0, 1.0, 3, "ok", None,
+                      [(1, 0.1, 5.0), (3, 0.3, 1.0)], b),
+            surco.Run("m", 1, np.zeros(1), 2.0, 1.0, 2, "ok", None,
+                      [(2, 0.2, 4.0)], b)]
+    cmp = surco.Comparison("tiny", runs, ["m"], 2)
+    g, v = cmp.anytime("m", "evaluations", grid=np.array([0, 1, 2, 3, 4]))
+    np.testing.assert_array_equal(np.isnan(v), [True, True, False, False, False])
+    np.testing.assert_allclose(v[2:], [4.5, 2.5, 2.5])
