@@ -79,6 +79,7 @@ def test_all_methods_plans_in_omega(small_tasks):
     cmp = surco.compare(FAMILY, test, methods, progress=False)
     runs = cmp.runs
     assert {r.method for r in runs} == set(bl.BASELINES) | {"surco-zero", "surco-prior",
+                                                             "surco-prior-robust",
                                                              "surco-hybrid"}
     assert all(r.ok for r in runs), [r for r in runs if not r.ok]
     for r in runs:  # the harness checks too; check again here, independently of it

@@ -75,13 +75,14 @@ def test_one_sigint_stops_a_long_mip_solve(backend):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-@pytest.mark.parametrize("backend, size", [("glop", 400), ("pdlp", 200)])
-def test_one_sigint_stops_a_long_lp_solve(backend, size):
-    """The signal comes 2.5 s in, once the first solve has built the solver's model (about
-    1 s for GLOP at 400 x 400 on a loaded machine) and is solving (15 s GLOP, 7.5 s PDLP)."""
+@pytest.mark.parametrize("backend, size, delay", [("glop", 400, 2.5), ("pdlp", 300, 1.5)])
+def test_one_sigint_stops_a_long_lp_solve(backend, size, delay):
+    """The signal comes ``delay`` s in, once the first solve has built the solver's model
+    (about 1 s for GLOP at 400 x 400 on a loaded machine; PDLP's builds in 0.1 s) and is
+    solving (15 s GLOP; PDLP at 300 x 300: 6 s on an idle machine)."""
     spec, c = transport(size, size)
     solver = make_solver(spec, backend=backend)
-    assert _interrupt_latency(lambda: solver.solve(c), delay=2.5) < LATENCY
+    assert _interrupt_latency(lambda: solver.solve(c), delay=delay) < LATENCY
     assert _helpers_idle()
 
 
@@ -94,8 +95,9 @@ def test_one_sigint_during_a_long_qp_solve():
     latency = _interrupt_latency(lambda: qp.solve(c))
     assert blocking.INTERRUPT_GRACE <= latency < LATENCY
     assert blocking._POOL["busy"] == 1              # still solving in the background
-    sol = qp.solve(c, check=False)                  # waits for it, then runs to its limit
-    assert sol.status == Status.ERROR and sol.stats["timeout"]
+    sol = qp.solve(c, check=False)    # waits for it, then works: it runs to its time limit,
+    # or, when the background solve had finished, HiGHS answers from the solved model
+    assert (sol.status == Status.ERROR and sol.stats["timeout"]) or sol.status == Status.OPTIMAL
     assert _helpers_idle()
 
 
