@@ -15,6 +15,7 @@ from typing import Any, Iterator, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from surco.problem import Instance, Problem, ProblemError
 from surco.solvers import LinearSpec, Solver, SolverStack, Status, make_solver
@@ -410,3 +411,34 @@ def tree_signature(tree) -> tuple:
     """Structure, shapes and dtypes of a pytree: part of a compile-cache key."""
     leaves, treedef = jax.tree.flatten(tree)
     return (treedef, tuple((tuple(np.shape(v)), str(jnp.asarray(v).dtype)) for v in leaves))
+
+
+def surrogate_step(problem: Problem, est, solver, fvec, opt, theta, opt_state, key, ys,
+                   x_axes: tuple[int, ...]):
+    """One SurCo-zero step (Ferber et al., ICML 2023, Alg. 1), pure JAX, shared by
+    `surco.zero` (host solvers) and `surco.compiled` (JAX oracles).
+
+    Written out rather than as one ``value_and_grad`` so that each quantity can be checked
+    per instance (``jnp.isfinite`` over ``x_axes``) and a non-finite one never reaches the
+    solver as a cost or the optimiser as an update (it is zeroed; the flags say where).
+
+    Returns:
+      ``(new_theta, new_opt_state, f, x, c, status, c_ok, gx_ok, g_ok, gx)``.
+    """
+    def finite(a):  # per instance: all entries finite
+        return jnp.all(jnp.isfinite(a), axis=x_axes)
+
+    c, vjp_cost = jax.vjp(problem.to_cost, theta)
+    c_ok = finite(c)
+    c_in = jnp.where(jnp.isfinite(c), c, 0.0)
+    x, vjp_est, status = jax.vjp(lambda cc: est(solver, cc, key, return_status=True),
+                                 c_in, has_aux=True)
+    fv, vjp_f = jax.vjp(lambda xx: fvec(xx, ys), x)
+    gx = vjp_f(jnp.ones_like(fv))[0]
+    gx_ok = finite(gx)
+    gc = vjp_est(jnp.where(jnp.isfinite(gx), gx, 0.0))[0]
+    g = vjp_cost(gc)[0]
+    g_ok = finite(g)
+    updates, new_state = opt.update(jnp.where(jnp.isfinite(g), g, 0.0), opt_state, theta)
+    return (optax.apply_updates(theta, updates), new_state, fv, x, c, status, c_ok, gx_ok,
+            g_ok, gx)

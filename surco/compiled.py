@@ -37,7 +37,7 @@ import numpy as np
 import optax
 
 from surco._engine import (NO_PROGRESS_STEPS, NoProgressWarning, batched_objective,
-                           check_finite, check_instances, check_int, check_zero_args,
+                           surrogate_step, check_finite, check_instances, check_int, check_zero_args,
                            initial_theta, no_progress_message, resolve_key, stack_instances,
                            tree_signature)
 from surco.estimators import get_estimator
@@ -133,31 +133,17 @@ def _build_chunk(problem: Problem, oracle: JaxOracle, est: Estimator,
 
     def one_step(theta, opt_state, key, ys):
         x_axes = tuple(range(1, theta.ndim))
-
-        def finite(a):
-            return jnp.all(jnp.isfinite(a), axis=x_axes)
-
         key, k = jax.random.split(key)
         kk = k if est.needs_key else None
-        # written as surco.zero's step: each check made, a non-finite value never solved
-        c, vjp_cost = jax.vjp(problem.to_cost, theta)
-        c_ok = finite(c)
+        (new_theta, new_state, fv, x, c, status, c_ok, gx_ok, g_ok,
+         _) = surrogate_step(problem, est, oracle, fvec, opt, theta, opt_state, kk, ys, x_axes)
         c_in = jnp.where(jnp.isfinite(c), c, 0.0)
-        x, vjp_est, status = jax.vjp(lambda cc: est(oracle, cc, kk, return_status=True),
-                                     c_in, has_aux=True)
-        fv, vjp_f = jax.vjp(lambda xx: fvec(xx, ys), x)
-        gx = vjp_f(jnp.ones_like(fv))[0]
-        gx_ok = finite(gx)
-        gc = vjp_est(jnp.where(jnp.isfinite(gx), gx, 0.0))[0]
-        g = vjp_cost(gc)[0]
-        g_ok = finite(g)
-        updates, new_state = opt.update(jnp.where(jnp.isfinite(g), g, 0.0), opt_state, theta)
         if relaxed:  # the feasible point is g(c) itself
             x, st_h = oracle.solve_with_status(c_in)
             fv = fvec(x, ys)
             status = jnp.maximum(status, st_h)
         rec = (fv, x, c, theta, status, c_ok, gx_ok, g_ok)
-        return optax.apply_updates(theta, updates), new_state, key, rec
+        return new_theta, new_state, key, rec
 
     def chunk(theta, opt_state, key, ys, n):
         _, _, _, rec0 = jax.eval_shape(one_step, theta, opt_state, key, ys)

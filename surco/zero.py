@@ -33,7 +33,7 @@ import numpy as np
 import optax
 
 from surco._engine import (NO_PROGRESS_STEPS, Metered, NoProgressWarning, RunControl, SolverSlot,
-                           as_instances, batched_objective, build_solver, check_finite,
+                           as_instances, surrogate_step, batched_objective, build_solver, check_finite,
                            check_instances, check_zero_args, controlled, initial_theta,
                            is_budget_exhausted, is_interrupt, no_progress_message, resolve_key,
                            stack_instances, tree_signature)
@@ -74,28 +74,10 @@ class _Program:
         fvec = batched_objective(problem)
         x_axes = tuple(range(1, 1 + len(members[0].shape)))
 
-        def finite(a):  # per instance: all entries finite
-            return jnp.all(jnp.isfinite(a), axis=x_axes)
-
         @jax.jit
         def step(theta, opt_state, k, ys):
-            # the step written out (not one value_and_grad) so that each quantity can be
-            # checked on the host and a non-finite one never reaches the solver as a cost
-            c, vjp_cost = jax.vjp(problem.to_cost, theta)
-            c_ok = finite(c)
-            c_in = jnp.where(jnp.isfinite(c), c, 0.0)
-            x, vjp_est, status = jax.vjp(lambda cc: est(solver, cc, k, return_status=True),
-                                         c_in, has_aux=True)
-            fv, vjp_f = jax.vjp(lambda xx: fvec(xx, ys), x)
-            gx = vjp_f(jnp.ones_like(fv))[0]
-            gx_ok = finite(gx)
-            gc = vjp_est(jnp.where(jnp.isfinite(gx), gx, 0.0))[0]
-            g = vjp_cost(gc)[0]
-            g_ok = finite(g)
-            updates, new_state = opt.update(jnp.where(jnp.isfinite(g), g, 0.0), opt_state,
-                                            theta)
-            return (optax.apply_updates(theta, updates), new_state, fv, x, c, status, c_ok,
-                    gx_ok, g_ok, gx)
+            return surrogate_step(problem, est, solver, fvec, opt, theta, opt_state, k, ys,
+                                  x_axes)
 
         self.step = step
         self.f_hard = jax.jit(fvec)
