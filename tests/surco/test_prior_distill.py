@@ -5,6 +5,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import surco
@@ -56,7 +57,8 @@ def test_distillation_term_is_added_to_the_end_to_end_loss():
     train = _lin_instances(10, seed=2)
     targets = [np.asarray(y.feat) @ W_TRUE for y in train]
     kw = dict(model=surco.prior.CostNet(hidden=()), epochs=30, batch_size=1, lr=0.05,
-              patience=None, key=0, backend="highs", estimator="neg_identity")
+              optimizer=optax.sgd(0.05), patience=None, key=0, backend="highs",
+              estimator="neg_identity")
     e2e = surco.prior.train(prob, train, **kw)
     both = surco.prior.train(prob, train, distill=targets, distill_weight=10.0, **kw)
     y = _lin_instances(1, seed=3)[0]
