@@ -63,9 +63,8 @@ def neg_prob(x: jax.Array, instance: Instance) -> jax.Array:
     return -ndtr(z_score(x, instance))
 
 
-def on_time_probability(x, instance: Instance) -> np.ndarray | float:
-    """``P(arrival <= T) = Φ((T − μ·x) / sqrt(σ²·x))`` in float64 for one path ``(E,)`` or a
-    batch ``(B, E)`` (returns a float, or an array of B).
+def _z_np(x, instance: Instance) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, z)`` in float64 with ``z = (T − μ·x) / sqrt(σ²·x)`` for one path or a batch.
 
     Raises:
       ValueError: x not shaped (E,) or (B, E), or some row with σ²·x <= 0 (an empty path).
@@ -78,7 +77,18 @@ def on_time_probability(x, instance: Instance) -> np.ndarray | float:
     v = X @ var
     if np.any(v <= 0):
         raise ValueError("x has σ²·x <= 0: not a path")
-    p = np_ndtr((float(instance["deadline"]) - X @ mu) / np.sqrt(v))
+    return X, (float(instance["deadline"]) - X @ mu) / np.sqrt(v)
+
+
+def on_time_probability(x, instance: Instance) -> np.ndarray | float:
+    """``P(arrival <= T) = Φ((T − μ·x) / sqrt(σ²·x))`` in float64 for one path ``(E,)`` or a
+    batch ``(B, E)`` (returns a float, or an array of B).
+
+    Raises:
+      ValueError: x not shaped (E,) or (B, E), or some row with σ²·x <= 0 (an empty path).
+    """
+    X, z = _z_np(x, instance)
+    p = np_ndtr(z)
     return float(p) if X.ndim == 1 else p
 
 
@@ -91,15 +101,8 @@ def late_probability(x, instance: Instance) -> np.ndarray | float:
     Raises:
       ValueError: as `on_time_probability`.
     """
-    mu = np.asarray(instance["mu"], np.float64)
-    var = np.asarray(instance["var"], np.float64)
-    X = np.asarray(x, np.float64)
-    if X.shape[-1:] != mu.shape or X.ndim not in (1, 2):
-        raise ValueError(f"x must have shape ({mu.shape[0]},) or (B, {mu.shape[0]}), got {X.shape}")
-    v = X @ var
-    if np.any(v <= 0):
-        raise ValueError("x has σ²·x <= 0: not a path")
-    p = np_ndtr((X @ mu - float(instance["deadline"])) / np.sqrt(v))
+    X, z = _z_np(x, instance)
+    p = np_ndtr(-z)
     return float(p) if X.ndim == 1 else p
 
 
