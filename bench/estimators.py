@@ -181,7 +181,7 @@ def ensure_pyepo_env() -> Path:
     print(f"creating {VENV} (torch==2.13.0 CPU, pyepo==2.2.*, {', '.join(pins)}) ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     pip = [str(py), "-m", "pip", "install", "-q"]
-    subprocess.run(pip + ["torch==2.13.0"], check=True)
+    subprocess.run(pip + ["torch==2.13.0+cpu"], check=True)
     subprocess.run(pip + ["pyepo==2.2.*"] + pins, check=True)
     listed = subprocess.run([str(py), "-m", "pip", "list"], capture_output=True, text=True).stdout
     if "nvidia" in listed.lower():

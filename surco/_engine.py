@@ -3,12 +3,15 @@ a meter for solver time, and the control of a run (Ctrl-C, a deadline, errors ra
 solves). Private: the public API is `surco.zero`, `surco.prior`, `surco.hybrid`."""
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
 import logging
 import math
 import signal
 import threading
 import time
+import types
 from concurrent.futures import Executor
 from typing import Any, Iterator, Sequence
 
@@ -235,7 +238,9 @@ def stack_solvers(solvers: Sequence[Solver], executor: Executor | None,
 def stack_instances(problem: Problem, instances: Sequence[Instance]) -> Any:
     """Stack instances leaf by leaf along a new leading axis (all must have equal shapes)."""
     try:
-        return jax.tree.map(lambda *a: jnp.stack([jnp.asarray(v) for v in a]), *instances)
+        # stacked on the host and moved once per leaf: one transfer, no eager op per instance
+        return jax.tree.map(lambda *a: jnp.asarray(np.stack([np.asarray(v) for v in a])),
+                            *instances)
     except (ValueError, TypeError) as exc:
         raise ProblemError(f"Problem {problem.name!r}: instances solved together must be pytrees "
                            f"of arrays with equal structure and shapes ({exc})") from exc
@@ -410,7 +415,89 @@ def no_progress_message(label: str, est, stuck: int, B: int, n: int, default_opt
 def tree_signature(tree) -> tuple:
     """Structure, shapes and dtypes of a pytree: part of a compile-cache key."""
     leaves, treedef = jax.tree.flatten(tree)
-    return (treedef, tuple((tuple(np.shape(v)), str(jnp.asarray(v).dtype)) for v in leaves))
+    return (treedef, tuple((tuple(np.shape(v)), _canonical_dtype(v)) for v in leaves))
+
+
+def _canonical_dtype(v) -> str:
+    """The dtype JAX gives ``v`` (float64 -> float32 without x64), read without an eager op."""
+    dt = getattr(v, "dtype", None)
+    if dt is None:
+        return str(jnp.asarray(v).dtype)   # a Python scalar: its weak type decides
+    return str(jax.dtypes.canonicalize_dtype(dt))
+
+
+class _NoFingerprint(Exception):
+    pass
+
+
+def _fingerprint(obj: Any, depth: int = 0) -> Any:
+    """A hashable value that is equal for equal optimiser definitions (see `optimizer_key`)."""
+    if depth > 32:
+        raise _NoFingerprint
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
+        return (type(obj).__name__, obj)
+    if isinstance(obj, np.generic):
+        return ("np", obj.dtype.str, obj.item())
+    if isinstance(obj, (type, np.dtype)):
+        return ("type", repr(obj))
+    if isinstance(obj, (np.ndarray, jax.Array)):
+        a = np.asarray(obj)
+        if a.size > 4096:
+            raise _NoFingerprint
+        return ("array", a.shape, a.dtype.str, a.tobytes())
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):          # a NamedTuple
+        return (type(obj).__qualname__, tuple(_fingerprint(o, depth + 1) for o in obj))
+    if isinstance(obj, (tuple, list)):
+        return (type(obj).__name__, tuple(_fingerprint(o, depth + 1) for o in obj))
+    if isinstance(obj, dict):
+        return ("dict", tuple(sorted(((repr(k), _fingerprint(v, depth + 1))
+                                      for k, v in obj.items()), key=lambda kv: kv[0])))
+    if isinstance(obj, functools.partial):
+        return ("partial", _fingerprint(obj.func, depth + 1), _fingerprint(obj.args, depth + 1),
+                _fingerprint(obj.keywords, depth + 1))
+    if isinstance(obj, types.FunctionType):
+        cells = []
+        for cell in obj.__closure__ or ():
+            try:
+                cells.append(_fingerprint(cell.cell_contents, depth + 1))
+            except ValueError:                                        # an empty cell
+                cells.append(("empty",))
+        return ("function", obj.__module__, obj.__qualname__, obj.__code__, tuple(cells),
+                _fingerprint(obj.__defaults__, depth + 1),
+                _fingerprint(obj.__kwdefaults__, depth + 1))
+    raise _NoFingerprint
+
+
+def optimizer_key(optimizer: Any) -> Any:
+    """The compile-cache key of a user's optimiser: equal for two optimisers built by the
+    same code with equal hyperparameters (``optax.adam(0.1)`` twice), so that a loop that
+    builds its optimiser per instance still reuses the compiled SurCo step; the object
+    itself (identity) when its definition cannot be read (e.g. it closes over an object of
+    an unknown type)."""
+    try:
+        key = ("definition", _fingerprint(optimizer))
+        hash(key)
+        return key
+    except (_NoFingerprint, TypeError):
+        return optimizer
+
+
+_OPT_INIT: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
+
+
+def init_opt_state(opt: optax.GradientTransformation, cache_key: Any, theta: jax.Array):
+    """``opt.init(theta)`` through a jitted init cached by ``cache_key`` (the optimiser's
+    identity: its object, or ("default", estimator, lr)): one dispatch instead of an eager op
+    per state leaf, which on small instances costs more than the steps themselves."""
+    key = (cache_key, tuple(theta.shape), str(theta.dtype))
+    fn = _OPT_INIT.get(key)
+    if fn is None:
+        fn = _OPT_INIT[key] = jax.jit(opt.init)
+        while len(_OPT_INIT) > 64:
+            _OPT_INIT.popitem(last=False)
+    else:
+        _OPT_INIT.move_to_end(key)
+    return fn(theta)
 
 
 def surrogate_step(problem: Problem, est, solver, fvec, opt, theta, opt_state, key, ys,

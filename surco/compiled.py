@@ -39,7 +39,7 @@ import optax
 from surco._engine import (NO_PROGRESS_STEPS, NoProgressWarning, batched_objective,
                            surrogate_step, check_finite, check_instances, check_int, check_zero_args,
                            initial_theta, no_progress_message, resolve_key, stack_instances,
-                           tree_signature)
+                           tree_signature, init_opt_state, optimizer_key)
 from surco.estimators import get_estimator
 from surco.estimators.base import Estimator
 from surco.estimators.blackbox import Blackbox
@@ -125,9 +125,12 @@ def compile_seconds() -> Iterator[CompileTime]:
 
 def _build_chunk(problem: Problem, oracle: JaxOracle, est: Estimator,
                  opt: optax.GradientTransformation, length: int):
-    """The jitted chunk: ``(theta, opt_state, key, ys, n) -> (theta, opt_state, key, rec)``
-    running ``n <= length`` steps of SurCo-zero and recording each step's
-    (f, x, c, theta, status, c_ok, gx_ok, g_ok) in buffers of ``length`` rows."""
+    """The jitted chunk: ``(theta, opt_state, key, ys, n, best, stall, patience, target) ->
+    (theta, opt_state, key, rec, done)`` running up to ``n <= length`` steps of SurCo-zero,
+    recording each step's (f, x, c, theta, status, c_ok, gx_ok, g_ok) in buffers of
+    ``length`` rows, and stopping after ``done`` steps once every instance has gone
+    ``patience`` steps without a lower f or reached ``target`` (``best``, ``stall``: the
+    host's running best f and stall counts on entry)."""
     fvec = batched_objective(problem)
     relaxed = not est.forward_is_solution
 
@@ -145,17 +148,30 @@ def _build_chunk(problem: Problem, oracle: JaxOracle, est: Estimator,
         rec = (fv, x, c, theta, status, c_ok, gx_ok, g_ok)
         return new_theta, new_state, key, rec
 
-    def chunk(theta, opt_state, key, ys, n):
+    def chunk(theta, opt_state, key, ys, n, best, stall, patience, target):
         _, _, _, rec0 = jax.eval_shape(one_step, theta, opt_state, key, ys)
         bufs = jax.tree.map(lambda a: jnp.zeros((length,) + a.shape, a.dtype), rec0)
 
-        def body(i, carry):
-            theta, opt_state, key, bufs = carry
+        def cond(carry):
+            i, _, _, _, _, best, stall = carry
+            done = jnp.all(stall >= patience) | jnp.all(best <= target)
+            return (i < n) & ~done
+
+        def body(carry):
+            # the host's patience / target bookkeeping on f (`_Replay.step` with select="f"),
+            # so that the program stops where the host would, not at the end of the chunk
+            i, theta, opt_state, key, bufs, best, stall = carry
             theta, opt_state, key, rec = one_step(theta, opt_state, key, ys)
             bufs = jax.tree.map(lambda b, r: b.at[i].set(r), bufs, rec)
-            return theta, opt_state, key, bufs
+            fv = rec[0].astype(best.dtype)
+            better = fv < best
+            best = jnp.where(better, fv, best)
+            stall = jnp.where(better, 0, stall + 1)
+            return i + 1, theta, opt_state, key, bufs, best, stall
 
-        return jax.lax.fori_loop(0, n, body, (theta, opt_state, key, bufs))
+        i, theta, opt_state, key, bufs, _, _ = jax.lax.while_loop(
+            cond, body, (jnp.int32(0), theta, opt_state, key, bufs, best, stall))
+        return theta, opt_state, key, bufs, i
 
     return jax.jit(chunk)
 
@@ -380,23 +396,31 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
     if optimizer is None:
         opt, opt_key = est.default_optimizer(lr), ("default", lr)
     else:
-        opt, opt_key = optimizer, optimizer
+        opt, opt_key = optimizer, optimizer_key(optimizer)
     key = resolve_key(key)
     key, k0 = jax.random.split(key)
     theta = initial_theta(init, k0, (B, *shape), dtype, init_scale)
-    opt_state = opt.init(theta)
+    opt_state = init_opt_state(opt, (est, opt_key), theta)
     length = 1 << (min(chunk, steps + 1) - 1).bit_length()
     run = _chunk_fn(problem, oracle, est, opt, opt_key, length, theta, opt_state, ys, instances)
 
     replay = _Replay(problem, instances, select, patience, target, _solves_per_step(est))
+    # the program stops early on patience / target when the selection is by f (select="f");
+    # by evaluate, only the host knows the scores, and the program runs its whole chunk
+    in_program = select == "f"
+    stop_patience = patience if in_program and patience is not None else np.iinfo(np.int32).max
+    stop_target = target if in_program and target is not None else -np.inf
     label = f"SurCo-zero[{problem.name}, compiled]"
     warned, stopped, t = False, "steps", 0
     try:
         while t <= steps:
             n = min(length, steps + 1 - t)
             t0 = time.perf_counter()
-            theta, opt_state, key, rec = run(theta, opt_state, key, ys, np.int32(n))
-            rec = jax.device_get(rec)
+            theta, opt_state, key, rec, done = run(
+                theta, opt_state, key, ys, np.int32(n), replay.best_sel.copy(),
+                replay.stall.astype(np.int32), np.int32(stop_patience), np.float64(stop_target))
+            rec, n = jax.device_get((rec, done))
+            n = int(n)
             t1 = time.perf_counter()
             fvs, xs, cs, thetas, status, c_ok, gx_ok, g_ok = rec
             for i in range(n):

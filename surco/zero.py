@@ -36,7 +36,7 @@ from surco._engine import (NO_PROGRESS_STEPS, Metered, NoProgressWarning, RunCon
                            as_instances, surrogate_step, batched_objective, build_solver, check_finite,
                            check_instances, check_zero_args, controlled, initial_theta,
                            is_budget_exhausted, is_interrupt, no_progress_message, resolve_key,
-                           stack_instances, tree_signature)
+                           stack_instances, tree_signature, init_opt_state, optimizer_key)
 from surco.problem import Instance, Problem, ProblemError
 from surco.results import ZeroResult
 from surco.solvers import Solution, Status
@@ -261,7 +261,7 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
                              **estimator_kw)
     est = get_estimator(estimator, **estimator_kw)
     opt = optimizer if optimizer is not None else est.default_optimizer(lr)
-    opt_key = optimizer if optimizer is not None else ("default", lr)
+    opt_key = optimizer_key(optimizer) if optimizer is not None else ("default", lr)
     key = resolve_key(key)
     t_start = time.perf_counter()
     control = RunControl(time_limit, t_start)
@@ -273,7 +273,7 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
     relaxed = not est.forward_is_solution
     key, k0 = jax.random.split(key)
     theta = initial_theta(init, k0, (B, *shape), dtype, init_scale)
-    opt_state = opt.init(theta)
+    opt_state = init_opt_state(opt, (est, opt_key), theta)
     program = _zero_program(problem, est, opt, opt_key, members, executor, control, theta,
                             opt_state, ys)
     solver, step, f_hard = program.solver, program.step, program.f_hard

@@ -192,3 +192,39 @@ def test_zero_backend_jax_and_a_jax_space_run_compiled():
         np.testing.assert_array_equal(a.x, b.x)
     with pytest.raises(ValueError, match="backend 'jax' .* takes no solver_options"):
         surco.zero(R.make_problem(4), ys, backend="jax", solver_options={"a": 1}, **kw)
+
+
+def test_the_program_stops_inside_a_chunk_on_patience_and_target():
+    # the compiled chunk keeps the host's patience / target bookkeeping on f and stops where
+    # the host would, instead of running the rest of the chunk (its ``done`` count)
+    from surco._engine import stack_instances
+    ys, theta0 = _routing(range(2), q=1.0)
+    problem = R.make_problem(4, omega="spec")
+    est = get_estimator("blackbox", lam=100.0)
+    opt = optax.adam(0.1)
+    compiled.clear_cache()
+    compiled.zero(problem, ys, oracle=GRID, estimator=est, optimizer=opt, steps=3, init=theta0,
+                  key=0, chunk=8)
+    (run,) = compiled._CACHE.values()
+    theta = jnp.asarray(theta0, jnp.float32)
+    args = (theta, opt.init(theta), jax.random.key(0), stack_instances(problem, ys), np.int32(8))
+    big, never = np.int32(2 ** 31 - 1), np.float64(-np.inf)
+
+    def done(best, stall, patience, target):
+        return int(run(*args, np.asarray(best, np.float64), np.asarray(stall, np.int32),
+                       np.int32(patience), np.float64(target))[-1])
+
+    assert done([np.inf, np.inf], [0, 0], big, never) == 8            # no stop: all n steps
+    assert done([np.inf, np.inf], [0, 0], 0, never) == 0              # already out of patience
+    assert done([-1e30, -1e30], [0, 0], 3, never) == 3            # never better: 3 stalls
+    assert done([-1e30, -1e30], [2, 0], 3, never) == 3            # all of them must stall
+    assert done([-1e30, -1e30], [2, 2], 3, never) == 1            # counts carried in
+    assert done([np.inf, np.inf], [0, 0], big, 1e30) == 1             # target met at step 1
+    # and a whole run stops where surco.zero stops, with the same answers
+    kw = dict(estimator="blackbox", lam=100.0, lr=0.1, steps=60, patience=3, key=0,
+              init=theta0)
+    host = surco.zero(problem, ys, backend="glop", **kw)
+    comp = compiled.zero(problem, ys, oracle=GRID, chunk=64, **kw)
+    assert all(r.stopped == "patience" and len(r.history["f"]) < 61 for r in host)
+    for a, b in zip(host, comp):
+        _same(a, b)

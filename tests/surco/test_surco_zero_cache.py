@@ -63,3 +63,29 @@ def test_concurrent_runs_do_not_share_a_program():
         t.join()
     for a, b in zip(alone, out):
         _same(a, b)
+
+
+def test_an_equal_optimiser_built_again_hits_the_cache_and_a_different_one_does_not():
+    # a notebook loop that builds optax.adam(0.1) per instance must not recompile per call
+    from surco._engine import optimizer_key
+    assert optimizer_key(optax.adam(0.1)) == optimizer_key(optax.adam(0.1))
+    assert optimizer_key(optax.adam(0.1)) != optimizer_key(optax.adam(0.2))
+    assert optimizer_key(optax.adam(0.1)) != optimizer_key(optax.sgd(0.1))
+    sched = optax.exponential_decay(0.1, 10, 0.9)
+    assert optimizer_key(optax.adam(sched)) == optimizer_key(
+        optax.adam(optax.exponential_decay(0.1, 10, 0.9)))
+    assert optimizer_key(optax.adam(sched)) != optimizer_key(
+        optax.adam(optax.exponential_decay(0.1, 10, 0.8)))
+
+    class Opaque:                   # a definition that cannot be read: keyed by identity
+        pass
+
+    odd = optax.GradientTransformation(lambda p, o=Opaque(): (), lambda u, s, p=None: (u, s))
+    assert optimizer_key(odd) is odd
+    clear_program_cache()
+    a = surco.zero(PROB, YS[0], **KW, optimizer=optax.adam(0.1))
+    b = surco.zero(PROB, YS[0], **KW, optimizer=optax.adam(0.1))
+    assert program_cache_info() == {"hits": 1, "misses": 1, "entries": 1}
+    _same(a, b)
+    surco.zero(PROB, YS[0], **KW, optimizer=optax.adam(0.2))
+    assert program_cache_info() == {"hits": 1, "misses": 2, "entries": 2}
