@@ -45,7 +45,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -676,7 +676,9 @@ def _check_nbhd(nbhd: Any, where: str) -> None:
 
 def local_search(x0: np.ndarray, meter: Meter, nbhd: Neighbourhood, *,
                  strategy: str = "steepest", rng: np.random.Generator | int | None = None,
-                 chunk: int = 32, max_iterations: int | None = None) -> SearchResult:
+                 chunk: int = 32, max_iterations: int | None = None,
+                 rank: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+                 ) -> SearchResult:
     """Descend from x0 to a local optimum of the true cost over ``nbhd``.
 
     Papadimitriou & Steiglitz, *Combinatorial Optimization: Algorithms and Complexity* (1982),
@@ -687,7 +689,9 @@ def local_search(x0: np.ndarray, meter: Meter, nbhd: Neighbourhood, *,
     * ``"first"``: scan the neighbourhood in a random order, ``chunk`` neighbours per
       ``meter.batch`` call, and take the best move of the first chunk that holds an
       improving one (first improvement; ``chunk=1`` is the textbook one-by-one scan, and
-      taking the chunk's best keeps the current x the best evaluated so far).
+      taking the chunk's best keeps the current x the best evaluated so far). With
+      ``rank``, the scan goes in the order of the ranker's predicted values instead of a
+      random one, most promising first (e.g. `gradient_rank`).
 
     A move is taken only when it lowers the value strictly, so the search cannot cycle; it
     stops at a local optimum (no feasible neighbour is better), after ``max_iterations``
@@ -701,6 +705,9 @@ def local_search(x0: np.ndarray, meter: Meter, nbhd: Neighbourhood, *,
       rng: generator or seed for the scan order of "first".
       chunk: neighbours per batch for "first" (>= 1).
       max_iterations: cap on moves (None: none).
+      rank: ``(x, X) -> scores`` for strategy "first": a predicted value per neighbour
+        ``X[i]`` of the current ``x`` (lower is scanned first; ties keep the neighbourhood's
+        order); it costs no evaluation. None: a random order.
 
     Returns:
       `SearchResult`: the best x evaluated (the local optimum when ``local_optimum``).
@@ -742,7 +749,18 @@ def local_search(x0: np.ndarray, meter: Meter, nbhd: Neighbourhood, *,
                 if not new < cur:
                     return SearchResult(best.x, best.v, True, it, "local optimum", it)
             else:
-                order = gen.permutation(mv.shape[0])
+                if rank is None:
+                    order = gen.permutation(mv.shape[0])
+                else:
+                    pred = np.asarray(rank(nbhd.point(state), nbhd.apply(state, mv)),
+                                      np.float64)
+                    if pred.shape != (mv.shape[0],) or not np.all(np.isfinite(pred)):
+                        raise ValueError(f"{where}: rank must return one finite score per "
+                                         f"neighbour, shape ({mv.shape[0]},); got shape "
+                                         f"{pred.shape}"
+                                         + ("" if pred.shape != (mv.shape[0],)
+                                            else " with non-finite scores"))
+                    order = np.argsort(pred, kind="stable")
                 j = -1
                 for c in range(0, order.size, chunk):
                     idx = order[c:c + chunk]

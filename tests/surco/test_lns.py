@@ -7,7 +7,7 @@ import pytest
 import surco
 from surco.budget import Budget
 from surco.family import spec_violations
-from surco.lns import lns, lns_method, multichain_method, polish_method
+from surco.lns import gradient_rank, lns, lns_method, multichain_method, polish_method
 from surco.problems import assignment as A
 
 N, M = 6, 3
@@ -158,3 +158,37 @@ def test_bad_arguments(toy):
         polish_method(A.FAMILY, strategy="x")
     with pytest.raises(ValueError, match="multichain_method: chains must be an integer >= 1, got 0"):
         multichain_method(A.FAMILY, chains=0)
+
+
+def test_gradient_rank_is_the_first_order_change_of_f(toy):
+    import jax
+    import jax.numpy as jnp
+    from surco.search import RowChoice
+    prob, ys = toy
+    y = ys[0]
+    nb = RowChoice.from_spec(prob.space_for(y))
+    x = np.zeros((N, M))
+    x[np.arange(N), np.arange(N) % M] = 1.0
+    X = nb.neighbours(x)
+    scores = gradient_rank(prob, y)(x, X)
+    g = np.asarray(jax.grad(lambda v: prob.f(v, y))(jnp.asarray(x, jnp.float32)), np.float64)
+    want = np.array([np.sum(g * (xi - x)) for xi in X])
+    np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-6)
+    # first order: for small moves it predicts the sign of most true changes
+    true = np.array([float(prob.f(jnp.asarray(xi, jnp.float32), y) - prob.f(
+        jnp.asarray(x, jnp.float32), y)) for xi in X])
+    assert np.mean(np.sign(true) == np.sign(scores)) > 0.6
+
+
+def test_polish_with_gradient_rank_runs_within_budget_and_checks_arguments(toy):
+    prob, ys = toy
+    method = polish_method(A.FAMILY, share=0.5, strategy="first", chunk=1, rank="gradient")
+    meter = Budget(evaluations=40).start(lambda x: float(prob.evaluate(x, ys[1])))
+    x = method(ys[1], meter)
+    assert meter.evaluations <= 40 and spec_violations(x, prob.space_for(ys[1])) == []
+    assert meter.best_value == pytest.approx(float(prob.evaluate(x, ys[1])))
+    with pytest.raises(ValueError, match="polish_method: rank must be None or 'gradient', got 'x'"):
+        polish_method(A.FAMILY, rank="x")
+    with pytest.raises(ValueError, match="rank='gradient' orders a first-improvement scan; it "
+                                         "needs strategy='first', got 'annealing'"):
+        polish_method(A.FAMILY, strategy="annealing", rank="gradient")

@@ -446,6 +446,37 @@ def test_local_search_cut_off_returns_the_meters_best(strategy):
     assert spec.contains(res.x)
 
 
+def test_ranked_first_improvement_with_an_exact_ranker_takes_steepest_moves():
+    # a ranker that predicts the true values exactly: chunk=1 first improvement evaluates
+    # the best neighbour first, so it walks steepest descent's path with fewer evaluations
+    spec = row_spec()
+    omega = enumerate_rows(spec)
+    nb = RowChoice.from_spec(spec)
+    f, fb = nonlinear_rows()
+    exact = lambda x, X: np.asarray(fb(X)) - f(x)                       # noqa: E731
+    for a0 in sorted(omega, key=lambda a: f(onehot(a, 3)), reverse=True)[:5]:
+        m_st = Budget(evaluations=10_000).start(f, evaluate_batch=fb)
+        st = local_search(onehot(a0, 3), m_st, nb, strategy="steepest")
+        m_rk = Budget(evaluations=10_000).start(f, evaluate_batch=fb)
+        rk = local_search(onehot(a0, 3), m_rk, nb, strategy="first", chunk=1, rank=exact)
+        np.testing.assert_array_equal(rk.x, st.x)
+        assert rk.iterations == st.iterations and rk.local_optimum
+        # one evaluation per move, plus the start and the last (non-improving) full scan
+        n_last = len(brute_row_neighbours(as_tuples([rk.x])[0], omega))
+        assert m_rk.evaluations <= 1 + rk.iterations + n_last < m_st.evaluations
+
+
+def test_rank_must_score_every_neighbour():
+    nb = Cardinality(4, 2, 2)
+    z = np.array([1.0, 1, 0, 0])
+    meter = Budget(evaluations=10).start(lambda v: float(v @ np.arange(4)))
+    with pytest.raises(ValueError, match=r"rank must return one finite score per neighbour, "
+                                         r"shape \(4,\); got shape \(3,\)"):
+        local_search(z, meter, nb, strategy="first", rank=lambda x, X: np.zeros(3))
+    with pytest.raises(ValueError, match=r"shape \(4,\); got shape \(4,\) with non-finite"):
+        local_search(z, meter, nb, strategy="first", rank=lambda x, X: np.full(4, np.nan))
+
+
 def test_local_search_raises_when_x0_cannot_be_evaluated():
     nb = Cardinality(4, 2, 2)
     meter = Budget(evaluations=1).start(lambda z: float(z[0]))
