@@ -17,6 +17,8 @@ the design methods need the ``photonics`` extra (``ceviche-challenges``) and imp
 ``photonics.FAMILY`` is the family for `surco.compare` (see `family`): one evaluation is one
 FDFD simulation of a binary design; baselines pass-through and density optimisation made
 printable by the generator (plain density + threshold runs beside them in the bench).
+SurCo-prior (`prior`): ``train_prior(train_instances)`` distils SurCo-zero's costs into a
+network; ``surco.compare(FAMILY, tests, ["surco-prior"], prior=...)`` runs it.
 """
 from .brush import BRUSH_KINDS, Brush, as_brush, make_brush
 from .checker import FeasibilityReport, check_design, is_feasible, opening
@@ -32,6 +34,8 @@ from .family import (BASELINES, FAMILY, HYPER, INIT_SCALE, STEPS, ZERO_SETTINGS,
                      violations)
 from .problem import (DesignReport, design_shape, evaluate_design, make_problem, objective,
                       transmission)
+from .prior import (PRIOR_TEMPERATURE, KernelCostNet, distill_targets, prior_methods,
+                    train_prior)
 
 __all__ = [
     "Brush", "BRUSH_KINDS", "make_brush", "as_brush",
@@ -47,4 +51,5 @@ __all__ = [
     "run_method", "initial_latent",
     "FAMILY", "BASELINES", "HYPER", "STEPS", "INIT_SCALE", "ZERO_SETTINGS", "ZERO_SETTINGS_NOTE",
     "generate_instances", "violations", "density_threshold_method",
+    "train_prior", "distill_targets", "prior_methods", "KernelCostNet", "PRIOR_TEMPERATURE",
 ]
