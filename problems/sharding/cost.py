@@ -90,6 +90,7 @@ study that.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from typing import ClassVar
 
 import jax
@@ -250,11 +251,31 @@ def table_terms(pool: TablePool, n_devices: int,
     }
 
 
+_STANDALONE: dict[int, tuple[weakref.ref, AnalyticCostModel, np.ndarray]] = {}
+
+
 def standalone_costs(task, model: AnalyticCostModel = DEFAULT_COST_MODEL) -> np.ndarray:
     """Cost in ms of each table alone on a device, ``(T,)``: its compute (kernel overhead
-    included) plus the time to send its pooled outputs to the task's other devices."""
+    included) plus the time to send its pooled outputs to the task's other devices.
+
+    Remembered per task object and model while the task lives (a task is immutable): the
+    features, cost-greedy and `greedy_init` of one task all need it."""
+    hit = _STANDALONE.get(id(task))
+    if hit is not None and hit[0]() is task and hit[1] is model:
+        return hit[2].copy()
+    out = _standalone_costs(task, model)
+    try:
+        ref = weakref.ref(task, lambda _, k=id(task): _STANDALONE.pop(k, None))
+    except TypeError:  # not weak-referenceable: not remembered
+        return out
+    _STANDALONE[id(task)] = (ref, model, out)
+    return out.copy()
+
+
+def _standalone_costs(task, model: AnalyticCostModel) -> np.ndarray:
     T = int(task.stream_bytes.shape[0])
-    eye = jnp.eye(T, dtype=jnp.float32)
-    compute = jax.vmap(lambda col: model.stage_costs(col[:, None], task)[0][0])(eye)
+    # the plan "table t alone on device t": one call, no vmap (3-7x faster eagerly), and
+    # bit-identical to costing each table alone, since its sums over tables add exact zeros
+    compute = model.stage_costs(jnp.eye(T, dtype=jnp.float32), task)[0]
     return np.asarray(compute + exchange_ms(jnp.asarray(task.comm_bytes, jnp.float32),
                                             model.comm_bw))

@@ -22,6 +22,28 @@ records the grid and the choice), which is what the benches report with:
   0.03-0.08 agree within 0.5 %; 500 steps instead of 300 gained 0.1 %; two chains (from
   the cost-model and TorchRec plans) 0.4 % for twice the solves.
 
+What was tried to make the residual SurCo-prior (`train_prior(residual=True)`: a
+`surco.prior.SetCostNet` over the cost-greedy plan's cost) beat cost-greedy (40 train-pool
+DLRM-50 tasks at T = 50, 10 validation tasks on which cost-greedy's mean is 7.294 ms;
+SurCo-zero from cost-greedy's cost, 300 steps, reaches 0.948 x cost-greedy on the 50
+train tasks):
+
+* end-to-end (Eq. 7, negative identity, true maximum), Adam 1e-3, 12 epochs: the validation
+  mean rose from 7.63 to 22.9 ms (diverged); Adam 1e-4: 7.29-7.34, never below cost-greedy;
+  on the smooth maximum (3e-4) it won on the smooth objective but lost on the true cost at
+  T = 10, 20, 40 (1.007, 1.005, 1.002 x cost-greedy);
+* distillation alone towards SurCo-zero's final θ (row-centred: a constant per table does
+  not change the plan), Adam 1e-3, 30 epochs: 8.35-11.2 ms; with the cost-greedy plan and
+  its device loads as extra features: 9.3-11.1; towards `greedy_init` of SurCo-zero's best
+  plan, with those features and ∂f/∂x at the cost-greedy plan: best 7.55 (epoch 8);
+* one SurCo step from cost-greedy's cost, ``θ = θ_base - α ∂f/∂x`` for α from 0.01 to 1,
+  improved none of 20 train and 32 test tasks: cost-greedy's plan is a fixed point of a
+  step, and SurCo-zero needs about a hundred to find its 5 %.
+
+Since the untrained parameters (cost-greedy itself) compete in the selection by validation
+cost, all of these priors but the smooth-maximum one returned cost-greedy's plans (1.000 x
+at every T); none beat cost-greedy, so the shipped checkpoint was not replaced.
+
 On tiny tasks whose optimum swaps two tables, blackbox from the greedy plan finds it (its
 perturbed re-solve moves two tables at once) and the negative identity does not (see
 ``tests/sharding/test_sharding_surco.py``).

@@ -96,10 +96,17 @@ class PriorModel:
     def theta(self, instance: Instance) -> jax.Array:
         """Surrogate parameters ĉ(y; θ) (before the problem's ``cost_transform``); with a
         ``base``, ``base(y) + network(y)``."""
-        out = self._apply(self.params, self._features(instance))
-        if self.base is not None:
-            out = out + base_theta(self.base, instance, out.shape, self.problem.name)
-        return out
+        net, base = self._theta_parts(instance)
+        return net if base is None else net + base
+
+    def _theta_parts(self, instance: Instance) -> tuple[jax.Array, np.ndarray | None]:
+        """The network's output and the base's θ (None without a base), each computed
+        once: robust prediction needs both, and a base can cost as much as the heuristic
+        it is (sharding's cost-greedy plan)."""
+        net = self._apply(self.params, self._features(instance))
+        if self.base is None:
+            return net, None
+        return net, base_theta(self.base, instance, net.shape, self.problem.name)
 
     def base_theta(self, instance: Instance) -> np.ndarray:
         """The residual base's θ for ``instance`` (the heuristic's cost).
@@ -183,9 +190,8 @@ class PriorModel:
         for idx in group_indices([batch_key(y, c.shape) for y, c in zip(instances, C)]):
             Xg = SolverStack([solvers[i] for i in idx], executor=executor).solve(
                 np.stack([C[i] for i in idx])).x
-            fg = batched_objective(self.problem)(jnp.asarray(Xg, jnp.float32),
-                                                 stack_instances(self.problem,
-                                                                 [instances[i] for i in idx]))
+            fg = self._f_batch(jnp.asarray(Xg, jnp.float32),
+                               stack_instances(self.problem, [instances[i] for i in idx]))
             fv[idx] = np.asarray(fg)
             for i, x in zip(idx, Xg):
                 X[i] = x
@@ -203,23 +209,21 @@ class PriorModel:
         """The θ that robust prediction scores, ``(candidates, *x.shape)``: the prior's, its
         base's (residual priors), then perturbations of the prior's (see `predict`)."""
         from surco._engine import resolve_key
-        th = np.asarray(self.theta(instance), np.float64)
+        net, base = self._theta_parts(instance)
+        th = np.asarray(net if base is None else net + base, np.float64)
         out = [th]
-        if self.base is not None and candidates > 1:
-            out.append(self.base_theta(instance))
+        if base is not None and candidates > 1:
+            out.append(base)
         n_pert = max(candidates - len(out), 0)
         if n_pert:
-            scale = float(sigma) * float(np.sqrt(np.mean(th ** 2)) or 1.0)
-            noise = np.asarray(jax.random.normal(resolve_key(key), (n_pert, *th.shape)))
-            out.extend(th + scale * noise)
+            out.extend(perturbed(th, n_pert, sigma, resolve_key(key)))
         return np.stack(out[:candidates])
 
     def _predict_robust(self, instance: Instance, k: int, sigma: float, key: jax.Array,
                         executor: Executor | None) -> PriorResult:
         t0 = time.perf_counter()
         thetas = self.candidate_thetas(instance, k, sigma, key)
-        C = np.asarray(jax.vmap(self.problem.to_cost)(jnp.asarray(thetas, jnp.float32)),
-                       np.float64)
+        C = np.asarray(self._to_cost_batch(jnp.asarray(thetas, jnp.float32)), np.float64)
         solver = build_solver(self.problem, instance, self.backend, self.solver_options)
         if C.shape[1:] != tuple(solver.shape):
             raise ProblemError(f"Problem {self.problem.name!r}: the prior's cost has shape "
@@ -236,7 +240,19 @@ class PriorModel:
 
     @functools.cached_property
     def _f_candidates(self):
+        """jit: f of several x of one instance, ``(K, *x.shape), y -> (K,)``."""
         return jax.jit(jax.vmap(self.problem.f, in_axes=(0, None)))
+
+    @functools.cached_property
+    def _f_batch(self):
+        """jit: f of stacked instances, ``(B, *x.shape), Y stacked -> (B,)`` (compiled once
+        per batch size and instance shape, as in training's validation)."""
+        return jax.jit(batched_objective(self.problem))
+
+    @functools.cached_property
+    def _to_cost_batch(self):
+        """jit: the problem's ``cost_transform`` of ``(K, *x.shape)`` parameters."""
+        return jax.jit(jax.vmap(self.problem.to_cost))
 
     def save(self, path: str | Path) -> Path:
         """Write the model to ``path`` (a directory): ``meta.json`` (format, the network's
@@ -249,6 +265,13 @@ class PriorModel:
         """
         from surco.prior.checkpoint import save_model
         return save_model(self, path)
+
+
+def perturbed(theta: np.ndarray, n: int, sigma: float, key: jax.Array) -> np.ndarray:
+    """``n`` perturbations ``θ + sigma · rms(θ) · N(0, I)`` of ``theta``, ``(n, *θ.shape)``
+    (robust prediction's and hybrid's extra candidates; rms 0 counts as 1)."""
+    scale = float(sigma) * float(np.sqrt(np.mean(theta ** 2)) or 1.0)
+    return theta + scale * np.asarray(jax.random.normal(key, (n, *theta.shape)))
 
 
 def batch_key(instance: Instance, x_shape: Sequence[int]) -> tuple:
