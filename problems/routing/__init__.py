@@ -10,7 +10,8 @@ whose edge times are independent Normals.
     True
 
 ``routing.FAMILY`` is the family for `surco.compare` (baselines as harness methods: LET,
-mean–risk, local search and annealing over `PathDetour` moves, SCIP; see `family`).
+mean–risk, local search and annealing over `PathDetour` moves, SCIP; see `family`);
+SurCo-prior as a residual over the mean–risk cost (`train_prior`, see `prior`).
 """
 from .baselines import (MAX_BRUTE_FORCE_N, RouteResult, brute_force, default_gammas,
                         let_path, mean_risk, scip_exact, simple_paths)
@@ -23,6 +24,8 @@ from .problem import (evaluate, features, make_problem, neg_log_prob, neg_prob, 
 from .family import (BASELINES, DEFAULT_ANNEALING_EVALUATIONS, DEFAULT_EXACT_SECONDS,
                      DEFAULT_SCIP_SECONDS, FAMILY, TRAIN_SEED, ZERO_SETTINGS, ZERO_SETTINGS_NOTE,
                      evaluate_batch, exact_method, generate_instances, violations)
+from .prior import (PRIOR_SETTINGS, distill_targets, init_prior, load_prior, mean_risk_theta,
+                    train_prior)
 
 __all__ = [
     "generate", "grid_graph", "grid_size", "oracle", "check_instance", "let_stats", "Instance",
@@ -33,5 +36,6 @@ __all__ = [
     "scip_exact", "MAX_BRUTE_FORCE_N", "zero_multistart", "STARTS", "PathDetour", "FAMILY", "BASELINES",
     "generate_instances", "violations", "evaluate_batch", "exact_method", "ZERO_SETTINGS",
     "ZERO_SETTINGS_NOTE", "TRAIN_SEED", "DEFAULT_SCIP_SECONDS", "DEFAULT_EXACT_SECONDS",
-    "DEFAULT_ANNEALING_EVALUATIONS",
+    "DEFAULT_ANNEALING_EVALUATIONS", "mean_risk_theta", "PRIOR_SETTINGS", "init_prior",
+    "train_prior", "distill_targets", "load_prior",
 ]
