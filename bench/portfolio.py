@@ -15,34 +15,46 @@ Settings:
   K = 10 assets with weights in [0.01, 1], at risk weights ρ ∈ {0.2, 0.5, 0.8}
   (`ccmv_config`).
 
-SurCo's plans are extreme points of Ω (every weight but one at a bound), so each SurCo method
-also runs as "+polish": its plan's weights re-optimised on its support (`polish`, one more
-evaluation). Per setting:
+SurCo runs on the family's problem, whose solver answers every MILP solve with the chosen
+support's optimal weights (`portfolio.SupportSolver`; the exact QP optimum on port1), so its
+plans need no polishing. Methods:
 
-1. own budgets: random (best of 20), the linearisation (+ its weights polished), SurCo-zero
-   (+polish) and, on ``n=100``, SurCo-prior and -hybrid (+polish); on port1 the exact optimum
-   (SCIP run until it proves optimality, `EXACT_SECONDS` at most); on ``n=100`` SCIP on the
-   full (nonconvex) objective with a limit of `SCIP_LONG` seconds;
+* ``surco-zero``: SurCo-zero with the family's settings (`portfolio.ZERO_SETTINGS_NOTE`:
+  chosen on train instances for n=100 and on risk weights ρ ∈ {0.35, 0.65, 0.9}, never on
+  the reported ones, for port1);
+* ``surco-zero+search``: SurCo-zero, then local search over supports from its support
+  (`portfolio.surco_search_method`);
+* ``surco-zero-milp+polish``: SurCo-zero on the plain MILP (bang-bang plans, scored raw),
+  its best plan's weights polished afterwards: last session's method, for comparison;
+* on ``n=100``, SurCo-prior and -hybrid.
+
+Per setting:
+
+1. own budgets: random (best of 20), the linearisation (+ its weights polished), the SurCo
+   methods; on port1 the exact optimum (SCIP run until it proves optimality,
+   `EXACT_SECONDS` at most); on ``n=100`` SCIP on the full (nonconvex) objective with a
+   limit of `SCIP_LONG` seconds;
 2. equal wall time: local search over the selection (first and steepest improvement),
    annealing and SCIP on the true objective, given instance by instance the wall time of
-   SurCo-zero+polish (the targets of SurCo-zero and SurCo-zero+polish use these runs: raw
-   SurCo-zero took slightly less, so the searches get at least its time), of
-   SurCo-hybrid+polish, and of SurCo-prior+polish (without SCIP, whose time limit would end
-   before its first solution; a search whose time ends before it has scored its start
-   returns the polished linearisation, computed past that time);
-3. equal evaluations: the searches, SurCo-zero(+polish) and -hybrid(+polish) under `EVALS`
-   evaluations each (one evaluation = f of one plan; the searches score a support by f of
-   its optimised weights, one evaluation per support). SurCo-prior makes no evaluation and
-   is set against the searches at one (+polish makes one).
+   each timed SurCo method (SurCo-zero, SurCo-zero+search, SurCo-hybrid; SurCo-prior's
+   without SCIP, whose time limit would end before its first solution; a search whose
+   time ends before it has scored its start returns the polished linearisation, computed
+   past that time);
+3. equal evaluations: the searches and the SurCo methods under `EVALS` evaluations each (one
+   evaluation = f of one plan; the searches score a support by f of its optimised weights,
+   one evaluation per support, as SurCo's plans are). SurCo-prior makes no evaluation and is
+   set against the searches at one.
 
-Targets: for every SurCo method and setting, its mean objective relative to the best search
-baseline's at equal wall time and at equal evaluations (op "<=", 1.0; f is negative here, so
-the ratio is written as (best search − SurCo) / |best search| + 1, which is <= 1 exactly when
-SurCo's mean is no larger); on port1 SurCo's gap to SCIP's proven optimum (reported); no
-failed run. Writes bench/results/portfolio[-quick].json and portfolio[-quick].png.
+Targets: on port1 every SurCo method's gap to SCIP's proven optimum (op "<=", 1 %); for
+every SurCo method and setting, its mean objective relative to SCIP's and to the best
+search baseline's at equal wall time, and to the best search's at equal evaluations
+(op "<=", 1.0; f is negative here, so the ratio is written as (other − SurCo) / |other|
++ 1, which is <= 1 exactly when SurCo's mean is no larger); no failed run. Writes
+bench/results/portfolio[-quick].json and portfolio[-quick].png.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Sequence
 
@@ -56,23 +68,34 @@ RHOS = (0.2, 0.5, 0.8)
 SEARCH = ("local-search-first", "local-search-steepest", "annealing")
 AT_TIME = SEARCH + ("scip",)
 EXACT_SECONDS = 600.0
+#: SCIP's long run on n=100 (seconds; --quick uses 30).
+SCIP_LONG = 120.0
+#: Gap to SCIP's proven optimum on port1 that SurCo must stay within (percent).
+GAP_TARGET_PCT = 1.0
 
 
-def _polished(fam, method, config):
-    """A SurCo method followed by `polish` (the polished plan evaluated through the meter)."""
+def _milp_polished(config):
+    """SurCo-zero on the plain MILP over (x, z) (its bang-bang plans scored raw), then its best
+    plan's weights polished (`polish`, one more evaluation)."""
+    import surco
     from surco.problems import portfolio as P
 
+    plain = P.portfolio_family(config, reoptimise=False)
+    zs = {k: v for k, v in plain.zero_settings.items() if k != "lam"}
+    zs.update(estimator="neg_identity", projection="standardize")   # last session's settings
+    zero = surco.surco_methods(dataclasses.replace(plain, zero_settings=zs))["surco-zero"]
+
     def run(y, meter):
-        X = P.polish(method(y, meter), y, config)
+        X = P.polish(zero(y, meter), y, config)
         meter(X)
         return X
     return run
 
 
-def _relative(surco_mean: float, best_mean: float) -> float:
-    """1 + (SurCo − best) / |best|: <= 1 exactly when SurCo's mean is no larger (f may be
+def _relative(surco_mean: float, other_mean: float) -> float:
+    """1 + (SurCo − other) / |other|: <= 1 exactly when SurCo's mean is no larger (f may be
     negative, where a plain ratio would flip)."""
-    return float(1.0 + (surco_mean - best_mean) / abs(best_mean))
+    return float(1.0 + (surco_mean - other_mean) / abs(other_mean))
 
 
 def _best(cmp, methods) -> str:
@@ -86,15 +109,17 @@ def _failed(cmp) -> int:
 def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact: bool,
              plot_path=None) -> None:
     import surco
+    from surco.problems import portfolio as P
 
     zm = surco.surco_methods(fam, prior)
-    variants = ["surco-zero"] + (["surco-prior", "surco-hybrid"] if prior is not None else [])
-    methods = {}
-    for v in variants:
-        methods[v] = zm[v]
-        methods[v + "+polish"] = _polished(fam, zm[v], config)
+    methods = {"surco-zero": zm["surco-zero"],
+               "surco-zero+search": P.surco_search_method(fam, config)}
+    if prior is not None:
+        methods["surco-prior"] = zm["surco-prior"]
+        methods["surco-hybrid"] = zm["surco-hybrid"]
     own_methods = {"random": fam.baselines["random"],
-                   "linearisation": fam.baselines["linearisation"], **methods}
+                   "linearisation": fam.baselines["linearisation"], **methods,
+                   "surco-zero-milp+polish": _milp_polished(config)}
     if exact:
         own_methods["exact"] = fam.exact
     print(f"[{tag}] own budgets, {len(test)} instances", flush=True)
@@ -106,7 +131,7 @@ def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact
     rep.extra["failed_runs"][f"{tag}, own"] = _failed(own)
     print(own.table(), flush=True)
     if not exact:
-        long = 30.0 if quick else 120.0
+        long = 30.0 if quick else SCIP_LONG
         sc = surco.compare(fam, test, ["scip"], budget=surco.Budget(seconds=long))
         for r in sc.to_rows(setting=tag, budget=f"{long:g} s"):
             rep.row(**r)
@@ -114,32 +139,35 @@ def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact
     else:
         opt = own.values("exact")
         statuses = [r.status for r in own.runs if r.method == "exact"]
-        rep.extra.setdefault("gap_to_scip_optimum_pct", {})[tag] = {
-            m: float(np.nanmean((own.values(m) - opt) / np.abs(opt)) * 100)
-            for m in own_methods if m != "exact"}
+        gaps = {m: float(np.nanmean((own.values(m) - opt) / np.abs(opt)) * 100)
+                for m in own_methods if m != "exact"}
+        rep.extra.setdefault("gap_to_scip_optimum_pct", {})[tag] = gaps
         rep.extra.setdefault("scip_optimum", {})[tag] = {
             "value": float(np.nanmean(opt)), "proved": all(s == "ok" for s in statuses)}
-        print(f"[{tag}] gap to SCIP's optimum (%):", rep.extra["gap_to_scip_optimum_pct"][tag],
-              flush=True)
+        print(f"[{tag}] gap to SCIP's optimum (%):", gaps, flush=True)
+        for m in methods:
+            rep.target(f"{tag}: {m} gap to SCIP's proven optimum (%)", gaps[m], "<=",
+                       GAP_TARGET_PCT)
 
     rel = {}
-    timed = {"surco-zero+polish": ("surco-zero", "surco-zero+polish")}
-    if prior is not None:
-        timed["surco-hybrid+polish"] = ("surco-hybrid", "surco-hybrid+polish")
-        timed["surco-prior+polish"] = ("surco-prior", "surco-prior+polish")
-    for ref, covered in timed.items():
-        at = SEARCH if ref.startswith("surco-prior") else AT_TIME
+    timed = ["surco-zero", "surco-zero+search"] + (
+        ["surco-hybrid", "surco-prior"] if prior is not None else [])
+    for ref in timed:
+        at = SEARCH if ref == "surco-prior" else AT_TIME
         eq = surco.compare(fam, test, {m: fam.baselines[m] for m in at},
                            budget=own.matched_budget(ref))
         for r in eq.to_rows(setting=tag, budget=f"time of {ref}"):
             rep.row(**r)
         rep.extra["failed_runs"][f"{tag}, time of {ref}"] = _failed(eq)
         print(eq.table(), flush=True)
+        mine = np.nanmean(own.values(ref))
         best = _best(eq, SEARCH)
-        for v in covered:
-            rel[(v, "time")] = (_relative(np.nanmean(own.values(v)), np.nanmean(eq.values(best))),
-                                best)
-    at_ev = {m: methods[m] for m in methods if not m.startswith("surco-prior")}
+        rel[(ref, "time", "the best search baseline's")] = (
+            _relative(mine, np.nanmean(eq.values(best))), best)
+        if "scip" in at:
+            rel[(ref, "time", "SCIP's")] = (_relative(mine, np.nanmean(eq.values("scip"))),
+                                            "scip")
+    at_ev = {m: methods[m] for m in methods if m != "surco-prior"}
     ev = surco.compare(fam, test, {**{m: fam.baselines[m] for m in SEARCH}, **at_ev},
                        budget=surco.Budget(evaluations=EVALS))
     for r in ev.to_rows(setting=tag, budget=f"{EVALS} evaluations"):
@@ -148,21 +176,21 @@ def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact
     print(ev.table(), flush=True)
     best_ev = _best(ev, SEARCH)
     for v in at_ev:
-        rel[(v, "evals")] = (_relative(np.nanmean(ev.values(v)), np.nanmean(ev.values(best_ev))),
-                             best_ev)
+        rel[(v, "evals", "the best search baseline's")] = (
+            _relative(np.nanmean(ev.values(v)), np.nanmean(ev.values(best_ev))), best_ev)
     if prior is not None:
         one = surco.compare(fam, test, {m: fam.baselines[m] for m in SEARCH},
                             budget=surco.Budget(evaluations=1), progress=False)
         best_one = _best(one, SEARCH)
-        for v in ("surco-prior", "surco-prior+polish"):
-            rel[(v, "evals")] = (_relative(np.nanmean(own.values(v)),
-                                           np.nanmean(one.values(best_one))), best_one)
-    for (v, kind), (val, best) in rel.items():
+        rel[("surco-prior", "evals", "the best search baseline's")] = (
+            _relative(np.nanmean(own.values("surco-prior")), np.nanmean(one.values(best_one))),
+            best_one)
+    for (v, kind, other), (val, best) in rel.items():
         what = ("equal wall time" if kind == "time" else
-                "equal evaluations (1)" if v.startswith("surco-prior") else
+                "equal evaluations (1)" if v == "surco-prior" else
                 f"equal evaluations ({EVALS})")
-        rep.target(f"{tag}: {v} mean f relative to the best search baseline's ({best}) at "
-                   f"{what}", val, "<=", 1.0)
+        name = other if best == "scip" else f"{other[:-2]} ({best})'s"
+        rep.target(f"{tag}: {v} mean f relative to {name} at {what}", val, "<=", 1.0)
     if plot_path is not None:
         own.merge(ev).plot(plot_path, title=f"portfolio {tag}: own budgets and "
                                             f"{EVALS}-evaluation runs")

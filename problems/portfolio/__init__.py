@@ -16,21 +16,23 @@ selection (weights optimised per support) and SCIP on the true objective.
 from .baselines import (NumericalTroubleError, PortfolioResult, brute_force_mv,
                         random_feasible, scip_portfolio)
 from .family import (FAMILY, TRAIN_SEED, ZERO_SETTINGS_NOTE, generate_instances,
-                     portfolio_family)
+                     portfolio_family, surco_search_method)
 from .instances import (Instance, check_instance, coskewness, covariance, generate,
                         simulate_returns)
 from .orlib import OrlibData, ccmv_config, find_orlib, load_orlib, to_instance
-from .problem import (PortfolioConfig, features, linearised_cost, make_problem, objective_batch,
-                      objective_np, omega, polish, polish_weights, smooth_objective,
-                      third_moment, variance, weights_objective)
+from .problem import (PortfolioConfig, SupportSolver, features, linearised_cost, make_problem,
+                      objective_batch, objective_np, omega, polish, polish_weights,
+                      smooth_objective, support_is_qp, support_objective, third_moment,
+                      variance, warm_starts, weights_objective)
 
 __all__ = [
     "generate", "check_instance", "covariance", "coskewness", "simulate_returns", "Instance",
     "PortfolioConfig", "omega", "make_problem", "features", "variance", "third_moment",
     "smooth_objective", "weights_objective", "objective_np", "objective_batch",
-    "linearised_cost", "polish", "polish_weights",
+    "linearised_cost", "polish", "polish_weights", "SupportSolver", "support_is_qp",
+    "support_objective", "warm_starts",
     "PortfolioResult", "scip_portfolio", "brute_force_mv", "random_feasible",
     "NumericalTroubleError", "OrlibData", "load_orlib", "find_orlib", "to_instance",
     "ccmv_config", "FAMILY", "portfolio_family", "generate_instances", "TRAIN_SEED",
-    "ZERO_SETTINGS_NOTE",
+    "ZERO_SETTINGS_NOTE", "surco_search_method",
 ]

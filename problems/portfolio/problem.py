@@ -14,13 +14,19 @@ then re-optimises the weights on that support for the true f (a small continuous
 monotone FISTA with the exact prox of the turnover term over {Σx = 1, l <= x <= u};
 `polish_weights` does it for many supports at once, which is how the family's local search
 scores a whole neighbourhood of supports in one call).
-The polished plan is still in Ω. `bench/portfolio.py` measures both, with and without
-polish. A good starting cost is the Frank–Wolfe linearisation c_x = ∇f(x̄) at the equal
-weight portfolio x̄, c_z = 0 (`linearised_cost`).
+The polished plan is still in Ω. ``make_problem(..., reoptimise=True)`` builds this into Ω's
+solver (`SupportSolver`: every MILP answer comes back with its support's optimal weights,
+exact when the support's problem is a convex QP, `support_is_qp`) and gives f a gradient in
+z, the sensitivity of the support's optimal value (`support_objective`), so that SurCo's
+cost learns which assets to hold; that is the family's SurCo problem. A good starting cost
+is the Frank–Wolfe linearisation c_x = ∇f(x̄) at the equal weight portfolio x̄, c_z = 0
+(`linearised_cost`).
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
 import math
 
 import jax
@@ -29,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from surco import Problem
-from surco.solvers import LinearSpec
+from surco.solvers import LinearSpec, Solver, Status
 
 from .instances import Instance, check_instance
 
@@ -142,6 +148,38 @@ def weights_objective(x: jax.Array, instance: Instance, config: PortfolioConfig)
             + config.lam * jnp.sum(jnp.abs(x - jnp.asarray(instance["x0"]))))
 
 
+def support_objective(X: jax.Array, instance: Instance, config: PortfolioConfig) -> jax.Array:
+    """f of a plan X (n, 2) whose weights are optimal on its support (a `SupportSolver`'s
+    answer), with the sensitivity of the support's optimal value as the gradient in z.
+
+    The value is f(x) (`weights_objective` of column 0), unchanged; the gradient in x is
+    ∇f(x). In z it is, by the envelope theorem (the derivative of an optimal value in the
+    right-hand side of a constraint is minus its multiplier; Fiacco, Introduction to
+    Sensitivity and Stability Analysis in Nonlinear Programming, 1983, §3.4), the derivative
+    of F(z) = min {f(w) : Σw = 1, l·z <= w <= u·z} in z_i:
+
+        ∂F/∂z_i = u·min(s_i, 0) + l·max(s_i, 0),   s_i = ∂f/∂x_i + ν,
+
+    with ν the multiplier of Σw = 1, read off the held assets strictly inside (l, u)
+    (where s_i = 0; when none is, the largest −∂f/∂x_i of a held asset, which keeps
+    s_i <= 0 on the held ones). For an asset not held, u·s_i < 0 is the rate at which
+    adding it would lower the optimum; so SurCo's cost over z learns which assets are worth
+    holding, where the MILP's own weights say nothing about that.
+    """
+    x, z = X[..., 0], X[..., 1]
+    value, g = jax.value_and_grad(weights_objective)(x, instance, config)
+    g = jax.lax.stop_gradient(g)
+    held = z > 0.5
+    span = config.u - config.l
+    inner = held & (x > config.l + 1e-6 * span) & (x < config.u - 1e-6 * span)
+    n_inner = jnp.sum(inner)
+    nu = jnp.where(n_inner > 0, -jnp.sum(jnp.where(inner, g, 0.0)) / jnp.maximum(n_inner, 1),
+                   -jnp.max(jnp.where(held, g, -jnp.inf)))
+    s = g + nu
+    dz = jax.lax.stop_gradient(config.u * jnp.minimum(s, 0.0) + config.l * jnp.maximum(s, 0.0))
+    return value + jnp.sum(dz * (z - jax.lax.stop_gradient(z)))
+
+
 def objective_np(x, instance: Instance, config: PortfolioConfig) -> float:
     """f(x) in float64 numpy for weights x (n,) (the reported value)."""
     x = np.asarray(x, np.float64).reshape(-1)
@@ -168,23 +206,40 @@ def features(instance: Instance, config: PortfolioConfig = PortfolioConfig()) ->
                                        jnp.asarray(instance["x0"]), g], 1), L], axis=1)
 
 
-def make_problem(n: int, config: PortfolioConfig = PortfolioConfig()) -> Problem:
+def make_problem(n: int, config: PortfolioConfig = PortfolioConfig(), *,
+                 reoptimise: bool = False, backend: str = "highs") -> Problem:
     """The portfolio problem with n assets for SurCo: Ω = `omega` (a MILP over (x, z)),
     f = LANCER's objective of the weights (column 0), `features` per asset, and ``evaluate``
     = f in float64.
+
+    Args:
+      n: number of assets.
+      config: objective and constraints.
+      reoptimise: False: Ω is the `LinearSpec` (SurCo's plans are the MILP's extreme points,
+        see the module docstring). True: Ω is solved by a `SupportSolver` per instance, which
+        answers the MILP's support with its optimal weights; SurCo's surrogate then chooses
+        the support only and f(x) is the true value of that choice.
+      backend: the MILP backend of the `SupportSolver` (with ``reoptimise``).
 
     Raises:
       ValueError: n too small for the config.
     """
     spec = omega(n, config)
+    space = spec
+    if reoptimise:
+        def space(y):
+            return SupportSolver(y, config, backend=backend)
 
     def f(X, y):
+        if reoptimise:
+            return support_objective(X, y, config)
         return weights_objective(X[..., 0], y, config)
 
     def evaluate(X, y):
         return objective_np(np.asarray(X).reshape(-1, 2)[:, 0], y, config)
 
-    return Problem(name=f"portfolio-{n}", space=spec, objective=f,
+    return Problem(name=f"portfolio-{n}" + ("-support" if reoptimise else ""), space=space,
+                   objective=f,
                    features=lambda y: features(y, config), evaluate=evaluate)
 
 
@@ -262,13 +317,123 @@ def _prox_simplex_box(v: np.ndarray, x0: np.ndarray, t: float, l: float, u: floa
                        np.full((1, v.size), u))[0]
 
 
+def _box_simplex_qp(Q: np.ndarray, q: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                    x: np.ndarray, max_iter: int | None = None) -> np.ndarray | None:
+    """``argmin ½ xᵀQx + q·x  s.t.  Σx = 1, lo <= x <= hi`` exactly, for Q positive definite,
+    by the primal active-set method (Nocedal & Wright, Numerical Optimization, 2nd ed. 2006,
+    Alg. 16.3) started from the feasible point ``x``.
+
+    The working set holds bounds only (Σx = 1 is always in it). Each iteration solves the
+    equality-constrained QP on the free entries (a (k+1)-square KKT system) and either steps
+    to its minimiser, stopping at the first bound hit, or, at a minimiser, releases the bound
+    whose multiplier has the wrong sign. When no entry is free, the multiplier of Σx = 1 is
+    any value in an interval, and the two bounds that most want to move are released
+    together. Returns None when the KKT system is singular (Q not positive definite on the
+    free entries) or the iterations run out (cycling), so that the caller can fall back.
+
+    Raises:
+      ValueError: the start x is not feasible.
+    """
+    k = q.size
+    x = np.asarray(x, np.float64).copy()
+    if abs(x.sum() - 1) > 1e-9 or np.any(x < lo - 1e-12) or np.any(x > hi + 1e-12):
+        raise ValueError(f"_box_simplex_qp: the start x must satisfy Σx = 1 and lo <= x <= hi, "
+                         f"got Σx = {x.sum():.12g}, min(x − lo) = {np.min(x - lo):.3g}, "
+                         f"min(hi − x) = {np.min(hi - x):.3g}")
+    at_lo, at_hi = x <= lo, x >= hi
+    at_lo &= ~at_hi | (lo < hi)
+    scale = 1.0 + np.max(np.abs(q)) + np.max(np.abs(Q))
+    tol = 1e-13 * scale
+    for _ in range(int(max_iter if max_iter is not None else 50 + 20 * k)):
+        free = ~(at_lo | at_hi)
+        g = Q @ x + q
+        F = np.flatnonzero(free)
+        nu = None
+        p = np.zeros(k)
+        if F.size >= 2:
+            K = np.zeros((F.size + 1, F.size + 1))
+            K[:-1, :-1] = Q[np.ix_(F, F)]
+            K[:-1, -1] = K[-1, :-1] = 1.0
+            rhs = np.r_[-g[F], 0.0]
+            try:
+                sol = np.linalg.solve(K, rhs)
+            except np.linalg.LinAlgError:
+                return None
+            if not np.all(np.isfinite(sol)) or np.max(np.abs(K @ sol - rhs)) > 1e-8 * scale:
+                return None
+            p[F], nu = sol[:-1], sol[-1]
+        elif F.size == 1:
+            nu = -g[F[0]]
+        if np.max(np.abs(p), initial=0.0) > 1e-15:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(p < 0, (lo - x) / p, np.where(p > 0, (hi - x) / p, np.inf))
+            j = int(np.argmin(ratio))
+            step = min(1.0, max(float(ratio[j]), 0.0))
+            x = x + step * p
+            if step < 1.0:
+                x[j] = lo[j] if p[j] < 0 else hi[j]
+                at_lo[j], at_hi[j] = p[j] < 0, p[j] > 0
+            continue
+        if nu is None:   # every entry at a bound: ν may be anything in [max(−g_lo), min(−g_hi)]
+            lo_i, hi_i = np.flatnonzero(at_lo & (lo < hi)), np.flatnonzero(at_hi & (lo < hi))
+            want_up = lo_i[np.argmin(g[lo_i])] if lo_i.size else None
+            want_dn = hi_i[np.argmax(g[hi_i])] if hi_i.size else None
+            if want_up is None or want_dn is None or g[want_up] >= g[want_dn] - tol:
+                return x
+            at_lo[want_up] = at_hi[want_dn] = False
+            continue
+        mult = np.where(at_lo & (lo < hi), g + nu, np.where(at_hi & (lo < hi), -(g + nu), 0.0))
+        j = int(np.argmin(mult))
+        if mult[j] >= -tol:
+            return x
+        at_lo[j] = at_hi[j] = False
+    return None
+
+
+def _exact_weights(Z: np.ndarray, W: np.ndarray, instance: Instance,
+                   config: PortfolioConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of W (feasible weights on the supports Z) replaced by the exact optimum of the
+    convex QP ``min −r·x + α xᵀΣx`` on each support (β = λ = 0, α > 0; `_box_simplex_qp`).
+    Returns the weights and a bool (B,): False where the QP was singular or cycled (that row
+    keeps its weights)."""
+    r = np.asarray(instance["r"], np.float64)
+    L = np.asarray(instance["L"], np.float64)
+    v = np.asarray(instance["e_var"], np.float64)
+    out = W.copy()
+    ok = np.ones(Z.shape[0], bool)
+    for b in range(Z.shape[0]):
+        S = np.flatnonzero(Z[b] > 0.5)
+        Q = 2 * config.alpha * (L[S] @ L[S].T + np.diag(v[S]))
+        x = _box_simplex_qp(Q, -r[S], np.full(S.size, config.l), np.full(S.size, config.u),
+                            W[b, S])
+        if x is not None:
+            full = np.zeros_like(W[b])
+            full[S] = _prox_batch(x[None], np.zeros((1, S.size)), 0.0,
+                                  np.full((1, S.size), config.l),
+                                  np.full((1, S.size), config.u))[0]
+            out[b] = full
+        else:
+            ok[b] = False
+    return out, ok
+
+
+def support_is_qp(config: PortfolioConfig) -> bool:
+    """Whether the weights' problem on a fixed support is a convex QP that `polish_weights`
+    solves exactly: β = 0 (no third moment), λ = 0 (no turnover) and α > 0 (e.g. the CCMV
+    problem of `ccmv_config`)."""
+    return config.beta == 0 and config.lam == 0 and config.alpha > 0
+
+
 def polish_weights(Z: np.ndarray, instance: Instance, config: PortfolioConfig = PortfolioConfig(),
                    *, start: np.ndarray | None = None, steps: int = 300,
                    tol: float = 1e-12) -> np.ndarray:
     """Optimise the weights of many supports at once for the true f.
 
     For each row z of ``Z`` (B, n), minimises f over {Σx = 1, l <= x_i <= u where z_i = 1,
-    x_i = 0 elsewhere} by monotone FISTA (Beck & Teboulle, IEEE Trans. Image Process. 18,
+    x_i = 0 elsewhere}. When that problem is a convex QP (`support_is_qp`: mean–variance
+    without turnover) it is solved exactly by a primal active-set method
+    (`_box_simplex_qp`, started from ``start`` projected), so f(x) is the support's optimum;
+    otherwise by monotone FISTA (Beck & Teboulle, IEEE Trans. Image Process. 18,
     2009: accelerated proximal gradient that keeps an iterate only when f does not rise).
     The turnover term is handled exactly by its prox (`_prox_batch`), the step is 1/L with L
     a bound on the Hessian of the smooth part on the support. The work is done on the
@@ -280,8 +445,8 @@ def polish_weights(Z: np.ndarray, instance: Instance, config: PortfolioConfig = 
       instance, config: the problem.
       start: weights (B, n) to start from (projected onto each row's set); default equal
         weights on the support.
-      steps: at most this many iterations; stops earlier once no row moves by more than
-        ``tol``.
+      steps: at most this many FISTA iterations; stops earlier once no row moves by more
+        than ``tol`` (unused when the problem is a QP, solved exactly).
 
     Returns:
       weights (B, n): in the feasible set of each row, with f no larger than at the start.
@@ -299,6 +464,19 @@ def polish_weights(Z: np.ndarray, instance: Instance, config: PortfolioConfig = 
         raise ValueError(f"polish_weights: row {int(np.flatnonzero(bad)[0])} selects "
                          f"{int(k[bad][0])} assets; weights in [{config.l}, {config.u}] cannot "
                          "sum to 1")
+    exact = support_is_qp(config)
+    W = _fista_weights(Z, k, instance, config, start, 0 if exact else steps, tol)
+    if exact:
+        W, ok = _exact_weights(Z, W, instance, config)
+        if not ok.all():   # a singular QP (or cycling): FISTA on those rows
+            W[~ok] = _fista_weights(Z[~ok], k[~ok], instance, config, W[~ok], steps, tol)
+    return W
+
+
+def _fista_weights(Z: np.ndarray, k: np.ndarray, instance: Instance, config: PortfolioConfig,
+                   start: np.ndarray | None, steps: int, tol: float) -> np.ndarray:
+    """`polish_weights`' FISTA on validated supports Z (B, n) of sizes k (B,); ``steps = 0``
+    only projects the start onto each support's feasible set."""
     B, K = Z.shape[0], int(k.max()) if Z.size else 0
     if B == 0 or K == 0:
         return np.zeros_like(Z)
@@ -334,7 +512,8 @@ def polish_weights(Z: np.ndarray, instance: Instance, config: PortfolioConfig = 
     else:
         start = np.asarray(start, np.float64)
         if start.shape != Z.shape:
-            raise ValueError(f"polish_weights: start must have shape {Z.shape}, got {start.shape}")
+            raise ValueError(f"polish_weights: start must have shape {Z.shape}, got "
+                             f"{start.shape}")
         x = np.where(mask, np.take_along_axis(start, order, 1), 0.0)
     x = _prox_batch(x, x0, 0.0, lo, hi)
     fx = full(x)
@@ -354,6 +533,19 @@ def polish_weights(Z: np.ndarray, instance: Instance, config: PortfolioConfig = 
     out = np.zeros_like(Z)
     np.put_along_axis(out, order, np.where(mask, x, 0.0), 1)
     return out
+
+
+def warm_starts(Z: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """Starting weights (B, n) for the supports Z (B, n) near a known plan's weights
+    ``anchor`` (n,): the anchor's weights where both hold the asset, and what is left of
+    the unit budget shared equally among the assets new to the support (`polish_weights`
+    projects them onto each support's feasible set)."""
+    Z = np.asarray(Z, np.float64)
+    anchor = np.asarray(anchor, np.float64)
+    keep = Z * anchor
+    new = (Z > 0.5) & ~(anchor > 0)
+    rest = np.clip(1.0 - keep.sum(1), 0.0, None) / np.maximum(new.sum(1), 1)
+    return keep + new * rest[:, None]
 
 
 def polish(X, instance: Instance, config: PortfolioConfig = PortfolioConfig(), *,
@@ -384,3 +576,82 @@ def polish(X, instance: Instance, config: PortfolioConfig = PortfolioConfig(), *
     if objective_np(x, instance, config) >= objective_np(X[:, 0] * z, instance, config):
         x = X[:, 0] * z
     return np.stack([x, z], axis=1)
+
+
+# -- Ω answered with the support's optimal weights --------------------------------------------
+
+def _support_solver(instance: Instance, config: PortfolioConfig, backend: str,
+                    options: dict) -> "SupportSolver":
+    return SupportSolver(instance, config, backend=backend, **options)
+
+
+class SupportSolver(Solver):
+    """``g_Ω(c)``'s support with the optimal weights on it: the MILP ``argmin_{X∈Ω} c·X``
+    chooses the selection z, and the weights are replaced by `polish_weights` on that
+    support (the exact optimum when `support_is_qp`, a FISTA local optimum otherwise).
+
+    With it, SurCo's surrogate does the combinatorial part only, and f of every plan it
+    returns is the value of the support it chose, not of a bang-bang extreme point (every
+    weight but one at l or u). The answer is still in Ω. Weights are cached per support
+    (``cache`` supports), as consecutive SurCo steps often return the same one. The MILP
+    solver is built on the first solve.
+
+    Args:
+      instance, config: the problem (the weights depend on the instance).
+      backend, **options: `make_solver`'s backend and options for the MILP.
+      cache: how many supports' weights to keep.
+      steps: FISTA iterations per support (`polish_weights`; unused when `support_is_qp`).
+
+    Raises:
+      ValueError: an instance or config without a feasible portfolio.
+    """
+
+    def __init__(self, instance: Instance, config: PortfolioConfig = PortfolioConfig(), *,
+                 backend: str = "highs", cache: int = 4096, steps: int = 150, **options):
+        n = check_instance(instance)
+        self._spec = omega(n, config)
+        super().__init__(self._spec.shape, f"portfolio-support-{n}")
+        self.instance, self.config, self.backend, self.options = instance, config, backend, options
+        self._milp = None
+        self._weights: collections.OrderedDict[bytes, np.ndarray] = collections.OrderedDict()
+        self._cache, self.steps = int(cache), int(steps)
+        self._last: np.ndarray | None = None
+
+    @property
+    def spec(self) -> LinearSpec:
+        """Ω's `LinearSpec`."""
+        return self._spec
+
+    def factory(self):
+        return functools.partial(_support_solver, self.instance, self.config, self.backend,
+                                 dict(self.options, steps=self.steps))
+
+    def weights(self, z: np.ndarray) -> np.ndarray:
+        """The optimal weights (n,) of the support z (n,) (cached; FISTA is warm-started
+        from the previous answer's weights, `warm_starts`)."""
+        z = (np.asarray(z, np.float64) > 0.5).astype(np.float64)
+        key = z.tobytes()
+        w = self._weights.get(key)
+        if w is None:
+            start = None if self._last is None else warm_starts(z[None], self._last)
+            w = polish_weights(z[None], self.instance, self.config, start=start,
+                               steps=self.steps, tol=1e-10)[0]
+            self._last = w
+            self._weights[key] = w
+            while len(self._weights) > self._cache:
+                self._weights.popitem(last=False)
+        else:
+            self._weights.move_to_end(key)
+        return w
+
+    def solve_flat(self, c):
+        if self._milp is None:
+            from surco.solvers import make_solver
+            self._milp = make_solver(self._spec, backend=self.backend, **self.options)
+        x, obj, status, stats = self._milp.solve_flat(c)
+        if status in (Status.OPTIMAL, Status.FEASIBLE):
+            z = np.round(np.asarray(x, np.float64).reshape(self.shape)[:, 1])
+            x = np.stack([self.weights(z), z], axis=1).reshape(-1)
+            stats = dict(stats, milp_objective=float(obj))
+            obj = float(c @ x)
+        return x, obj, status, stats
