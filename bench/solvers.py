@@ -1,9 +1,10 @@
 """Solver-layer benchmark: incremental re-solves, batch scaling, GIL release; the default
 backend and warm starts.
 
-    python -m bench.solvers [--quick] [--part batch|backends|all]
+    python -m bench.solvers [--quick] [--part batch|backends|all] [--problems sharding,grid-sp]
 
-``--part batch`` (the tables below) writes bench/results/solvers[-quick].json;
+``--part batch`` (the tables below) writes bench/results/solvers[-quick].json (``--problems``
+narrows it to some problems);
 ``--part backends`` (see `backends_part`) writes bench/results/solvers-backends[-quick].json.
 
 Problems:
@@ -26,14 +27,31 @@ Per backend and problem:
     `gil_probe`; 1: the solve releases the GIL, 0: it holds it), measured on the row's
     problem, except that LP backends are probed on a 30 x 30 grid LP (10 x 10 solves can
     be shorter than thread wake-up latencies; ``gil_probe_on`` in the JSON);
+  * ``cpu_per_wall``: CPU seconds of this process (all its threads) per wall second over the
+    incremental solves: about 1 for a single-threaded solver, > 1 if the solver ran
+    threads of its own (which k workers would multiply beyond k cores);
   * ``thr1``/``thr2``/``proc1``/``proc2``: ``solve_batch`` throughput (solves/s) with a
     ThreadPoolExecutor / ProcessPoolExecutor (spawn) of 1 and 2 workers, best of R runs,
-    interleaved; ``best_kind`` the executor with the higher 2-worker throughput.
+    interleaved; ``best_kind`` the executor with the higher 2-worker throughput,
+    ``scale_2v1`` its 2-worker / 1-worker throughput;
+  * ``ctrl_2v1``: the same ratio, interleaved with those runs on the same thread pools, for a
+    control workload that needs no GIL and no solver (``zlib.compress`` of a block sized to
+    the row's median solve time): what two workers can get from the machine at that moment;
+    ``scale_vs_ctrl`` = scale_2v1 / ctrl_2v1 (about 1: the solvers scale as far as the
+    machine lets anything scale); ``load_1min``: the load average when the row was measured;
+  * ``thr_cpu_2v1``: process CPU seconds per solve with 2 threads / with 1 (about 1: the
+    second worker adds no work: no spinning, no oversubscription), ``thr_cores1`` /
+    ``thr_cores2``: CPU seconds per wall second of the 1- / 2-thread batch, i.e. the cores
+    it got; the thread ratio is about thr_cores2 / thr_cores1 / thr_cpu_2v1;
+  * ``balance_1chunk`` / ``balance``: the 2-worker speed-up that the spread of solve times
+    leaves with one chunk per worker / with the chunks `solve_batch` makes (see `balance`;
+    from CPU seconds, so a loaded machine does not change it).
 
 Batch scaling needs free cores: on a machine shared with other jobs (the JSON records the
 load average, the CPU seconds this process got and whether the kernel's autogroup
-scheduling, which gives a whole session one fair share, is on) 2 workers cannot beat 1.
-``gil_released`` does not depend on free cores and says whether threads *can* overlap.
+scheduling, which gives a whole session one fair share, is on) 2 workers cannot beat 1, and
+the control shows it. ``gil_released`` does not depend on free cores and says whether threads
+*can* overlap.
 
 Targets (one per backend per problem): incremental wall <= 1.5 x solver time; 2 workers
 >= 1.6x the throughput of one (best kind).
@@ -46,6 +64,7 @@ import multiprocessing as mp
 import os
 import threading
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
@@ -54,6 +73,7 @@ from tqdm import tqdm
 
 from bench._report import Report, parse_args
 from surco.solvers import LinearSpec, ShortestPathOracle, make_solver
+from surco.solvers.base import chunk_sizes
 
 
 # -- problems --------------------------------------------------------------------------------
@@ -77,14 +97,43 @@ def grid_oracle(k: int = 10) -> ShortestPathOracle:
 
 # -- measurements ----------------------------------------------------------------------------
 def incremental(solver, C):
+    """(median wall s, median solver-reported s, fastest wall / fastest solver time,
+    process CPU s per wall s) of one incremental ``solve(c)`` over ``C``."""
     solver.solve(C[-1])  # warm: first solve pays one-off setup
     wall, own = [], []
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for c in C:
         s = solver.solve(c)
         wall.append(s.stats["wall_time"])
         own.append(s.stats["solve_time"])
+    cpu_per_wall = (time.process_time() - cpu0) / (time.perf_counter() - t0)
     return (float(np.median(wall)), float(np.median(own)),
-            float(np.min(wall)) / max(float(np.min(own)), 1e-9))
+            float(np.min(wall)) / max(float(np.min(own)), 1e-9), cpu_per_wall)
+
+
+def balance(solver, C, workers: int = 2) -> tuple[float, float]:
+    """Speed-up of ``workers`` workers over one that load imbalance alone allows, from the
+    CPU seconds of each solve of ``C`` (process CPU time, which other jobs on the machine do
+    not inflate): chunks handed in order to the first free worker, with one contiguous chunk
+    per worker and with the chunks of `chunk_sizes` (what `solve_batch` does). Ignores the
+    GIL-bound glue (see ``gil_released``) and assumes a free core per worker."""
+    solver.solve(C[-1])
+    cpu = []
+    for c in C:
+        t0 = time.process_time()
+        solver.solve(c)
+        cpu.append(time.process_time() - t0)
+    cpu = np.array(cpu)
+
+    def makespan(chunks):
+        free = np.zeros(workers)
+        for ch in chunks:
+            free[np.argmin(free)] += ch.sum()
+        return free.max()
+
+    guided = np.split(cpu, np.cumsum(chunk_sizes(len(cpu), workers))[:-1])
+    return (float(cpu.sum() / makespan(np.array_split(cpu, workers))),
+            float(cpu.sum() / makespan(guided)))
 
 
 def rebuild(build, C):
@@ -121,23 +170,47 @@ def gil_probe(solver, C, n: int) -> tuple[float, float]:
     return hits / n, float(np.median(walls))
 
 
-def throughput(solver, C, executor, reps: int):
-    best = np.inf
-    for _ in range(reps):
+class Control:
+    """A CPU-bound task that needs neither the GIL (``zlib.compress`` releases it) nor a
+    solver, sized to take about ``seconds``: how far two threads can scale right now."""
+
+    def __init__(self, seconds: float):
+        block = np.random.default_rng(1).integers(0, 4, size=1 << 16, dtype=np.uint8).tobytes()
         t0 = time.perf_counter()
-        solver.solve_batch(C, executor=executor)
-        best = min(best, time.perf_counter() - t0)
-    return len(C) / best
+        for _ in range(5):
+            zlib.compress(block, 6)
+        per_block = (time.perf_counter() - t0) / 5
+        self.data = block * max(1, round(seconds / per_block))
+
+    def task(self, _=None) -> None:
+        zlib.compress(self.data, 6)
+
+    def throughput(self, executor, n: int) -> float:
+        t0 = time.perf_counter()
+        list(executor.map(self.task, range(n)))
+        return n / (time.perf_counter() - t0)
 
 
-def batch_scaling(solver, C, pools, reps: int):
-    """Throughput with each executor of ``pools`` ({(kind, workers): executor}), interleaved."""
+def batch_scaling(solver, C, pools, reps: int, control: Control):
+    """Throughput with each executor of ``pools`` ({(kind, workers): executor}) and of the
+    control on the thread pools (keys ("ctrl", workers)), interleaved; for the thread pools
+    also the process CPU seconds per solve (keys ("cpu", workers)) and the CPU seconds per
+    wall second, i.e. the cores the batch got (keys ("cores", workers)), of the fastest run.
+    """
     for ex in pools.values():  # warm: every worker builds (and caches) its model
         solver.solve_batch(C[: 4 * max(1, getattr(ex, "_max_workers", 1))], executor=ex)
     out = {k: 0.0 for k in pools}
     for _ in range(reps):
-        for k, ex in pools.items():
-            out[k] = max(out[k], throughput(solver, C, ex, 1))
+        for (kind, k), ex in pools.items():
+            t0, cpu0 = time.perf_counter(), time.process_time()
+            solver.solve_batch(C, executor=ex)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            if len(C) / wall > out[kind, k]:
+                out[kind, k] = len(C) / wall
+                if kind == "thread":
+                    out["cpu", k], out["cores", k] = cpu / len(C), cpu / wall
+            if kind == "thread":
+                out["ctrl", k] = max(out.get(("ctrl", k), 0.0), control.throughput(ex, len(C)))
     return out
 
 
@@ -262,9 +335,17 @@ def backends_part(quick: bool) -> None:
 
 # -- main ------------------------------------------------------------------------------------
 def main(argv=None):
-    args = parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
-        "--part", choices=["batch", "backends", "all"], default="all",
-        help="batch: incremental / batch tables; backends: default backend and warm starts"))
+    def extra(p):
+        p.add_argument("--part", choices=["batch", "backends", "all"], default="all",
+                       help="batch: incremental / batch tables; backends: default backend and "
+                            "warm starts")
+        p.add_argument("--problems", default="sharding,grid-sp",
+                       help="comma-separated problems of the batch part (sharding, grid-sp)")
+
+    args = parse_args(__doc__.splitlines()[0], argv, extra=extra)
+    wanted = [p for p in args.problems.split(",") if p]
+    if unknown := set(wanted) - {"sharding", "grid-sp"}:
+        raise SystemExit(f"--problems: unknown {sorted(unknown)}; expected sharding, grid-sp")
     if args.part in ("backends", "all"):
         backends_part(args.quick)
     if args.part == "backends":
@@ -287,7 +368,9 @@ def main(argv=None):
     pools = {("thread", 1): ThreadPoolExecutor(1), ("thread", 2): ThreadPoolExecutor(2),
              ("process", 1): ProcessPoolExecutor(1, mp_context=ctx),
              ("process", 2): ProcessPoolExecutor(2, mp_context=ctx)}
-    jobs = [(p, b) for p, (_, bs, _) in problems.items() for b in bs] + [("grid-sp", "dijkstra")]
+    problems = {p: v for p, v in problems.items() if p in wanted}
+    jobs = [(p, b) for p, (_, bs, _) in problems.items() for b in bs]
+    jobs += [("grid-sp", "dijkstra")] if "grid-sp" in problems else []
     for pname, backend in tqdm(jobs, desc="solvers bench", disable=None):
         spec, _, costs = problems[pname]
         C = costs(max(n_inc, n_batch))
@@ -301,21 +384,27 @@ def main(argv=None):
                 label = "cpsat (x integer)"
             solver = make_solver(spec, backend=backend)
             build = functools.partial(make_solver, spec, backend=backend)
-        inc_wall, own, best_ratio = incremental(solver, C[:n_inc])
+        inc_wall, own, best_ratio, cpu_per_wall = incremental(solver, C[:n_inc])
         reb = rebuild(build, C[:n_reb])
         probe_on, probe_solver, probe_C = pname, solver, C
         if pname == "grid-sp" and backend not in ("cpsat", "dijkstra"):
             probe_on, probe_solver = "grid30-lp", make_solver(big_lp, backend=backend)
             probe_C = rng.uniform(0.0, 1.0, size=(8, big_lp.n))
         gil, _ = gil_probe(probe_solver, probe_C, n_probe)
-        tp = batch_scaling(solver, C[:n_batch], pools, reps)
+        bal_static, bal = balance(solver, C[:n_batch])
+        tp = batch_scaling(solver, C[:n_batch], pools, reps, Control(inc_wall))
         kind = max(("thread", "process"), key=lambda k: tp[k, 2])
         scale = tp[kind, 2] / tp[kind, 1]
+        ctrl = tp["ctrl", 2] / tp["ctrl", 1]
         rep.row(setting=pname, method=label, inc_wall_ms=1e3 * inc_wall, solver_ms=1e3 * own,
                 overhead=inc_wall / own, overhead_best=best_ratio, rebuild_ms=1e3 * reb, rebuild_x=reb / inc_wall,
-                gil_released=gil, gil_probe_on=probe_on, thr1=tp["thread", 1],
-                thr2=tp["thread", 2], proc1=tp["process", 1], proc2=tp["process", 2],
-                best_kind=kind, scale_2v1=scale)
+                cpu_per_wall=cpu_per_wall, gil_released=gil, gil_probe_on=probe_on,
+                thr1=tp["thread", 1], thr2=tp["thread", 2], proc1=tp["process", 1],
+                proc2=tp["process", 2], best_kind=kind, scale_2v1=scale, ctrl_2v1=ctrl,
+                scale_vs_ctrl=scale / ctrl, load_1min=os.getloadavg()[0],
+                thr_cpu_2v1=tp["cpu", 2] / tp["cpu", 1], thr_cores1=tp["cores", 1],
+                thr_cores2=tp["cores", 2],
+                balance_1chunk=bal_static, balance=bal)
         if backend == "dijkstra":
             continue
         rep.target(f"{pname}/{label}: incremental wall / solver time", inc_wall / own, "<=", 1.5)
@@ -332,8 +421,10 @@ def main(argv=None):
     except OSError:
         rep.extra["sched_autogroup"] = None
     rep.finish(table_columns=["setting", "method", "inc_wall_ms", "solver_ms", "overhead",
-                              "overhead_best", "rebuild_ms", "rebuild_x", "gil_released", "thr1", "thr2",
-                              "proc1", "proc2", "best_kind", "scale_2v1"])
+                              "rebuild_ms", "cpu_per_wall", "gil_released", "thr1", "thr2",
+                              "proc1", "proc2", "best_kind", "scale_2v1", "ctrl_2v1",
+                              "scale_vs_ctrl", "load_1min", "thr_cpu_2v1", "thr_cores1",
+                              "thr_cores2", "balance_1chunk", "balance"])
 
 
 if __name__ == "__main__":

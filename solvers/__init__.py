@@ -14,7 +14,7 @@ oracle subclasses `Solver` and implements ``solve_flat`` and ``factory`` (option
     array([1., 1., 0.])
 """
 from . import jax_oracles
-from .base import Solver, clear_worker_cache
+from .base import RayExecutor, Solver, clear_worker_cache
 from .blocking import blocking_call
 from .oracles import AssignmentOracle, ShortestPathOracle
 from .registry import BACKENDS, DEFAULT_BACKEND, SolverStack, make_solver
@@ -27,4 +27,5 @@ __all__ = [
     "SolverStack",
     "ShortestPathOracle", "AssignmentOracle", "SolverError", "InfeasibleError",
     "UnboundedError", "SolverTimeout", "clear_worker_cache", "blocking_call", "jax_oracles",
+    "RayExecutor",
 ]

@@ -24,56 +24,62 @@ solver's *recipe* (`factory`, a picklable ``functools.partial``), never a live s
 which is why a Ray or Dask executor works unchanged: anything with
 ``submit(fn, *args) -> concurrent.futures.Future`` does.
 
-Which executor (measured in ``bench/solvers.py``):
+Which executor (measured in ``bench/solvers.py``, sharding MILP 50 x 4, 2-core machine):
 
-* Threads — ``ThreadPoolExecutor(k)`` — for every MILP/LP backend here. The solver call
-  itself releases the GIL (MathOpt's pybind ``solve`` for SCIP, HiGHS, CP-SAT, GLOP and
-  PDLP; PySCIPOpt's ``optimizeNogil``): a probe thread got to run during 80-100% of the
-  solve calls it was timed against (0% for a call that holds the GIL). Threads cost nothing
-  to start, ship nothing, and share nothing but the per-solve Python glue (objective update,
-  reading x: ~0.05-0.4 ms of CPU per solve), which the GIL serialises; so they pay off when
-  a solve takes well over that.
+* Threads — ``ThreadPoolExecutor(k)`` — for every MILP/LP backend here (SCIP, HiGHS,
+  CP-SAT, GLOP, PDLP through MathOpt or highspy, and PySCIPOpt). Each backend runs
+  single-threaded (``threads=1``: process CPU time / wall time of a solve is <= 1.0), so
+  k workers use k cores and never oversubscribe them. The solver call releases the GIL
+  (MathOpt's pybind ``solve``, highspy's ``run``, PySCIPOpt's ``optimizeNogil``): a probe
+  thread got to run during 90-100% of the solve calls it was timed against (0% for a call
+  that holds the GIL), and the Python glue around a solve (objective update, reading x)
+  is 3-11% of a 5-20 ms solve, which the GIL serialises. Threads cost nothing to start
+  and ship nothing.
 * Processes — ``ProcessPoolExecutor(k, mp_context=multiprocessing.get_context("spawn"))`` —
   for oracles whose work holds the GIL (scipy's Dijkstra in `ShortestPathOracle`: the probe
   ran during 0-30% of its calls), for sub-millisecond solves where the Python glue
   dominates, or to isolate solver crashes. Use "spawn" (or "forkserver") once JAX is
   loaded: forking a process with JAX's threads running can deadlock. A spawned worker pays
-  its imports once (seconds) and keeps one built model per solver in its cache.
+  its imports once (about 5 s on the 2-core machine) and keeps one built model per solver
+  in its cache; after that a task costs a round trip of about 0.6 ms (a ~10 kB recipe out,
+  ~2 kB per solution back).
 * Dask: ``client.get_executor()`` of a ``dask.distributed.Client`` (threads with
   ``Client(processes=False)``, worker processes with a ``LocalCluster`` or a real cluster).
   Nothing else is needed: each Dask worker thread builds and caches its own models.
-* Ray: wrap tasks in futures, e.g.::
+* Ray: `RayExecutor` (the optional ``ray`` extra), a ``concurrent.futures.Executor`` over
+  Ray tasks; Ray reuses its worker processes, so the models cached there are reused across
+  batches.
 
-      import concurrent.futures, ray
+k workers give up to k x the throughput of one only if k cores are free. On the 2-core
+machine with no other load, 2 threads gave 1.94-2.14 x one thread on the sharding MILP for
+SCIP, HiGHS, CP-SAT and PySCIPOpt (2 spawned processes: 1.91-2.06 x); with one other busy
+process on the machine they gave 0.96-1.07 x, exactly what a GIL-free control workload got
+(0.93-1.05 x): the kernel's autogroup scheduling gives each session one fair share of the
+CPUs whatever its thread count, so two workers got one core. ``bench/solvers.py`` records
+the control and the load average beside each ratio.
 
-      @ray.remote
-      def _call(fn, *args):
-          return fn(*args)
-
-      class RayExecutor(concurrent.futures.Executor):
-          def __init__(self, max_workers):
-              self._max_workers = max_workers     # solve_batch cuts C into this many chunks
-          def submit(self, fn, *args):
-              return _call.remote(fn, *args).future()
-
-  Ray reuses its worker processes, so the models cached there are reused across batches.
-
-The width of an executor (its ``_max_workers``, ``max_workers`` or ``_processes``) sets how
-many chunks a batch is cut into; an executor without one gets one task per cost vector.
-Worker caches hold at most `WORKER_CACHE_SIZE` models per process (least recently used go
-first); models of solvers garbage-collected in this process are dropped with them.
+The width w of an executor (its ``_max_workers``, ``max_workers`` or ``_processes``) sets how
+a batch is cut (`chunk_sizes`): contiguous chunks of decreasing size, each 1/(2w) of what is
+left (guided self-scheduling, Polychronopoulos & Kuck, IEEE Trans. Computers 1987), queued
+in order and taken by whichever worker is free. Large chunks first keep the tasks few
+(about 2w ln(B/2w) + 2w of them); small ones last let the workers finish together although
+MILP solve times vary 2-10x between costs (one chunk per worker left the second worker idle
+for up to 10-25% of a batch in simulations of such spreads). An executor without a width
+gets one task per cost vector. Worker caches hold at most `WORKER_CACHE_SIZE` models per process (least recently
+used go first); models of solvers garbage-collected in this process are dropped with them.
 """
 from __future__ import annotations
 
 import abc
 import collections
 import contextlib
+import functools
 import itertools
 import os
 import threading
 import time
 import weakref
-from concurrent.futures import Executor
+from concurrent.futures import CancelledError, Executor, Future, InvalidStateError
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -135,6 +141,119 @@ def _executor_width(executor: Executor) -> int:
         if isinstance(w, int) and w > 0:
             return w
     return 0
+
+
+def chunk_sizes(n: int, width: int) -> list[int]:
+    """Sizes of the contiguous chunks `solve_batch` cuts ``n`` costs into for ``width``
+    workers: each chunk is ``ceil(left / (2 * width))`` of the ``left`` costs not yet
+    assigned (guided self-scheduling; see the module docstring); ``width`` 0 (unknown): one
+    per cost.
+
+    >>> chunk_sizes(19, 2)
+    [5, 4, 3, 2, 2, 1, 1, 1]
+    """
+    if width <= 0:
+        return [1] * n
+    sizes, left = [], n
+    while left:
+        k = -(-left // (2 * width))
+        sizes.append(k)
+        left -= k
+    return sizes
+
+
+def _ray_call(fn: Callable[..., Any], *args: Any) -> Any:
+    """The one Ray task `RayExecutor` runs: ``fn(*args)`` in a Ray worker process."""
+    return fn(*args)
+
+
+class _RayFuture(Future):
+    """A ``concurrent.futures.Future`` of one Ray task; ``cancel`` also cancels the task."""
+
+    def __init__(self, ref: Any, ray: Any):
+        super().__init__()
+        self._ref, self._ray = ref, ray
+        ref.future().add_done_callback(self._copy)   # called from one of Ray's threads
+
+    def _copy(self, inner: Future) -> None:
+        try:
+            exc = inner.exception()
+            if exc is None:
+                self.set_result(inner.result())
+            else:
+                self.set_exception(exc)
+        except (CancelledError, InvalidStateError):
+            pass   # this future was cancelled meanwhile: nobody waits for the result
+
+    def cancel(self) -> bool:
+        if self.done():
+            return False
+        # a queued task never starts; a running one gets a KeyboardInterrupt at its next
+        # Python step (in `solve_batch`: after its current solve), its worker is kept
+        self._ray.cancel(self._ref)
+        return super().cancel()
+
+
+class RayExecutor(Executor):
+    """A ``concurrent.futures.Executor`` that runs each task as a Ray task, for
+    `Solver.solve_batch` (and everything that takes an executor) on a Ray cluster.
+
+    Each task reserves ``num_cpus`` CPUs; Ray keeps its worker processes, so the solver
+    models that `solve_batch` caches in them are reused by later batches. Ray must be
+    started (``ray.init(...)``) or is started by Ray itself with its defaults on the first
+    task. ``cancel()`` of a returned future cancels the Ray task (`solve_batch` does so on
+    Ctrl-C or on a failed chunk): a queued task never runs, a running chunk stops after its
+    current solve, and the worker process (with its cached models) is kept.
+
+    Args:
+      max_workers: how many tasks may run at once, which sets how `solve_batch` cuts a
+        batch (`chunk_sizes`); None: the CPUs of the Ray cluster divided by ``num_cpus``
+        (starts Ray if it is not running).
+      num_cpus: CPUs reserved per task (1: the solvers here run single-threaded).
+
+    Raises:
+      ImportError: ray is not installed (``pip install "surco[ray]"``).
+      ValueError: ``max_workers`` is not a positive int or None, or ``num_cpus`` is not
+        positive.
+    """
+
+    def __init__(self, max_workers: int | None = None, *, num_cpus: float = 1):
+        try:
+            import ray
+        except ImportError as exc:
+            raise ImportError('RayExecutor needs ray, the optional "ray" extra: '
+                              'pip install "surco[ray]"') from exc
+        if not (isinstance(num_cpus, (int, float)) and num_cpus > 0):
+            raise ValueError(f"RayExecutor: num_cpus must be a positive number, got {num_cpus!r}")
+        if max_workers is None:
+            if not ray.is_initialized():
+                ray.init()
+            max_workers = max(1, int(ray.cluster_resources().get("CPU", 1) // num_cpus))
+        if not (isinstance(max_workers, int) and max_workers > 0):
+            raise ValueError("RayExecutor: max_workers must be a positive int or None, got "
+                             f"{max_workers!r}")
+        self._ray = ray
+        self._max_workers = max_workers
+        self._task = ray.remote(num_cpus=num_cpus, max_retries=0)(_ray_call)
+        self._shutdown = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Run ``fn(*args, **kwargs)`` as a Ray task; its future (see the class doc).
+
+        Raises:
+          RuntimeError: after ``shutdown``.
+        """
+        if self._shutdown:
+            raise RuntimeError("RayExecutor: cannot submit after shutdown")
+        if kwargs:
+            fn = functools.partial(fn, **kwargs)
+        return _RayFuture(self._task.remote(fn, *args), self._ray)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Refuse new tasks. Tasks already submitted run to the end whatever ``wait`` and
+        ``cancel_futures`` say (cancel their futures to stop them); the Ray cluster stays
+        up (``ray.shutdown()`` stops it)."""
+        self._shutdown = True
 
 
 class Solver(abc.ABC):
@@ -340,18 +459,29 @@ class Solver(abc.ABC):
                     check: bool = True) -> list[Solution]:
         """Solve for every cost in ``C`` (shape ``(B, *shape)`` or ``(B, n)``).
 
-        The result equals ``[self.solve(c) for c in C]``. With an executor, C is cut into as
-        many contiguous chunks as the executor has workers (one per cost vector when the
-        width is unknown) and each chunk is solved by that worker's own cached model.
+        The result equals ``[self.solve(c) for c in C]``. With an executor, C is cut into
+        contiguous chunks of decreasing size (`chunk_sizes`; one task per cost vector when
+        the executor's width is unknown), which the workers take as they become free; each
+        chunk is solved by that worker's own cached model.
+
+        Which executor, per backend (measured in ``bench/solvers.py``; see this module's
+        docstring for the numbers):
+
+        * SCIP, HiGHS, CP-SAT, GLOP, PDLP, PySCIPOpt: ``ThreadPoolExecutor(k)``, k <= the
+          free cores. They solve single-threaded and release the GIL while they solve;
+          threads start and ship nothing. Processes only for sub-millisecond solves, where
+          the Python glue (GIL-bound) dominates.
+        * `ShortestPathOracle` (scipy's Dijkstra holds the GIL) and other GIL-holding
+          oracles: ``ProcessPoolExecutor(k, mp_context=multiprocessing.get_context("spawn"))``.
+        * a cluster: ``dask.distributed.Client.get_executor()`` or `RayExecutor`.
+
+        Two workers give about 2 x one worker's throughput only when two cores are free:
+        on a loaded machine they share what the scheduler gives the session.
 
         Args:
           C: batch of costs.
           executor: None (sequential, in this process), or any ``concurrent.futures``
-            executor: ``ThreadPoolExecutor`` (every MILP/LP backend here releases the GIL
-            while it solves), ``ProcessPoolExecutor`` (use the "spawn" or "forkserver"
-            context with JAX loaded; for GIL-holding oracles such as Dijkstra), or a cluster
-            executor: ``dask.distributed.Client.get_executor()``, or Ray through a
-            three-line adapter. See this module's docstring for which to pick.
+            executor (see above).
           check: as in `solve`.
 
         Raises:
@@ -369,8 +499,8 @@ class Solver(abc.ABC):
         flat = np.stack([self.check_cost(c) for c in C]) if len(C) else C.reshape(0, self.n)
         if executor is None or len(flat) <= 1 or getattr(self, "_fixing", False):
             return [self.solve(c, check=check) for c in flat]
-        width = _executor_width(executor) or len(flat)
-        chunks = [ch for ch in np.array_split(flat, min(width, len(flat))) if len(ch)]
+        sizes = chunk_sizes(len(flat), _executor_width(executor))
+        chunks = np.split(flat, np.cumsum(sizes)[:-1])
         factory = self.factory()
         batch = new_batch()
         futures = [executor.submit(_solve_chunk, self._token, factory, ch, check, batch)

@@ -394,11 +394,15 @@ def as_jax_oracle(space: Any) -> JaxOracle | None:
     """The JAX-native oracle for a feasible set, or None when there is none.
 
     A `JaxOracle` is returned as it is; a host `ShortestPathOracle` gives its `ShortestPath`
-    twin (same graph and edge order). Other solvers and `LinearSpec` s give None.
+    twin (same graph and edge order); a solver that carries one (the ``mpax`` backend's
+    ``.oracle``, an `MpaxLP`) gives it. Other solvers and `LinearSpec` s give None.
     """
     if isinstance(space, JaxOracle):
         return space
     if isinstance(space, ShortestPathOracle):
         return ShortestPath.from_oracle(space)
+    carried = getattr(space, "oracle", None)
+    if isinstance(carried, JaxOracle):
+        return carried
     return None
 

@@ -1,14 +1,15 @@
 """solve_batch equals solving one by one, sequentially, with threads, with processes (spawn)
-and with a Dask executor."""
+and with a Dask executor (Ray: test_solvers_ray.py, the optional ``ray`` extra)."""
 import multiprocessing as mp
+import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from surco.solvers import (AssignmentOracle, InfeasibleError, ShortestPathOracle, SolverStack,
-                           Status, clear_worker_cache, make_solver)
+from surco.solvers import (AssignmentOracle, InfeasibleError, RayExecutor, ShortestPathOracle,
+                           SolverStack, Status, clear_worker_cache, make_solver)
 from surco.solvers import base as solvers_base
 from solvers_fixtures import (ALL_BACKENDS, INFEASIBLE_LP, SHORTEST_PATH, grid_edges,
                               sharding_spec, takes, tol)
@@ -86,6 +87,59 @@ def test_batch_failures_raise_or_come_back_as_status(process_pool):
     assert [s.status for s in sols] == [Status.INFEASIBLE] * 3
     with pytest.raises(InfeasibleError, match=INFEASIBLE_LP.name):
         solver.solve_batch(C, executor=process_pool)
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    """A thread pool that records the size of every chunk it is given."""
+
+    def __init__(self, max_workers):
+        super().__init__(max_workers)
+        self.chunks = []
+
+    def submit(self, fn, *args):
+        self.chunks.append(len(args[2]))
+        return super().submit(fn, *args)
+
+
+class _NoWidth:
+    """An executor whose width solve_batch cannot read (as some cluster executors)."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def submit(self, fn, *args):
+        self.calls += 1
+        return self.inner.submit(fn, *args)
+
+
+def test_batch_is_cut_into_guided_chunks_in_order():
+    """Contiguous chunks of ceil(left / (2 * workers)) costs (taken by whichever worker is
+    free), one task per cost vector when the width is unknown; answers in the order of C."""
+    assert solvers_base.chunk_sizes(19, 2) == [5, 4, 3, 2, 2, 1, 1, 1]
+    assert solvers_base.chunk_sizes(96, 2) == [24, 18, 14, 10, 8, 6, 4, 3, 3, 2, 1, 1, 1, 1]
+    assert solvers_base.chunk_sizes(3, 1) == [2, 1]
+    assert solvers_base.chunk_sizes(4, 0) == [1, 1, 1, 1]
+    assert solvers_base.chunk_sizes(0, 2) == []
+    spec = sharding_spec(T=6, D=3)
+    solver = make_solver(spec, backend="highs")
+    C = _costs(spec, 19, 9)
+    seq = [solver.solve(c) for c in C]
+    with _CountingExecutor(2) as ex:
+        _same(solver.solve_batch(C, executor=ex), seq, spec, "highs")
+        assert ex.chunks == [5, 4, 3, 2, 2, 1, 1, 1]
+        ex.chunks.clear()
+        _same(solver.solve_batch(C[:5], executor=ex), seq[:5], spec, "highs")
+        assert ex.chunks == [2, 1, 1, 1]
+        other = _NoWidth(ex)
+        _same(solver.solve_batch(C[:7], executor=other), seq[:7], spec, "highs")
+        assert other.calls == 7
+
+
+def test_ray_executor_without_ray_says_which_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)   # `import ray` raises ImportError
+    with pytest.raises(ImportError, match=r'RayExecutor needs ray, the optional "ray" extra: '
+                                          r'pip install "surco\[ray\]"'):
+        RayExecutor(2)
 
 
 def test_empty_and_single_batches():
