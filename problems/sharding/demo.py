@@ -56,7 +56,8 @@ def main(argv=None) -> int:
     print(f"SurCo-prior: {how}", flush=True)
 
     own = surco.compare(FAMILY, tasks, list(bl.BASELINES) + [
-        "local-search", "local-search-first", "surco-zero", "surco-prior", "surco-hybrid"],
+        "local-search", "local-search-first", "local-search-gradient", "surco-zero",
+        "surco-prior", "surco-hybrid"],
         prior=prior)
     # annealing and SCIP get, task by task, the wall time SurCo-zero took
     timed = surco.compare(FAMILY, tasks, ["annealing", "scip-minlp"],
@@ -68,7 +69,8 @@ def main(argv=None) -> int:
           "reference, p: sign test; annealing and scip-minlp ran for SurCo-zero's wall time "
           "on each task)")
     rows = {r["method"]: r for r in cmp.summary()}
-    search = ["local-search", "local-search-first", "annealing", "scip-minlp"]
+    search = ["local-search", "local-search-first", "local-search-gradient", "annealing",
+              "scip-minlp"]
     best = min(search, key=lambda m: rows[m]["value"])
     proxy = min(bl.PROXY_HEURISTICS, key=lambda m: rows[m]["value"])
     for m in ("surco-zero", "surco-hybrid", "surco-prior"):

@@ -50,6 +50,7 @@ perturbed re-solve moves two tables at once) and the negative identity does not 
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Sequence
@@ -67,9 +68,11 @@ from .tasks import ShardingTask
 
 #: Where the shipped SurCo-prior checkpoint lives (DLRM-50, 4 devices, 5 GB).
 SHIPPED_PRIOR = Path(__file__).resolve().parent / "data" / "prior_dlrm50_d4"
-#: SurCo-prior's network: `PlanResidualNet` with these settings.
+#: SurCo-prior's networks: the hidden sizes of `PlanResidualNet` and of the residual
+#: `surco.prior.SetCostNet` (the shipped checkpoint: a residual over cost-greedy's plan,
+#: ``train_prior(residual=True)``, `ship_prior`).
 PRIOR_HIDDEN = (64, 64)
-PRIOR_SKIP = 0.3  # the shipped checkpoint was trained with this skip
+PRIOR_SKIP = 0.3  # the PlanResidualNet skip of the v1 checkpoints (tests/surco/data)
 
 
 def default_problem(model: AnalyticCostModel = DEFAULT_COST_MODEL) -> surco.Problem:
@@ -163,11 +166,17 @@ def train_prior(train_tasks: Sequence[ShardingTask], *,
 
 def load_prior(path: str | Path = SHIPPED_PRIOR, n_devices: int = 4,
                model: AnalyticCostModel = DEFAULT_COST_MODEL) -> surco.PriorModel:
-    """A saved SurCo-prior (default: the shipped DLRM-50 / 4-device checkpoint).
+    """A saved SurCo-prior (default: the shipped DLRM-50 / 4-device checkpoint, a residual
+    over cost-greedy's plan that loads as itself, its base included). A format-1 file,
+    which records no network class, loads as the `PlanResidualNet` it was trained as.
 
     Raises:
       FileNotFoundError, ValueError: no checkpoint at ``path`` or one for another problem.
     """
-    prior = surco.prior.load(path, prior_problem(model), model=prior_network(n_devices))
+    meta = Path(path) / "meta.json"
+    if meta.exists() and json.loads(meta.read_text()).get("module") is not None:
+        prior = surco.prior.load(path, prior_problem(model))
+    else:
+        prior = surco.prior.load(path, prior_problem(model), model=prior_network(n_devices))
     prior.backend = "highs"
     return prior

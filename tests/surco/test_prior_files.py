@@ -135,18 +135,24 @@ def test_v1_checkpoint_loads_and_serves_other_sizes():
 
 
 def test_shipped_checkpoint_loads_as_itself():
-    """The shipped prior (the v1 checkpoint re-saved in format surco-prior/2) records its
-    class: it loads as a PlanResidualNet without model= and predicts as the v1 file does."""
-    from surco.problems.sharding.settings import SHIPPED_PRIOR, load_prior, prior_problem
-    from surco.problems.sharding.problem import PlanResidualNet
-    from surco.problems.sharding import generate
+    """The shipped prior (format surco-prior/2, `ship_prior`) is a residual SetCostNet over
+    cost-greedy's plan: it loads as itself with its base, and its plan is never worse than
+    cost-greedy's on test tasks (training kept the untrained network when no epoch beat it
+    on validation)."""
+    from surco.problems.sharding.baselines import cost_greedy
+    from surco.problems.sharding.settings import (SHIPPED_PRIOR, heuristic_theta, load_prior,
+                                                  prior_problem)
+    from surco.problems.sharding import evaluate_plan, generate
     meta = json.loads((SHIPPED_PRIOR / "meta.json").read_text())
     assert meta["format"] == "surco-prior/2"
+    assert meta["base"] == {"__callable__": "surco.problems.sharding.settings:heuristic_theta"}
     shipped = surco.prior.load(SHIPPED_PRIOR, prior_problem())
-    assert type(shipped.module) is PlanResidualNet and shipped.module.skip == 0.3
-    old = load_prior(V1_PRIOR)
-    for task in generate(2, seed=1, n_tables=50):
-        np.testing.assert_array_equal(shipped.predict(task).x, old.predict(task).x)
+    assert type(shipped.module) is surco.prior.SetCostNet and shipped.base is heuristic_theta
+    again = load_prior()
+    for task in generate(3, seed=1, n_tables=50, split="test"):
+        x = shipped.predict(task).x
+        np.testing.assert_array_equal(again.predict(task).x, x)
+        assert evaluate_plan(x, task) <= evaluate_plan(cost_greedy(task), task) * (1 + 1e-6)
 
 
 def test_model_argument_of_another_class_warns(small, tmp_path):
