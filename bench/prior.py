@@ -49,7 +49,9 @@ def _mean_curve(results) -> np.ndarray:
                     for r in results], axis=0)
 
 
-def _prior_targets(rep: Report, tag: str, cmp, heuristic: str) -> None:
+def prior_targets(rep: Report, tag: str, cmp, heuristic: str) -> None:
+    """Issue 16's prior targets for one setting: surco-prior and surco-prior-robust against
+    the cheap ``heuristic`` in ``cmp`` (mean ratio, seconds per instance, worst ratio)."""
     import surco  # noqa: F401
     h = cmp.values(heuristic)
     for m in ("surco-prior", "surco-prior-robust"):
@@ -129,7 +131,7 @@ def assignment(rep: Report, quick: bool, n: int) -> None:
     for r in cmp.to_rows(setting=tag):
         rep.row(**r)
     print(cmp.table(), flush=True)
-    _prior_targets(rep, tag, cmp, "mean-cost")
+    prior_targets(rep, tag, cmp, "mean-cost")
 
     kw = dict(zs, steps=steps)
     kw.pop("init")
@@ -183,7 +185,7 @@ def sharding(rep: Report, quick: bool) -> None:
         for r in cmp.to_rows(setting=tag):
             rep.row(**r)
         print(cmp.table(), flush=True)
-        _prior_targets(rep, tag, cmp, "cost-greedy")
+        prior_targets(rep, tag, cmp, "cost-greedy")
         if T == 50:
             problem = default_problem()
             kw = zero_kwargs(steps)

@@ -54,6 +54,7 @@ from typing import Sequence
 import numpy as np
 
 from bench._report import RESULTS, Report, parse_args
+from bench.prior import prior_targets
 
 EVALS = 300
 PARAMS = {"standard": ("k", (0.9, 1.0, 1.1)), "risk": ("q", (-1.0, 1.0, 2.0))}
@@ -64,8 +65,6 @@ LOCAL = ("local-search", "local-search-first")
 AT_TIME = LOCAL + ("annealing", "scip")
 AT_EVALS = ("mean-risk",) + LOCAL + ("annealing",)
 HYBRID_STEPS = 30
-MAX_PRIOR_SECONDS = 0.05
-WORST_RATIO = 1.25
 
 
 def _settings(quick: bool) -> list[tuple[int, str, float, int]]:
@@ -107,19 +106,6 @@ def _train_prior(fam, n: int, regime: str, quick: bool, rep: Report):
     prior.predict(train[0])  # compile outside the timed runs
     prior.predict(train[0], candidates=4)
     return prior
-
-
-def _prior_targets(rep: Report, tag: str, own) -> None:
-    """Issue 16: the prior against the cheap heuristic (mean–risk, own budget)."""
-    h = own.values("mean-risk")
-    for m in PRIORS:
-        v = own.values(m)
-        secs = float(np.mean([r.seconds for r in own.runs if r.method == m]))
-        rep.target(f"{tag}: {m} mean / mean-risk mean", float(np.nanmean(v) / np.nanmean(h)),
-                   "<=", 1.0)
-        rep.target(f"{tag}: {m} seconds per instance", secs, "<=", MAX_PRIOR_SECONDS)
-        rep.target(f"{tag}: {m} worst instance / mean-risk", float(np.nanmax(v / h)), "<=",
-                   WORST_RATIO)
 
 
 def _late_curve(results) -> np.ndarray:
@@ -199,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rep.extra["failed_runs"][f"{tag}, own"] = sum(r.status == "failed" for r in own.runs)
         print(own.table(), flush=True)
         if prior is not None:
-            _prior_targets(rep, tag, own)
+            prior_targets(rep, tag, own, "mean-risk")
             _hybrid_targets(rep, tag, fam, prior, test)
 
         rel = {}

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import operator
 import time
 from concurrent.futures import Executor
 from typing import Any, Mapping, Sequence
@@ -46,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from surco._engine import check_int
 from surco.family import Method
 from surco.prior import PriorModel
 from surco.results import TrainHistory, ZeroResult
@@ -163,7 +163,7 @@ def distill_targets(instances: Sequence[DeviceInstance], *, steps: int | None = 
     instances = _check_instances(instances, "instances", "distill_targets")
     kw = dict(ZERO_SETTINGS)
     if steps is not None:
-        kw["steps"] = _positive_int("distill_targets", "steps", steps)
+        kw["steps"] = check_int("steps", steps, 1, who="distill_targets")
     return zero_targets(FAMILY.problem(instances[0]), instances, executor=executor, **kw)
 
 
@@ -289,11 +289,3 @@ def _check_targets(targets: Any, n: int, shape: tuple[int, int]) -> np.ndarray:
     return np.stack(out)
 
 
-def _positive_int(where: str, arg: str, value: Any) -> int:
-    try:
-        ok = not isinstance(value, bool) and operator.index(value) >= 1
-    except TypeError:
-        ok = False
-    if not ok:
-        raise ValueError(f"{where}: {arg} must be an integer >= 1, got {value!r}")
-    return operator.index(value)
