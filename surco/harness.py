@@ -5,12 +5,15 @@
     cmp = surco.compare(sharding.FAMILY, tasks, budget=surco.Budget(evaluations=300))
     print(cmp.table())                 # mean cost, wins / ties / losses against the reference,
     cmp.plot("cmp.png")                # sign-test p-value, seconds, evaluations; anytime curves
-    cmp.write_json("bench.json", bench="sharding", quick=False)
+    cmp.write_json("bench.json", bench="sharding", quick=False)   # with the map below
+    print(cmp.map())                   # which method wins per (cost of f, time budget)
 
 Every method, SurCo included, is a `surco.family.Method` ``(instance, meter) -> x`` and
 evaluates the true cost only through its `surco.budget.Meter`, so evaluations are counted
-the same way for all (distinct solutions whose true cost was computed) and a budget in wall
-seconds, in evaluations, or both, is enforced the same way. Every returned x is checked
+the same way for all (distinct solutions whose true cost was computed) and a budget in
+seconds, in evaluations, or both, is enforced the same way. ``Budget(eval_cost=s)`` charges
+s simulated seconds per evaluation on every method's clock, as if f were that expensive
+(`Run.seconds` is charged time, `Run.wall_seconds` the real time). Every returned x is checked
 against Ω by the family's solver-free check (`Family.violations`). A method that raises is
 recorded as failed with its error and the run goes on; one cut off by its budget keeps the
 best x its meter saw. Ctrl-C stops the comparison and keeps the runs finished so far
@@ -18,14 +21,16 @@ best x its meter saw. Ctrl-C stops the comparison and keeps the runs finished so
 
 Results are paired per instance against a reference method (by default the family's, else
 the best non-SurCo method by mean value): wins, ties and losses with a two-sided sign test
-(Dixon & Mood, JASA 1946: ties dropped, p from Binomial(wins + losses, 1/2)).
+(Dixon & Mood, JASA 1946: ties dropped, p from Binomial(wins + losses, 1/2)). From the
+anytime traces: `Comparison.map` (`surco.whichmethod`: the winner per cost of one evaluation
+and time budget), `Comparison.data_profile` and `Comparison.performance_profile`
+(`surco.profiles`: Moré & Wild 2009, Dolan & Moré 2002).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -33,6 +38,7 @@ import numpy as np
 
 from surco.budget import Budget, BudgetExhausted, Meter
 from surco.family import Family, Method
+from surco.whichmethod import CUT_OFF_FRACTION, DEFAULT_BUDGETS, DEFAULT_COSTS, trace
 
 __all__ = ["compare", "Comparison", "Run", "surco_methods", "sign_test", "SURCO_METHODS"]
 
@@ -48,13 +54,18 @@ class Run:
       method: its name; instance: the instance's index in the comparison.
       x: the returned solution (None when the method failed without one).
       value: its true cost (``Family.evaluate``; nan when failed). Lower is better.
-      seconds: wall time of the method's call. evaluations: distinct true-cost evaluations
-        it made through its meter.
+      seconds: time of the method's call on its meter's clock: wall seconds + the budget's
+        ``eval_cost`` × evaluations. evaluations: distinct true-cost evaluations it made
+        through its meter.
       status: "ok"; "budget" (stopped by its budget: x is the meter's best); "failed"
         (``error`` says why: an exception, no solution, or x outside Ω); "interrupted".
       error: the error message for failed runs.
       curve: anytime curve ``[(evaluations, seconds, best value), ...]`` from the meter.
       budget: the budget it ran under.
+      wall_seconds: the real seconds of the call (None: not recorded; then seconds −
+        eval_cost × evaluations).
+      cut_off: whether its budget ended the run (`surco.whichmethod.trace`; None: not
+        recorded).
     """
 
     method: str
@@ -67,6 +78,8 @@ class Run:
     error: str | None
     curve: list
     budget: Budget
+    wall_seconds: float | None = None
+    cut_off: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -148,15 +161,17 @@ class Comparison:
 
     def matched_budget(self, method: str, *, seconds: bool = True,
                        evaluations: bool = False) -> Callable[[str, int], Budget]:
-        """Per-instance budgets equal to what ``method`` spent on each instance (its wall
-        seconds and/or its evaluations), for a second `compare` at equal budget."""
+        """Per-instance budgets equal to what ``method`` spent on each instance (its seconds
+        as charged and/or its evaluations), each with the ``eval_cost`` that ``method`` ran
+        under, for a second `compare` at equal budget."""
         if method not in self.methods:
             raise KeyError(f"matched_budget: {method!r} did not run; methods {self.methods}")
 
         def budget(_name: str, i: int) -> Budget:
             r = self.run(method, i)
             return Budget(seconds=max(r.seconds, 1e-3) if seconds else None,
-                          evaluations=max(r.evaluations, 1) if evaluations else None)
+                          evaluations=max(r.evaluations, 1) if evaluations else None,
+                          eval_cost=r.budget.eval_cost)
         return budget
 
     def default_reference(self) -> str:
@@ -174,10 +189,13 @@ class Comparison:
         """One row per method, paired with ``reference`` on the instances both solved.
 
         Row keys: method, n (instances run), failed, value (mean true cost over its
-        successful runs), rel_reference (mean value / reference's mean over the paired
-        instances; None when the reference's mean is not positive), gap (mean paired
-        difference, method − reference), wins / ties / losses (lower is better; ties
-        within ``rtol``), p_sign (two-sided sign test), seconds and evaluations (means)."""
+        successful runs), rel_gap ((mean − reference's mean) / |reference's mean| over the
+        paired instances, for costs of either sign: −0.04 is 4 % better; None when the
+        reference's mean is 0 or nothing is paired), rel_reference (mean / reference's mean,
+        a ratio only for positive costs: None when the reference's mean is not positive),
+        gap (mean paired difference, method − reference), wins / ties / losses (lower is
+        better; ties within ``rtol``), p_sign (two-sided sign test), seconds (charged),
+        wall_seconds and evaluations (means)."""
         ref = reference or self.default_reference()
         if ref not in self.methods:
             raise KeyError(f"summary: reference {ref!r} did not run; methods {self.methods}")
@@ -194,28 +212,35 @@ class Comparison:
             rows.append({
                 "method": m, "n": len(runs), "failed": len(runs) - len(ok),
                 "value": float(np.mean([r.value for r in ok])) if ok else math.nan,
+                "rel_gap": (float((a.mean() - b.mean()) / abs(b.mean()))
+                            if both.any() and b.mean() != 0 else None),
                 "rel_reference": (float(a.mean() / b.mean()) if both.any() and b.mean() > 0
                                   else None),
                 "gap": float(np.mean(a - b)) if both.any() else math.nan,
                 "wins": wins, "ties": int(tie.sum()), "losses": losses,
                 "p_sign": sign_test(wins, losses),
                 "seconds": float(np.mean([r.seconds for r in runs])) if runs else math.nan,
+                "wall_seconds": (float(np.mean([trace(r).end_real_seconds for r in runs]))
+                                 if runs else math.nan),
                 "evaluations": float(np.mean([r.evaluations for r in runs])) if runs else math.nan,
                 "reference": ref,
             })
         return rows
 
     def table(self, reference: str | None = None) -> str:
-        """`summary` as a plain-text table (wins/ties/losses against the reference)."""
+        """`summary` as a plain-text table: mean cost, its relative gap to the reference's
+        ("vs ref", ``rel_gap`` in %: negative is better, for costs of either sign),
+        wins/ties/losses against the reference, p, seconds per instance (charged),
+        evaluations, failures."""
         rows = self.summary(reference)
         ref = rows[0]["reference"] if rows else reference
-        head = (f"{'method':<22}{'mean cost':>12}{'/ ref':>8}{'W/T/L vs ' + str(ref):>28}"
+        head = (f"{'method':<22}{'mean cost':>12}{'vs ref':>9}{'W/T/L vs ' + str(ref):>28}"
                 f"{'p':>8}{'s/inst':>9}{'evals':>8}{'failed':>7}")
         lines = [head, "-" * len(head)]
         for r in rows:
-            rel = "" if r["rel_reference"] is None else f"{r['rel_reference']:.3f}"
+            rel = "" if r["rel_gap"] is None else f"{100 * r['rel_gap']:+.2f}%"
             wtl = f"{r['wins']}/{r['ties']}/{r['losses']}"
-            lines.append(f"{r['method']:<22}{r['value']:>12.5g}{rel:>8}{wtl:>28}"
+            lines.append(f"{r['method']:<22}{r['value']:>12.5g}{rel:>9}{wtl:>28}"
                          f"{r['p_sign']:>8.3g}{r['seconds']:>9.3g}{r['evaluations']:>8.0f}"
                          f"{r['failed']:>7}")
         if self.interrupted:
@@ -231,66 +256,42 @@ class Comparison:
                 grid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Mean best-so-far value of ``method`` over instances, on a grid of evaluations or
         seconds (``axis``): nan at grid points before every run has its first value, so the
-        mean is always over the same runs."""
-        if axis not in ("evaluations", "seconds"):
-            raise ValueError(f"anytime: axis must be 'evaluations' or 'seconds', got {axis!r}")
-        col = 0 if axis == "evaluations" else 1
-        runs = [r for r in self.runs if r.method == method and r.ok and r.curve]
-        if grid is None:
-            top = max((max(r.curve[-1][col], r.evaluations if col == 0 else r.seconds)
-                       for r in runs), default=1.0)
-            grid = np.linspace(0, top, 100)
-        grid = np.asarray(grid, np.float64)
-        vals = np.full((len(runs), len(grid)), np.nan)
-        for i, r in enumerate(runs):
-            pts = np.array([p[col] for p in r.curve])
-            best = np.array([p[2] for p in r.curve])
-            idx = np.searchsorted(pts, grid, side="right") - 1
-            vals[i] = np.where(idx >= 0, best[np.clip(idx, 0, None)], np.nan)
-        return grid, vals.mean(axis=0) if runs else np.full(len(grid), np.nan)
+        mean is always over the same runs (`surco.whichmethod.anytime`)."""
+        from surco.whichmethod import anytime
+        return anytime(self, method, axis, grid)
 
     def plot(self, path: str | Path | None = None, reference: str | None = None,
              title: str = ""):
-        """Bar chart of mean cost relative to the reference (SurCo in orange), and the
-        anytime curves (mean best-so-far against evaluations and against seconds) of the
-        methods that evaluate through their meter. Writes ``path`` when given; returns the
-        figure (needs matplotlib)."""
-        import matplotlib
-        if path is not None:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        rows = self.summary(reference)
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-        names = [r["method"] for r in rows]
-        rel = [r["rel_reference"] if r["rel_reference"] is not None else r["value"] for r in rows]
-        colors = ["tab:orange" if n.startswith("surco") else "tab:blue" for n in names]
-        ax = axes[0]
-        ax.bar(range(len(names)), rel, color=colors)
-        ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=7)
-        ax.set_ylabel(f"mean cost / {rows[0]['reference']}'s" if rows and
-                      rows[0]["rel_reference"] is not None else "mean cost")
-        if rows and rows[0]["rel_reference"] is not None:
-            ax.axhline(1.0, color="k", lw=0.8)
-            finite = [v for v in rel if v is not None and np.isfinite(v)]
-            if finite:
-                ax.set_ylim(min(finite) * 0.97, max(finite) * 1.03)
-        for ax, axis in zip(axes[1:], ("evaluations", "seconds")):
-            for m in names:
-                if not any(r.curve for r in self.runs if r.method == m):
-                    continue
-                g, v = self.anytime(m, axis)
-                ax.plot(g, v, lw=2.2 if m.startswith("surco") else 1.0, label=m)
-            ax.set_xlabel(axis)
-            ax.set_ylabel("mean best cost so far")
-            ax.legend(fontsize=6)
-        fig.suptitle(title or f"{self.family}: {self.n_instances} instances")
-        fig.tight_layout()
-        if path is not None:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-        return fig
+        """The mean cost of each method against the reference's (relative gap in %, bars
+        from 0; SurCo in orange), and the anytime curves (mean best-so-far against
+        evaluations and against seconds) of the methods that evaluate through their meter
+        (`surco.plots.plot_comparison`). Writes ``path`` when given; returns the figure
+        (needs matplotlib)."""
+        from surco.plots import plot_comparison
+        return plot_comparison(self, path, reference, title)
+
+    # -- which method when, profiles ------------------------------------------------------
+    def map(self, costs: Sequence[float] = DEFAULT_COSTS,
+            budgets: Sequence[float] = DEFAULT_BUDGETS, *, partial: bool = False):
+        """Which method wins at each (seconds per evaluation, total time budget) cell, from
+        the runs' anytime traces: `surco.whichmethod.method_map` (a `MethodMap` with
+        winners, means, margins, reasons for undecided cells and the crossover sentence;
+        ``.plot(path)`` draws the heat map)."""
+        from surco.whichmethod import method_map
+        return method_map(self, costs, budgets, partial=partial)
+
+    def data_profile(self, tol: float = 1e-3, kappa: Sequence[float] | None = None,
+                     axis: str = "evaluations", eval_cost: float | None = None):
+        """Moré–Wild data profile of the runs (`surco.profiles.data_profile`; ``.plot``)."""
+        from surco.profiles import data_profile
+        return data_profile(self, tol, kappa, axis, eval_cost)
+
+    def performance_profile(self, tol: float = 1e-3, taus: Sequence[float] | None = None,
+                            axis: str = "evaluations", eval_cost: float | None = None):
+        """Dolan–Moré performance profile of the runs (`surco.profiles.performance_profile`;
+        ``.plot``)."""
+        from surco.profiles import performance_profile
+        return performance_profile(self, tol, taus, axis, eval_cost)
 
     def to_rows(self, reference: str | None = None, **extra: Any) -> list[dict]:
         """`summary` rows with ``extra`` keys (e.g. a setting) added to each, for BENCH JSON."""
@@ -301,7 +302,9 @@ class Comparison:
                    **extra: Any) -> Path:
         """The JSON of the project's BENCH.md: bench, quick, machine, commit, started,
         rows (`summary`), targets (each ``{"name", "value", "op", "target"}``), plus
-        ``extra`` keys and the per-run records."""
+        ``extra`` keys, the per-run records and "map": the which-method map on the default
+        grid (`map`, `surco.whichmethod.MethodMap.to_json`: costs, budgets, winners,
+        margins, means, reasons of undecided cells, the crossover sentence)."""
         from surco.report import Report
         rep = Report(bench, quick, path=path)
         for r in self.to_rows(reference):
@@ -310,8 +313,11 @@ class Comparison:
             rep.target(t["name"], t["value"], t["op"], t["target"])
         rep.extra.update(extra)
         rep.extra["runs"] = [{"method": r.method, "instance": r.instance, "value": r.value,
-                              "seconds": r.seconds, "evaluations": r.evaluations,
-                              "status": r.status, "error": r.error} for r in self.runs]
+                              "seconds": r.seconds, "wall_seconds": r.wall_seconds,
+                              "evaluations": r.evaluations, "eval_cost": r.budget.eval_cost,
+                              "status": r.status, "cut_off": r.cut_off, "error": r.error}
+                             for r in self.runs]
+        rep.extra["map"] = self.map().to_json()
         return rep.finish(quiet=True)
 
 
@@ -332,13 +338,16 @@ def _zero_call(family: Family, instance, meter: Meter, settings: Mapping[str, An
         # steps whose x repeats cost no evaluation: let the evaluation budget be the limit,
         # up to 4 steps per evaluation
         kw["steps"] = max(int(kw.get("steps", 100)), 4 * int(meter.budget.evaluations))
-    if math.isfinite(meter.remaining_seconds()):
-        kw["time_limit"] = max(meter.remaining_seconds(), 1e-3)
     if prior is not None:
         # SurCo-hybrid (Alg. 4) from the better, by the prior's f, of the prior's cost and
         # the family's own start (`surco.prior.hybrid_start`)
         init, _ = surco.prior.hybrid_start(prior, instance,
                                            heuristic=init if callable(init) else None)
+    if math.isfinite(meter.remaining_seconds()):
+        # charged seconds left: never too short a wall limit; under eval_cost the meter
+        # stops the run at the charged deadline (every call past it raises). Read last, as
+        # zero counts its limit from its own start; zero stops a solve in flight there.
+        kw["time_limit"] = max(meter.remaining_seconds(), 1e-3)
     return surco.zero(counted, instance, init=init, **kw)
 
 
@@ -353,8 +362,14 @@ def surco_methods(family: Family, prior=None, **overrides: Any) -> dict[str, Met
     SurCo-prior is one forward pass and one solve: no evaluation; "surco-prior-robust"
     scores 4 candidate costs (the prior's, its heuristic base's and perturbations) in one
     batched solve by the prior's f and keeps the best (`PriorModel.predict` ``candidates``).
+
+    Raises:
+      TypeError: an override (or a ``zero_settings`` key) that is neither a parameter of
+        `surco.zero` nor a hyperparameter of the estimator (with the closest valid name).
     """
     settings = {**dict(family.zero_settings), **overrides}
+    from surco._engine import check_zero_settings
+    check_zero_settings("surco_methods", settings)   # TypeError naming a misspelt override
 
     def zero_method(instance, meter):
         return np.asarray(_zero_call(family, instance, meter, settings).x)
@@ -427,7 +442,8 @@ def compare(family: Family, instances: Sequence[Any], methods: Sequence[str] | M
       far with ``interrupted=True``.
 
     Raises:
-      TypeError, ValueError: bad arguments (naming which).
+      TypeError, ValueError: bad arguments (naming which), e.g. an instance holding NaN or
+        inf (naming ``instances[i]``, the leaf's path, the first bad index and its value).
     """
     if not isinstance(family, Family):
         raise TypeError(f"compare: family must be a surco.Family, got {type(family).__name__}")
@@ -437,6 +453,9 @@ def compare(family: Family, instances: Sequence[Any], methods: Sequence[str] | M
         raise TypeError(f"compare: instances must be a list or tuple, got {type(instances).__name__}")
     if not instances:
         raise ValueError("compare: no instances given")
+    from surco._engine import check_instance_values
+    for i, inst in enumerate(instances):   # NaN / inf in instance data, named (ValueError)
+        check_instance_values(inst, "surco.compare", f"instances[{i}]")
     if not (isinstance(budget, Budget) or callable(budget)):
         raise TypeError(f"compare: budget must be a surco.Budget or a function (method, "
                         f"instance index) -> Budget, got {type(budget).__name__}")
@@ -476,7 +495,6 @@ def _run_one(family: Family, name: str, method: Method, i: int, inst: Any,
             return family.evaluate_batch(X, inst)
     meter = budget.start(lambda x: family.evaluate(x, inst), evaluate_batch=batch)
     x, status, error = None, "ok", None
-    t0 = time.perf_counter()
     try:
         x = method(inst, meter)
     except BudgetExhausted:
@@ -485,7 +503,9 @@ def _run_one(family: Family, name: str, method: Method, i: int, inst: Any,
         raise
     except Exception as exc:  # recorded, never aborts the comparison
         status, error = "failed", f"{type(exc).__name__}: {exc}"
-    seconds = time.perf_counter() - t0
+    wall, seconds = meter.times()   # charged: wall + eval_cost × evaluations, one reading
+    cut_off = (status == "budget" or meter.remaining_evaluations() <= 0 or
+               (budget.seconds is not None and seconds >= CUT_OFF_FRACTION * budget.seconds))
     value = math.nan
     if status != "failed":
         if x is None:
@@ -502,4 +522,4 @@ def _run_one(family: Family, name: str, method: Method, i: int, inst: Any,
                 cached = meter.cached(x)
                 value = float(cached if cached is not None else family.evaluate(x, inst))
     return Run(name, i, x, value, seconds, meter.evaluations, status, error,
-               list(meter.curve), budget)
+               list(meter.curve), budget, wall, cut_off)

@@ -227,3 +227,42 @@ def test_anytime_mean_starts_when_every_run_has_a_value():
     g, v = cmp.anytime("m", "evaluations", grid=np.array([0, 1, 2, 3, 4]))
     np.testing.assert_array_equal(np.isnan(v), [True, True, False, False, False])
     np.testing.assert_allclose(v[2:], [4.5, 2.5, 2.5])
+
+
+def _negative_comparison():
+    """Maximisation written as minimising −value: the reference averages −100, "better" −104
+    (4 % better), "worse" −98 (2 % worse)."""
+    b = Budget()
+    means = {"ref": [-90.0, -110.0], "better": [-94.0, -114.0], "worse": [-88.0, -108.0]}
+    runs = [surco.Run(m, i, np.zeros(1), v[i], 1.0, 1, "ok", None, [(1, 0.5, v[i])], b)
+            for m, v in means.items() for i in range(2)]
+    return surco.Comparison("neg", runs, list(means), 2, reference="ref")
+
+
+def test_negative_costs_get_a_relative_gap_in_table_and_plot(tmp_path):
+    cmp = _negative_comparison()
+    rows = {r["method"]: r for r in cmp.summary()}
+    assert rows["better"]["rel_gap"] == pytest.approx(-0.04)
+    assert rows["worse"]["rel_gap"] == pytest.approx(0.02)
+    assert rows["ref"]["rel_gap"] == 0.0 and rows["better"]["rel_reference"] is None
+    table = cmp.table()
+    assert "vs ref" in table.splitlines()[0]
+    line = {ln.split()[0]: ln for ln in table.splitlines()[2:]}
+    assert "-4.00%" in line["better"] and "+2.00%" in line["worse"] and "+0.00%" in line["ref"]
+    fig = cmp.plot(tmp_path / "neg.png")
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    np.testing.assert_allclose(heights, [0.0, -4.0, 2.0])      # bars from the reference, in %
+    assert (tmp_path / "neg.png").stat().st_size > 1000
+
+
+def test_plot_of_a_zero_reference_shows_dots_over_the_range():
+    b = Budget()
+    runs = [surco.Run(m, 0, np.zeros(1), v, 1.0, 1, "ok", None, [], b)
+            for m, v in (("ref", 0.0), ("a", -0.04), ("c", 0.01))]
+    cmp = surco.Comparison("zero", runs, ["ref", "a", "c"], 1, reference="ref")
+    assert cmp.summary()[1]["rel_gap"] is None
+    fig = cmp.plot()
+    lo, hi = fig.axes[0].get_ylim()
+    assert -0.04 > lo > -0.04 - 0.1 * 0.05 and 0.01 < hi < 0.01 + 0.1 * 0.05
+    import matplotlib.pyplot as plt
+    plt.close(fig)
