@@ -31,65 +31,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from surco.budget import Budget, BudgetExhausted, Meter
+from surco.budget import Budget, Meter
 from surco.family import Family, Method
-from surco.whichmethod import CUT_OFF_FRACTION, DEFAULT_BUDGETS, DEFAULT_COSTS, trace
+from surco.runs import Job, Run, execute
+from surco.store import RunStore
+from surco.whichmethod import DEFAULT_BUDGETS, DEFAULT_COSTS, trace
 
 __all__ = ["compare", "Comparison", "Run", "surco_methods", "sign_test", "SURCO_METHODS"]
 
 #: The names `surco_methods` gives SurCo's three variants (Ferber et al., ICML 2023).
 SURCO_METHODS = ("surco-zero", "surco-prior", "surco-prior-robust", "surco-hybrid")
-
-
-@dataclasses.dataclass
-class Run:
-    """One method on one instance: the one result type of every method in the harness.
-
-    Attributes:
-      method: its name; instance: the instance's index in the comparison.
-      x: the returned solution (None when the method failed without one).
-      value: its true cost (``Family.evaluate``; nan when failed). Lower is better.
-      seconds: time of the method's call on its meter's clock: wall seconds + the budget's
-        ``eval_cost`` × evaluations. evaluations: distinct true-cost evaluations it made
-        through its meter.
-      status: "ok"; "budget" (stopped by its budget: x is the meter's best); "failed"
-        (``error`` says why: an exception, no solution, or x outside Ω); "interrupted".
-      error: the error message for failed runs.
-      curve: anytime curve ``[(evaluations, seconds, best value), ...]`` from the meter.
-      budget: the budget it ran under.
-      wall_seconds: the real seconds of the call (None: not recorded; then seconds −
-        eval_cost × evaluations).
-      cut_off: whether its budget ended the run (`surco.whichmethod.trace`; None: not
-        recorded).
-    """
-
-    method: str
-    instance: int
-    x: np.ndarray | None
-    value: float
-    seconds: float
-    evaluations: int
-    status: str
-    error: str | None
-    curve: list
-    budget: Budget
-    wall_seconds: float | None = None
-    cut_off: bool | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("ok", "budget")
-
-    def __repr__(self) -> str:
-        err = f", error={self.error[:60]!r}" if self.error else ""
-        return (f"Run({self.method!r}, instance={self.instance}, value={self.value:.6g}, "
-                f"seconds={self.seconds:.3g}, evaluations={self.evaluations}, "
-                f"status={self.status!r}{err})")
 
 
 def sign_test(wins: int, losses: int) -> float:
@@ -127,6 +84,40 @@ class Comparison:
         return (f"Comparison({self.family!r}, methods={self.methods}, "
                 f"instances={self.n_instances}, runs={len(self.runs)}"
                 f"{', interrupted' if self.interrupted else ''})")
+
+    @classmethod
+    def from_store(cls, store: "str | Path | RunStore", *, family: str,
+                   setting: str | None = None, budget: Budget | None = None,
+                   methods: Sequence[str] | None = None,
+                   reference: str | None = None) -> "Comparison":
+        """The comparison held by a `surco.store.RunStore` (``compare(..., store=)``): the
+        runs of ``family`` with this ``setting`` (and ``budget``, when several budgets were
+        stored under one setting), for tables, plots and maps without running anything.
+
+        Raises:
+          ValueError: no such runs, or two runs of one method on one instance (naming them:
+            give ``setting`` or ``budget`` to tell them apart)."""
+        store = store if isinstance(store, RunStore) else RunStore(store)
+        runs = [RunStore.to_run(rec) for rec in store.records(family=family, setting=setting)]
+        if budget is not None:
+            runs = [r for r in runs if r.budget == budget]
+        if methods is not None:
+            runs = [r for r in runs if r.method in methods]
+        if not runs:
+            raise ValueError(f"from_store: {store.path} holds no runs of family {family!r} "
+                             f"with setting {setting!r}"
+                             + (f" and budget {budget.describe()}" if budget else ""))
+        seen: dict[tuple, Run] = {}
+        for r in runs:
+            if (r.method, r.instance) in seen:
+                first = seen[r.method, r.instance].budget.describe()
+                raise ValueError(f"from_store: {store.path} holds two runs of {r.method!r} on "
+                                 f"instance {r.instance} ({first} and {r.budget.describe()}): "
+                                 f"give setting= or budget=")
+            seen[r.method, r.instance] = r
+        names = list(methods) if methods is not None else list(dict.fromkeys(r.method for r in runs))
+        runs.sort(key=lambda r: (names.index(r.method), r.instance))
+        return cls(family, runs, names, max(r.instance for r in runs) + 1, reference)
 
     # -- access ------------------------------------------------------------------------------
     def run(self, method: str, instance: int) -> Run:
@@ -421,7 +412,9 @@ def _resolve_methods(family: Family, methods, prior) -> dict[str, Method]:
 
 def compare(family: Family, instances: Sequence[Any], methods: Sequence[str] | Mapping[str, Method] | None = None,
             *, budget: Budget | Callable[[str, int], Budget] = Budget(), prior=None,
-            reference: str | None = None, progress: bool = True) -> Comparison:
+            reference: str | None = None, progress: bool = True,
+            store: "str | Path | RunStore | None" = None, setting: str | None = None,
+            executor: Executor | None = None) -> Comparison:
     """Run methods × instances under a budget and pair the results per instance.
 
     Args:
@@ -436,10 +429,21 @@ def compare(family: Family, instances: Sequence[Any], methods: Sequence[str] | M
       reference: the default reference of the summaries (default: the family's, else the
         best non-SurCo method).
       progress: a progress bar over (method, instance) pairs.
+      store: a `surco.store.RunStore` or its path (JSON Lines): every finished run is
+        appended as it completes, and a run already there (same family, setting, method,
+        instance index and content, budget) is taken from it, not run again; so a stopped
+        or crashed comparison, run again with the same store, does only what is missing.
+      setting: a label of this comparison in the store (e.g. "T=50,D=4"), part of the key.
+      executor: a `concurrent.futures.Executor` to which the (method, instance) runs are
+        submitted (Dask: ``Client.get_executor()``; Ray: `surco.solvers.RayExecutor`); the
+        runs come back to this process, which stores them. Under a wall-time budget give
+        each worker one job at a time (e.g. Dask workers with ``nthreads=1``) so that
+        equal time stays equal; each `Run` records its ``host`` and ``load_avg``.
 
     Returns:
-      A `Comparison`. Failed methods are recorded, never raised; Ctrl-C returns the runs so
-      far with ``interrupted=True``.
+      A `Comparison` (runs in method order, then instance order, whatever order they
+      finished in). Failed methods are recorded, never raised; Ctrl-C returns the runs so
+      far with ``interrupted=True`` (with a store, they are in it too).
 
     Raises:
       TypeError, ValueError: bad arguments (naming which), e.g. an instance holding NaN or
@@ -461,65 +465,48 @@ def compare(family: Family, instances: Sequence[Any], methods: Sequence[str] | M
                         f"instance index) -> Budget, got {type(budget).__name__}")
     table = _resolve_methods(family, methods, prior)
     names = list(table)
+    if store is not None and not isinstance(store, RunStore):
+        store = RunStore(store)
+    jobs: list[Job] = []
+    for name in names:
+        for i, inst in enumerate(instances):
+            b = budget if isinstance(budget, Budget) else budget(name, i)
+            if not isinstance(b, Budget):
+                raise TypeError(f"compare: budget({name!r}, {i}) returned "
+                                f"{type(b).__name__}, expected a surco.Budget")
+            key = None if store is None else store.key(family.name, name, i, inst, b, setting)
+            jobs.append(Job(name, i, inst, b, key))
     runs: list[Run] = []
     cmp = Comparison(family.name, runs, names, len(instances), reference or family.reference)
+    stored = [j for j in jobs if j.key is not None and j.key in store]
+    runs.extend(store.get(j.key) for j in stored)
+    todo = [j for j in jobs if j.key is None or j.key not in store]
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(names) * len(instances), desc=f"compare[{family.name}]", unit="run")
+        bar = tqdm(total=len(jobs), initial=len(stored), desc=f"compare[{family.name}]",
+                   unit="run")
+    meta = {}
+    if store is not None:
+        from surco.report import commit, machine
+        meta = {"family": family.name, "setting": setting, "commit": commit(),
+                "machine": machine()}
+
+    def done(job: Job, run: Run) -> None:
+        if store is not None:
+            store.put(job.key, run, **meta)
+        runs.append(run)
+        if bar is not None:
+            bar.set_postfix_str(job.name)
+            bar.update(1)
+
     try:
-        for name in names:
-            for i, inst in enumerate(instances):
-                if bar is not None:
-                    bar.set_postfix_str(name)
-                b = budget if isinstance(budget, Budget) else budget(name, i)
-                if not isinstance(b, Budget):
-                    raise TypeError(f"compare: budget({name!r}, {i}) returned "
-                                    f"{type(b).__name__}, expected a surco.Budget")
-                runs.append(_run_one(family, name, table[name], i, inst, b))
-                if bar is not None:
-                    bar.update(1)
+        execute(family, table, todo, done, executor=executor)
     except KeyboardInterrupt:
         cmp.interrupted = True
     finally:
         if bar is not None:
             bar.close()
+    order = {(j.name, j.index): k for k, j in enumerate(jobs)}
+    runs.sort(key=lambda r: order[(r.method, r.instance)])
     return cmp
-
-
-def _run_one(family: Family, name: str, method: Method, i: int, inst: Any,
-             budget: Budget) -> Run:
-    batch = None
-    if family.evaluate_batch is not None:
-        def batch(X):
-            return family.evaluate_batch(X, inst)
-    meter = budget.start(lambda x: family.evaluate(x, inst), evaluate_batch=batch)
-    x, status, error = None, "ok", None
-    try:
-        x = method(inst, meter)
-    except BudgetExhausted:
-        status, x = "budget", meter.best_x
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # recorded, never aborts the comparison
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-    wall, seconds = meter.times()   # charged: wall + eval_cost × evaluations, one reading
-    cut_off = (status == "budget" or meter.remaining_evaluations() <= 0 or
-               (budget.seconds is not None and seconds >= CUT_OFF_FRACTION * budget.seconds))
-    value = math.nan
-    if status != "failed":
-        if x is None:
-            status, error = "failed", "returned no solution"
-        else:
-            x = np.asarray(x)
-            try:
-                bad = family.violations(x, inst)
-            except Exception as exc:
-                bad = [f"the feasibility check failed: {type(exc).__name__}: {exc}"]
-            if bad:
-                status, error = "failed", "solution outside Ω: " + "; ".join(bad[:3])
-            else:
-                cached = meter.cached(x)
-                value = float(cached if cached is not None else family.evaluate(x, inst))
-    return Run(name, i, x, value, seconds, meter.evaluations, status, error,
-               list(meter.curve), budget, wall, cut_off)

@@ -1,0 +1,211 @@
+"""A result store for the comparison harness: every finished run appended as it completes,
+so that a stopped comparison resumes where it was and a long bench survives Ctrl-C, a crash
+or a lost machine, losing at most the runs in progress.
+
+    cmp = surco.compare(family, tasks, methods, budget=b, store="runs.jsonl")  # stop any time
+    cmp = surco.compare(family, tasks, methods, budget=b, store="runs.jsonl")  # reruns only
+    #                                                          the runs that are not there yet
+    cmp = surco.Comparison.from_store("runs.jsonl", family="sharding")       # report only
+
+The file is JSON Lines, append-only: one object per finished run (method, instance id and
+content hash, setting, budget, seed, commit, machine, host, load, value, seconds,
+evaluations, status, error, the returned x and the anytime trace). Each record is written
+with one ``write`` of a whole line, flushed and ``fsync``-ed before `put` returns; a process
+killed while writing leaves at most one partial last line, which readers skip and the next
+writer cuts off before appending. One writing process per file (the process that runs
+`surco.compare`; runs sent to an executor come back to it to be written).
+
+A run is identified by its *key*: family, method, setting, the instance's index and a hash of
+its content, and the budget. A rerun with the same key is skipped; a changed instance or
+budget is a new key, never a stale hit.
+
+    >>> import tempfile, pathlib, numpy as np
+    >>> from surco.budget import Budget
+    >>> from surco.runs import Run
+    >>> s = RunStore(pathlib.Path(tempfile.mkdtemp()) / "runs.jsonl")
+    >>> k = s.key("toy", "greedy", 0, np.arange(3.0), Budget(evaluations=5))
+    >>> s.get(k) is None
+    True
+    >>> s.put(k, Run("greedy", 0, np.ones(3), 1.5, 0.1, 2, "ok", None, [(1, 0.1, 1.5)],
+    ...              Budget(evaluations=5)))
+    >>> RunStore(s.path).get(k).value
+    1.5
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import socket
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from surco.budget import Budget
+from surco.runs import Run
+
+__all__ = ["RunStore", "instance_hash"]
+
+FORMAT = "surco-runs/1"
+
+
+def instance_hash(instance: Any) -> str:
+    """A SHA-256 (16 hex digits) of an instance's content: the shapes, dtypes and bytes of
+    its array leaves and the ``repr`` of its other leaves, in pytree order."""
+    import jax
+    h = hashlib.sha256()
+    leaves, treedef = jax.tree_util.tree_flatten(instance)
+    h.update(str(treedef).encode())
+    for leaf in leaves:
+        try:
+            a = np.asarray(leaf)
+        except Exception:  # an object numpy cannot hold: its repr stands for it
+            a = None
+        if a is not None and a.dtype != object:
+            h.update(f"{a.shape}{a.dtype}".encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        else:
+            h.update(repr(leaf).encode())
+    return h.hexdigest()[:16]
+
+
+def _budget_dict(budget: Any) -> dict:
+    return {f.name: getattr(budget, f.name) for f in dataclasses.fields(budget)}
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return {"__array__": v.tolist(), "dtype": str(v.dtype), "shape": list(v.shape)}
+    if isinstance(v, (np.integer, np.bool_)):
+        return v.item()
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        return v if math.isfinite(v) else {"__float__": repr(v)}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(u) for u in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(u) for k, u in v.items()}
+    return v
+
+
+def _from_json(v: Any) -> Any:
+    if isinstance(v, dict):
+        if "__array__" in v:
+            return np.asarray(v["__array__"], dtype=v["dtype"]).reshape(v["shape"])
+        if "__float__" in v:
+            return float(v["__float__"])
+        return {k: _from_json(u) for k, u in v.items()}
+    if isinstance(v, list):
+        return [_from_json(u) for u in v]
+    return v
+
+
+class RunStore:
+    """An append-only JSON Lines file of finished harness runs (see the module docstring).
+
+    Args:
+      path: the file; created (with its folder) on the first `put`.
+
+    Raises:
+      ValueError: the file holds a line that is not a run record of this format (other than
+        a partial last line), naming the file and the line number.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._records: dict[str, dict] = {}
+        self._read()
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.path)!r}, runs={len(self._records)})"
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    # -- reading ---------------------------------------------------------------------------
+    def _read(self) -> None:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")
+        complete = lines[:-1]          # the part after the last newline is partial (or empty)
+        for no, line in enumerate(complete, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ValueError(f"{self.path}, line {no}: not a run record ({exc})") from None
+            if not isinstance(rec, dict) or rec.get("format") != FORMAT or "key" not in rec:
+                raise ValueError(f"{self.path}, line {no}: not a {FORMAT} run record")
+            self._records[rec["key"]] = rec
+
+    def records(self, **match: Any) -> Iterator[dict]:
+        """The stored records (dicts) whose fields equal ``match`` (e.g. ``family="x"``)."""
+        for rec in self._records.values():
+            if all(rec.get(k) == v for k, v in match.items()):
+                yield rec
+
+    # -- keys ------------------------------------------------------------------------------
+    @staticmethod
+    def key(family: str, method: str, instance: int, content: Any, budget: Budget,
+            setting: str | None = None, seed: int | None = None) -> str:
+        """The key of one run: ``family/setting/method/instance index/content hash/budget``
+        (the instance's content hash: `instance_hash`)."""
+        b = json.dumps(_jsonable(_budget_dict(budget)), sort_keys=True)
+        return json.dumps([family, setting, method, int(instance), instance_hash(content), b,
+                           seed])
+
+    def get(self, key: str) -> Run | None:
+        """The stored `surco.runs.Run` of ``key``, or None."""
+        rec = self._records.get(key)
+        return None if rec is None else self.to_run(rec)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._records
+
+    @staticmethod
+    def to_run(rec: dict) -> Run:
+        """The `surco.runs.Run` a record holds."""
+        run = _from_json(rec["run"])
+        kw = {}
+        for f in dataclasses.fields(Run):
+            if f.name in run:
+                kw[f.name] = run[f.name]
+        kw["budget"] = Budget(**run["budget"])
+        kw["curve"] = [tuple(p) for p in run.get("curve", [])]
+        if kw.get("x") is not None:
+            kw["x"] = np.asarray(kw["x"])
+        return Run(**kw)
+
+    # -- writing ---------------------------------------------------------------------------
+    def put(self, key: str, run: Run, **meta: Any) -> None:
+        """Append the finished ``run`` (a `surco.runs.Run`) under ``key``, with ``meta``
+        (family, setting, commit, machine, ...), durably (flushed and fsync-ed)."""
+        fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
+        fields["budget"] = _budget_dict(run.budget)
+        try:
+            load = round(os.getloadavg()[0], 2)
+        except OSError:
+            load = None
+        rec = {"format": FORMAT, "key": key, **_jsonable(meta), "host": socket.gethostname(),
+               "load_avg_1min": load, "run": _jsonable(fields)}
+        line = json.dumps(rec, allow_nan=False).encode() + b"\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab+") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            if size:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":       # a partial line of a killed writer: cut it off
+                    fh.seek(0)
+                    data = fh.read()
+                    fh.truncate(data.rfind(b"\n") + 1)
+            fh.seek(0, os.SEEK_END)
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._records[key] = rec

@@ -1,0 +1,199 @@
+"""The result store of the harness (`surco.store`, ``compare(..., store=, executor=)``):
+runs written as they finish, a rerun that skips them, a killed comparison that resumes
+without recomputing a finished run, and executors that give the serial results."""
+from __future__ import annotations
+
+import copy
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import surco
+from surco.budget import Budget
+from surco.problems import assignment as A
+import surco.runs
+from surco.runs import Run
+from surco.store import RunStore, instance_hash
+
+FAM = A.FAMILY
+INSTS = FAM.generate(3, seed=11, n=6, m=3)
+METHODS = ["mean-cost", "local-search-first", "annealing"]
+BUDGET = Budget(evaluations=25)
+
+
+def _same(a: surco.Comparison, b: surco.Comparison) -> None:
+    """Equal runs, value for value (evaluation budgets make every method deterministic)."""
+    assert a.methods == b.methods and a.n_instances == b.n_instances
+    assert [(r.method, r.instance) for r in a.runs] == [(r.method, r.instance) for r in b.runs]
+    for r, s in zip(a.runs, b.runs):
+        assert (r.value, r.evaluations, r.status) == (s.value, s.evaluations, s.status)
+        np.testing.assert_array_equal(r.x, s.x)
+        assert [p[0::2] for p in r.curve] == [p[0::2] for p in s.curve]
+
+
+def test_records_round_trip_and_a_partial_last_line_is_cut(tmp_path):
+    s = RunStore(tmp_path / "runs.jsonl")
+    run = Run("m", 2, np.eye(2), 0.5, 1.25, 3, "budget", None, [(1, 0.1, 0.9), (3, 1.2, 0.5)],
+              Budget(seconds=2.0, evaluations=3, eval_cost=0.1), 0.95, True, "h", 0.3)
+    k = s.key("fam", "m", 2, {"a": np.arange(3.0)}, run.budget, "T=5")
+    s.put(k, run, family="fam", setting="T=5")
+    back = RunStore(s.path).get(k)
+    assert back.budget == run.budget and back.curve == run.curve
+    np.testing.assert_array_equal(back.x, run.x)
+    assert (back.value, back.seconds, back.status, back.cut_off, back.host) == \
+        (0.5, 1.25, "budget", True, "h")
+    # a writer killed mid-line: readers skip the partial line, the next writer cuts it off
+    with open(s.path, "ab") as fh:
+        fh.write(b'{"format": "surco-runs/1", "key": "half')
+    s2 = RunStore(s.path)
+    assert len(s2) == 1
+    k2 = s2.key("fam", "m", 3, {"a": np.arange(3.0)}, run.budget, "T=5")
+    s2.put(k2, run, family="fam", setting="T=5")
+    lines = s.path.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and all(json.loads(x)["format"] == "surco-runs/1" for x in lines[:-1])
+    assert len(RunStore(s.path)) == 2
+
+
+def test_a_corrupt_line_is_named(tmp_path):
+    p = tmp_path / "runs.jsonl"
+    p.write_text('{"format": "surco-runs/1", "key": "a", "run": {}}\nnot json\n')
+    with pytest.raises(ValueError, match=r"runs.jsonl, line 2: not a run record"):
+        RunStore(p)
+
+
+def test_keys_change_with_the_instance_content_and_the_budget():
+    y = INSTS[0]
+    k = RunStore.key("f", "m", 0, y, BUDGET)
+    assert k == RunStore.key("f", "m", 0, y, BUDGET)
+    assert instance_hash(y) == instance_hash(copy.deepcopy(y))
+    assert k != RunStore.key("f", "m", 0, INSTS[1], BUDGET)
+    assert k != RunStore.key("f", "m", 0, y, Budget(evaluations=26))
+    assert k != RunStore.key("f", "m", 0, y, Budget(evaluations=25, eval_cost=0.01))
+    assert k != RunStore.key("f", "m", 0, y, BUDGET, setting="n=6")
+
+
+def test_a_rerun_takes_every_run_from_the_store(tmp_path, monkeypatch):
+    path = tmp_path / "runs.jsonl"
+    first = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, store=path, progress=False)
+    assert len(RunStore(path)) == len(METHODS) * len(INSTS)
+    monkeypatch.setattr(surco.runs, "run_one", lambda *a: pytest.fail("ran again"))
+    again = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, store=path, progress=False)
+    _same(first, again)
+    back = surco.Comparison.from_store(path, family=FAM.name)
+    _same(first, back)
+    assert back.table() == first.table()
+
+
+_KILLED = textwrap.dedent("""
+    import sys, time
+    import surco
+    from surco.problems import assignment as A
+    from surco.budget import Budget
+    fam = A.FAMILY
+    insts = fam.generate(3, seed=11, n=6, m=3)
+    base = fam.baselines
+    def slow(name):
+        def method(y, meter):
+            time.sleep(0.3)
+            return base[name](y, meter)
+        return method
+    methods = {m: slow(m) for m in %r}
+    surco.compare(fam, insts, methods, budget=Budget(evaluations=25), store=sys.argv[1],
+                  progress=False)
+""" % (METHODS,))
+
+
+def test_a_killed_comparison_resumes_without_recomputing_a_finished_run(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED, str(path)])
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            if path.exists() and path.read_bytes().count(b"\n") >= 4:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    finished = {rec["key"] for rec in RunStore(path).records()}
+    assert 4 <= len(finished) < len(METHODS) * len(INSTS), "killed after some runs, before all"
+    computed: list[tuple[str, int]] = []
+    real = surco.runs.run_one
+
+    def counting(family, name, method, i, inst, budget):
+        computed.append((name, i))
+        return real(family, name, method, i, inst, budget)
+
+    surco.runs.run_one = counting
+    try:
+        resumed = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, store=path, progress=False)
+    finally:
+        surco.runs.run_one = real
+    keys = {(r["run"]["method"], r["run"]["instance"]) for r in RunStore(path).records()
+            if r["key"] in finished}
+    assert not keys & set(computed), "a finished run was computed again"
+    assert len(computed) == len(set(computed)) == len(METHODS) * len(INSTS) - len(finished)
+    assert all(r.ok for r in resumed.runs), [r.error for r in resumed.runs]
+    _same(resumed, surco.compare(FAM, INSTS, METHODS, budget=BUDGET, progress=False))
+
+
+def test_an_executor_gives_the_serial_results(tmp_path):
+    """The executor path (submitted runs, finished out of order, stored by this process) on
+    a one-thread pool; its slow siblings run Dask and Ray worker processes."""
+    from concurrent.futures import ThreadPoolExecutor
+    serial = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, progress=False)
+    with ThreadPoolExecutor(1) as ex:
+        pooled = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, progress=False,
+                               executor=ex, store=tmp_path / "r.jsonl")
+    _same(serial, pooled)
+    _same(serial, surco.Comparison.from_store(tmp_path / "r.jsonl", family=FAM.name))
+
+
+@pytest.mark.slow
+def test_a_dask_local_cluster_gives_the_serial_results(tmp_path):
+    """Runs sent to Dask worker processes (the family travels by cloudpickle) come back to
+    this process, which stores them; values equal the serial runs'. (A thread pool would
+    share the family's cached solvers between runs: use processes.)"""
+    import distributed    # the dev extra installs Dask
+    serial = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        fanned = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, progress=False,
+                               executor=client.get_executor(), store=tmp_path / "r.jsonl")
+    _same(serial, fanned)
+    assert all(r.host for r in fanned.runs)
+    _same(serial, surco.Comparison.from_store(tmp_path / "r.jsonl", family=FAM.name))
+
+
+def test_from_store_needs_the_budget_when_several_were_stored(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    for e in (10, 25):
+        surco.compare(FAM, INSTS[:1], ["annealing"], budget=Budget(evaluations=e), store=path,
+                      progress=False)
+    with pytest.raises(ValueError, match=r"two runs of 'annealing' on instance 0"):
+        surco.Comparison.from_store(path, family=FAM.name)
+    cmp = surco.Comparison.from_store(path, family=FAM.name, budget=Budget(evaluations=10))
+    assert cmp.runs[0].evaluations <= 10
+    with pytest.raises(ValueError, match="holds no runs of family 'nope'"):
+        surco.Comparison.from_store(path, family="nope")
+
+
+@pytest.mark.ray
+def test_a_local_ray_gives_the_serial_results():
+    import ray
+    from surco.solvers import RayExecutor
+    serial = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        fanned = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, progress=False,
+                               executor=RayExecutor())
+    finally:
+        ray.shutdown()
+    _same(serial, fanned)
