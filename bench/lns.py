@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     zero = surco.surco_methods(fam)["surco-zero"]
     methods = {**{s: fam.baselines[s] for s in SEARCH}, "surco-zero": zero,
                **variants(fam, lns_variants=args.quick)}
-    ev = surco.compare(fam, tasks, methods, budget=surco.Budget(evaluations=EVALS),
+    ev = surco.compare(fam, tasks, store=args.store, setting=tag, methods=methods, budget=surco.Budget(evaluations=EVALS),
                        reference="annealing")
     print(ev.table("annealing"), flush=True)
     for r in ev.to_rows("annealing", setting=tag, budget=f"{EVALS} evaluations"):
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     matched = ev.matched_budget("surco-zero")
     eq_methods = {**{s: fam.baselines[s] for s in SEARCH}, **variants(fam, equal_time=True,
                                                                    lns_variants=args.quick)}
-    eq = surco.compare(fam, tasks, eq_methods, budget=matched, reference="annealing")
+    eq = surco.compare(fam, tasks, store=args.store, setting=tag, methods=eq_methods, budget=matched, reference="annealing")
     print(eq.table("annealing"), flush=True)
     for r in eq.to_rows("annealing", setting=tag, budget="wall time of surco-zero"):
         rep.row(**r)

@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         exact = m ** n <= 2e7
         own_methods = ["mean-cost", *LOCAL, *(["exact"] if exact else []), *SURCO]
         print(f"[{tag}] own budgets, {per} instances", flush=True)
-        own = surco.compare(fam, test, own_methods, prior=prior)
+        own = surco.compare(fam, test, store=args.store, setting=tag, methods=own_methods, prior=prior)
         for r in own.to_rows(setting=tag, budget="own"):
             rep.row(**r)
         rep.extra["failed_runs"][f"{tag}, own"] = sum(r.status == "failed" for r in own.runs)
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         rel = {}
         for meth in SURCO:
-            eq = surco.compare(fam, test, list(SEARCH if meth == "surco-prior" else AT_TIME),
+            eq = surco.compare(fam, test, store=args.store, setting=tag, methods=list(SEARCH if meth == "surco-prior" else AT_TIME),
                                budget=own.matched_budget(meth))
             for r in eq.to_rows(setting=tag, budget=f"time of {meth}"):
                 rep.row(**r)
@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             rel[(meth, "time")] = (float(np.nanmean(own.values(meth))
                                          / np.nanmean(eq.values(best))), best)
         at_ev = ["surco-zero", "surco-hybrid"]
-        ev = surco.compare(fam, test, list(SEARCH) + at_ev,
+        ev = surco.compare(fam, test, store=args.store, setting=tag, methods=list(SEARCH) + at_ev,
                            budget=surco.Budget(evaluations=EVALS), prior=prior)
         for r in ev.to_rows(setting=tag, budget=f"{EVALS} evaluations"):
             rep.row(**r)
@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for meth in at_ev:
             rel[(meth, "evals")] = (float(np.nanmean(ev.values(meth))
                                           / np.nanmean(ev.values(best_ev))), best_ev)
-        one = surco.compare(fam, test, list(SEARCH), budget=surco.Budget(evaluations=1),
+        one = surco.compare(fam, test, store=args.store, setting=tag, methods=list(SEARCH), budget=surco.Budget(evaluations=1),
                             progress=False)
         best_one = _best(one, SEARCH)
         rel[("surco-prior", "evals")] = (float(np.nanmean(own.values("surco-prior"))
