@@ -150,7 +150,8 @@ def plot_designs(cmps: dict, path, per_device: int = 3) -> None:
             loss = "" if not np.isfinite(r.value) else f"L={r.value:.3g} "
             ax.set_title(f"{d[:10]}#{i}\n{m}\n{loss}{flag}", fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    from surco._atomic import save_figure
+    save_figure(fig, path, dpi=130)  # atomically
     plt.close(fig)
 
 

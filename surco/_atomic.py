@@ -28,6 +28,9 @@ b'new'
 Traceback (most recent call last):
 ...
 FileExistsError: .../a.txt: already exists (overwrite=False)
+>>> sorted(p.name for p in d.iterdir())                # no temporary file left
+['a.txt']
+>>> import shutil; shutil.rmtree(d)
 """
 from __future__ import annotations
 
@@ -148,7 +151,10 @@ def fsync_dir(directory: Path) -> None:
     """Make a rename in ``directory`` durable (POSIX; elsewhere a rename needs nothing)."""
     if os.name != "posix":
         return
-    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # a folder this process may write to but not open: nothing to sync
+        return
     try:
         os.fsync(fd)
     except OSError:  # some file systems cannot sync a directory; the rename stays atomic
@@ -230,27 +236,30 @@ def save_unit(directory: str | Path, manifest: str, meta: dict, data: dict[str, 
     directory = Path(directory)
     if not overwrite and (directory / manifest).exists():
         raise FileExistsError(f"{directory / manifest}: already exists (overwrite=False)")
-    directory.mkdir(parents=True, exist_ok=True)
-    pattern = "|".join([re.escape(manifest)] + [_data_pattern(n) for n in data])
-    clean_stale_temps(directory, pattern)
-    meta, keep = dict(meta), set()
+    meta, files = dict(meta), {}
     for name, blob in data.items():
         stem, suffix = _split(name)
         digest = hashlib.sha256(blob).hexdigest()
         fname = f"{stem}.{digest[:16]}{suffix}"
-        write_bytes(directory / fname, blob)
         meta[f"{stem}_file"], meta[f"{stem}_sha256"] = fname, digest
-        keep.add(fname)
-    write_bytes(directory / manifest, json.dumps(meta).encode(), overwrite=overwrite)
+        files[fname] = blob
+    text = json.dumps(meta).encode()  # before anything is written: a TypeError writes nothing
+    directory.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(directory, "|".join([re.escape(manifest)]
+                                          + [_data_pattern(n) for n in data]))
+    for fname, blob in files.items():
+        write_bytes(directory / fname, blob)
+    write_bytes(directory / manifest, text, overwrite=overwrite)
     old = re.compile("|".join(_data_pattern(n) + "|" + re.escape(n) for n in data))
     for entry in os.scandir(directory):
-        if entry.name not in keep and old.fullmatch(entry.name):
+        if entry.name not in files and old.fullmatch(entry.name):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
     return meta
 
 
-def unit_file(directory: str | Path, meta: dict, name: str, manifest: Path) -> tuple[Path, str | None]:
+def unit_file(directory: str | Path, meta: dict, name: str,
+              manifest: Path) -> tuple[Path, str | None]:
     """The data file that the manifest ``meta`` (read from ``manifest``) names for ``name``,
     and its recorded SHA-256 (None when not recorded). A manifest written before content
     addressing names none: then the fixed name ``name`` itself.

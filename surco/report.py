@@ -2,8 +2,10 @@
 machine, the commit, the rows measured and the targets with the values measured against them.
 
 A benchmark (or `surco.Comparison.write_json`) builds one `Report`, adds rows and targets,
-and calls `finish`, which writes the JSON and prints a table last. The benches in bench/
-write ``bench/results/NAME.json`` (``NAME-quick.json`` with ``--quick``).
+and calls `finish`, which writes the JSON atomically (a reader finds the previous report or
+the new one, never a part, even when the run is killed while writing) and prints a table
+last; `read` reads such a file back, checked. The benches in bench/ write
+``bench/results/NAME.json`` (``NAME-quick.json`` with ``--quick``).
 """
 from __future__ import annotations
 
@@ -16,7 +18,11 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["Report", "machine"]
+from surco._atomic import write_bytes
+
+__all__ = ["Report", "machine", "read"]
+
+_KEYS = ("bench", "quick", "machine", "commit", "started", "seconds", "rows", "targets")
 
 
 def machine() -> dict[str, Any]:
@@ -112,15 +118,15 @@ class Report:
         return base / f"{self.bench}{'-quick' if self.quick else ''}.json"
 
     def finish(self, table_columns: Sequence[str] | None = None, quiet: bool = False) -> Path:
-        """Write the JSON and (unless ``quiet``) print the table (rows, then targets) last."""
+        """Write the JSON to `path`, replacing an existing file atomically, and (unless
+        ``quiet``) print the table (rows, then targets) last. Returns the path written."""
         out = {"bench": self.bench, "quick": self.quick, "machine": machine(),
                "commit": commit(),
                "started": self.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                "seconds": round(time.perf_counter() - self._t0, 2),
                "rows": self.rows, "targets": self.targets}
         out.update(self.extra)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(out, indent=1, default=_json_default) + "\n")
+        write_bytes(self.path, (json.dumps(out, indent=1, default=_json_default) + "\n").encode())
         if quiet:
             return self.path
         cols = list(table_columns or dict.fromkeys(k for r in self.rows for k in r))
@@ -139,3 +145,35 @@ class Report:
                 met = (t["value"] <= t["target"]) if t["op"] == "<=" else (t["value"] >= t["target"])
                 print(f"  {'MET ' if met else 'MISS'} {t['name']}: {t['value']:.4g} {t['op']} {t['target']:.4g}")
         return self.path
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """The report in ``path`` (written by `Report.finish` or `surco.Comparison.write_json`),
+    checked to be a whole one: a JSON object with the keys of the BENCH format (bench, quick,
+    machine, commit, started, seconds, rows, targets).
+
+    Raises:
+      FileNotFoundError: no such file.
+      ValueError: not such a report (truncated, not JSON, another kind of JSON); the message
+        names the path and what is wrong.
+    """
+    path = Path(path)
+    want = "a benchmark report (JSON from surco.report.Report.finish)"
+    try:
+        text = path.read_bytes().decode()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file; expected {want}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not {want}: not UTF-8 text ({exc})") from None
+    try:
+        out = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not {want}: unreadable JSON ({exc})") from None
+    if not isinstance(out, dict):
+        raise ValueError(f"{path}: not {want}: a JSON {type(out).__name__}, expected an object")
+    missing = [k for k in _KEYS if k not in out]
+    if missing:
+        raise ValueError(f"{path}: not {want}: keys {missing} missing")
+    if not isinstance(out["rows"], list) or not isinstance(out["targets"], list):
+        raise ValueError(f"{path}: not {want}: rows and targets must be JSON lists")
+    return out

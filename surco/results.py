@@ -1,4 +1,8 @@
-"""Plain result records of SurCo runs: easy to inspect, save, load and plot."""
+"""Plain result records of SurCo runs: easy to inspect, save, load and plot.
+
+``r.save(p)`` writes one ``.npz`` file atomically (``.npz`` appended unless ``p`` ends in
+it) and ``type(r).load(p)`` reads it back, for the same ``p``.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -8,11 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from surco._atomic import atomic_open
+
 
 def _to_jsonable(v: Any) -> Any:
     if isinstance(v, np.ndarray):
         return v.tolist()
-    if isinstance(v, (np.floating, np.integer)):
+    if isinstance(v, (np.floating, np.integer, np.bool_)):
         return v.item()
     if isinstance(v, dict):
         return {k: _to_jsonable(u) for k, u in v.items()}
@@ -36,9 +42,21 @@ def _short(v: Any) -> str:
     return repr(v)
 
 
+def npz_path(path: str | Path) -> Path:
+    """``path`` with ``.npz`` appended unless it already ends in ``.npz``: the file that
+    ``save(path)`` writes and ``load(path)`` reads (a suffix is never substituted, so
+    ``"run.a"`` and ``"run.b"`` stay two files).
+
+    >>> npz_path("run.a").name, npz_path("run.npz").name, npz_path("run.NPZ").name
+    ('run.a.npz', 'run.npz', 'run.NPZ.npz')
+    """
+    path = Path(path)
+    return path if path.name.endswith(".npz") else path.with_name(path.name + ".npz")
+
+
 class _Saveable:
-    """`save` / `load` as one ``.npz`` file: arrays stored as arrays, the rest as JSON; a
-    short `repr` (arrays and histories by their size)."""
+    """`save` / `load` as one ``.npz`` file, written atomically: arrays stored as arrays,
+    the rest as JSON; a short `repr` (arrays and histories by their size)."""
 
     _arrays: tuple[str, ...] = ()
 
@@ -47,11 +65,25 @@ class _Saveable:
                           for f in dataclasses.fields(self))
         return f"{type(self).__name__}({parts})"
 
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
+        """Write the record to one ``.npz`` file, atomically: a reader, or a `load` after
+        the process is killed at any moment, finds the previous file or the new one, never
+        a part of one (see `surco._atomic`).
+
+        Args:
+          path: the file; ``.npz`` is appended unless it already ends in ``.npz``
+            (``"run.a"`` -> ``run.a.npz``), the rule `load` applies, so ``load(p)`` reads
+            what ``save(p)`` wrote. Missing folders are created.
+          overwrite: an existing file is replaced, atomically (the default); with False it
+            is kept and `FileExistsError` raised.
+
+        Returns:
+          The path written.
+
+        Raises:
+          FileExistsError: ``overwrite=False`` and the file exists (the message names it).
+        """
+        path = npz_path(path)
         arrays, meta = {}, {"__class__": type(self).__name__}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
@@ -59,12 +91,15 @@ class _Saveable:
                 arrays[f.name] = np.asarray(v)
             else:
                 meta[f.name] = _to_jsonable(v)
-        np.savez(path, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+        record = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        with atomic_open(path, overwrite=overwrite) as fh:
+            np.savez(fh, __meta__=record, **arrays)
         return path
 
     @classmethod
     def load(cls, path: str | Path):
-        """Read a file written by ``save``. Fields added since the file was written take
+        """Read a file written by ``save``: ``path`` as given to ``save`` (``.npz`` is
+        appended unless it ends in ``.npz``). Fields added since the file was written take
         their defaults.
 
         Raises:
@@ -73,7 +108,7 @@ class _Saveable:
             truncated, another class's, or missing a required field); the message names the
             path and what was expected.
         """
-        path = Path(path)
+        path = npz_path(path)
         want = f"a {cls.__name__} file (.npz written by {cls.__name__}.save)"
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file; expected {want}")

@@ -5,21 +5,24 @@ A saved model is a directory with
 
 * ``meta.json``: the format (``surco-prior/2``), the problem's name, the network's class (its
   import path) and fields (`module_spec`), the feature normalisation, the output shape, the
-  estimator, backend and solver options, the training history, and the SHA-256 of
-  ``params.msgpack``;
-* ``params.msgpack``: the network's parameters (``flax.serialization``).
+  estimator, backend and solver options, the training history, and the name
+  (``params_file``) and SHA-256 (``params_sha256``) of the parameters' file;
+* ``params.<16 hex>.msgpack``: the network's parameters (``flax.serialization``), named by
+  its content's SHA-256.
 
-Models saved in the first format (``surco-prior/1``: no class, normalisation stored with the
-training shape) still load. Every file is written atomically (a crash leaves the previous
-version), and a file that is missing, truncated or of another kind raises an error naming
-the file and what it should hold.
+A model and a training checkpoint are each saved as a unit (`surco._atomic.save_unit`): the
+data file first, then the JSON file naming it, last and atomically, so a save killed at any
+moment leaves the previous model (or checkpoint) or the new one, never a mix. Directories
+written before the parameters' file was named by its hash (``meta.json`` and
+``params.msgpack``, as the shipped models) and models of the first format (``surco-prior/1``:
+no class, normalisation stored with the training shape) still load. A file that is missing,
+truncated or of another kind raises an error naming the file and what it should hold.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from surco._atomic import reread_if_replaced, save_unit, unit_file
 from surco.prior.model import PriorModel
 from surco.prior.specs import Unrecordable, decode, encode, module_from_spec, module_spec
 from surco.problem import Problem
@@ -39,21 +43,10 @@ FORMAT = "surco-prior/2"
 CHECKPOINT_FORMAT = "surco-prior/2-checkpoint"
 _V1 = "surco-prior/1"
 _V1_CHECKPOINT = "surco-prior/1-checkpoint"
-_MODEL_FILES = "a SurCo-prior model directory (meta.json and params.msgpack, from PriorModel.save)"
+_MODEL_FILES = "a SurCo-prior model directory (meta.json and its parameters, from PriorModel.save)"
 
 
 # -- files ----------------------------------------------------------------------------------
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: readers see the old
-    file or the new one, never a part (also when interrupted)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def read_json(path: Path, what: str) -> dict:
     """The JSON object in ``path``.
 
@@ -91,6 +84,24 @@ def read_msgpack(path: Path, what: str) -> tuple[dict, bytes]:
     return raw, data
 
 
+def read_data(directory: Path, meta: dict, manifest: Path, name: str,
+              what: str) -> tuple[dict, Path]:
+    """The state dict in the flax msgpack data file that ``meta`` (the JSON ``manifest`` of
+    a unit saved by `surco._atomic.save_unit`) names for ``name``, checked against the
+    SHA-256 recorded there; and the file's path.
+
+    Raises:
+      FileNotFoundError: the file is missing. ValueError: truncated, of another kind, not
+        the file saved with ``manifest`` (SHA-256 differs), or a bad name in the manifest.
+    """
+    path, digest = unit_file(directory, meta, name, manifest)
+    raw, data = read_msgpack(path, what)
+    if digest is not None and hashlib.sha256(data).hexdigest() != digest:
+        raise ValueError(f"{path}: not the file saved with {manifest} (its SHA-256 differs "
+                         "from the one recorded there: another file copied here?)")
+    return raw, path
+
+
 def restore_tree(template: Any, raw: Any, path: Path, what: str) -> Any:
     """``raw`` (a state dict read from ``path``) restored into the structure of ``template``,
     checking that every array has the template's shape.
@@ -115,13 +126,22 @@ def restore_tree(template: Any, raw: Any, path: Path, what: str) -> Any:
 
 
 # -- a saved model --------------------------------------------------------------------------
-def save_model(model: PriorModel, path: str | Path) -> Path:
-    """Write ``model`` to the directory ``path`` (see the module docstring); returns it.
+def save_model(model: PriorModel, path: str | Path, *, overwrite: bool = True) -> Path:
+    """Write ``model`` to the directory ``path`` as a unit (see the module docstring);
+    returns it. Other files in the directory are left alone.
+
+    Args:
+      overwrite: a model already saved in ``path`` is replaced, atomically (the default);
+        with False it is kept and `FileExistsError` raised.
 
     Raises:
-      ValueError: a network field or a solver option that cannot be recorded.
+      ValueError: a network field or a solver option that cannot be recorded, or ``path``
+        is a file (nothing is written).
+      FileExistsError: ``overwrite=False`` and ``path`` holds a saved model.
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"PriorModel.save: {path} is a file; a model is saved to a directory")
     spec = module_spec(model.module)
     try:
         options = encode(model.solver_options, strict=True)
@@ -140,11 +160,14 @@ def save_model(model: PriorModel, path: str | Path) -> Path:
             "backend": model.backend, "solver_options": options,
             "feat_mean": model.feat_mean.tolist(), "feat_std": model.feat_std.tolist(),
             "history": (dataclasses.asdict(model.history) if model.history is not None
-                        else None),
-            "params_sha256": hashlib.sha256(params).hexdigest()}
-    path.mkdir(parents=True, exist_ok=True)
-    atomic_write(path / "params.msgpack", params)
-    atomic_write(path / "meta.json", json.dumps(meta).encode())
+                        else None)}
+    try:
+        save_unit(path, "meta.json", meta, {"params.msgpack": params}, overwrite=overwrite)
+    except FileExistsError:
+        if overwrite:
+            raise
+        raise FileExistsError(f"{path}: holds a saved model (meta.json) and overwrite=False; "
+                              "pass overwrite=True to replace it") from None
     return path
 
 
@@ -170,7 +193,14 @@ def load(path: str | Path, problem: Problem, *, model: nn.Module | None = None,
         names the file).
     """
     path = Path(path)
-    meta_file, params_file = path / "meta.json", path / "params.msgpack"
+    return reread_if_replaced(lambda: _load(path, problem, model, base), path / "meta.json")
+
+
+_CALLER = 5  # warnings in _load point at load's caller (_load, lambda, reread_if_replaced, load)
+
+
+def _load(path: Path, problem: Problem, model: nn.Module | None, base: Any) -> PriorModel:
+    meta_file = path / "meta.json"
     if not meta_file.exists():
         raise FileNotFoundError(f"{path}: no SurCo-prior model here (meta.json missing); "
                                 f"expected {_MODEL_FILES}")
@@ -204,12 +234,9 @@ def load(path: str | Path, problem: Problem, *, model: nn.Module | None = None,
         if given != spec and fmt != _V1:
             warnings.warn(f"surco.prior.load: model= is {given['class']} {given['fields']}, "
                           f"{path} was saved with {spec['class']} {spec['fields']}; using "
-                          "model=", stacklevel=2)
-    raw, data = read_msgpack(params_file, "the network parameters (a flax msgpack)")
-    digest = meta.get("params_sha256")
-    if digest is not None and hashlib.sha256(data).hexdigest() != digest:
-        raise ValueError(f"{params_file}: not the parameters saved with {meta_file} (SHA-256 "
-                         "differs: another model's file, or a save that was interrupted)")
+                          "model=", stacklevel=_CALLER)
+    raw, params_file = read_data(path, meta, meta_file, "params.msgpack",
+                                 "the network parameters (a flax msgpack)")
     template = module.init(jax.random.key(0), jnp.zeros(feature_shape, jnp.float32))
     params = restore_tree(template, raw, params_file,
                           f"the parameters of {type(module).__name__}")
@@ -245,7 +272,7 @@ def _upgrade_v1(meta: dict, where: Path, *, warn: bool) -> dict:
         warnings.warn(f"{where}: format {_V1} does not record the network class; loading it as "
                       f"CostNet(out={meta['out']}, hidden={tuple(meta['hidden'])}). If it was "
                       "trained with another network (e.g. sharding's PlanResidualNet), pass "
-                      "model=", stacklevel=3)
+                      "model=", stacklevel=_CALLER + 1)
     return dict(meta, module={"class": "surco.prior.networks:CostNet",
                               "fields": {"out": meta["out"], "hidden": list(meta["hidden"])}},
                 feature_shape=list(np.shape(meta["feat_mean"])),
@@ -260,9 +287,13 @@ _JSON_KEYS = ("train_f", "val_f", "seconds")
 
 
 class TrainingCheckpoint:
-    """The state of `surco.prior.train` after its last completed epoch, in a directory:
-    ``checkpoint.json`` (what training it belongs to) and ``checkpoint.msgpack`` (parameters,
-    optimizer state, best parameters, PRNG key, epoch, early-stopping counters, curves).
+    """The state of `surco.prior.train` after its last completed epoch, in a directory,
+    saved as a unit (`surco._atomic.save_unit`): ``checkpoint.<16 hex>.msgpack``
+    (parameters, optimizer state, best parameters, PRNG key, epoch, early-stopping counters,
+    curves), then ``checkpoint.json`` (what training it belongs to, and the name and SHA-256
+    of that file), last. A training killed at any moment leaves the previous epoch's
+    checkpoint or the new one. Checkpoints written before the state file was named by its
+    hash (``checkpoint.msgpack``) still restore.
 
     Args:
       directory: where the files are.
@@ -274,21 +305,20 @@ class TrainingCheckpoint:
         self.dir = Path(directory)
         self.meta = {"format": CHECKPOINT_FORMAT, **meta}
         self.json_file = self.dir / "checkpoint.json"
-        self.state_file = self.dir / "checkpoint.msgpack"
 
     def exists(self) -> bool:
         """Whether a checkpoint was written here."""
-        return self.state_file.exists() or self.json_file.exists()
+        return self.json_file.exists() or (self.dir / "checkpoint.msgpack").exists()
 
     def save(self, state: dict) -> None:
-        """Write ``state`` (the keys of `restore`'s result), each file atomically."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        """Write ``state`` (the keys of `restore`'s result) as a unit, replacing the
+        checkpoint there."""
         payload = {k: state[k] for k in _STATE_KEYS}
         payload["key"] = np.asarray(payload["key"])
         for k in _JSON_KEYS:
             payload[k] = json.dumps(payload[k])
-        atomic_write(self.json_file, json.dumps(self.meta).encode())
-        atomic_write(self.state_file, flax.serialization.to_bytes(payload))
+        save_unit(self.dir, self.json_file.name, self.meta,
+                  {"checkpoint.msgpack": flax.serialization.to_bytes(payload)})
 
     def restore(self, template: dict) -> dict:
         """The saved state, in the structure of ``template`` (a fresh training's state).
@@ -298,6 +328,9 @@ class TrainingCheckpoint:
           ValueError: a checkpoint of another training (the message lists what differs), or
             a truncated or foreign file, or parameters / optimizer state of another shape.
         """
+        return reread_if_replaced(lambda: self._restore(template), self.json_file)
+
+    def _restore(self, template: dict) -> dict:
         what = "the checkpoint of a SurCo-prior training (surco.prior.train checkpoint_dir)"
         saved = read_json(self.json_file, what)
         if saved.get("format") not in (CHECKPOINT_FORMAT, _V1_CHECKPOINT):
@@ -308,16 +341,17 @@ class TrainingCheckpoint:
         if diff:
             raise ValueError(f"{self.dir}: checkpoint belongs to another training (saved vs now: "
                              f"{diff}); use another checkpoint_dir")
-        raw, _ = read_msgpack(self.state_file, f"{what} (a flax msgpack)")
+        raw, state_file = read_data(self.dir, saved, self.json_file, "checkpoint.msgpack",
+                                    f"{what} (a flax msgpack)")
         missing = [k for k in _STATE_KEYS if k not in raw]
         if missing:
-            raise ValueError(f"{self.state_file}: not {what}: entries {missing} missing")
+            raise ValueError(f"{state_file}: not {what}: entries {missing} missing")
         state = {
-            "params": restore_tree(template["params"], raw["params"], self.state_file,
+            "params": restore_tree(template["params"], raw["params"], state_file,
                                    "the network parameters"),
             "best_params": restore_tree(template["params"], raw["best_params"],
-                                        self.state_file, "the best network parameters"),
-            "opt_state": restore_tree(template["opt_state"], raw["opt_state"], self.state_file,
+                                        state_file, "the best network parameters"),
+            "opt_state": restore_tree(template["opt_state"], raw["opt_state"], state_file,
                                       "the optimizer state (is optimizer= the one it was "
                                       "saved with?)"),
             "key": np.asarray(raw["key"]),
@@ -327,11 +361,11 @@ class TrainingCheckpoint:
                          best_epoch=int(raw["best_epoch"]), best_val=float(raw["best_val"]),
                          **{k: json.loads(raw[k]) for k in _JSON_KEYS})
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{self.state_file}: not {what}: bad counters ({exc})") from None
+            raise ValueError(f"{state_file}: not {what}: bad counters ({exc})") from None
         if len(state["train_f"]) != state["epoch"] + 1:
-            raise ValueError(f"{self.state_file}: not {what}: {len(state['train_f'])} epochs of "
+            raise ValueError(f"{state_file}: not {what}: {len(state['train_f'])} epochs of "
                              f"history for epoch {state['epoch']}")
         if np.shape(state["key"]) != np.shape(template["key"]):
-            raise ValueError(f"{self.state_file}: PRNG key of shape {np.shape(state['key'])}, "
+            raise ValueError(f"{state_file}: PRNG key of shape {np.shape(state['key'])}, "
                              f"expected {np.shape(template['key'])} (another key type?)")
         return state

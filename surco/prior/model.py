@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surco._engine import batched_objective, build_solver, check_finite, stack_instances
+from surco._engine import (batched_objective, build_solver, check_finite, check_instances,
+                           stack_instances)
 from surco.problem import Instance, Problem, ProblemError
 from surco.results import PriorResult, TrainHistory
 
@@ -151,7 +152,9 @@ class PriorModel:
           per instance (features, forward pass, base and every candidate's solve and f).
 
         Raises:
-          ValueError: ``candidates`` or ``sigma`` out of range, or an empty list.
+          ValueError: ``candidates`` or ``sigma`` out of range, an empty list, or instance
+            data holding NaN or inf (naming the instance, the leaf's path, the first bad
+            index and its value).
           ProblemError: features of the wrong shape, a cost whose shape is not Ω's, or a
             non-finite objective at the prediction.
           InfeasibleError, UnboundedError, SolverTimeout, SolverError: a failed solve.
@@ -162,6 +165,8 @@ class PriorModel:
         if not instances:
             raise ValueError("PriorModel.predict: instance is an empty list; expected an "
                              "instance or a non-empty list of instances")
+        check_instances(self.problem, instances, jnp.float32, "PriorModel.predict",
+                        trace=False)
         if isinstance(candidates, bool) or not isinstance(candidates, (int, np.integer)) \
                 or candidates < 1:
             raise ValueError(f"PriorModel.predict: candidates must be an integer >= 1, got "
@@ -254,17 +259,28 @@ class PriorModel:
         """jit: the problem's ``cost_transform`` of ``(K, *x.shape)`` parameters."""
         return jax.jit(jax.vmap(self.problem.to_cost))
 
-    def save(self, path: str | Path) -> Path:
-        """Write the model to ``path`` (a directory): ``meta.json`` (format, the network's
-        class and fields, normalisation, solver settings, history) and ``params.msgpack``.
-        `surco.prior.load` reads it back.
+    def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
+        """Write the model to the directory ``path``, as a unit: ``meta.json`` (format, the
+        network's class and fields, normalisation, solver settings, history, and the name
+        and SHA-256 of the parameters' file) and ``params.<16 hex>.msgpack``, written first.
+        A save killed at any moment leaves the previous model or the new one (see
+        `surco.prior.checkpoint`). `surco.prior.load` reads it back from the same ``path``.
+
+        Args:
+          path: the directory (created if missing; other files in it are left alone).
+          overwrite: a model already saved there is replaced, atomically (the default);
+            with False it is kept and `FileExistsError` raised.
+
+        Returns:
+          ``path``.
 
         Raises:
           ValueError: a network field or a solver option that cannot be recorded (see
-            `surco.prior.specs.module_spec`).
+            `surco.prior.specs.module_spec`), or ``path`` is a file; nothing is written.
+          FileExistsError: ``overwrite=False`` and ``path`` holds a saved model.
         """
         from surco.prior.checkpoint import save_model
-        return save_model(self, path)
+        return save_model(self, path, overwrite=overwrite)
 
 
 def perturbed(theta: np.ndarray, n: int, sigma: float, key: jax.Array) -> np.ndarray:

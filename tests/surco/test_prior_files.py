@@ -178,9 +178,16 @@ def test_unrecordable_network_field_fails_at_save(small, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+def _data_file(directory: Path, manifest: str) -> Path:
+    """The data file a saved unit's manifest names (``params_file`` / ``checkpoint_file``)."""
+    meta = json.loads((directory / manifest).read_text())
+    key = "params_file" if manifest == "meta.json" else "checkpoint_file"
+    return directory / meta[key]
+
+
 def _files(small, tmp_path):
     path = small.save(tmp_path / "m")
-    return path, path / "meta.json", path / "params.msgpack"
+    return path, path / "meta.json", _data_file(path, "meta.json")
 
 
 def test_truncated_or_foreign_model_files_name_the_file(small, tmp_path):
@@ -193,9 +200,9 @@ def test_truncated_or_foreign_model_files_name_the_file(small, tmp_path):
     # another model's parameters (other widths): the recorded SHA-256 tells them apart
     other = surco.prior.train(PROB, A.generate(N, M, 4, seed=5), epochs=1, hidden=(5,), **KW)
     other.save(tmp_path / "other")
-    shutil.copy(tmp_path / "other" / "params.msgpack", params)
-    with pytest.raises(ValueError, match=re.escape(str(params)) + ": not the parameters saved "
-                                         "with .*meta.json"):
+    shutil.copy(_data_file(tmp_path / "other", "meta.json"), params)
+    with pytest.raises(ValueError, match=re.escape(str(params)) + ": not the file saved "
+                                         r"with .*meta.json \(its SHA-256 differs"):
         surco.prior.load(path, PROB)
     # ... and without the digest, by the shapes
     m = json.loads(meta.read_text())
@@ -219,14 +226,20 @@ def test_truncated_or_foreign_training_checkpoint_names_the_file(tmp_path):
     train = A.generate(N, M, 8, seed=6)
     ck = tmp_path / "ck"
     surco.prior.train(PROB, train, epochs=1, hidden=(8,), checkpoint_dir=ck, **KW)
-    state = ck / "checkpoint.msgpack"
+    state = _data_file(ck, "checkpoint.json")
     good = state.read_bytes()
     state.write_bytes(good[:100])
     with pytest.raises(ValueError, match=re.escape(str(state)) + ": truncated or not the "
                                          "checkpoint of a SurCo-prior training"):
         surco.prior.train(PROB, train, epochs=2, hidden=(8,), checkpoint_dir=ck, **KW)
     pm = surco.prior.train(PROB, train, epochs=1, hidden=(8,), **KW)
-    shutil.copy(pm.save(tmp_path / "m") / "params.msgpack", state)  # a model, not a checkpoint
+    model = _data_file(pm.save(tmp_path / "m"), "meta.json")
+    shutil.copy(model, state)  # a model, not a checkpoint: the recorded SHA-256 tells
+    with pytest.raises(ValueError, match=re.escape(str(state)) + ": not the file saved with "
+                                         ".*checkpoint.json"):
+        surco.prior.train(PROB, train, epochs=2, hidden=(8,), checkpoint_dir=ck, **KW)
+    manifest = json.loads((ck / "checkpoint.json").read_text())
+    (ck / "checkpoint.json").write_text(json.dumps({**manifest, "checkpoint_sha256": None}))
     with pytest.raises(ValueError, match=re.escape(str(state)) + r": not the checkpoint .*"
                                          r"entries \['opt_state', 'best_params'"):
         surco.prior.train(PROB, train, epochs=2, hidden=(8,), checkpoint_dir=ck, **KW)

@@ -97,5 +97,5 @@ def test_failure_before_the_first_epoch_has_no_partial(straight, tmp_path):
     PLAN.update(calls=0, at=3, how="crash")
     with pytest.raises(RuntimeError, match="crashed") as info:
         surco.prior.train(PROB, TRAIN, epochs=EPOCHS, checkpoint_dir=tmp_path / "ck", **KW)
-    assert info.value.partial is None and not (tmp_path / "ck" / "checkpoint.msgpack").exists()
+    assert info.value.partial is None and not (tmp_path / "ck" / "checkpoint.json").exists()
     PLAN.update(at=None)

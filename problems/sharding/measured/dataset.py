@@ -128,15 +128,20 @@ class ProfiledDataset:
         return ProfiledDataset(meta=dict(self.meta), **kw)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write one compressed ``.npz`` (arrays plus the meta as JSON)."""
+        """Write one compressed ``.npz`` (arrays plus the meta as JSON), atomically (a
+        reader finds the previous file or the new one, never a part); ``.npz`` is appended
+        to a path that does not end in it, and an existing file is replaced."""
+        from surco._atomic import atomic_open
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **self.meta}
         arrays = {k: getattr(self, k) for k in self._ARRAYS}
         arrays["subsets"] = arrays["subsets"].astype(np.int16 if len(self.rows) < 2 ** 15
                                                      else np.int32)
-        np.savez_compressed(path, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-                            **arrays)
+        with atomic_open(path) as fh:
+            np.savez_compressed(fh, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                                **arrays)
         return path
 
     @classmethod
@@ -147,6 +152,8 @@ class ProfiledDataset:
           ValueError: the file is not a profiled dataset (or of another format version).
         """
         path = Path(path)
+        if path.suffix != ".npz":     # the name `save` wrote
+            path = path.with_name(path.name + ".npz")
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(bytes(z["meta"]).decode())

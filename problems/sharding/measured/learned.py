@@ -209,17 +209,22 @@ class LearnedCostModel(ShardingCostModel):
 
     # -- persistence ------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """One ``.npz``: the parameters (flax msgpack) and the normalisation / meta (JSON)."""
+        """One ``.npz``: the parameters (flax msgpack) and the normalisation / meta (JSON),
+        written atomically; ``.npz`` is appended to a path that does not end in it, and an
+        existing file is replaced."""
+        from surco._atomic import atomic_open
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
         net = {"hidden": self.net.hidden, "table_layers": self.net.table_layers,
                "head_layers": self.net.head_layers}
         info = {"format": MODEL_FORMAT, "net": net, "in_mean": self.in_mean.tolist(),
                 "in_std": self.in_std.tolist(), "scale": self.scale, "meta": self.meta,
                 "smooth_temperature": self.smooth_temperature}
-        np.savez_compressed(
-            path, params=np.frombuffer(flax.serialization.to_bytes(self.params), np.uint8),
-            info=np.frombuffer(json.dumps(info).encode(), np.uint8))
+        with atomic_open(path) as fh:
+            np.savez_compressed(
+                fh, params=np.frombuffer(flax.serialization.to_bytes(self.params), np.uint8),
+                info=np.frombuffer(json.dumps(info).encode(), np.uint8))
         return path
 
     @classmethod
@@ -229,8 +234,11 @@ class LearnedCostModel(ShardingCostModel):
         Raises:
           ValueError: the file is not a saved learned cost model.
         """
+        path = Path(path)
+        if path.suffix != ".npz":     # the name `save` wrote
+            path = path.with_name(path.name + ".npz")
         try:
-            with np.load(Path(path), allow_pickle=False) as z:
+            with np.load(path, allow_pickle=False) as z:
                 info = json.loads(bytes(z["info"]).decode())
                 raw = bytes(z["params"])
         except (KeyError, ValueError, OSError) as e:
