@@ -11,10 +11,11 @@ Combinatorial Nonlinear Optimization Problems". ICML 2023.
     print(cmp.table())              # SurCo next to the family's baselines, paired per instance
 """
 from surco import compiled, estimators, lns, prior, search, solvers
+from surco import lancer  # noqa: F401  (LANCER, Zharmagambetov et al., NeurIPS 2023)
 from surco.budget import Budget, BudgetExhausted, Meter
 from surco.family import Family
 from surco.harness import Comparison, Run, compare, surco_methods
-from surco.problem import Instance, Problem, ProblemError
+from surco.problem import Instance, Problem, ProblemError, RelaxedOmegaWarning
 from surco.prior import PriorModel
 from surco.results import PriorResult, TrainHistory, ZeroResult
 from surco.zero import NoProgressWarning, hybrid, zero
@@ -22,4 +23,4 @@ from surco.zero import NoProgressWarning, hybrid, zero
 __all__ = ["solvers", "estimators", "compiled", "lns", "prior", "search", "Problem", "ProblemError", "Instance", "zero",
            "hybrid", "PriorModel", "ZeroResult", "PriorResult", "TrainHistory", "Budget",
            "BudgetExhausted", "Meter", "Family", "compare", "Comparison", "Run", "surco_methods",
-           "NoProgressWarning"]
+           "NoProgressWarning", "RelaxedOmegaWarning"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import functools
+import inspect
 import logging
 import math
 import signal
@@ -13,7 +15,7 @@ import threading
 import time
 import types
 from concurrent.futures import Executor
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +24,8 @@ import optax
 
 from surco.problem import Instance, Problem, ProblemError
 from surco.solvers import LinearSpec, Solver, SolverStack, Status, make_solver
+from surco.solvers._kwargs import check_kwargs
+from surco.solvers.blocking import deadline_scope
 from surco.estimators.base import check_positive
 
 #: why a run stopped (`surco.ZeroResult.stopped`)
@@ -32,8 +36,9 @@ class RunControl:
     """The stop requests of one run, read by its `Metered` solver before every solve.
 
     Once a stop is requested (Ctrl-C, or the deadline once ``arm`` was called) the remaining
-    solves of the step return at once with status ERROR, so a step of many solves ends
-    within one solve; the run then stops at the step boundary and keeps its best-so-far.
+    solves of the step return at once with status ERROR, and a solve in flight at the
+    deadline is stopped (see `Metered`), so the step ends at the deadline; the run then
+    stops at the step boundary and keeps its best-so-far.
     An exception raised inside a solve is kept in ``error`` (and the solve reported as
     failed) instead of unwinding through JAX's callback machinery, so the caller can raise
     it as it is.
@@ -161,8 +166,12 @@ class Metered(Solver):
     """Wraps a solver and counts its calls and wall time (per stack member when stacked).
 
     With a `RunControl` in ``control``, a solve is skipped (status ERROR) once the run must
-    stop, and an exception raised by the wrapped solver is stored in ``control.error`` and
-    reported as a failed solve rather than raised through JAX's callback.
+    stop, a solve still running at the control's deadline (once armed) is stopped there
+    (`surco.solvers.blocking.deadline_scope`: solvers that block through
+    `surco.solvers.blocking.blocking_call`, i.e. every `make_solver` backend, solved in
+    this thread; with an executor the workers' solves run to their end), and an exception
+    raised by the wrapped solver is stored in ``control.error`` and reported as a failed
+    solve rather than raised through JAX's callback.
     """
 
     def __init__(self, inner: Solver, control: RunControl | None = None):
@@ -203,7 +212,14 @@ class Metered(Solver):
             out = self.inner.solve_flat(c)
         else:
             try:
-                out = self.inner.solve_flat(c)
+                if ctl.armed and ctl.deadline is not None:
+                    # a solve still running at the deadline is stopped there (every backend
+                    # that blocks through surco.solvers.blocking); the run then stops
+                    at = time.monotonic() + (ctl.deadline - time.perf_counter())
+                    with deadline_scope(at):
+                        out = self.inner.solve_flat(c)
+                else:
+                    out = self.inner.solve_flat(c)
             except Exception as exc:  # kept for the caller, who raises it as it is
                 if ctl.error is None:
                     ctl.error = exc
@@ -329,11 +345,125 @@ def as_instances(instance: Any) -> tuple[list[Instance], bool]:
     return [instance], False
 
 
-def check_instances(problem: Problem, instances: Sequence[Instance], dtype, who: str) -> None:
-    """`Problem.check_instance` for every instance (numbered when there are several)."""
-    many = len(instances) > 1
-    for i, y in enumerate(instances):
-        problem.check_instance(y, dtype=dtype, who=who, index=i if many else None)
+def check_instance_values(instance: Instance, who: str, where: str = "") -> None:
+    """Every floating (or complex) leaf of an instance finite, checked on the host with numpy.
+
+    Args:
+      instance: a pytree of arrays (other leaves, e.g. integer arrays or objects, pass).
+      who: the caller, prefixed to the message (e.g. "surco.zero").
+      where: which instance, e.g. "instance 3" or "train_instances[3]" ("" for the only one).
+
+    Raises:
+      ValueError: naming the instance, the leaf's path (``y['w']``, as
+        `jax.tree_util.keystr`), the first non-finite entry's index and its value.
+    """
+    for path, leaf in jax.tree_util.tree_flatten_with_path(instance)[0]:
+        try:
+            a = np.asarray(leaf)
+        except Exception:  # an opaque leaf: not instance data we can read
+            continue
+        if a.dtype.kind not in "fc" or a.size == 0:
+            continue
+        bad = ~np.isfinite(a)
+        if not bad.any():
+            continue
+        first = np.unravel_index(int(np.flatnonzero(bad)[0]), a.shape)
+        index = f"[{', '.join(str(int(i)) for i in first)}]" if a.ndim else ""
+        name = f"y{jax.tree_util.keystr(path)}{index}"
+        head = f"{who}: {where}: " if where else f"{who}: "
+        raise ValueError(f"{head}{name} is {a[first]} ({int(bad.sum())} non-finite of "
+                         f"{a.size} entries in y{jax.tree_util.keystr(path)}); instance data "
+                         "must be finite (NaN or inf in a floating array)")
+
+
+def check_instances(problem: Problem, instances: Sequence[Instance], dtype, who: str, *,
+                    arg: str | None = None, values: bool = True, trace: bool = True) -> None:
+    """Check instances once, at the entry of a public function.
+
+    With ``values``, every floating leaf of every instance is finite
+    (`check_instance_values`); with ``trace``, `Problem.check_instance` (the objective traced
+    on Ω's x shape, nothing computed) runs once per distinct structure, shapes and x shape
+    (instances that share them trace alike).
+
+    Args:
+      problem, instances, dtype: the problem, the instances and x's float dtype.
+      who: the caller, prefixed to messages.
+      arg: the argument holding the instances, to name one as ``arg[i]`` (e.g.
+        "train_instances"); None names it "instance i" (nothing for a single instance).
+
+    Raises:
+      ValueError: non-finite instance data (see `check_instance_values`).
+      ProblemError: an instance that does not fit Ω, or an objective that cannot be traced
+        (see `Problem.check_instance`).
+    """
+    many = len(instances) > 1 or arg is not None
+
+    def where(i: int) -> str:
+        if arg is not None:
+            return f"{arg}[{i}]"
+        return f"instance {i}" if many else ""
+
+    if values:
+        for i, y in enumerate(instances):
+            check_instance_values(y, who, where(i))
+    if trace:
+        seen = set()
+        for i, y in enumerate(instances):
+            sig = (tree_signature(y), problem.x_shape(y))
+            try:
+                if sig in seen:
+                    continue
+                seen.add(sig)
+            except TypeError:  # an unhashable static field: trace this one
+                pass
+            problem.check_instance(y, dtype=dtype, who=who, index=i if many else None)
+
+
+def estimator_fields(estimator: Any) -> tuple[str, ...] | None:
+    """The hyperparameter names of an estimator given by object or by name; None when
+    ``estimator`` is neither (`get_estimator` then reports it)."""
+    from surco.estimators.base import Estimator
+    from surco.estimators.registry import ESTIMATORS
+    if isinstance(estimator, Estimator):
+        cls = type(estimator)
+    elif isinstance(estimator, str) and estimator in ESTIMATORS:
+        cls = ESTIMATORS[estimator]
+    else:
+        return None
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def check_estimator_kwargs(func_name: str, func: Callable, kwargs: dict[str, Any],
+                           estimator: Any, *, drop: Iterable[str] = (),
+                           extra: Iterable[str] = ()) -> None:
+    """`check_kwargs` for a function that passes its ``**kwargs`` to the estimator:
+    a keyword is first matched against ``func``'s own parameters (less ``drop``, plus
+    ``extra``), then against the estimator's hyperparameters; one that matches neither is
+    the caller's typo, never the estimator's (TypeError from the shared
+    `surco.solvers._kwargs.check_kwargs`: the keyword, the closest valid name, the valid
+    names). Nothing is checked when ``estimator`` is not a known estimator
+    (`get_estimator` reports it)."""
+    fields = estimator_fields(estimator)
+    if fields is None:
+        return
+    drop = set(drop)
+    own = [p.name for p in inspect.signature(func).parameters.values()
+           if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in drop]
+    check_kwargs(func_name, kwargs, [*own, *extra, *fields])
+
+
+def check_zero_settings(func_name: str, settings: dict[str, Any], *,
+                        drop: Iterable[str] = (), extra: Iterable[str] = ()) -> None:
+    """Keyword arguments meant for `surco.zero` (a family's ``zero_settings`` with
+    overrides, ``**zero_kwargs``): each a parameter of `surco.zero` (``problem`` and
+    ``instance`` excluded, and ``drop``; ``extra`` added) or a hyperparameter of the
+    estimator they name (default "blackbox").
+
+    Raises:
+      TypeError: an unknown keyword (see `check_estimator_kwargs`)."""
+    from surco.zero import zero
+    check_estimator_kwargs(func_name, zero, settings, settings.get("estimator", "blackbox"),
+                           drop=("problem", "instance", *drop), extra=extra)
 
 
 def initial_theta(init, key, shape: tuple[int, ...], dtype, init_scale: float) -> jax.Array:

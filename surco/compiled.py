@@ -37,7 +37,8 @@ import numpy as np
 import optax
 
 from surco._engine import (NO_PROGRESS_STEPS, NoProgressWarning, batched_objective,
-                           surrogate_step, check_finite, check_instances, check_int, check_zero_args,
+                           surrogate_step, check_estimator_kwargs, check_finite, check_instances,
+                           check_int, check_zero_args,
                            initial_theta, no_progress_message, resolve_key, stack_instances,
                            tree_signature, init_opt_state, optimizer_key)
 from surco.estimators import get_estimator
@@ -186,7 +187,7 @@ def _chunk_fn(problem, oracle, est, opt, opt_key, length, theta, opt_state, ys, 
         _STATS["hits"] += 1
         _CACHE.move_to_end(sig)
         return fn
-    check_instances(problem, instances, theta.dtype, "zero")
+    check_instances(problem, instances, theta.dtype, "surco.compiled.zero", values=False)
     _STATS["misses"] += 1
     fn = _CACHE[sig] = _build_chunk(problem, oracle, est, opt, length)
     while len(_CACHE) > _CACHE_SIZE:
@@ -373,12 +374,16 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
 
     Raises:
       ValueError: bad arguments, an unsupported estimator, Ω without a JAX oracle (pass
-        ``oracle=``), an oracle whose shape is not the problem's.
+        ``oracle=``), an oracle whose shape is not the problem's; instance data holding
+        NaN or inf (as `surco.zero`).
+      TypeError: an unknown keyword (neither a parameter nor a hyperparameter of the
+        estimator; as `surco.zero`).
       ProblemError: as `surco.zero` (instances that do not fit Ω, non-finite f or gradients).
       InfeasibleError, SolverError: the oracle failed on a surrogate cost (e.g. no path).
       Exceptions raised after the first chunk carry ``.partial`` (the best so far); a
       Ctrl-C between chunks raises `KeyboardInterrupt` with ``.partial``.
     """
+    check_estimator_kwargs("surco.compiled.zero", zero, estimator_kw, estimator)
     args = check_zero_args(problem, instance, steps=steps, lr=lr, init_scale=init_scale,
                            patience=patience, no_progress_steps=no_progress_steps, target=target,
                            time_limit=time_limit, optimizer=optimizer, select=select, dtype=dtype)
@@ -387,6 +392,7 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
     patience, no_progress_steps = args["patience"], args["no_progress_steps"]
     time_limit = args["time_limit"]
     chunk = check_int("chunk", chunk, 1)
+    check_instances(problem, instances, dtype, "surco.compiled.zero", trace=False)
     est = get_estimator(estimator, **estimator_kw)
     _check_supported(est, "zero")
     t_start = time.perf_counter()

@@ -60,7 +60,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from surco._engine import (RunControl, batched_objective, build_solver, controlled,
+from surco._engine import (RunControl, batched_objective, build_solver, check_estimator_kwargs,
+                           check_zero_settings, controlled,
                            initial_theta, is_interrupt, resolve_key, stack_instances, stack_solvers)
 from surco.budget import Budget, BudgetExhausted, Meter
 from surco.estimators import raise_for_status
@@ -158,7 +159,8 @@ def lns(problem: Problem, instance: Instance, meter: Meter, *, estimator: Any = 
       `LNSResult` with the best x evaluated.
 
     Raises:
-      TypeError: Ω is not a `LinearSpec`, or meter is not a Meter.
+      TypeError: Ω is not a `LinearSpec`, meter is not a Meter, or a keyword that is
+        neither a parameter nor a hyperparameter of the estimator (named, with the closest).
       ValueError: bad arguments (naming which).
       ProblemError: a non-finite objective or gradient.
       BudgetExhausted: the budget was spent before the first x could be evaluated.
@@ -167,6 +169,7 @@ def lns(problem: Problem, instance: Instance, meter: Meter, *, estimator: Any = 
     """
     from surco.estimators import get_estimator
 
+    check_estimator_kwargs("surco.lns.lns", lns, estimator_kw, estimator)
     if not isinstance(problem, Problem):
         raise TypeError(f"lns: problem must be a surco.Problem, got {type(problem).__name__}")
     if not (callable(meter) and hasattr(meter, "budget") and hasattr(meter, "remaining_seconds")):
@@ -385,11 +388,13 @@ def lns_method(family_or_problem: Family | Problem, **settings: Any) -> Method:
         nothing) or 300 iterations, until the meter's budget or deadline.
 
     Raises:
-      TypeError: family_or_problem is neither.
+      TypeError: family_or_problem is neither, or an unknown setting (named).
     """
     problem_of, kw0 = _problem_and_settings(family_or_problem, settings)
     for k in _ZERO_ONLY:
         kw0.pop(k, None)
+    check_estimator_kwargs("surco.lns.lns_method", lns, kw0, kw0.get("estimator", "blackbox"),
+                           drop=("problem", "instance", "meter"))
 
     def method(instance, meter):
         kw = dict(kw0)
@@ -484,6 +489,7 @@ def polish_method(family: Family, *, share: float = 0.5, strategy: str = "first"
     Raises:
       ValueError: share outside (0, 1), an unknown strategy or rank, or a rank with a
         strategy other than "first".
+      TypeError: an override that `surco.zero` and its estimator do not take (named).
     """
     from surco.harness import _zero_call
     from surco.search import RowChoice, local_search, simulated_annealing
@@ -498,6 +504,7 @@ def polish_method(family: Family, *, share: float = 0.5, strategy: str = "first"
         raise ValueError(f"polish_method: rank={rank!r} orders a first-improvement scan; it "
                          f"needs strategy='first', got {strategy!r}")
     settings = {**dict(family.zero_settings), **overrides}
+    check_zero_settings("surco.lns.polish_method", settings)
     make_nb = neighbourhood or RowChoice.from_spec
 
     def method(instance, meter):
@@ -543,6 +550,7 @@ def multichain_method(family: Family, *, chains: int = 4, spread: float = 0.5, s
 
     Raises:
       ValueError: chains < 1 or spread < 0.
+      TypeError: an override that `surco.zero` and its estimator do not take (named).
     """
     import surco
     if isinstance(chains, bool) or not isinstance(chains, int) or chains < 1:
@@ -550,6 +558,7 @@ def multichain_method(family: Family, *, chains: int = 4, spread: float = 0.5, s
     if not (isinstance(spread, (int, float)) and spread >= 0):
         raise ValueError(f"multichain_method: spread must be a number >= 0, got {spread!r}")
     settings = {**dict(family.zero_settings), **overrides}
+    check_zero_settings("surco.lns.multichain_method", settings)
 
     def method(instance, meter):
         problem = family.problem(instance)

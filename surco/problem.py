@@ -7,6 +7,11 @@ handles, and a nonlinear objective written in JAX. SurCo learns a linear cost c 
 from __future__ import annotations
 
 import dataclasses
+import linecache
+import os
+import re
+import traceback
+import warnings
 from typing import Any, Callable
 
 import jax
@@ -22,6 +27,13 @@ Space = LinearSpec | Solver | JaxOracle
 
 class ProblemError(ValueError):
     """A problem's objective, features or space returned something unusable."""
+
+
+class RelaxedOmegaWarning(UserWarning):
+    """Ω is a `LinearSpec` without integer variables, and the `Problem` does not say that
+    this is intended (``relax=True``): the solver then returns LP vertices, possibly
+    fractional, that "beat" every integer solution, and nothing downstream (the harness
+    checks x against the same spec) notices. Usually a forgotten ``integer=True``."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -41,6 +53,17 @@ class Problem:
         the differentiable f (a profiler, a simulator). Lower is better.
       cost_transform: map from SurCo's free parameters to the cost handed to the solver
         (default identity); e.g. ``jax.nn.softplus`` for an oracle that needs c >= 0.
+      relax: True says that Ω is meant to be an LP: a `LinearSpec` without integer
+        variables, on purpose (a totally unimodular polytope such as the s–t flow polytope,
+        whose LP optima are integral, or a continuous Ω). Without it, such an Ω emits
+        `RelaxedOmegaWarning` (once per problem: at construction for a fixed Ω, at the first
+        ``space_for`` for an Ω that depends on the instance), since it is usually a
+        forgotten ``integer=True``. It changes nothing else: integrality is never dropped.
+
+    Raises:
+      TypeError: objective not callable, space of the wrong type, relax not a bool.
+      ValueError: ``relax=True`` with a `LinearSpec` that has integer variables (checked
+        where the spec is first seen, as for the warning).
 
     Example (a nonlinear assignment problem in a few lines)::
 
@@ -56,6 +79,7 @@ class Problem:
     features: Callable[[Instance], jax.Array] | None = None
     evaluate: Callable[[np.ndarray, Instance], float] | None = None
     cost_transform: Callable[[jax.Array], jax.Array] | None = None
+    relax: bool = False
 
     def __post_init__(self):
         if not callable(self.objective):
@@ -63,6 +87,32 @@ class Problem:
         if not (isinstance(self.space, (LinearSpec, Solver, JaxOracle)) or callable(self.space)):
             raise TypeError(f"Problem {self.name!r}: space must be a LinearSpec, a Solver/oracle, "
                             f"or a function instance -> one of those; got {type(self.space).__name__}")
+        if not isinstance(self.relax, bool):
+            raise TypeError(f"Problem {self.name!r}: relax must be True or False, got "
+                            f"{self.relax!r}")
+        object.__setattr__(self, "_omega_checked", False)
+        if isinstance(self.space, LinearSpec):
+            self._check_relaxed(self.space, stacklevel=4)  # the caller of Problem(...)
+
+    def _check_relaxed(self, spec: LinearSpec, stacklevel: int) -> None:
+        """`RelaxedOmegaWarning` for an Ω without integer variables that ``relax`` does not
+        declare; ValueError for ``relax=True`` on an Ω with integer variables. Once."""
+        if self._omega_checked:
+            return
+        object.__setattr__(self, "_omega_checked", True)
+        has_int = bool(np.any(spec.integer))
+        if self.relax and has_int:
+            raise ValueError(f"Problem {self.name!r}: relax=True declares Ω an LP, but its "
+                             f"LinearSpec {spec.name!r} has {int(np.sum(spec.integer))} integer "
+                             "variables (relax does not drop integrality; pass relax=False, or "
+                             "a spec without integer variables)")
+        if not self.relax and not has_int:
+            named = "" if spec.name in ("", "LinearSpec") else f" ({spec.name!r})"
+            warnings.warn(RelaxedOmegaWarning(
+                f"Problem {self.name!r}: Ω{named} is a LinearSpec without integer "
+                "variables, so its solutions may be fractional LP vertices; pass integer=True "
+                "(or an integer mask) to LinearSpec, or relax=True to Problem if an LP is "
+                "intended (e.g. a totally unimodular polytope)"), stacklevel=stacklevel)
 
     def space_for(self, instance: Instance) -> Space:
         """Ω for this instance."""
@@ -72,6 +122,8 @@ class Problem:
         if not isinstance(sp, (LinearSpec, Solver, JaxOracle)):
             raise ProblemError(f"Problem {self.name!r}: space(instance) returned "
                                f"{type(sp).__name__}, expected a LinearSpec or a Solver")
+        if isinstance(sp, LinearSpec) and not self._omega_checked:
+            self._check_relaxed(sp, stacklevel=3)
         return sp
 
     def x_shape(self, instance: Instance) -> tuple[int, ...]:
@@ -107,8 +159,10 @@ class Problem:
 
         Raises:
           ProblemError: the objective cannot be evaluated with this instance on x of Ω's
-            shape (the message names Ω's x shape and the instance's array shapes), returns a
-            non-scalar, or the features have an unusable shape.
+            shape (the message names Ω's x shape and the instance's array shapes), cannot be
+            traced by JAX (NumPy on x: "f must use jax.numpy", or Python control flow on x;
+            the message gives the file and line in f), returns a non-scalar, or the
+            features have an unusable shape.
         """
         head = f"{who}: " if who else ""
         which = "the instance" if index is None else f"instance {index}"
@@ -118,6 +172,8 @@ class Problem:
             jax.eval_shape(self.f, x, instance)
         except ProblemError:
             raise
+        except _UNTRACEABLE as exc:
+            raise ProblemError(f"{head}problem {self.name!r}: {_untraceable(exc)}") from exc
         except Exception as exc:
             first = str(exc).splitlines()[0] if str(exc) else ""
             raise ProblemError(
@@ -144,6 +200,43 @@ class Problem:
             raise ProblemError(f"Problem {self.name!r} has no features; SurCo-prior needs "
                                "features=instance -> array")
         return jnp.asarray(self.features(instance))
+
+
+#: what tracing raises for an objective that NumPy or Python control flow makes untraceable
+_UNTRACEABLE = (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError,
+                jax.errors.TracerIntegerConversionError)
+_LIBRARY_DIRS = tuple(os.path.dirname(m.__file__) + os.sep for m in (jax, np))
+
+
+def _user_frame(exc: BaseException) -> tuple[str, str]:
+    """``("file:line", source line)`` of the innermost traceback frame outside JAX, NumPy
+    and this module (the line of the objective, or of a helper it calls, that went wrong),
+    or ``("", "")``."""
+    found = ("", "")
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        path = frame.f_code.co_filename
+        if path == __file__ or path.startswith(_LIBRARY_DIRS) or "jaxlib" in path:
+            continue
+        found = (f"{path}:{line}", linecache.getline(path, line).strip())
+    return found
+
+
+def _untraceable(exc: BaseException) -> str:
+    """The diagnosis of an objective that JAX cannot trace: NumPy called on a traced x
+    (`jax.errors.TracerArrayConversionError`, or a concretization error raised on a line
+    that calls NumPy), or a traced value turned into a Python bool / int / float."""
+    loc, src = _user_frame(exc)
+    where = f"{loc}: {src}" if src else loc
+    numpy_line = re.search(r"(?<![\w.])(np|numpy)\.", src) is not None
+    if isinstance(exc, jax.errors.TracerArrayConversionError) or numpy_line:
+        at = f" at {where}" if where else ""
+        return (f"f must use jax.numpy (got a NumPy conversion{at}); SurCo traces f with "
+                f"JAX to differentiate it, so write it with jnp.* instead of np.* "
+                f"({type(exc).__name__})")
+    at = f" at {where}" if where else ""
+    return (f"f must be traceable by JAX: it turns a traced value into a concrete Python "
+            f"value{at} (an if/while on x, bool(), int() or float() of a JAX array); use "
+            f"jnp.where or jax.lax.cond instead ({type(exc).__name__})")
 
 
 def _leaf_shapes(instance: Instance) -> str:

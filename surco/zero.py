@@ -34,7 +34,8 @@ import optax
 
 from surco._engine import (NO_PROGRESS_STEPS, Metered, NoProgressWarning, RunControl, SolverSlot,
                            as_instances, surrogate_step, batched_objective, build_solver, check_finite,
-                           check_instances, check_zero_args, controlled, initial_theta,
+                           check_estimator_kwargs, check_instances, check_zero_args,
+                           check_zero_settings, controlled, initial_theta,
                            is_budget_exhausted, is_interrupt, no_progress_message, resolve_key,
                            stack_instances, tree_signature, init_opt_state, optimizer_key)
 from surco.problem import Instance, Problem, ProblemError
@@ -119,8 +120,14 @@ def clear_program_cache() -> None:
 def _zero_program(problem, est, opt, opt_key, members, executor, control, theta, opt_state,
                   ys) -> _Program:
     """The cached program for this run's shapes, locked for the run (a fresh, uncached one
-    when another run holds it, e.g. in another thread)."""
-    sig = (problem, est, opt_key, len(members), tuple(members[0].shape), tuple(theta.shape),
+    when another run holds it, e.g. in another thread).
+
+    The problem enters the key by what the step traces, its objective and cost transform,
+    not by identity: a copy with another ``evaluate`` (the harness counts evaluations
+    through one per run, `dataclasses.replace`) reuses the step instead of compiling it
+    again inside its time budget."""
+    sig = ((problem.objective, problem.cost_transform), est, opt_key, len(members),
+           tuple(members[0].shape), tuple(theta.shape),
            str(theta.dtype), tree_signature(ys), tree_signature(opt_state),
            tuple(_rows(m) for m in members))
     try:
@@ -200,8 +207,11 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
       target: stop as soon as the best f of every instance is ``<= target`` (e.g. 0 for a
         loss whose zero set is the spec); None runs all steps.
       time_limit: stop after this many wall seconds (set-up and compilation included) and
-        return the best so far; the first step always completes. A step in progress ends
-        within one solve. None: no limit.
+        return the best so far; the first step always completes. After it, a solve still
+        running at the deadline is stopped there (every `make_solver` backend; with an
+        ``executor``, solves running in its workers finish first) and the step is dropped,
+        so the run returns within a few milliseconds of the deadline plus the time to
+        read back the best result. None: no limit.
       key: PRNG key (or int seed) for the initial cost and random estimators.
       progress: show a progress bar.
       backend, solver_options: how a `LinearSpec` Ω is solved (see `make_solver`; None:
@@ -227,8 +237,13 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
       `surco.budget.BudgetExhausted` raised by ``problem.evaluate`` or the objective).
 
     Raises:
-      ValueError: bad arguments (the message names the argument and the expected form).
-      ProblemError: an instance that does not fit Ω; an objective that is not a finite
+      ValueError: bad arguments (the message names the argument and the expected form);
+        instance data holding NaN or inf (naming the instance, the leaf's path such as
+        ``y['w']``, the first bad index and its value).
+      TypeError: a keyword that is neither a parameter of `zero` nor a hyperparameter of
+        the estimator (with the closest valid name).
+      ProblemError: an instance that does not fit Ω; an objective that cannot be traced
+        (e.g. written with NumPy: it must use jax.numpy); an objective that is not a finite
         scalar, or whose gradient is not finite, naming the problem and the step.
       InfeasibleError, UnboundedError, SolverTimeout, SolverError: the solver failed on the
         surrogate cost (raised once, with the solver's name).
@@ -238,10 +253,12 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
     """
     from surco.estimators import get_estimator
 
+    check_estimator_kwargs("surco.zero", zero, estimator_kw, estimator)
     args = check_zero_args(problem, instance, steps=steps, lr=lr, init_scale=init_scale,
                            patience=patience, no_progress_steps=no_progress_steps, target=target,
                            time_limit=time_limit, optimizer=optimizer, select=select, dtype=dtype)
     instances, many, dtype = args["instances"], args["many"], args["dtype"]
+    check_instances(problem, instances, dtype, "surco.zero", trace=False)
     steps, lr, init_scale = args["steps"], args["lr"], args["init_scale"]
     patience, no_progress_steps = args["patience"], args["no_progress_steps"]
     time_limit = args["time_limit"]
@@ -268,7 +285,7 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance], *,
 
     members = [build_solver(problem, y, backend, solver_options) for y in instances]
     B, shape = len(instances), tuple(members[0].shape)
-    check_instances(problem, instances, dtype, "zero")
+    check_instances(problem, instances, dtype, "surco.zero", values=False)
     ys = stack_instances(problem, instances)
     relaxed = not est.forward_is_solution
     key, k0 = jax.random.split(key)
@@ -520,12 +537,14 @@ def hybrid(problem: Problem, instance: Instance | Sequence[Instance], prior_mode
       problem: the `Problem` (the one the prior was trained on).
       instance: one instance or a list (or plain tuple) of them.
       prior_model: a trained `surco.prior.PriorModel`.
-      **zero_kwargs: passed to `zero` (``init`` is set from the prior).
+      **zero_kwargs: passed to `zero` (``init`` is set from the prior): its parameters and
+        the estimator's hyperparameters; anything else raises TypeError naming the keyword.
 
     Returns, Raises: as `zero` (Ctrl-C and mid-run errors carry ``.partial``).
     """
     if "init" in zero_kwargs:
         raise ValueError("hybrid: init comes from the prior; do not pass init")
+    check_zero_settings("surco.hybrid", zero_kwargs, drop=("init",))
     if not hasattr(prior_model, "theta"):
         raise TypeError(f"hybrid: prior_model must be a trained surco.prior.PriorModel, got "
                         f"{type(prior_model).__name__}")

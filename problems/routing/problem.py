@@ -183,8 +183,10 @@ def make_problem(n: int, *, omega: Literal["oracle", "spec"] = "oracle",
     objectives = {"z": neg_z, "logprob": neg_log_prob, "prob": neg_prob}
     if surrogate not in objectives:
         raise ValueError(f"surrogate must be one of {sorted(objectives)}, got {surrogate!r}")
+    # the s–t flow polytope is totally unimodular: its LP optima are paths (relax=True)
     return Problem(name=f"routing-{n}x{n}", space=space, objective=objectives[surrogate],
-                   features=features, evaluate=evaluate, cost_transform=jax.nn.softplus)
+                   features=features, evaluate=evaluate, cost_transform=jax.nn.softplus,
+                   relax=omega == "spec")
 
 
 def softplus_inverse(c) -> np.ndarray:

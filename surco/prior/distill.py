@@ -28,13 +28,16 @@ def zero_targets(problem: Problem, instances: Sequence[Instance], *,
       One `ZeroResult` per instance, in order (``theta`` is the target).
 
     Raises:
-      TypeError: ``instances`` is not a list or tuple.
+      TypeError: ``instances`` is not a list or tuple, or a keyword that `surco.zero` and
+        the estimator do not take (with the closest valid name).
       Whatever `surco.zero` raises on an instance (the other runs are cancelled).
       KeyboardInterrupt: Ctrl-C; runs not started are cancelled.
     """
     if type(instances) not in (list, tuple):
         raise TypeError(f"zero_targets: instances must be a list or tuple, got "
                         f"{type(instances).__name__}")
+    from surco._engine import check_zero_settings
+    check_zero_settings("surco.prior.zero_targets", zero_kwargs)   # a misspelt keyword
     init = zero_kwargs.pop("init", "random")
     jobs = [(y, init(y) if callable(init) else init) for y in instances]
     if executor is None:

@@ -24,8 +24,8 @@ import numpy as np
 import optax
 
 from surco._engine import (Metered, RunControl, SolverSlot, batched_objective, build_solver,
-                           check_finite, controlled, is_interrupt, resolve_key, stack_instances,
-                           stack_solvers)
+                           check_estimator_kwargs, check_finite, check_instances, controlled,
+                           is_interrupt, resolve_key, stack_instances, stack_solvers)
 from surco.prior.checkpoint import TrainingCheckpoint
 from surco.prior.model import PriorModel, base_theta, batch_key, group_indices
 from surco.prior.networks import CostNet, SetCostNet
@@ -104,9 +104,14 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
       distilling or with an estimator whose forward pass is not a solution.
 
     Raises:
-      ValueError: bad arguments (each message names the argument), or a checkpoint of
-        another training in ``checkpoint_dir``.
-      ProblemError: features of the wrong shape, a non-finite objective.
+      ValueError: bad arguments (each message names the argument), instance data holding
+        NaN or inf (naming ``train_instances[i]`` or ``val_instances[i]``, the leaf's path,
+        the first bad index and its value), or a checkpoint of another training in
+        ``checkpoint_dir``.
+      TypeError: a keyword that is neither a parameter of `train` nor a hyperparameter of
+        the estimator (with the closest valid name).
+      ProblemError: an instance that does not fit Ω or an objective that cannot be traced
+        (e.g. written with NumPy), features of the wrong shape, a non-finite objective.
       InfeasibleError, UnboundedError, SolverTimeout, SolverError: a solve failed during
         training (typed, raised once).
       KeyboardInterrupt: Ctrl-C (wherever it landed: a solve, JAX, this loop); the pending
@@ -119,11 +124,17 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
     """
     from surco.estimators import get_estimator
 
+    if not isinstance(problem, Problem):
+        raise TypeError(f"prior.train: problem must be a surco.Problem, got "
+                        f"{type(problem).__name__}")
+    check_estimator_kwargs("surco.prior.train", train, estimator_kw, estimator)
     train_instances = _instance_list(train_instances, "train_instances")
     val_instances = _instance_list([] if val_instances is None else val_instances,
                                    "val_instances")
     if not train_instances:
         raise ValueError("prior.train: no training instances")
+    for arg, ys in (("train_instances", train_instances), ("val_instances", val_instances)):
+        check_instances(problem, ys, jnp.float32, "surco.prior.train", arg=arg)
     epochs = _positive_int("epochs", epochs)
     batch_size = min(_positive_int("batch_size", batch_size), len(train_instances))
     if patience is not None:
@@ -347,11 +358,14 @@ def init(problem: Problem, instances: Sequence[Instance], *, model: nn.Module | 
       A `PriorModel` without history (``estimator`` "untrained").
 
     Raises:
-      ValueError, TypeError: bad arguments; ProblemError: unusable features.
+      ValueError, TypeError: bad arguments, instance data holding NaN or inf;
+      ProblemError: unusable features.
     """
     instances = _instance_list(instances, "instances")
     if not instances:
         raise ValueError("prior.init: no instances")
+    check_instances(problem, instances, jnp.float32, "surco.prior.init", arg="instances",
+                    trace=False)
     if model is not None and not isinstance(model, nn.Module):
         raise TypeError(f"prior.init: model must be a flax.linen.Module, got "
                         f"{type(model).__name__}")
