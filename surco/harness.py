@@ -41,7 +41,7 @@ from surco.budget import Budget, Meter
 from surco.family import Family, Method
 from surco.runs import Job, Run, execute
 from surco.store import RunStore
-from surco.whichmethod import DEFAULT_BUDGETS, DEFAULT_COSTS, trace
+from surco.whichmethod import DEFAULT_BUDGETS, DEFAULT_COSTS, is_surco, trace
 
 __all__ = ["compare", "Comparison", "Run", "surco_methods", "sign_test", "SURCO_METHODS"]
 
@@ -170,7 +170,7 @@ class Comparison:
         value over the instances where every such method succeeded."""
         if self.reference in self.methods:
             return self.reference
-        cands = [m for m in self.methods if not m.startswith("surco")] or list(self.methods)
+        cands = [m for m in self.methods if not is_surco(m)] or list(self.methods)
         means = {m: np.nanmean(self.values(m)) if np.isfinite(self.values(m)).any() else np.inf
                  for m in cands}
         return min(cands, key=lambda m: means[m])
@@ -365,7 +365,11 @@ def surco_methods(family: Family, prior=None, **overrides: Any) -> dict[str, Met
     def zero_method(instance, meter):
         return np.asarray(_zero_call(family, instance, meter, settings).x)
 
-    methods: dict[str, Method] = {"surco-zero": zero_method}
+    def lancer(instance, meter):   # LANCER-zero with the family's settings (surco.lancer)
+        from surco.lancer import lancer_method
+        return lancer_method(family)(instance, meter)
+
+    methods: dict[str, Method] = {"surco-zero": zero_method, "lancer": lancer}
     if prior is not None:
         def prior_method(instance, meter):
             return np.asarray(prior.predict(instance).x)
