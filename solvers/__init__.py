@@ -1,8 +1,9 @@
 """The solver layer: Ω as a `LinearSpec`, backends that minimise a linear cost over it, and
 combinatorial oracles with the same contract.
 
-Every backend is silent unless built with ``verbose=True``, and stops within about a second
-of Ctrl-C with a plain `KeyboardInterrupt` (`surco.solvers.blocking`). A new backend or
+Every backend is silent unless built with ``verbose=True``, stops within about a second
+of Ctrl-C with a plain `KeyboardInterrupt` (`surco.solvers.blocking`), and returns within
+0.5 s of its ``time_limit`` (`Solver.solve`). A new backend or
 oracle subclasses `Solver` and implements ``solve_flat`` and ``factory`` (optionally
 ``check_cost_values`` and a ``spec`` property); a blocking solver call goes through
 `blocking_call`.
@@ -18,14 +19,14 @@ from .base import RayExecutor, Solver, clear_worker_cache
 from .blocking import blocking_call
 from .oracles import AssignmentOracle, ShortestPathOracle
 from .registry import BACKENDS, DEFAULT_BACKEND, SolverStack, make_solver
-from .result import (InfeasibleError, Solution, SolverError, SolverTimeout, Status,
-                     UnboundedError)
+from .result import (InfeasibleError, ModelTooLargeError, Solution, SolverError,
+                     SolverTimeout, Status, UnboundedError)
 from .spec import LinearSpec
 
 __all__ = [
     "LinearSpec", "Solver", "Solution", "Status", "make_solver", "BACKENDS", "DEFAULT_BACKEND",
     "SolverStack",
     "ShortestPathOracle", "AssignmentOracle", "SolverError", "InfeasibleError",
-    "UnboundedError", "SolverTimeout", "clear_worker_cache", "blocking_call", "jax_oracles",
+    "UnboundedError", "SolverTimeout", "ModelTooLargeError", "clear_worker_cache", "blocking_call", "jax_oracles",
     "RayExecutor",
 ]

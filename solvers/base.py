@@ -84,14 +84,21 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .blocking import BatchCancelled, batch_scope, gather, new_batch
-from .result import Solution, Status
+from .blocking import (LIMIT_STOP_AFTER, BatchCancelled, DeadlineExceeded, batch_scope,
+                       deadline_scope, gather, new_batch, settle)
+from .result import Solution, SolverError, Status
 
 _TOKENS = itertools.count()
+#: seconds past ``time_limit`` by which `Solver.solve` returns (see `Solver.solve`): the
+#: stop at ``LIMIT_STOP_AFTER``, the grace of ``LIMIT_GRACE`` and 0.15 s to read the result
+TIME_LIMIT_SLACK = 0.5
 #: most models a worker process keeps for `solve_batch` (least recently used are dropped)
 WORKER_CACHE_SIZE = 1024
 _WORKER_CACHE: collections.OrderedDict[tuple, "Solver"] = collections.OrderedDict()
-_WORKER_LOCK = threading.Lock()
+# Reentrant: a solver's finalizer (`_drop_token`) may run in any thread at any allocation
+# (the garbage collector), also in a thread that holds the lock; the cache is changed only
+# by operations that tolerate entries vanishing under them.
+_WORKER_LOCK = threading.RLock()
 
 
 # Models taken out of the cache are released only after the lock is let go: releasing one
@@ -107,32 +114,65 @@ def clear_worker_cache() -> None:
 def _drop_token(token: tuple) -> None:
     """Forget the worker models of a solver that was garbage-collected (this process only)."""
     with _WORKER_LOCK:
-        dropped = [_WORKER_CACHE.pop(k) for k in list(_WORKER_CACHE) if k[:len(token)] == token]
+        dropped = [_WORKER_CACHE.pop(k, None) for k in list(_WORKER_CACHE)
+                   if k[:len(token)] == token]
     del dropped
 
 
 def _solve_chunk(token: tuple, factory: Callable[[], "Solver"], C: np.ndarray,
                  check: bool, batch: int | None = None) -> list[Solution]:
+    """Solve the costs ``C`` with this worker's model of ``factory``, in order; stop after
+    the first failed solve when ``check``. An exception raised by building the model or by
+    a solve (not `BatchCancelled`) ends the list, returned as its last entry, so that the
+    caller can name the item."""
     key = token + (os.getpid(), threading.get_ident())
-    with _WORKER_LOCK:
-        solver = _WORKER_CACHE.get(key)
-        if solver is not None:
-            _WORKER_CACHE.move_to_end(key)
-    if solver is None:
-        solver = factory()
-        with _WORKER_LOCK:
-            _WORKER_CACHE[key] = solver
-            dropped = [_WORKER_CACHE.popitem(last=False)
-                       for _ in range(len(_WORKER_CACHE) - WORKER_CACHE_SIZE)]
-        del dropped
-    out = []
+    out: list = []
     try:
+        with _WORKER_LOCK:
+            solver = _WORKER_CACHE.get(key)
+            if solver is not None:
+                _WORKER_CACHE.move_to_end(key)
+        if solver is None:
+            solver = factory()
+            dropped = []
+            with _WORKER_LOCK:
+                _WORKER_CACHE[key] = solver
+                while len(_WORKER_CACHE) > WORKER_CACHE_SIZE:
+                    dropped.append(_WORKER_CACHE.popitem(last=False))
+            del dropped
         with batch_scope(batch):
             for c in C:
-                out.append(solver.solve(c, check=check))
+                sol = solver.solve(c, check=False)
+                out.append(sol)
+                if check and not sol.ok:
+                    break          # the caller raises for it (`_batch_error`)
     except BatchCancelled:
         pass   # the caller stopped waiting; what was solved is returned to nobody
+    except Exception as exc:       # returned, not raised: the caller names the item
+        out.append(exc)
     return out
+
+
+def _batch_error(name: str, i: int, size: int, partial: list,
+                 failed: "Solution | BaseException") -> BaseException:
+    """The error `Solver.solve_batch` raises for item ``i`` of ``size``: the item's own typed
+    error (or the exception its solve raised), its message prefixed ``item i of size: ``,
+    with ``item`` and ``partial`` attributes."""
+    if isinstance(failed, Solution):
+        try:
+            failed.raise_for_status(name)
+        except Exception as exc:   # noqa: BLE001 - kept and raised by the caller
+            err: BaseException = exc
+        else:  # pragma: no cover - only failed solutions come here
+            raise AssertionError("_batch_error: the solution did not fail")
+    else:
+        err = failed
+    head = f"item {i} of {size}: "
+    first = err.args[0] if err.args else ""
+    if not (isinstance(first, str) and first.startswith(head)):
+        err.args = (head + str(first),) + tuple(err.args[1:])
+    err.item, err.partial = i, partial
+    return err
 
 
 def _executor_width(executor: Executor) -> int:
@@ -392,17 +432,32 @@ class Solver(abc.ABC):
         self._fixing = True
         try:
             try:
+                for o in self._blocking_owners():   # no call abandoned at a time limit
+                    settle(o)                        # may see the edit
                 self.set_bounds_flat(lb, ub)
             except NotImplementedError as exc:
                 raise TypeError(str(exc)) from None
             yield self
         finally:
             try:
+                for o in self._blocking_owners():
+                    settle(o)
                 self.set_bounds_flat(spec.lb.astype(np.float64), spec.ub.astype(np.float64))
             except NotImplementedError:
                 pass
             finally:
                 self._fixing = False
+
+    def _blocking_owners(self) -> list:
+        """The owners of the blocking calls ``solve_flat`` makes (`blocking_call`): the
+        solver, and for a wrapper that solves through another solver's ``solve_flat`` (kept
+        in ``inner``), that one's. `solve` and `fixed` wait (`settle`) until none of them
+        has a call still running in the background before the model is touched."""
+        owners, s = [self], self.__dict__.get("inner")
+        while isinstance(s, Solver) and s not in owners:
+            owners.append(s)
+            s = s.__dict__.get("inner")
+        return owners
 
     # -- public -------------------------------------------------------------------------
     def check_cost(self, c) -> np.ndarray:
@@ -438,11 +493,46 @@ class Solver(abc.ABC):
             never raises for a failed solve).
           KeyboardInterrupt: Ctrl-C during the solve (within about a second; see
             `surco.solvers.blocking`); the solver stays usable.
+
+        Time limit: a solver with a ``time_limit`` attribute (seconds, or None; every
+        `make_solver` backend has one) returns within ``time_limit + TIME_LIMIT_SLACK``
+        (0.5 s) of the start of `solve`, on a machine that gives it a core: a blocking call
+        still running ``LIMIT_STOP_AFTER`` (0.1 s) past the limit is stopped from outside,
+        and one that has not returned ``LIMIT_GRACE`` (0.25 s) later is abandoned to
+        finish in the background (`surco.solvers.blocking.deadline_scope`; the next solve
+        waits for it, within its own limit). Whichever clock ended the solve, a limit that
+        was hit is reported: status FEASIBLE with the best point found, or, without one,
+        ERROR with ``stats["timeout"]`` (`SolverTimeout`), both with
+        ``stats["limit"] == "time"``.
         """
         flat = self.check_cost(c)
         t0 = time.perf_counter()
-        x, obj, status, stats = self.solve_flat(flat)
+        limit = getattr(self, "time_limit", None)
+        at = None if limit is None else time.monotonic() + float(limit) + LIMIT_STOP_AFTER
+        with deadline_scope(at) as scope:
+            if all(settle(o, scope.remaining()) for o in self._blocking_owners()):
+                try:
+                    x, obj, status, stats = self.solve_flat(flat)
+                except DeadlineExceeded as exc:
+                    x, obj, status, stats = None, float("nan"), Status.ERROR, {"detail": str(exc)}
+            else:
+                scope._fire()
+                x, obj, status, stats = None, float("nan"), Status.ERROR, {
+                    "detail": "the previous solve, abandoned at its time limit, was still "
+                              "running in the background"}
         stats = dict(stats)
+        if scope.fired and status not in (Status.OPTIMAL, Status.INFEASIBLE, Status.UNBOUNDED):
+            stats["limit"] = "time"
+            if status == Status.ERROR and not scope.own:   # an enclosing run's deadline
+                was = stats.get("detail")
+                stats["detail"] = ("stopped at the deadline of the enclosing run "
+                                   "(surco.solvers.blocking.deadline_scope)"
+                                   + (f"; {was}" if was and was != "interrupted" else ""))
+            elif status == Status.ERROR:
+                if not stats.get("timeout") and stats.get("detail") in (None, "", "interrupted"):
+                    stats["detail"] = ("stopped at the time limit (the solver had not stopped "
+                                       "by its own clock)")
+                stats.update(timeout=True, time_limit=limit)
         stats["wall_time"] = time.perf_counter() - t0
         stats.setdefault("solve_time", stats["wall_time"])
         if status in (Status.OPTIMAL, Status.FEASIBLE):
@@ -487,8 +577,12 @@ class Solver(abc.ABC):
         Raises:
           ValueError: C is not ``(B, *shape)`` / ``(B, n)`` or holds NaN/inf (checked here,
             before anything is sent to a worker).
-          InfeasibleError, UnboundedError, SolverTimeout, SolverError: as in `solve`, when
-            ``check`` (re-raised from the worker; the rest of the batch is cancelled).
+          InfeasibleError, UnboundedError, SolverTimeout, SolverError: as in `solve`, for
+            the first failed item (in order), when ``check``; a solver error raised by an
+            item's solve, also without ``check``. The rest of the batch is cancelled. The
+            message starts with ``item i of B: `` (i counted from 0), and the exception
+            carries ``item`` (i) and ``partial``: a list of B entries, the `Solution` of every
+            item that had finished and None for the others.
           KeyboardInterrupt: Ctrl-C while waiting; unstarted work is cancelled and the solves
             running in this process's threads are stopped (`surco.solvers.blocking.gather`).
         """
@@ -497,12 +591,52 @@ class Solver(abc.ABC):
             raise ValueError(f"{self.name}: batch of costs has shape {C.shape}, expected "
                              f"(B, {', '.join(map(str, self.shape))})")
         flat = np.stack([self.check_cost(c) for c in C]) if len(C) else C.reshape(0, self.n)
-        if executor is None or len(flat) <= 1 or getattr(self, "_fixing", False):
-            return [self.solve(c, check=check) for c in flat]
-        sizes = chunk_sizes(len(flat), _executor_width(executor))
-        chunks = np.split(flat, np.cumsum(sizes)[:-1])
+        B = len(flat)
+        if executor is None or B <= 1 or getattr(self, "_fixing", False):
+            out: list = []
+            for i, c in enumerate(flat):
+                try:
+                    sol = self.solve(c, check=False)
+                except SolverError as exc:
+                    failed: Solution | BaseException | None = exc
+                else:
+                    out.append(sol)
+                    failed = None if (sol.ok or not check) else sol
+                if failed is not None:
+                    raise _batch_error(self.name, i, B, out[:i] + [None] * (B - i), failed)
+            return out
+        sizes = chunk_sizes(B, _executor_width(executor))
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+        chunks = np.split(flat, starts[1:])
         factory = self.factory()
         batch = new_batch()
         futures = [executor.submit(_solve_chunk, self._token, factory, ch, check, batch)
                    for ch in chunks]
-        return [sol for part in gather(futures, batch) for sol in part]
+        parts: list = [None] * len(futures)
+        failure: list = []
+
+        def each(j: int, part: list) -> None:
+            parts[j] = part
+            bad = [k for k, s in enumerate(part) if not isinstance(s, Solution)
+                   or (check and not s.ok)]
+            if bad:   # chunks done by now are kept in `partial`; gather cancels the rest
+                failure.append((j, bad[0], [f.done() for f in futures]))
+                raise BatchCancelled("an item failed")
+
+        try:
+            gather(futures, batch, each)
+        except BatchCancelled:
+            if not failure:
+                raise
+        if not failure:
+            return [sol for part in parts for sol in part]
+        j, k, done = failure[0]
+        partial: list = [None] * B
+        for jj, (f, start) in enumerate(zip(futures, starts)):
+            part = parts[jj]
+            if part is None and done[jj] and not f.cancelled() and f.exception() is None:
+                part = f.result()
+            for kk, sol in enumerate(part or []):
+                if isinstance(sol, Solution) and not (jj == j and kk >= k):
+                    partial[start + kk] = sol
+        raise _batch_error(self.name, int(starts[j]) + k, B, partial, parts[j][k])

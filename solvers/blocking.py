@@ -23,15 +23,31 @@ that the caller's interrupt reaches it (`cancel_batch`). Handing a call to the h
 costs about 40-50 µs per solve on an idle core (a queue round trip, measured on the 2-core
 test machine) and up to ~0.2 ms when the machine is overloaded. Helper threads are daemons,
 started on demand and reused; a forked child starts its own.
+
+Time limits: `Solver.solve` runs a solver that has a ``time_limit`` inside a
+`deadline_scope` (its time limit plus `LIMIT_STOP_AFTER` from the start of the solve). A
+blocking call made in that scope runs in a helper thread (from any thread) and is stopped
+at the deadline, as on Ctrl-C: the solver's own clock does not cover every phase (HiGHS 1.12
+neither reads its clock nor its interrupt callback during parts of presolve: a 600 × 600
+assignment MIP with ``time_limit=2`` ran 6-30 s). A call that has not returned
+`LIMIT_GRACE` seconds after its stop is abandoned: `DeadlineExceeded` is raised and the
+call finishes in the background, holding its owner's lock; the owner's next ``solve``
+waits for it (`settle`), within its own time limit. At exit the interpreter waits for such
+calls (saying so on stderr after a second): one that returned during finalisation would
+abort the process (CPython 3.11 ends the thread inside pybind11's C++ frames).
 """
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
+import sys
 import threading
 import time
 import weakref
 from typing import Any, Callable, TypeVar
+
+from .result import SolverTimeout
 
 T = TypeVar("T")
 
@@ -39,6 +55,12 @@ T = TypeVar("T")
 #: re-raises anyway (the call then finishes in the background, holding its owner's lock)
 INTERRUPT_GRACE = 1.0
 _STOP_EVERY = 0.02  # seconds between repeated stop() calls during the grace period
+#: seconds past the end of a solver's time limit (counted from the start of `Solver.solve`)
+#: at which a call still running is stopped from outside (`deadline_scope`)
+LIMIT_STOP_AFTER = 0.1
+#: seconds a call stopped at its deadline gets to return before it is abandoned
+#: (`DeadlineExceeded`; it finishes in the background, holding its owner's lock)
+LIMIT_GRACE = 0.25
 
 _OWNER_LOCKS: "weakref.WeakKeyDictionary[Any, threading.Lock]" = weakref.WeakKeyDictionary()
 _POOL_LOCK = threading.Lock()
@@ -65,6 +87,7 @@ def _after_fork_in_child() -> None:
     _ACTIVE_LOCK = threading.Lock()
     _ACTIVE.clear()
     _CANCELLED.clear()
+    _ABANDONED.clear()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -75,7 +98,7 @@ class BatchCancelled(Exception):
 
 
 class _Job:
-    __slots__ = ("call", "lock", "done", "cancelled", "result", "error")
+    __slots__ = ("call", "lock", "done", "cancelled", "result", "error", "thread")
 
     def __init__(self, call: Callable[[], Any], lock: threading.Lock):
         self.call, self.lock = call, lock
@@ -83,8 +106,10 @@ class _Job:
         self.cancelled = False
         self.result: Any = None
         self.error: BaseException | None = None
+        self.thread: int | None = None
 
     def run(self) -> None:
+        self.thread = threading.get_ident()
         try:
             with self.lock:
                 if not self.cancelled:
@@ -93,6 +118,54 @@ class _Job:
             self.error = exc
         finally:
             self.done.set()
+
+
+_ABANDONED: list[tuple["_Job", Callable[[], None]]] = []   # calls left running, with stop()
+_ON_ABANDON: list[Callable[[int], None]] = []
+
+
+def on_abandon(hook: Callable[[int], None]) -> None:
+    """Call ``hook(thread_ident)`` whenever a call running in that helper thread is
+    abandoned (`surco.solvers.output` closes the thread's output windows)."""
+    _ON_ABANDON.append(hook)
+
+
+def _abandon(job: "_Job", stop: Callable[[], None]) -> None:
+    """``job`` is left running in the background: remember it for the exit (`_at_exit`)."""
+    with _POOL_LOCK:
+        _ABANDONED[:] = [(j, s) for j, s in _ABANDONED if not j.done.is_set()]
+        _ABANDONED.append((job, stop))
+    if job.thread is not None:
+        for hook in list(_ON_ABANDON):
+            try:
+                hook(job.thread)
+            except Exception:   # a hook must not turn a time limit into a crash
+                pass
+
+
+def _at_exit() -> None:
+    """Wait for abandoned calls (stopping them again) before the interpreter finalises: a
+    helper thread whose solver call returns during finalisation is ended by CPython 3.11
+    with ``pthread_exit``, which aborts the process inside C++ (pybind11) frames."""
+    running = [(j, s) for j, s in _ABANDONED if not j.done.is_set()]
+    if not running:
+        return
+    told = False
+    start = time.monotonic()
+    for job, stop in running:
+        while not job.done.is_set():
+            if not told and time.monotonic() - start > 1.0:
+                told = True
+                print(f"surco: waiting for {len(running)} solver call(s) stopped at a time "
+                      "limit or by Ctrl-C to return", file=sys.stderr, flush=True)
+            try:
+                stop()
+            except Exception:
+                pass
+            job.done.wait(_STOP_EVERY * 5)
+
+
+atexit.register(_at_exit)
 
 
 def _worker() -> None:
@@ -150,9 +223,15 @@ def blocking_call(call: Callable[[], T], stop: Callable[[], None], owner: Any) -
       KeyboardInterrupt: a SIGINT arrived while waiting (main thread only); ``call`` has been
         stopped (or is still stopping after `INTERRUPT_GRACE` seconds).
       BatchCancelled: the `solve_batch` this worker thread serves was cancelled.
+      DeadlineExceeded: inside a `deadline_scope`, the call had not returned `LIMIT_GRACE`
+        seconds after its stop at the deadline (it goes on in the background), or the
+        deadline had passed before it started.
       TypeError: ``owner`` cannot be weakly referenced.
       Whatever ``call`` raised.
     """
+    scope = getattr(_SCOPE, "deadline", None)
+    if scope is not None and scope.at is not None:   # see `deadline_scope`
+        return _call_by_deadline(call, stop, owner, scope)
     if threading.current_thread() is not threading.main_thread():
         return _call_in_batch(call, stop)
     job = _Job(call, _owner_lock(owner))
@@ -165,6 +244,8 @@ def blocking_call(call: Callable[[], T], stop: Callable[[], None], owner: Any) -
         while not job.done.is_set() and time.monotonic() < deadline:
             stop()
             job.done.wait(_STOP_EVERY)
+        if not job.done.is_set():
+            _abandon(job, stop)
         raise
     if job.error is not None:
         raise job.error
@@ -188,6 +269,134 @@ def _call_in_batch(call: Callable[[], T], stop: Callable[[], None]) -> T:
                 running.discard(stop)
                 if not running:
                     del _ACTIVE[batch]
+
+
+class DeadlineExceeded(SolverTimeout):
+    """Raised by `blocking_call` inside a `deadline_scope` whose call had not returned
+    `LIMIT_GRACE` seconds after it was stopped at the deadline (or that began after the
+    deadline): the call is left to finish in the background. `Solver.solve` turns it into a
+    failed solve with ``stats["timeout"]`` (`SolverTimeout` when checked); raised further
+    (by code that calls ``solve_flat`` itself), it is a `SolverTimeout`."""
+
+
+class deadline_scope:
+    """Context manager: every `blocking_call` this thread makes inside it must return by
+    ``at`` (a ``time.monotonic()`` time; None: only the enclosing scopes' deadlines apply).
+
+    At ``at`` a call still running is stopped (its ``stop``, every 20 ms); if it has not
+    returned `LIMIT_GRACE` seconds later, `DeadlineExceeded` is raised and the call goes on
+    in the background, holding its owner's lock. A call that would start after ``at`` is
+    not started (`DeadlineExceeded`). Scopes nest: the earliest deadline applies (a run's
+    deadline, e.g. SurCo-zero's ``time_limit``, also cuts a solve whose own limit is later).
+
+    Attributes:
+      at: the deadline (the earliest of this scope's and the enclosing ones').
+      own: whether ``at`` is this scope's own deadline (False: an enclosing one's).
+      fired: a call was stopped (or refused) because of the deadline (also set on the
+        enclosing scope whose deadline it was).
+      abandoned: a call was left running in the background.
+    """
+
+    def __init__(self, at: float | None):
+        self.at = at
+        self.own = at is not None
+        self.fired = False
+        self.abandoned = False
+
+    def remaining(self) -> float | None:
+        """Seconds left until ``at`` (0 once past; None: no deadline)."""
+        return None if self.at is None else max(0.0, self.at - time.monotonic())
+
+    def __enter__(self) -> "deadline_scope":
+        self.prev = getattr(_SCOPE, "deadline", None)
+        outer = None if self.prev is None else self.prev.at
+        if outer is not None and (self.at is None or outer < self.at):
+            self.at, self.own = outer, False  # an enclosing deadline that comes first
+        _SCOPE.deadline = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _SCOPE.deadline = self.prev
+
+    def _fire(self) -> None:
+        """Mark this scope, and the enclosing ones whose deadline this is, as fired."""
+        s = self
+        while s is not None:
+            if s.at is not None and s.at <= self.at:
+                s.fired = True
+            s = getattr(s, "prev", None)
+
+
+def settle(owner: Any, timeout: float | None = None) -> bool:
+    """Wait until no `blocking_call` of ``owner`` is running (one abandoned at a deadline or
+    after Ctrl-C finishes in the background), so that the owner's model can be changed
+    safely. Interruptible by Ctrl-C.
+
+    Returns:
+      True once none is running; False if ``timeout`` seconds (None: no limit) passed first.
+    """
+    if all(j.done.is_set() for j, _ in _ABANDONED):
+        return True     # only an abandoned call can hold an owner's lock between calls
+    lock = _owner_lock(owner)
+    if lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+        lock.release()
+        return True
+    return False
+
+
+def _call_by_deadline(call: Callable[[], T], stop: Callable[[], None], owner: Any,
+                      scope: deadline_scope) -> T:
+    """`blocking_call` inside a `deadline_scope`: in a helper thread, from any thread."""
+    if time.monotonic() >= scope.at:
+        scope._fire()
+        raise DeadlineExceeded("the time limit had passed before the solver call started")
+    batch = getattr(_SCOPE, "batch", None)
+    if threading.current_thread() is threading.main_thread():
+        batch = None
+    if batch is not None:
+        with _ACTIVE_LOCK:
+            if batch in _CANCELLED:
+                raise BatchCancelled(f"batch {batch} was cancelled")
+            _ACTIVE.setdefault(batch, set()).add(stop)
+    job = _Job(call, _owner_lock(owner))
+    try:
+        _submit(job)
+        if not job.done.wait(max(0.0, scope.at - time.monotonic())):
+            scope._fire()
+            end = time.monotonic() + LIMIT_GRACE
+            while not job.done.is_set() and time.monotonic() < end:
+                stop()
+                job.done.wait(_STOP_EVERY)
+            if not job.done.is_set():
+                job.cancelled = True
+                scope.abandoned = True
+                _abandon(job, stop)
+                raise DeadlineExceeded(
+                    f"the solver did not stop within {LIMIT_GRACE} s of being stopped at the "
+                    "time limit; it finishes in the background (the solver's next solve waits "
+                    "for it)")
+    except DeadlineExceeded:
+        raise
+    except BaseException:   # Ctrl-C (main thread): as `blocking_call`
+        job.cancelled = True
+        end = time.monotonic() + INTERRUPT_GRACE
+        while not job.done.is_set() and time.monotonic() < end:
+            stop()
+            job.done.wait(_STOP_EVERY)
+        if not job.done.is_set():
+            _abandon(job, stop)
+        raise
+    finally:
+        if batch is not None:
+            with _ACTIVE_LOCK:
+                running = _ACTIVE.get(batch)
+                if running is not None:
+                    running.discard(stop)
+                    if not running:
+                        del _ACTIVE[batch]
+    if job.error is not None:
+        raise job.error
+    return job.result
 
 
 def new_batch() -> int:
@@ -232,10 +441,12 @@ def cancel_batch(batch: int) -> int:
     return len(stops)
 
 
-def gather(futures: list, batch: int) -> list:
+def gather(futures: list, batch: int,
+           each: Callable[[int, Any], None] | None = None) -> list:
     """Results of ``futures`` in order; on any exception (a Ctrl-C in the waiting thread, a
-    worker's error) the rest of the batch is cancelled and its running calls are stopped
-    (for up to `INTERRUPT_GRACE` seconds) before the exception propagates.
+    worker's error, or one raised by ``each(i, result)``, called on each result in order)
+    the rest of the batch is cancelled and its running calls are stopped (for up to
+    `INTERRUPT_GRACE` seconds) before the exception propagates.
 
     Tasks already running in *other processes* (process pools, Dask, Ray) are cancelled if
     not started; one that started finishes its chunk there, unless that process gets the
@@ -243,7 +454,12 @@ def gather(futures: list, batch: int) -> list:
     solves stop as in this process.
     """
     try:
-        return [f.result() for f in futures]
+        out = []
+        for i, f in enumerate(futures):
+            out.append(f.result())
+            if each is not None:
+                each(i, out[-1])
+        return out
     except BaseException:
         for f in futures:
             f.cancel()

@@ -16,6 +16,11 @@ Ctrl-C before its time limit. highspy exposes HiGHS's interrupt callbacks
 same HiGHS release (1.12; pinned together in pyproject.toml). ``run`` releases the GIL, so
 `solve_batch` with a ``ThreadPoolExecutor`` solves in parallel.
 
+Time limits: HiGHS 1.12 reads neither its clock nor its interrupt callbacks inside parts of
+its MIP presolve (``HPresolve::detectParallelRowsAndCols`` ran for seconds on a 300 x 300
+assignment: 6-30 s with ``time_limit=2`` at 600 x 600), so `Solver.solve` stops the run
+from outside and, if it does not return, abandons it (`surco.solvers.blocking`).
+
 Options keep the MathOpt ``SolveParameters`` names that `make_solver` documents; the ones
 HiGHS has an equivalent for are translated: ``node_limit`` (``mip_max_nodes``),
 ``relative_gap_tolerance`` (``mip_rel_gap``), ``absolute_gap_tolerance`` (``mip_abs_gap``),
@@ -34,6 +39,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ._kwargs import check_kwargs
 from .base import Solver
 from .blocking import blocking_call
 from .output import filter_noise
@@ -101,8 +107,9 @@ class InterruptibleHighs:
         stop = self._stop = [False]   # a list, not self: the callback must not keep self alive
 
         def interrupt(kind, message, data_out, data_in, user_data):
-            if stop[0]:
-                data_in.user_interrupt = True
+            # set both ways: HiGHS keeps data_in between runs, so an interrupt that landed
+            # once (a cancelled batch, a time limit) would stop every later run at once
+            data_in.user_interrupt = bool(stop[0])
 
         h.setCallback(interrupt, None)
         cbt = hs.cb.HighsCallbackType
@@ -118,8 +125,9 @@ class InterruptibleHighs:
     def stop(self) -> None:
         self._stop[0] = True
 
-    def run(self, quiet_stdout: bool):
-        """``Highs.run()``, interruptible; returns the run status."""
+    def run(self, quiet_stdout: bool, owner=None):
+        """``Highs.run()``, interruptible; returns the run status. ``owner``: the solver this
+        object serves (`blocking_call`'s owner, so that its ``solve`` can `settle` it)."""
         def call():
             if quiet_stdout and not self.verbose:
                 with filter_noise(1):
@@ -127,7 +135,7 @@ class InterruptibleHighs:
             return self.h.run()
 
         self._stop[0] = False
-        return blocking_call(call, self.stop, self)
+        return blocking_call(call, self.stop, self if owner is None else owner)
 
 
 class HighsSolver(Solver):
@@ -137,7 +145,8 @@ class HighsSolver(Solver):
       ValueError: at construction, ``threads != 1`` (HiGHS sets its thread count for the
         whole process; parallelise with ``solve_batch``), an option HiGHS has no equivalent
         for, or a value HiGHS rejects.
-      TypeError: an option name that is not a MathOpt ``SolveParameters`` field.
+      TypeError: an option name that is not a MathOpt ``SolveParameters`` field (with the
+        valid names and the closest one).
       SolverError: HiGHS rejected the model.
     """
 
@@ -154,7 +163,9 @@ class HighsSolver(Solver):
         if threads != 1:
             raise ValueError("backend 'highs': threads must be 1 (HiGHS sets its thread "
                              "count globally); parallelise with solve_batch instead")
-        params = mathopt.SolveParameters(**options)   # TypeError names an unknown option
+        from .mathopt_backend import solve_parameter_names
+        check_kwargs(f"{spec.name}: backend 'highs'", options, solve_parameter_names())
+        params = mathopt.SolveParameters(**options)
         self._integer = spec.integer & (not relax)
         self._mip = bool(self._integer.any())
         self._run = InterruptibleHighs(spec.name, verbose)
@@ -224,7 +235,7 @@ class HighsSolver(Solver):
         self._set_cost(c)
         self._warm()
         t0 = time.perf_counter()
-        run_status = self._run.run(quiet_stdout=self._mip)
+        run_status = self._run.run(quiet_stdout=self._mip, owner=self)
         self._seconds = time.perf_counter() - t0
         h = self._run.h
         return h.getModelStatus(), h.getInfo(), run_status
@@ -233,6 +244,9 @@ class HighsSolver(Solver):
         M = self._run.hs.HighsModelStatus
         ms, info, run_status = self._solve(c)
         stats: dict[str, Any] = {"solve_time": self._seconds, "termination": ms.name}
+        limit = self._limit_name(ms)
+        if limit:
+            stats["limit"] = limit
         if ms == M.kUnboundedOrInfeasible:
             ms = self._disambiguate()
             stats["solve_time"] += self._seconds
@@ -255,6 +269,19 @@ class HighsSolver(Solver):
         else:
             stats["detail"] = f"HiGHS returned {ms.name} without a feasible point (run {run_status})"
         return None, math.nan, Status.ERROR, stats
+
+    def _limit_name(self, ms) -> str | None:
+        """Which limit a HiGHS model status reports (`Solution` ``stats["limit"]``), if any.
+        HiGHS reports a node limit as ``kSolutionLimit``, like a solution limit."""
+        M = self._run.hs.HighsModelStatus
+        if ms == M.kSolutionLimit:
+            node, sols = "node_limit" in self.options, "solution_limit" in self.options
+            return "node" if node and not sols else "solution" if sols and not node \
+                else "node or solution"
+        return {M.kTimeLimit: "time", M.kIterationLimit: "iteration",
+                M.kObjectiveBound: "cutoff", M.kObjectiveTarget: "objective",
+                M.kMemoryLimit: "memory", M.kInterrupt: "interrupted",
+                M.kHighsInterrupt: "interrupted"}.get(ms)
 
     def _disambiguate(self):
         """Infeasible-or-unbounded: solve the feasibility problem (zero cost) once."""

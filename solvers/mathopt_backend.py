@@ -42,13 +42,21 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ._kwargs import check_kwargs
 from .base import Solver
 from .blocking import blocking_call
+from .bounds import entry_names, gcd_infeasible_rows, implied_bounds
 from .output import filter_noise
 from .result import SolverError, Status
 from .spec import LinearSpec
 
 _LP_ONLY = {"glop", "pdlp"}
+#: CP-SAT clamps every bound beyond its ``mip_max_bound`` (1e7 by default) silently; this
+#: backend raises that parameter to the largest bound of the model, up to this one, and
+#: refuses larger bounds: CP-SAT's MIP conversion lost precision above (1e15: 17 of 20
+#: random knapsack-like models came back with wrong optima; 1e14 and below: none)
+CPSAT_MAX_BOUND = 1e12
+_CPSAT_DEFAULT_MAX_BOUND = 1e7
 # backend -> whether its MathOpt solver accepts objective updates in place; learned from the
 # first update() in this process (False: the solver is re-created from the proto instead).
 _UPDATES_IN_PLACE: dict[str, bool] = {}
@@ -60,16 +68,25 @@ def _solver_type(backend: str):
             "pdlp": mathopt.SolverType.PDLP}[backend]
 
 
-def _model_proto(spec: LinearSpec, integer: np.ndarray):
-    """The MathOpt ``ModelProto`` of Ω with a zero objective (variable i has id i)."""
+def solve_parameter_names() -> list[str]:
+    """The fields of MathOpt's ``SolveParameters``: the options of the MathOpt backends."""
+    import dataclasses
+
+    from ortools.math_opt.python import mathopt
+    return [f.name for f in dataclasses.fields(mathopt.SolveParameters)]
+
+
+def _model_proto(spec: LinearSpec, integer: np.ndarray, lb: np.ndarray, ub: np.ndarray):
+    """The MathOpt ``ModelProto`` of Ω with a zero objective (variable i has id i), with
+    variable bounds ``lb``, ``ub``."""
     from ortools.math_opt import model_pb2
 
     n = spec.n
     m = model_pb2.ModelProto(name=spec.name)
     v = m.variables
     v.ids.extend(range(n))
-    v.lower_bounds.extend(spec.lb.tolist())
-    v.upper_bounds.extend(spec.ub.tolist())
+    v.lower_bounds.extend(lb.tolist())
+    v.upper_bounds.extend(ub.tolist())
     v.integers.extend(integer.tolist())
     A = sp.vstack([spec.A_ub, spec.A_eq], format="csr")
     A.sort_indices()
@@ -92,9 +109,19 @@ def _seconds(duration) -> float:
 class MathOptSolver(Solver):
     """``argmin c·x over Ω`` through OR-Tools MathOpt (see `make_solver` for the arguments).
 
+    CP-SAT gets finite bounds for every variable: the spec's, and where those are infinite,
+    the bounds its rows imply (`surco.solvers.bounds.implied_bounds`; the set is unchanged);
+    its ``mip_max_bound`` is raised to the largest of them (up to `CPSAT_MAX_BOUND`), so that
+    nothing is clamped. A spec whose rows imply Ω is empty is solved as infeasible.
+
     Raises:
       ValueError: at construction, a backend that cannot take the spec (GLOP/PDLP with
-        integer variables and ``relax=False``; CP-SAT with continuous variables).
+        integer variables and ``relax=False``; CP-SAT with continuous variables, with a
+        variable whose bounds are infinite and not implied by the rows, or with a bound
+        beyond `CPSAT_MAX_BOUND` or a ``cp_sat.mip_max_bound`` option: naming the
+        variables).
+      TypeError: an option that is not a MathOpt ``SolveParameters`` field (with the valid
+        names and the closest one).
       SolverError: the solver rejected the model or the parameters.
     """
 
@@ -121,6 +148,11 @@ class MathOptSolver(Solver):
             raise ValueError(f"{spec.name}: backend 'cpsat' needs every variable integer "
                              f"({int((~integer).sum())} are continuous"
                              + (", relax=True was asked" if relax else "") + "); use scip or highs")
+        check_kwargs(f"{spec.name}: backend {backend!r}", options, solve_parameter_names())
+        lb, ub = spec.lb.astype(np.float64), spec.ub.astype(np.float64)
+        self._empty = ""     # why Ω is known to be empty ("" while it is not)
+        if backend == "cpsat":
+            lb, ub = self._cpsat_bounds(spec)
         kw: dict[str, Any] = dict(threads=threads, random_seed=seed, enable_output=verbose)
         if backend == "pdlp":
             kw.pop("random_seed")  # PDLP is deterministic and rejects a seed
@@ -130,6 +162,8 @@ class MathOptSolver(Solver):
         params = mathopt.SolveParameters(**kw)
         if backend == "cpsat" and not params.cp_sat.HasField("catch_sigint_signal"):
             params.cp_sat.catch_sigint_signal = False   # leave SIGINT to Python
+        if backend == "cpsat":
+            self._max_bound = self._cpsat_max_bound(params, lb, ub)
         self._params = params.to_proto()
         # Only primal values are read: ask for no duals / reduced costs (smaller results).
         none = sparse_containers_pb2.SparseVectorFilterProto(filter_by_ids=True)
@@ -137,9 +171,55 @@ class MathOptSolver(Solver):
             dual_values_filter=none, reduced_costs_filter=none)
         self._cb_reg = callback_pb2.CallbackRegistrationProto()
         self._type = _solver_type(backend).value
-        self._proto = _model_proto(spec, integer)
+        self._lb, self._ub = lb, ub          # the model's bounds where Ω's are infinite
+        self._proto = _model_proto(spec, integer, lb, np.maximum(lb, ub))
         self._c = np.zeros(spec.n)
         self._solver = None  # created by the first solve, with that solve's objective
+
+    def _cpsat_bounds(self, spec: LinearSpec) -> tuple[np.ndarray, np.ndarray]:
+        """Finite bounds for CP-SAT: Ω's, and the implied ones where Ω's are infinite."""
+        lb, ub, empty = implied_bounds(spec)
+        free = np.flatnonzero(~np.isfinite(lb) | ~np.isfinite(ub))
+        if free.size:
+            raise ValueError(
+                f"{spec.name}: backend 'cpsat' needs a finite lower and upper bound on every "
+                f"variable (CP-SAT would clamp an infinite one silently), and neither the "
+                f"spec nor its rows (bound propagation) bound {free.size} of them: "
+                f"{entry_names(spec.shape, free)}; give them bounds (lb/ub of the "
+                "LinearSpec), or use scip or highs, which report an unbounded cost as "
+                "UnboundedError")
+        big = np.flatnonzero(np.maximum(np.abs(lb), np.abs(ub)) > CPSAT_MAX_BOUND)
+        if big.size:
+            raise ValueError(
+                f"{spec.name}: backend 'cpsat' takes bounds up to {CPSAT_MAX_BOUND:g} in "
+                f"magnitude (CP-SAT's answers lose precision beyond), and {big.size} "
+                f"variables have larger ones (given or implied by the rows): "
+                f"{entry_names(spec.shape, big)}; use scip or highs")
+        if empty:
+            bad = np.flatnonzero(lb > ub)
+            self._empty = (f"the rows imply lower bounds above upper bounds (bound "
+                           f"propagation) at {entry_names(spec.shape, bad)}")
+        rows = gcd_infeasible_rows(spec)
+        if rows.size and not self._empty:
+            self._empty = (f"no integer point meets equality row {int(rows[0])} (the gcd of "
+                           "its coefficients does not divide its right-hand side)")
+        return lb, ub
+
+    def _cpsat_max_bound(self, params, lb: np.ndarray, ub: np.ndarray) -> float:
+        """Set CP-SAT's ``mip_max_bound`` to cover every bound (it clamps beyond it)."""
+        need = float(np.max(np.maximum(np.abs(lb), np.abs(ub)), initial=0.0))
+        if params.cp_sat.HasField("mip_max_bound"):
+            given = params.cp_sat.mip_max_bound
+            if given < need:
+                big = np.flatnonzero(np.maximum(np.abs(lb), np.abs(ub)) > given)
+                raise ValueError(
+                    f"{self.name}: cp_sat.mip_max_bound={given:g} is below the bounds of "
+                    f"{big.size} variables ({entry_names(self.shape, big)}; largest "
+                    f"{need:g}), which CP-SAT would clamp silently; leave it unset")
+            return given
+        if need > _CPSAT_DEFAULT_MAX_BOUND:
+            params.cp_sat.mip_max_bound = need
+        return max(need, _CPSAT_DEFAULT_MAX_BOUND)
 
     def factory(self):
         return functools.partial(MathOptSolver, self.spec, self.backend, self.relax,
@@ -190,7 +270,17 @@ class MathOptSolver(Solver):
     def set_bounds_flat(self, lb: np.ndarray, ub: np.ndarray) -> None:
         """New variable bounds (see `Solver.fixed`): sent as a ``ModelUpdateProto`` of the
         changed entries to a solver that takes updates in place, else (CP-SAT, PDLP) kept
-        in the stored model proto from which the next solve re-creates the solver."""
+        in the stored model proto from which the next solve re-creates the solver. CP-SAT
+        keeps its finite model bounds where the new ones are infinite."""
+        if self.backend == "cpsat":
+            lb = np.where(np.isfinite(lb), lb, self._lb)
+            ub = np.where(np.isfinite(ub), ub, self._ub)
+            big = np.flatnonzero(np.maximum(np.abs(lb), np.abs(ub)) > self._max_bound)
+            if big.size:
+                raise ValueError(f"{self.name}: backend 'cpsat' cannot fix "
+                                 f"{entry_names(self.shape, big)} beyond its mip_max_bound "
+                                 f"{self._max_bound:g} (CP-SAT would clamp the value)")
+            ub = np.maximum(lb, ub) if self._empty else ub
         v = self._proto.variables
         cur_lb, cur_ub = np.asarray(v.lower_bounds), np.asarray(v.upper_bounds)
         ch_lb = np.flatnonzero(lb != cur_lb)
@@ -233,6 +323,12 @@ class MathOptSolver(Solver):
         try:
             return blocking_call(call, interrupter.interrupt, self)
         except StatusNotOk as exc:  # invalid parameters, internal errors
+            self._solver = None     # MathOpt's solver is unusable after a failed solve
+            text = str(exc)
+            if self.backend == "scip" and "NaN or inf" in text and "objective_value" in text:
+                # SCIP returned a point of infinite objective (its answer for an unbounded
+                # MIP), which MathOpt's result check refuses: solve_flat settles it
+                return None
             raise SolverError(f"{self.name}: {self.backend} failed: {exc}") from None
 
     # -- solve -------------------------------------------------------------------------------
@@ -248,14 +344,34 @@ class MathOptSolver(Solver):
 
     def solve_flat(self, c):
         from ortools.math_opt import result_pb2, solution_pb2
+        if self._empty:
+            return None, np.nan, Status.INFEASIBLE, {"solve_time": 0.0, "detail": self._empty}
         self._set_objective(c)
         res = self._call()
+        if res is None:     # SCIP's infinite objective (see `_call`)
+            reason, seconds = self._disambiguate()
+            detail = "SCIP returned a point of objective -inf"
+            if reason == result_pb2.TERMINATION_REASON_UNBOUNDED:
+                return None, np.nan, Status.UNBOUNDED, {
+                    "solve_time": seconds, "detail": detail + "; a zero-cost solve found a "
+                                                              "feasible point"}
+            if reason == result_pb2.TERMINATION_REASON_INFEASIBLE:
+                return None, np.nan, Status.INFEASIBLE, {"solve_time": seconds}
+            return None, np.nan, Status.ERROR, {
+                "solve_time": seconds, "detail": detail + "; the zero-cost solve found no "
+                                                          "feasible point"}
         term = res.termination
         reason = term.reason
         stats: dict[str, Any] = {
             "solve_time": _seconds(res.solve_stats.solve_time),
             "termination": result_pb2.TerminationReasonProto.Name(reason)[19:],
             "detail": term.detail}
+        if term.limit not in (result_pb2.LIMIT_UNSPECIFIED, result_pb2.LIMIT_UNDETERMINED):
+            stats["limit"] = result_pb2.LimitProto.Name(term.limit)[6:].lower()
+        elif (term.limit == result_pb2.LIMIT_UNDETERMINED and self.time_limit is not None
+              and reason in (result_pb2.TERMINATION_REASON_FEASIBLE,
+                             result_pb2.TERMINATION_REASON_NO_SOLUTION_FOUND)):
+            stats["limit"] = "time"
         point = None
         for s in res.solutions:
             if (s.HasField("primal_solution") and s.primal_solution.feasibility_status
@@ -311,6 +427,8 @@ class MathOptSolver(Solver):
         from ortools.math_opt import result_pb2
         self._set_objective(np.zeros(self.spec.n))  # the next solve diffs against zeros
         res = self._call()
+        if res is None:
+            return result_pb2.TERMINATION_REASON_INFEASIBLE_OR_UNBOUNDED, 0.0
         reason = res.termination.reason
         if reason in (result_pb2.TERMINATION_REASON_OPTIMAL,
                       result_pb2.TERMINATION_REASON_FEASIBLE) and res.solutions:

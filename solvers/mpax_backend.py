@@ -58,7 +58,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from .base import Solver
+from ._kwargs import check_kwargs
+from .base import Solver, _batch_error
 from .jax_oracles import JaxOracle
 from .result import Solution, Status
 from .spec import LinearSpec
@@ -269,10 +270,7 @@ class MpaxSolver(Solver):
                  threads: int = 1, seed: int = 0, verbose: bool = False,
                  warm_start: bool = False, **options: Any):
         name = getattr(spec, "name", "mpax")
-        unknown = sorted(set(options) - set(self.OPTIONS))
-        if unknown:
-            raise TypeError(f"{name}: backend 'mpax' has no option {unknown[0]!r}; its options "
-                            f"are {list(self.OPTIONS)}")
+        check_kwargs(f"{name}: backend 'mpax'", options, self.OPTIONS)
         if time_limit is not None:
             raise ValueError(f"{name}: backend 'mpax' has no time limit (PDHG runs inside XLA "
                              "without a clock); bound the work with iteration_limit=")
@@ -331,8 +329,10 @@ class MpaxSolver(Solver):
 
         Raises:
           ValueError: C of the wrong shape or holding NaN/inf.
-          InfeasibleError, UnboundedError, SolverError: when ``check`` and a solve failed
-            (the first failing entry's error).
+          InfeasibleError, UnboundedError, SolverError: when ``check`` and a solve failed:
+            the first failing item's error, as `Solver.solve_batch` raises it (``item i of
+            B: ...``, with ``item`` and ``partial``: here every item's `Solution`, as the
+            whole batch is solved in one call).
         """
         if executor is not None:
             return super().solve_batch(C, executor, check=check)
@@ -356,9 +356,10 @@ class MpaxSolver(Solver):
                 stats["detail"] = _detail(st, int(it), self.oracle.iteration_limit)
                 sol = Solution(x=np.full(self.shape, np.nan), objective=float("nan"),
                                status=st, stats=stats)
-            if check:
-                sol.raise_for_status(self.name)
             out.append(sol)
+        failed = [i for i, sol in enumerate(out) if not sol.ok]
+        if check and failed:
+            raise _batch_error(self.name, failed[0], len(out), list(out), out[failed[0]])
         return out
 
 

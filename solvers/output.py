@@ -18,9 +18,13 @@ descriptor is pointed at a temporary file; afterwards the descriptor is restored
 was written is copied back to it, minus the known noise. Nothing else is dropped: output of
 other threads during the call arrives late, not lost. Windows of several threads overlap
 (one redirection, counted), so a thread-parallel batch holds other output until it ends.
+A call abandoned at its time limit (`surco.solvers.blocking.deadline_scope`) gives up its
+windows at once (`release_thread`: its library's noise may then reach the terminal), and
+windows still open when the interpreter exits are closed first, so that no output is lost.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import os
@@ -28,6 +32,8 @@ import sys
 import tempfile
 import threading
 from typing import Iterator
+
+from .blocking import on_abandon
 
 #: fd -> substrings of lines that are library noise (see the module docstring)
 NOISE: dict[int, tuple[bytes, ...]] = {
@@ -73,7 +79,7 @@ def _drop_noise(data: bytes, noise: tuple[bytes, ...]) -> bytes:
 @contextlib.contextmanager
 def filter_noise(fd: int) -> Iterator[None]:
     """Drop the known noise lines (`NOISE`) written to ``fd`` (1 or 2) inside the block."""
-    noise = NOISE[fd]
+    token = object()
     with _LOCK:
         st = _STATE.get(fd)
         if st is None:
@@ -81,21 +87,42 @@ def filter_noise(fd: int) -> Iterator[None]:
             tmp = tempfile.TemporaryFile()
             saved = os.dup(fd)
             os.dup2(tmp.fileno(), fd)
-            st = _STATE[fd] = {"count": 0, "saved": saved, "tmp": tmp}
-        st["count"] += 1
+            st = _STATE[fd] = {"open": {}, "saved": saved, "tmp": tmp}
+        st["open"][token] = threading.get_ident()
     try:
         yield
     finally:
         with _LOCK:
-            st["count"] -= 1
-            if st["count"] == 0:
-                del _STATE[fd]
-                _flush()
-                os.dup2(st["saved"], fd)
-                os.close(st["saved"])
-                tmp = st["tmp"]
-                tmp.seek(0)
-                data = _drop_noise(tmp.read(), noise)
-                tmp.close()
-                while data:
-                    data = data[os.write(fd, data):]
+            if st["open"].pop(token, None) is not None and not st["open"]:
+                _close(fd, st)
+
+
+def _close(fd: int, st: dict) -> None:
+    """Restore ``fd`` and copy back what the window caught, minus the noise (under _LOCK)."""
+    if _STATE.get(fd) is st:
+        del _STATE[fd]
+    _flush()
+    os.dup2(st["saved"], fd)
+    os.close(st["saved"])
+    tmp = st["tmp"]
+    tmp.seek(0)
+    data = _drop_noise(tmp.read(), NOISE[fd])
+    tmp.close()
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def release_thread(ident: int | None = None) -> None:
+    """Close the windows that thread ``ident`` (None: every thread) holds open, as if its
+    calls had returned: for a solver call abandoned in that thread, and at exit."""
+    with _LOCK:
+        for fd, st in list(_STATE.items()):
+            for token, owner in list(st["open"].items()):
+                if ident is None or owner == ident:
+                    del st["open"][token]
+            if not st["open"]:
+                _close(fd, st)
+
+
+atexit.register(release_thread)
+on_abandon(release_thread)

@@ -16,20 +16,39 @@ from typing import Any
 
 import numpy as np
 
+from ._kwargs import check_kwargs, suggest
 from .base import Solver
 from .blocking import blocking_call
 from .result import Status
 from .spec import LinearSpec
 
+#: SCIP status -> the limit it reports (`Solution` ``stats["limit"]``)
+_LIMITS = {"timelimit": "time", "nodelimit": "node", "totalnodelimit": "node",
+           "stallnodelimit": "node", "gaplimit": "gap", "memlimit": "memory",
+           "sollimit": "solution", "bestsollimit": "solution", "restartlimit": "restart",
+           "primallimit": "objective", "duallimit": "objective", "userinterrupt": "interrupted"}
+
 
 class PySCIPOptSolver(Solver):
-    """``argmin c·x over Ω`` with SCIP via PySCIPOpt (see `make_solver` for the arguments)."""
+    """``argmin c·x over Ω`` with SCIP via PySCIPOpt (see `make_solver` for the arguments).
+
+    Options are SCIP parameter names (``"limits/gap"``: every one has a ``/``).
+
+    Raises:
+      TypeError: an option name without ``/`` (not a SCIP parameter; with the closest
+        keyword of this constructor).
+      ValueError: a SCIP parameter that SCIP does not know (with the closest name) or a
+        value it rejects.
+    """
 
     def __init__(self, spec: LinearSpec, relax: bool = False, time_limit: float | None = None,
                  threads: int = 1, seed: int = 0, verbose: bool = False,
                  warm_start: bool = True, **options: Any):
         import pyscipopt
 
+        check_kwargs(f"{spec.name}: backend 'pyscipopt' (options are SCIP parameter names "
+                     "such as 'limits/gap')", {k: v for k, v in options.items() if "/" not in k},
+                     ("relax", "time_limit", "threads", "seed", "verbose", "warm_start"))
         super().__init__(spec.shape, spec.name)
         self.warm_start = bool(warm_start)
         self._x_prev: np.ndarray | None = None
@@ -58,9 +77,10 @@ class PySCIPOptSolver(Solver):
             try:
                 m.setParam(k, v)
             except (KeyError, ValueError, TypeError) as exc:  # PySCIPOpt's KeyError names nothing
+                hint = "" if k in m.getParams() else suggest(k, m.getParams())
                 raise ValueError(f"{spec.name}: pyscipopt option {k!r}={v!r} rejected by SCIP "
-                                 f"({type(exc).__name__}: {exc}); options are SCIP parameter "
-                                 "names such as 'limits/gap'") from None
+                                 f"({type(exc).__name__}: {exc}){hint}; options are SCIP "
+                                 "parameter names such as 'limits/gap'") from None
         self._inf = inf
         self._terms = [pyscipopt.scip.Term(v) for v in self._vars]
         self._m = m
@@ -128,6 +148,8 @@ class PySCIPOptSolver(Solver):
         self._optimize()
         st = m.getStatus()
         stats: dict[str, Any] = {"solve_time": m.getSolvingTime(), "termination": st}
+        if st in _LIMITS:
+            stats["limit"] = _LIMITS[st]
         if st == "inforunbd":
             st = self._disambiguate()
         has_sol = m.getNSols() > 0

@@ -11,7 +11,8 @@ Ctrl-C: HiGHS 1.12's QP solver has no interrupt hook (its interrupt callbacks se
 simplex, IPM and MIP solvers only, and it reads its limits once at the start), so a
 KeyboardInterrupt reaches the caller after `surco.solvers.blocking.INTERRUPT_GRACE` (1 s)
 while the QP solve finishes in the background; the solver's next call waits for it. Give a
-``time_limit`` to bound that.
+``time_limit`` to bound that: the solve returns within 0.5 s of it (`Solver.solve`
+abandons a run that does not stop).
 """
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ class QuadraticSolver(Solver):
         hs, h = self._hs, self._h
         h.changeColsCost(len(c), self._idx, c)
         t0 = time.perf_counter()
-        run = self._run.run(quiet_stdout=True)
+        run = self._run.run(quiet_stdout=True, owner=self)
         solve_time = time.perf_counter() - t0
         ms = h.getModelStatus()
         info = h.getInfo()
@@ -97,7 +98,7 @@ class QuadraticSolver(Solver):
         if ms == M.kUnbounded:
             return None, math.nan, Status.UNBOUNDED, stats
         if ms == M.kTimeLimit:
-            stats.update(timeout=True, time_limit=self.time_limit)
+            stats.update(timeout=True, time_limit=self.time_limit, limit="time")
         elif ms in (M.kInterrupt, M.kHighsInterrupt):
             stats["detail"] = "interrupted"
             return None, math.nan, Status.ERROR, stats

@@ -45,6 +45,12 @@ class SolverTimeout(SolverError):
     """The time limit was reached before any feasible point was found."""
 
 
+class ModelTooLargeError(SolverError):
+    """`make_solver` refused to build a model above its size limit without a time limit
+    (``max_size``, `surco.solvers.registry.MAX_MODEL_SIZE`); the message gives the size and
+    how to lift the limit."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Solution:
     """Result of ``solve(c)``.
@@ -56,7 +62,12 @@ class Solution:
       status: a `Status`.
       stats: ``wall_time`` (seconds, measured around the solver call, including objective
         update and result extraction) and ``solve_time`` (seconds reported by the solver
-        itself), plus backend specific entries.
+        itself), plus backend specific entries. A solve that a limit ended (status
+        FEASIBLE, or ERROR) says which in ``limit``: ``"time"`` (the solver's clock, or
+        `Solver.solve` stopping it at its time limit), ``"node"``, ``"solution"``,
+        ``"iteration"``, ``"gap"``, ``"interrupted"``, ... (the names MathOpt's
+        ``LimitProto`` uses, lower case); a time limit without a point also sets
+        ``timeout`` and ``time_limit``.
     """
 
     x: np.ndarray

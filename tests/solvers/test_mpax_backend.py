@@ -174,6 +174,13 @@ def test_unbounded_lp():
     assert sol.status == Status.UNBOUNDED and np.isnan(sol.x).all()
     with pytest.raises(UnboundedError, match="certificate of dual infeasibility"):
         solver.solve([-1.0, -1.0])
+    # in a batch (one vmapped call), the first failing item is named and every item is kept
+    C = np.array([[1.0, 1.0], [2.0, 1.0], [-1.0, -1.0], [1.0, 3.0]])
+    with pytest.raises(UnboundedError, match=r"^item 2 of 4: 'unbounded_lp' is unbounded") as e:
+        solver.solve_batch(C)
+    assert e.value.item == 2 and len(e.value.partial) == 4
+    assert [p.status for p in e.value.partial] == [Status.OPTIMAL, Status.OPTIMAL,
+                                                   Status.UNBOUNDED, Status.OPTIMAL]
 
 
 def test_integer_variables_refused_by_name():
@@ -198,7 +205,10 @@ def test_box_without_rows_refused():
     (dict(time_limit=1.0), ValueError, "backend 'mpax' has no time limit"),
     (dict(threads=2), ValueError, "threads must be 1"),
     (dict(warm_start=True), ValueError, "does not warm-start"),
-    (dict(tolerance=1e-3), TypeError, "backend 'mpax' has no option 'tolerance'"),
+    (dict(tolerance=1e-3), TypeError, r"make_solver\(backend='mpax'\): unknown keyword "
+                                      r"'tolerance'; valid: .*eps_abs, eps_rel, "
+                                      r"iteration_limit, max_size, method"),
+    (dict(eps_ab=1e-3), TypeError, r"unknown keyword 'eps_ab' \(did you mean 'eps_abs'\?\)"),
     (dict(eps_abs=0.0), ValueError, "eps_abs must be a positive float, got 0.0"),
     (dict(method="simplex"), ValueError, r"method must be one of \['r2hpdhg', 'rapdhg'\]"),
     (dict(iteration_limit=0), ValueError, "iteration_limit must be an int >= 1, got 0"),

@@ -1,6 +1,7 @@
 """solve_batch equals solving one by one, sequentially, with threads, with processes (spawn)
 and with a Dask executor (Ray: test_solvers_ray.py, the optional ``ray`` extra)."""
 import multiprocessing as mp
+import os
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 
 from surco.solvers import (AssignmentOracle, InfeasibleError, RayExecutor, ShortestPathOracle,
-                           SolverStack, Status, clear_worker_cache, make_solver)
+                           SolverError, SolverStack, Status, UnboundedError, clear_worker_cache,
+                           make_solver)
 from surco.solvers import base as solvers_base
-from solvers_fixtures import (ALL_BACKENDS, INFEASIBLE_LP, SHORTEST_PATH, grid_edges,
-                              sharding_spec, takes, tol)
+from solvers_fixtures import (ALL_BACKENDS, INFEASIBLE_LP, SHORTEST_PATH, UNBOUNDED_LP, Picky,
+                              grid_edges, sharding_spec, takes, tol)
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +89,61 @@ def test_batch_failures_raise_or_come_back_as_status(process_pool):
     assert [s.status for s in sols] == [Status.INFEASIBLE] * 3
     with pytest.raises(InfeasibleError, match=INFEASIBLE_LP.name):
         solver.solve_batch(C, executor=process_pool)
+
+
+def _run_batch(path, solver, C, pool, check=True):
+    """``solver.solve_batch(C)`` sequentially, on 2 threads or on the process pool."""
+    if path == "sequential":
+        return solver.solve_batch(C, check=check)
+    if path == "processes":
+        return solver.solve_batch(C, executor=pool, check=check)
+    with ThreadPoolExecutor(2) as ex:
+        return solver.solve_batch(C, executor=ex, check=check)
+
+
+def _check_partial(err, B, bad, ok):
+    """``err.partial``: B entries; the items before ``bad`` (solved first, in order) are
+    kept, ``bad`` is None, every kept one satisfies ``ok``."""
+    assert err.item == bad and len(err.partial) == B and err.partial[bad] is None
+    assert all(p is not None for p in err.partial[:bad])
+    for p in err.partial:
+        assert p is None or ok(p)
+
+
+@pytest.mark.parametrize("path", ["sequential", "threads", "processes", "stack"])
+def test_batch_failure_names_the_item_and_keeps_finished_items(path, process_pool):
+    """Item 3 of 8 is unbounded (cost (-1, -1) over x0 - x1 <= 1, x >= 0); the others have
+    the optimum 0 at x = 0. With guided chunks of 2 threads ([2, 2, 1, 1, 1, 1]) it sits in
+    the second chunk."""
+    B, bad = 8, 3
+    C = np.tile([1.0, 2.0], (B, 1))
+    C[bad] = -1.0
+    solver = make_solver(UNBOUNDED_LP, backend="highs")
+    name = "'unbounded_lp' is unbounded"
+    if path == "stack":    # a stack of two members: the item's second member is unbounded
+        solver = SolverStack([make_solver(UNBOUNDED_LP, backend="highs") for _ in range(2)])
+        C = np.stack([np.tile([1.0, 2.0], (B, 1)), C], axis=1)
+        name = "'unbounded_lp and 1 more instances' is unbounded: member 1"
+    with pytest.raises(UnboundedError, match=rf"^item 3 of 8: {name}") as info:
+        _run_batch("threads" if path == "stack" else path, solver, C, process_pool)
+    _check_partial(info.value, B, bad, lambda p: p.status == Status.OPTIMAL
+                   and p.objective == 0.0 and not p.x.any())
+    # without check, nothing is raised: the failed item comes back as a status
+    sols = _run_batch("threads" if path == "stack" else path, solver, C, process_pool,
+                      check=False)
+    assert [s.status for s in sols] == [Status.OPTIMAL] * 3 + [Status.UNBOUNDED] + \
+        [Status.OPTIMAL] * 4
+
+
+@pytest.mark.parametrize("path", ["sequential", "threads", "processes"])
+def test_batch_solver_error_names_the_item(path, process_pool):
+    """A solve that raises (not a status): item 5 of 6, with or without check."""
+    C = np.ones((6, 3))
+    C[5, 0] = -1.0
+    for check in (True, False):
+        with pytest.raises(SolverError, match=r"^item 5 of 6: picky3: rejected the cost") as e:
+            _run_batch(path, Picky(3), C, process_pool, check=check)
+        _check_partial(e.value, 6, 5, lambda p: p.x.tolist() == [1.0, 0.0, 0.0])
 
 
 class _CountingExecutor(ThreadPoolExecutor):
@@ -226,3 +283,18 @@ def test_worker_cache_is_bounded_and_follows_solver_lifetime(monkeypatch):
         assert len(keys) == 2 and keys[-1][:3] == newest._token  # oldest one evicted
         assert keys[0][:3] == solvers[-1]._token
     clear_worker_cache()
+
+
+def test_a_finalizer_inside_the_cache_lock_does_not_deadlock():
+    """The garbage collector runs a solver's finalizer (`_drop_token`) in whatever thread
+    allocates, also one that holds the worker-cache lock (a run of the property test hung
+    there for good); the lock is reentrant. Checked in a daemon thread, with a bound that
+    only tells "returned" (microseconds) from "deadlocked" (forever)."""
+    done = threading.Event()
+
+    def nested():
+        with solvers_base._WORKER_LOCK:
+            solvers_base._drop_token((-1, os.getpid(), 0))
+        done.set()
+    threading.Thread(target=nested, daemon=True).start()
+    assert done.wait(30.0)

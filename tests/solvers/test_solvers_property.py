@@ -14,7 +14,8 @@ inequality rows only help and it is absent from the equality rows (the problem i
 unbounded exactly when it is feasible, and the rows it helps can always be met); otherwise
 it appears in no row (it sits at its finite bound). The theory behind "feasible + improving
 ray ⇒ unbounded" for integer variables is Meyer (1974): with rational data the integer
-hull is a polyhedron with the same recession cone.
+hull is a polyhedron with the same recession cone. CP-SAT, which needs finite bounds, must
+refuse every problem with such a variable, naming them (no row bounds them).
 """
 import itertools
 
@@ -26,7 +27,7 @@ from hypothesis import strategies as st
 from surco.solvers import InfeasibleError, LinearSpec, UnboundedError, make_solver
 
 MIP_BACKENDS = ("scip", "highs", "pyscipopt")   # mixed integer/continuous
-INT_BACKENDS = ("cpsat",)                       # every variable integer
+INT_BACKENDS = ("cpsat",)                       # every variable integer, finite bounds
 LP_BACKENDS = ("scip", "highs", "glop", "pdlp", "pyscipopt")
 TOL = 1e-9
 
@@ -133,6 +134,15 @@ def _check_backend(p, backend: str, relax: bool = False):
     spec = LinearSpec(shape=(len(p["c"]),), A_ub=p["A_ub"], b_ub=p["b_ub"], A_eq=p["A_eq"],
                       b_eq=p["b_eq"], lb=p["lb"], ub=p["ub"], integer=p["integer"],
                       name="random")
+    if backend == "cpsat" and np.any(p["free"] != 0):
+        # CP-SAT needs finite bounds; no row bounds a free variable here (it meets the rows
+        # only in its free direction), so each is refused by name
+        free = np.flatnonzero(p["free"])
+        with pytest.raises(ValueError) as info:
+            make_solver(spec, backend=backend)
+        assert (f"bound {free.size} of them: " + ", ".join(f"x[{j}]" for j in free) + ";"
+                in str(info.value))
+        return
     q = dict(p, integer=np.zeros_like(p["integer"])) if relax else p
     status, value = brute_force(q)
     solver = make_solver(spec, backend=backend, relax=relax)

@@ -73,10 +73,10 @@ def test_ray_executor_failures_raise_or_come_back_as_status(ray):
 def test_ray_executor_cancel_stops_the_task(ray):
     """cancel() of a running task's future stops the task at its next Python step (for
     `solve_batch`: after the current solve of its chunk) and frees its CPU: a batch after
-    cancelling two 60-second tasks of 0.05 s steps (which held both CPUs) finishes long
-    before they would have."""
+    cancelling two 14-hour tasks of 0.05 s steps (which held both CPUs) finishes; the
+    120 s bound only tells "freed" (seconds) from "not freed" (hours) apart."""
     ex = RayExecutor(2)
-    busy = [ex.submit(lambda: [time.sleep(0.05) for _ in range(1200)]) for _ in range(2)]
+    busy = [ex.submit(lambda: [time.sleep(0.05) for _ in range(10**6)]) for _ in range(2)]
     time.sleep(2.0)   # let both start
     assert [f.cancel() for f in busy] == [True, True]
     assert all(f.cancelled() for f in busy)
@@ -85,7 +85,7 @@ def test_ray_executor_cancel_stops_the_task(ray):
     C = _costs(spec, 4, 8)
     t0 = time.perf_counter()
     _same(solver.solve_batch(C, executor=ex), [solver.solve(c) for c in C], spec, "highs")
-    assert time.perf_counter() - t0 < 30.0
+    assert time.perf_counter() - t0 < 120.0
     done = ex.submit(sum, [1, 2, 3])
     assert done.result(timeout=30) == 6 and not done.cancel()
 
