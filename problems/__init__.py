@@ -24,4 +24,52 @@ package exports ``FAMILY = surco.Family(...)`` with:
   ``reference``: the default reference method of paired comparisons.
 
 Every method's result is a `surco.Run` of the comparison harness (`surco.compare`).
+
+``FAMILIES`` names every family package found here (`discover_families`: a subpackage whose
+``__init__.py`` binds ``FAMILY``), so a new family dropped into ``problems/`` is run by the
+conformance test without editing it. `surco.family_for` builds a whole ``FAMILY`` from a
+`surco.Problem` and a generator.
 """
+import ast
+import pkgutil
+from pathlib import Path
+from typing import Iterable
+
+__all__ = ["FAMILIES", "discover_families"]
+
+
+def _binds_family(init: Path) -> bool:
+    """Whether a package's ``__init__.py`` binds the name FAMILY at top level (by an
+    assignment or an import), read without importing the package."""
+    try:
+        tree = ast.parse(init.read_text(encoding="utf-8"), str(init))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return False
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any((a.asname or a.name) == "FAMILY" for a in node.names):
+                return True
+        elif isinstance(node, ast.Assign):
+            if any(isinstance(t, ast.Name) and t.id == "FAMILY" for t in node.targets):
+                return True
+        elif isinstance(node, ast.AnnAssign):
+            if isinstance(node.target, ast.Name) and node.target.id == "FAMILY":
+                return True
+    return False
+
+
+def discover_families(paths: Iterable[str] | None = None) -> tuple[str, ...]:
+    """Names (sorted) of the family packages under ``paths`` (default: this package's
+    ``__path__``): subpackages, not starting with "_", whose ``__init__.py`` binds
+    ``FAMILY``. Nothing is imported (photonics' extra need not be installed to list it)."""
+    found = set()
+    for info in pkgutil.iter_modules(list(__path__ if paths is None else paths)):
+        root = getattr(info.module_finder, "path", None)
+        if info.ispkg and not info.name.startswith("_") and root is not None \
+                and _binds_family(Path(root) / info.name / "__init__.py"):
+            found.add(info.name)
+    return tuple(sorted(found))
+
+
+#: The family packages of the project (see `discover_families`).
+FAMILIES = discover_families()

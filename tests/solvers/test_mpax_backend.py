@@ -110,14 +110,17 @@ def test_shortest_path_equals_dijkstra(grid, grid_batch):
 
 
 def test_vmapped_batch_equals_per_instance_solves(grid, grid_batch):
+    """The same solutions, to PDHG's tolerance: XLA vectorises a batch and a single
+    instance differently (sums in another order, depending on the CPU and its threads), so
+    the float32 iterates, and where the stopping test lands, may differ slightly."""
     solver, _, C = grid
-    for c, b in zip(C[:4], grid_batch[:4]):   # cost 3 stops at another iteration in a
-        one = solver.solve(c)                   # batch of one (see MpaxSolver._run)
-        np.testing.assert_array_equal(one.x, b.x)
-        assert one.stats["iterations"] == b.stats["iterations"]
+    for c, b in zip(C[:4], grid_batch[:4]):
+        one = solver.solve(c)
+        np.testing.assert_allclose(one.x, b.x, **PDHG_TOL)
+        np.testing.assert_allclose(one.objective, b.objective, **PDHG_TOL)
     pair = solver.solve_batch(C[2:4])
-    np.testing.assert_array_equal(np.stack([s.x for s in pair]),
-                                  np.stack([s.x for s in grid_batch[2:4]]))
+    np.testing.assert_allclose(np.stack([s.x for s in pair]),
+                               np.stack([s.x for s in grid_batch[2:4]]), **PDHG_TOL)
 
 
 def test_exactness_report_against_highs(grid):
