@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PYTEST_ARGS ?= -m "not slow and not ray"
+PYTEST_ARGS ?= -m "not slow and not ray and not torchrec"
 
 .PHONY: demo test test-all install clean
 
@@ -23,7 +23,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-all: $(STAMP)
-	$(BIN)/python -m pip install -q -e ".[dev,notebooks,photonics,ray]"
+	$(BIN)/python -m pip install -q -e ".[dev,notebooks,photonics,ray,torchrec]"
+	$(BIN)/python -m pip install -q --no-deps torchrec==1.8.0
 	$(BIN)/python -m pytest -m ""
 
 clean:

@@ -21,6 +21,11 @@ Baselines (each ``method(task, meter) -> plan``):
   `minlp.SCIP_MINLP_DEFAULT_SECONDS`).
 
 Exact: enumeration of Ω for tasks with at most `EXACT_MAX_PLANS` plans.
+
+One SurCo variant runs by name with the baselines (named "surco-…", so the harness treats
+it as SurCo's, never as the reference): ``surco-plateau``, SurCo past its plateau
+(`surco.plateau`) with the settings `settings.PLATEAU_CHOICE` chose on train tasks for the
+evaluation budget nearest to the meter's.
 """
 from __future__ import annotations
 
@@ -40,8 +45,8 @@ from .cost import DEFAULT_COST_MODEL, evaluate_plan
 from .minlp import SCIP_MINLP_DEFAULT_SECONDS, scip_minlp
 from .problem import greedy_init
 from .settings import default_problem, zero_kwargs
-from .tables import generate_pool, split_pool
-from .tasks import ShardingTask, generate_tasks, plan_violations, spec_for
+from .tables import blocks_for, extended_pools
+from .tasks import DEFAULT_CAPACITY, ShardingTask, generate_tasks, plan_violations, spec_for
 
 __all__ = ["FAMILY", "generate", "pools", "ANNEALING_DEFAULT_EVALUATIONS", "EXACT_MAX_PLANS",
            "evaluate_batch"]
@@ -52,22 +57,29 @@ ANNEALING_DEFAULT_EVALUATIONS = 2000
 EXACT_MAX_PLANS = 300_000
 
 
-@functools.lru_cache(maxsize=1)
-def pools():
+@functools.lru_cache(maxsize=4)
+def pools(blocks: int = 1):
     """``(train_pool, test_pool)``: the two halves of the generated 856-table pool that
-    every bench and notebook uses (`tables.generate_pool(0)`, `split_pool(…, 0.5, seed=0)`)."""
-    return split_pool(generate_pool(0), 0.5, seed=0)
+    every bench and notebook uses (`tables.generate_pool(0)`, `split_pool(…, 0.5, seed=0)`);
+    with ``blocks > 1``, `tables.extended_pools`: that pool followed by more blocks drawn
+    from the same distributions."""
+    return extended_pools(int(blocks), 0, 0.5, split_seed=0)
 
 
 def generate(count: int, seed: int = 0, *, n_tables: int = 20, n_devices: int = 4,
-             split: str = "test") -> list[ShardingTask]:
+             split: str = "test", capacity: float = DEFAULT_CAPACITY,
+             pool_blocks: int | None = None) -> list[ShardingTask]:
     """``count`` tasks of ``n_tables`` tables from the ``split`` ("train" or "test") half of
-    the pool on ``n_devices`` devices of 5 GB (`tasks.generate_tasks`)."""
+    the pool on ``n_devices`` devices of ``capacity`` bytes (5 GB; `tasks.generate_tasks`).
+    The pool has ``pool_blocks`` blocks of 856 tables (default `tables.blocks_for`: one,
+    today's pool, up to T = 214; more for larger T, so that a task takes at most half of
+    its split)."""
     if split not in ("train", "test"):
         raise ValueError(f"generate: split must be 'train' or 'test', got {split!r}")
-    train, test = pools()
+    blocks = blocks_for(int(n_tables)) if pool_blocks is None else int(pool_blocks)
+    train, test = pools(blocks)
     return generate_tasks(train if split == "train" else test, int(n_tables), int(n_devices),
-                          int(count), seed=int(seed))
+                          int(count), capacity=float(capacity), seed=int(seed))
 
 
 @functools.lru_cache(maxsize=1)
@@ -173,6 +185,12 @@ def exact(task: ShardingTask, meter: Meter) -> np.ndarray:
     return best
 
 
+def _surco_plateau(task: ShardingTask, meter: Meter) -> np.ndarray:
+    """SurCo past its plateau (`surco.plateau`; `settings.plateau_methods`)."""
+    from .settings import plateau_methods
+    return plateau_methods(FAMILY)["surco-plateau"](task, meter)
+
+
 def _zero_init(task: ShardingTask) -> np.ndarray:
     return greedy_init(task, _start(task))
 
@@ -191,7 +209,8 @@ FAMILY = surco.Family(
                "local-search-first": _local_search("first"),
                "local-search-gradient": _gradient_search,
                "annealing": _annealing,
-               "scip-minlp": _scip},
+               "scip-minlp": _scip,
+               "surco-plateau": _surco_plateau},
     exact=exact,
     # f is the smooth maximum at τ = 0.1 × mean device load: above the true maximum by at
     # most τ (log D + log 2D) (`ShardingCostModel.smooth_plan_cost`), i.e. 35 % of the mean load at D = 4

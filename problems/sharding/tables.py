@@ -31,6 +31,12 @@ total, and memory binds in a share of tasks: the cost-model greedy placement com
 without memory limits overflows a 5 GB device in about a quarter of DLRM-50 tasks (it
 stacks large, rarely accessed tables together), so the limit changes the plan there. At
 T = 60 about 3 % of table draws exceed 20 GB; `tasks.generate_tasks` redraws those.
+
+Larger pools (tasks of hundreds of tables): `extended_pools(blocks)` stacks independent
+blocks of 856 tables drawn from the same distributions (`generate_pool(seed, block=k)`),
+each split in halves as the first; block 0 is today's pool, unchanged, so tasks drawn
+from one block are the tasks they always were. `blocks_for(T)` is how many blocks keep a
+task of T tables within half of a split (1 up to T = 214, 2 up to 428, 4 up to 856).
 """
 from __future__ import annotations
 
@@ -53,6 +59,9 @@ POOLING_MAX = 200.0
 SKEW_MIN = 0.2
 SKEW_MAX = 1.4
 N_HIST_BINS = 17
+#: Tables in the generated pool and in each block of an extended pool (`extended_pools`):
+#: DreamShard's DLRM pool size.
+POOL_BLOCK_TABLES = 856
 FEATURE_NAMES = ("dim", "rows", "pooling", "size_bytes") + tuple(
     f"hist{k}" for k in range(N_HIST_BINS))
 
@@ -139,7 +148,8 @@ def _truncated(rng: np.random.Generator, draw, lo: float, hi: float, n: int) -> 
     return out[:n]
 
 
-def generate_pool(seed: int = 0, n_tables: int = 856) -> TablePool:
+def generate_pool(seed: int = 0, n_tables: int = POOL_BLOCK_TABLES, *,
+                  block: int = 0) -> TablePool:
     """A DLRM-like pool of ``n_tables`` embedding tables, deterministic per ``seed``.
 
     The distributions and their constants are documented in the module docstring.
@@ -147,17 +157,22 @@ def generate_pool(seed: int = 0, n_tables: int = 856) -> TablePool:
     Args:
       seed: numpy seed; the same seed gives the same pool.
       n_tables: number of tables (856 as in DreamShard's DLRM pool).
+      block: 0 (the pool of ``seed``, as it always was) or k >= 1: an independent draw
+        from the same distributions, seeded by ``(seed, k)`` (`extended_pools` stacks such
+        blocks into larger pools).
 
     Returns:
       A `TablePool`.
 
     Raises:
-      ValueError: ``n_tables < 1``.
+      ValueError: ``n_tables < 1`` or ``block < 0``.
     """
     if int(n_tables) < 1:
         raise ValueError(f"n_tables must be >= 1, got {n_tables}")
+    if int(block) < 0:
+        raise ValueError(f"block must be >= 0, got {block}")
     n = int(n_tables)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed if int(block) == 0 else [int(seed), int(block)])
     dim = rng.choice(np.asarray(DIMS, dtype=np.int64), size=n)
     # log10(rows) truncated to [ROWS_LOG10_MIN, min(ROWS_LOG10_MAX, log10(3 GB / (4 dim)))]
     hi = np.minimum(ROWS_LOG10_MAX, np.log10(MAX_TABLE_BYTES / (4.0 * dim)))
@@ -199,6 +214,55 @@ def split_pool(pool: TablePool, train_fraction: float = 0.5,
                          "leaves one side empty")
     perm = np.random.default_rng(seed).permutation(len(pool))
     return pool.subset(np.sort(perm[:n_train])), pool.subset(np.sort(perm[n_train:]))
+
+
+def concat_pools(pools: Sequence[TablePool]) -> TablePool:
+    """The tables of ``pools``, in order, as one pool (the first pool's seed).
+
+    Raises:
+      ValueError: no pools.
+    """
+    if not pools:
+        raise ValueError("concat_pools: no pools given")
+    return TablePool(*(np.concatenate([getattr(p, k) for p in pools])
+                       for k in ("rows", "dim", "pooling", "skew")), seed=pools[0].seed)
+
+
+def extended_pools(blocks: int, seed: int = 0, train_fraction: float = 0.5,
+                   split_seed: int = 0) -> tuple[TablePool, TablePool]:
+    """Train and test pools ``blocks`` times as large as the generated 856-table pool's
+    halves, drawn from the same distributions: block 0 is `generate_pool(seed)`, block
+    k >= 1 `generate_pool(seed, block=k)`; each block is split by `split_pool` (the same
+    ``train_fraction`` and ``split_seed``), and the train halves (test halves) are
+    concatenated in block order. With ``blocks=1`` these are today's pools, bit for bit;
+    with more, today's tables come first and new ones follow.
+
+    Raises:
+      ValueError: ``blocks < 1`` (or a bad split, as `split_pool`).
+    """
+    if int(blocks) < 1:
+        raise ValueError(f"extended_pools: blocks must be >= 1, got {blocks}")
+    halves = [split_pool(generate_pool(seed, block=k), train_fraction, seed=split_seed)
+              for k in range(int(blocks))]
+    if len(halves) == 1:
+        return halves[0]
+    return concat_pools([h[0] for h in halves]), concat_pools([h[1] for h in halves])
+
+
+def blocks_for(n_tables: int, train_fraction: float = 0.5) -> int:
+    """How many pool blocks `extended_pools` needs so that a task of ``n_tables`` tables
+    takes at most half of a split's tables (tasks drawn from one split then differ in
+    at least half their tables): ``ceil(2 T / half)``, at least 1; with 428 tables per
+    half, 1 block up to T = 214 (today's pool: tasks unchanged), 2 up to 428, 4 up to 856.
+
+    Raises:
+      ValueError: ``n_tables < 1``.
+    """
+    if int(n_tables) < 1:
+        raise ValueError(f"blocks_for: n_tables must be >= 1, got {n_tables}")
+    half = min(round(train_fraction * POOL_BLOCK_TABLES),
+               POOL_BLOCK_TABLES - round(train_fraction * POOL_BLOCK_TABLES))
+    return max(1, -(-2 * int(n_tables) // half))
 
 
 def _table_hash(*values) -> int:

@@ -1,0 +1,247 @@
+"""Sharding at production scale (issue 26): SurCo at scale next to the heuristics, the
+searches and TorchRec's own planner, under our analytic cost and under TorchRec's.
+
+    python -m bench.scale --quick   # T/D in {100/8, 200/16, 400/32}, 5 test tasks each
+    python -m bench.scale           # `scale.SCALE_GRID`, 10 test tasks each
+
+Tasks: ``sharding.generate(n, seed=1, n_tables=T, n_devices=D)`` (test split; larger T
+draw from `tables.extended_pools`, see `tables.blocks_for`), 5 GB devices. For each
+setting and each cost model (``analytic``: `cost.AnalyticCostModel`; ``torchrec``:
+`torchrec_cost.TorchRecCostModel`, TorchRec's own estimate), through the harness
+(`scale.scale_family(model)`):
+
+1. own budget: every heuristic, ``torchrec-planner`` (when torchrec imports; its planning
+   time is its run's time) and SurCo-zero (`scale.SCALE_SETTINGS`);
+2. equal wall time (SurCo-zero's, task by task): annealing, the local searches and the
+   SurCo-family methods (`scale.surco_scale_methods`);
+3. 300 evaluations of the true cost: the same searches, SurCo-zero and the SurCo-family.
+
+Every method starts from the cheapest heuristic plan under the model (`scale.start_plan`),
+computed once per task before the timed runs (its seconds are reported as
+``start_seconds``) and cached, so no method is charged for it; compilation is warmed up on
+a train task first. Targets (issue 26, analytic cost): time per SurCo step at 400/32
+<= 0.2 s; SurCo-zero improves on its start on every task at 200/16 and 400/32; best
+SurCo-family mean <= 1.00 × annealing's at equal wall time and <= 0.97 × at 300
+evaluations (200/16 and 400/32); SurCo-zero's plan (start included) in <= 10 s per task
+at 400/32. Writes ``bench/results/scale[-quick].json`` and ``scale[-quick].png`` (mean
+cost relative to cost-greedy's, and seconds, against T, for every method).
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from bench._report import RESULTS, Report, parse_args
+
+N_TEST, QUICK_TEST, EVALS = 10, 5, 300
+#: Largest whole neighbourhood (bytes, `neighbourhood_bytes`) a search may build at once;
+#: at 400/32 it is 9 GB, and a quick run that built it was killed for memory.
+NEIGHBOURHOOD_BYTES_MAX = 2e9
+SEARCH = ("local-search", "local-search-first", "local-search-gradient", "annealing")
+TARGET_SETTINGS = ("T=200,D=16", "T=400,D=32")
+
+
+def _step_seconds(problem, task, init, settings) -> float:
+    """Mean seconds per SurCo-zero step over 20 steps after a first (compiling) step."""
+    import surco
+    kw = {k: v for k, v in settings.items() if k not in ("init", "steps")}
+    res = surco.zero(problem, task, init=init(task), steps=20, select="evaluate",
+                     no_progress_steps=None, **kw)
+    sec = np.asarray(res.history["seconds"])
+    return float(np.diff(sec[1:]).mean())
+
+
+def _warm(family, problem, tasks, settings) -> None:
+    """Compile SurCo's step and the batched cost for these shapes on a train task."""
+    import surco
+    kw = {k: v for k, v in settings.items() if k not in ("init", "steps")}
+    surco.zero(problem, tasks[0], init=settings["init"](tasks[0]), steps=2,
+               select="evaluate", no_progress_steps=None, **kw)
+    x = np.zeros((tasks[0].n_tables, tasks[0].n_devices))
+    x[:, 0] = 1
+    for b in (1, 17, 33, 65, 129):
+        family.evaluate_batch(np.repeat(x[None], b, axis=0), tasks[0])
+
+
+def neighbourhood_bytes(T: int, D: int) -> float:
+    """Bytes of the whole move + swap neighbourhood of a plan as one float64 array (what
+    steepest local search and the gradient ranker build at once): ``T (D - 1)`` moves and
+    about ``T (T - 1) / 2 · (1 - 1 / D)`` swaps, ``T D`` entries each."""
+    return (T * (D - 1) + T * (T - 1) / 2 * (1 - 1 / D)) * T * D * 8.0
+
+
+def run_setting(T: int, D: int, n: int, model_name: str, store) -> tuple[list, list, dict]:
+    """One setting under one cost model (run in its own process by `main`): the rows, the
+    failed runs and the summary entry."""
+    import logging
+    logging.disable(logging.WARNING)   # TorchRec's planner warns about every Topology
+    import surco
+    from surco.problems import sharding as S
+    from surco.problems.sharding import scale
+    from surco.problems.sharding.torchrec_cost import DEFAULT_TORCHREC_MODEL
+
+    model = {"analytic": S.DEFAULT_COST_MODEL, "torchrec": DEFAULT_TORCHREC_MODEL}[model_name]
+    rows, failures, out = [], [], {"T": T, "D": D}
+    fam = scale.scale_family(model)
+    problem = fam.problem(None)
+    tag = f"T={T},D={D}"
+    print(f"{tag} [{model_name}]: tasks", flush=True)
+    tasks = S.generate(n, seed=1, n_tables=T, n_devices=D)
+    train = S.generate(1, seed=11, n_tables=T, n_devices=D, split="train")
+    t0 = time.perf_counter()
+    for task in tasks + train:
+        scale.start_plan(task, model)
+    start_s = (time.perf_counter() - t0) / len(tasks + train)
+    _warm(fam, problem, train, fam.zero_settings)
+    out["start_seconds"] = start_s
+    out["start_value"] = float(np.mean([model.evaluate(scale.start_plan(t, model), t)
+                                        for t in tasks]))
+    if T == 400 and D == 32:
+        out["step_seconds"] = _step_seconds(problem, train[0], fam.zero_settings["init"],
+                                            fam.zero_settings)
+    heur = [m for m in fam.baselines if m not in SEARCH]
+    own = surco.compare(fam, tasks, heur + ["surco-zero"], store=store, setting=tag,
+                        reference="cost-greedy", progress=False)
+    polish = scale.surco_scale_methods(fam)
+    search = list(SEARCH)
+    if neighbourhood_bytes(T, D) > NEIGHBOURHOOD_BYTES_MAX:
+        # steepest descent and the gradient ranker build the whole neighbourhood at once
+        search = [m for m in search if m not in ("local-search", "local-search-gradient")]
+        del polish["surco-zero+ls-gradient"]
+        out["skipped"] = (f"local-search, local-search-gradient, surco-zero+ls-gradient: "
+                          f"their neighbourhood array would take "
+                          f"{neighbourhood_bytes(T, D) / 1e9:.1f} GB")
+    eq = surco.compare(fam, tasks, {**{s: fam.baselines[s] for s in search}, **polish},
+                       budget=own.matched_budget("surco-zero"), store=store, setting=tag,
+                       reference="annealing", progress=False)
+    ev_methods = {**{s: fam.baselines[s] for s in search},
+                  "surco-zero": surco.surco_methods(fam)["surco-zero"], **polish}
+    ev = surco.compare(fam, tasks, ev_methods, budget=surco.Budget(evaluations=EVALS),
+                       store=store, setting=tag, reference="annealing", progress=False)
+    for cmp, budget, ref in ((own, "own", "cost-greedy"), (eq, "time of surco-zero", "annealing"),
+                             (ev, f"{EVALS} evaluations", "annealing")):
+        print(f"-- {tag} [{model_name}], {budget}\n{cmp.table(ref)}", flush=True)
+        rows += cmp.to_rows(ref, setting=tag, budget=budget, cost_model=model_name)
+        failures += [{"setting": tag, "cost_model": model_name, "budget": budget,
+                      "method": r.method, "task": r.instance, "error": r.error}
+                     for r in cmp.runs if r.status == "failed"]
+    starts = np.array([model.evaluate(scale.start_plan(t, model), t) for t in tasks])
+    zero = own.values("surco-zero")
+    eq_vals = {m: eq.values(m) for m in eq.methods}
+    eq_vals["surco-zero"] = zero
+    family_names = ["surco-zero"] + list(polish)
+    out["means"] = {b: {m: float(np.nanmean(c.values(m))) for m in c.methods}
+                    for b, c in (("own", own), ("time", eq), ("evals", ev))}
+    out["means"]["time"]["surco-zero"] = float(np.nanmean(zero))
+    out["seconds"] = {m: float(np.mean([r.seconds for r in own.runs if r.method == m]))
+                      for m in own.methods}
+    out["zero_improved"] = float(np.mean(zero < starts * (1 - 1e-9)))
+    best_t = min(family_names, key=lambda m: np.nanmean(eq_vals[m]))
+    best_e = min(family_names, key=lambda m: np.nanmean(ev.values(m)))
+    out["time_ratio"] = (best_t, float(np.nanmean(eq_vals[best_t]) /
+                                       np.nanmean(eq_vals["annealing"])))
+    out["evals_ratio"] = (best_e, float(np.nanmean(ev.values(best_e)) /
+                                        np.nanmean(ev.values("annealing"))))
+    if "torchrec-planner" in own.methods:
+        out["torchrec_vs_best_surco_time"] = float(
+            np.nanmean(own.values("torchrec-planner")) / np.nanmean(eq_vals[best_t]))
+    return rows, failures, out
+
+
+def _targets(rep: Report, summary: dict) -> None:
+    an = summary.get("analytic", {})
+    if "T=400,D=32" in an:
+        s = an["T=400,D=32"]
+        rep.target("T=400,D=32: seconds per SurCo step (mean of 20 steps, train task)",
+                   s["step_seconds"], "<=", 0.2)
+        rep.target("T=400,D=32: SurCo-zero's seconds per task, its start (cheapest "
+                   "heuristic) included", s["seconds"]["surco-zero"] + s["start_seconds"],
+                   "<=", 10.0)
+    for tag in TARGET_SETTINGS:
+        if tag not in an:
+            continue
+        s = an[tag]
+        rep.target(f"{tag}: fraction of tasks on which SurCo-zero improves on its start",
+                   s["zero_improved"], ">=", 1.0)
+        m, v = s["time_ratio"]
+        rep.target(f"{tag}: best SurCo-family method ({m}) mean cost / annealing's at "
+                   "SurCo-zero's wall time", v, "<=", 1.0)
+        m, v = s["evals_ratio"]
+        rep.target(f"{tag}: best SurCo-family method ({m}) mean cost / annealing's at "
+                   f"{EVALS} evaluations", v, "<=", 0.97)
+
+
+def _plot(summary: dict, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(summary), 2, figsize=(12, 4.2 * len(summary)), squeeze=False)
+    for row, (model_name, settings) in zip(axes, summary.items()):
+        tags = sorted(settings, key=lambda t: (settings[t]["T"], settings[t]["D"]))
+        Ts = [settings[t]["T"] for t in tags]
+        ref = [settings[t]["means"]["own"]["cost-greedy"] for t in tags]
+        names = dict.fromkeys(m for t in tags for b in ("own", "time", "evals")
+                              for m in settings[t]["means"][b])
+        for m in names:
+            for b, style in (("own", "-"), ("time", "--"), ("evals", ":")):
+                ys = [settings[t]["means"][b].get(m, np.nan) / r for t, r in zip(tags, ref)]
+                if np.all(np.isnan(ys)):
+                    continue
+                row[0].plot(Ts, ys, style, marker="o", label=f"{m} ({b})")
+            if m in settings[tags[0]].get("seconds", {}):
+                row[1].plot(Ts, [settings[t]["seconds"].get(m, np.nan) for t in tags],
+                            marker="o", label=m)
+        row[0].set(xscale="log", xlabel="tables T (D = T / 12.5)",
+                   ylabel="mean cost / cost-greedy's", title=f"cost ({model_name} model)")
+        row[1].set(xscale="log", yscale="log", xlabel="tables T",
+                   ylabel="seconds per task (own budget)", title="time")
+        row[0].legend(fontsize=6, ncol=2)
+        row[1].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(__doc__, argv)
+    from surco.problems.sharding import scale, torchrec_planner
+
+    rep = Report("scale", args.quick)
+    grid = scale.QUICK_GRID if args.quick else scale.SCALE_GRID
+    n = QUICK_TEST if args.quick else N_TEST
+    summary: dict = {}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    try:
+        for T, D in grid:
+            for name in ("analytic", "torchrec"):
+                # one fresh process per setting: memory freed, caches bounded
+                with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as ex:
+                    rows, failures, out = ex.submit(run_setting, T, D, n, name,
+                                                    args.store).result()
+                for r in rows:
+                    rep.row(**r)
+                rep.extra.setdefault("failures", []).extend(failures)
+                summary.setdefault(name, {})[f"T={T},D={D}"] = out
+    except KeyboardInterrupt:
+        print("interrupted: writing the settings finished so far", flush=True)
+        rep.extra["interrupted"] = True
+    _targets(rep, summary)
+    rep.extra["summary"] = summary
+    rep.extra["torchrec_available"] = torchrec_planner.available()
+    rep.extra["scale_settings"] = {k: v for k, v in scale.SCALE_SETTINGS.items()}
+    rep.extra["settings_chosen_on"] = scale.TUNING_NOTE
+    rep.extra["tuning"] = scale.TUNING
+    if summary:
+        plot = RESULTS / f"scale{'-quick' if args.quick else ''}.png"
+        _plot(summary, plot)
+        rep.extra["plot"] = str(plot.relative_to(RESULTS.parent.parent))
+    rep.finish(table_columns=["setting", "cost_model", "budget", "method", "value",
+                              "rel_reference", "wins", "ties", "losses", "seconds",
+                              "evaluations", "failed"])
+
+
+if __name__ == "__main__":
+    main()
