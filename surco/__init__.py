@@ -19,8 +19,10 @@ from surco.problem import Instance, Problem, ProblemError, RelaxedOmegaWarning
 from surco.prior import PriorModel
 from surco.results import PriorResult, TrainHistory, ZeroResult
 from surco.zero import NoProgressWarning, hybrid, zero
+from surco import derive  # noqa: E402  (derived SCIP, neighbourhoods, families: new problems)
+from surco.derive import family_for, scip_minimize  # noqa: E402
 
 __all__ = ["solvers", "estimators", "compiled", "lns", "prior", "search", "Problem", "ProblemError", "Instance", "zero",
            "hybrid", "PriorModel", "ZeroResult", "PriorResult", "TrainHistory", "Budget",
            "BudgetExhausted", "Meter", "Family", "compare", "Comparison", "Run", "surco_methods",
-           "NoProgressWarning", "RelaxedOmegaWarning"]
+           "NoProgressWarning", "RelaxedOmegaWarning", "derive", "family_for", "scip_minimize"]

@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from surco.budget import Budget, Meter
+from surco.budget import Budget, BudgetExhausted, Meter
 from surco.family import Family, Method
 from surco.runs import Job, Run, execute
 from surco.store import RunStore
@@ -342,6 +342,14 @@ def _zero_call(family: Family, instance, meter: Meter, settings: Mapping[str, An
     return surco.zero(counted, instance, init=init, **kw)
 
 
+def _answer(result) -> np.ndarray:
+    """SurCo-zero's x; a run that the budget stopped before its first step has none, which
+    is the budget's doing (`BudgetExhausted`: the harness keeps the meter's best x, if any)."""
+    if result is None:
+        raise BudgetExhausted("the budget ran out before SurCo-zero's first step")
+    return np.asarray(result.x)
+
+
 def surco_methods(family: Family, prior=None, **overrides: Any) -> dict[str, Method]:
     """SurCo-zero (and, given a trained prior, SurCo-prior and SurCo-hybrid) as harness
     methods, with the family's ``zero_settings`` (``overrides`` replace entries).
@@ -363,7 +371,7 @@ def surco_methods(family: Family, prior=None, **overrides: Any) -> dict[str, Met
     check_zero_settings("surco_methods", settings)   # TypeError naming a misspelt override
 
     def zero_method(instance, meter):
-        return np.asarray(_zero_call(family, instance, meter, settings).x)
+        return _answer(_zero_call(family, instance, meter, settings))
 
     def lancer(instance, meter):   # LANCER-zero with the family's settings (surco.lancer)
         from surco.lancer import lancer_method
@@ -375,7 +383,7 @@ def surco_methods(family: Family, prior=None, **overrides: Any) -> dict[str, Met
             return np.asarray(prior.predict(instance).x)
 
         def hybrid_method(instance, meter):
-            return np.asarray(_zero_call(family, instance, meter, settings, prior=prior).x)
+            return _answer(_zero_call(family, instance, meter, settings, prior=prior))
 
         def robust_method(instance, meter):
             return np.asarray(prior.predict(instance, candidates=4).x)

@@ -180,3 +180,60 @@ def load_prior(path: str | Path = SHIPPED_PRIOR, n_devices: int = 4,
         prior = surco.prior.load(path, prior_problem(model), model=prior_network(n_devices))
     prior.backend = "highs"
     return prior
+
+
+#: SurCo past its plateau on sharding (`surco.plateau`, "surco-plateau" in the family's
+#: methods): per evaluation budget, the candidate of ``bench.plateau_tune.CANDIDATES`` with
+#: the lowest mean cost on 10 train-pool DLRM-50 tasks (``python -m bench.plateau_tune``;
+#: bench/results/plateau_tune.json records every candidate's mean and the choice). A
+#: budget between these runs the nearest one's setting (log scale,
+#: `surco.plateau.budgeted_method`).
+#: Chosen (train means, ratio to annealing, the best search at each budget): 30: restarts
+#: after 10 steps without improvement, noise 0.03 (7.096, 0.982; SurCo-zero 0.989); 100:
+#: those restarts on 70 % of the budget, then annealing (7.026, 0.984; SurCo-zero 0.991);
+#: 300: SurCo-zero on 70 %, then first-improvement local search (6.954, 0.990; SurCo-zero
+#: 0.993). Restarts cost at 300 (0.9995): SurCo-zero's late improvements come after long
+#: stalls. Explored before the grid (same tasks, 30 / 100 evaluations): a trust region on θ
+#: (radius 0.1-1 of ‖θ_0‖) stalled SurCo (7.15-7.29 at 30, against 7.14 without), and pools
+#: of the 2 or 8 neighbours next by the surrogate cost spent evaluations on worse plans
+#: (7.15 / 7.23 at 30).
+PLATEAU_CHOICE: dict[int, dict] = {
+    30: {"kind": "zero", "restart": 10, "noise": 0.03},
+    100: {"kind": "polish", "share": 0.7, "strategy": "annealing", "restart": 10,
+          "noise": 0.03},
+    300: {"kind": "polish", "share": 0.7, "strategy": "first"},
+}
+
+
+def plateau_from(family: surco.Family, spec: dict) -> surco.family.Method:
+    """The harness method a `PLATEAU_CHOICE` entry (or a ``bench.plateau_tune`` candidate)
+    describes: ``{"kind": "zero", **plateau_zero settings}`` is
+    `surco.plateau.plateau_method` (SurCo-zero with restarts / trust region / pool);
+    ``{"kind": "polish", "share", "strategy", **plateau_zero settings}`` is
+    `surco.lns.polish_method` with that method as its first stage.
+
+    Raises:
+      ValueError: an unknown kind; TypeError: an unknown setting (named).
+    """
+    from surco.lns import polish_method
+    from surco.plateau import plateau_method
+    kw = dict(spec)
+    kind = kw.pop("kind", None)
+    if kind == "zero":
+        return plateau_method(family, **kw)
+    if kind == "polish":
+        share, strategy = kw.pop("share"), kw.pop("strategy")
+        return polish_method(family, share=share, strategy=strategy,
+                             first=plateau_method(family, **kw))
+    raise ValueError(f"plateau_from: kind must be 'zero' or 'polish', got {kind!r}")
+
+
+def plateau_methods(family: surco.Family) -> dict[str, surco.family.Method]:
+    """``{"surco-plateau": ...}``: the method `PLATEAU_CHOICE` chose for each evaluation
+    budget (`surco.plateau.budgeted_method`).
+
+    Raises:
+      ValueError: `PLATEAU_CHOICE` is empty."""
+    from surco.plateau import budgeted_method
+    return {"surco-plateau": budgeted_method({E: plateau_from(family, spec)
+                                              for E, spec in PLATEAU_CHOICE.items()})}

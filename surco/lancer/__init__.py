@@ -1,0 +1,25 @@
+"""LANCER: learned landscape surrogates for combinatorial optimisation with nonlinear costs
+(Zharmagambetov, Amos, Ferber, Huang, Dilkina, Tian, "Landscape Surrogate: Learning Decision
+Losses for Mathematical Optimization Under Partial Information", NeurIPS 2023).
+
+LANCER learns a smooth model M_w(c) of the true cost of the solver's answer g_Ω(c) and
+alternates between fitting M_w on the (c, true cost) pairs collected so far and descending
+the surrogate cost c through M_w, so that the true cost, which may be expensive (a
+profiler, a simulator), is evaluated only for the few new solutions each round proposes.
+
+    res = surco.lancer.lancer_zero(problem, instance, surco.Budget(evaluations=30).start(f))
+    cmp = surco.compare(family, tasks, ["lancer", "surco-zero", "annealing"],
+                        budget=surco.Budget(evaluations=30))
+    model = surco.lancer.train(family, train_instances)       # LANCER over a predictor
+    cmp = surco.compare(family, tasks, model.methods(), budget=surco.Budget(evaluations=30))
+
+Modules: `landscape` (the model M_w and its fit), `zero` (LANCER-zero: c per instance,
+`lancer_zero`, `lancer_method`, the per-family `SETTINGS`), `prior` (LANCER over a cost
+predictor c = h_θ(y) trained on instances: `train`, `LancerModel`).
+"""
+from surco.lancer import landscape
+from surco.lancer.prior import LancerModel, train
+from surco.lancer.zero import SETTINGS, SETTINGS_NOTES, LancerResult, lancer_method, lancer_zero
+
+__all__ = ["landscape", "lancer_zero", "lancer_method", "LancerResult", "SETTINGS",
+           "SETTINGS_NOTES", "train", "LancerModel"]

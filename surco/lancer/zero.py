@@ -1,0 +1,412 @@
+"""LANCER-zero: a landscape surrogate per instance, alternated with descent on the surrogate
+cost (Zharmagambetov et al., "Landscape Surrogate: Learning Decision Losses for
+Mathematical Optimization Under Partial Information", NeurIPS 2023, Alg. 1, with the cost c
+optimised directly for one instance, as SurCo-zero does, Ferber et al., ICML 2023).
+
+Each round, with M_w the landscape model of `surco.lancer.landscape`:
+
+1. *descend*: ``descent`` optax steps on θ (c = cost_transform(θ)) down M_w(c), each one
+   solve (M's dependence on x = g_Ω(c) through the SurCo estimator, its dependence on c
+   directly);
+2. *explore*: ``candidates`` perturbations of the incumbent θ (the one whose x has the best
+   true cost), ``θ + sigma · rms(θ) · N(0, I)``, solved in one ``solve_batch``;
+3. *evaluate*: of the new distinct solutions, the ``per_round`` with the lowest predicted
+   true cost M_w are evaluated through the meter (one evaluation each; solutions already
+   evaluated are free and join the data with their cost);
+4. *fit*: M_w is refitted on every (c, x, f(x), true cost) collected (`landscape.fit`).
+
+Solves and the problem's own objective f are free; only the meter's evaluations count. The
+run starts by evaluating g_Ω(c_0), so its answer is never worse than the start; every
+answer is a solver's, hence in Ω. When a round finds no new solution, ``sigma`` doubles (up
+to 16 times its setting) until one does; ``patience`` such rounds in a row end the run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import time
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from surco._engine import (RunControl, build_solver, check_estimator_kwargs, check_int,
+                           check_number, controlled, initial_theta, resolve_key,
+                           stack_instances)
+from surco.budget import BudgetExhausted, Meter
+from surco.estimators import raise_for_status
+from surco.family import Family, Method
+from surco.lancer import landscape as L
+from surco.lancer._program import _stop, program
+from surco.prior.model import perturbed
+from surco.problem import Instance, Problem, ProblemError
+
+__all__ = ["LancerResult", "lancer_zero", "lancer_method", "SETTINGS", "SETTINGS_NOTES"]
+
+#: LANCER's own settings per family name, chosen on train instances only (`SETTINGS_NOTES`);
+#: the estimator, optimiser, start and solver come from the family's ``zero_settings``.
+SETTINGS: dict[str, dict[str, Any]] = {}
+SETTINGS_NOTES: dict[str, str] = {}
+
+#: `surco.zero` settings with no meaning here (dropped from a family's zero_settings).
+_ZERO_ONLY = ("steps", "select", "patience", "target", "time_limit", "progress",
+              "no_progress_steps", "executor", "dtype")
+
+
+@dataclasses.dataclass
+class LancerResult:
+    """Outcome of `lancer_zero`.
+
+    Attributes:
+      x: the best solution evaluated (a solver's answer: in Ω); value: its true cost;
+      f: the problem's objective at x; c, theta: the surrogate cost that gave x and its
+      parameters; params: the landscape model's parameters after the last fit;
+      history: per round, ``evaluations`` (the meter's count after it), ``best``, ``fit_loss``
+      (mean squared normalised residual after the fit), ``alpha`` (the share of the learned
+      correction M uses, chosen by cross-validation), ``pool`` (distinct solutions
+      proposed), ``new`` (of them not evaluated before), ``sigma``;
+      rounds: rounds completed; evaluations: evaluations this run made;
+      stopped: "rounds", "budget" (the meter's evaluations or deadline), "stalled" or
+      "interrupted"; seconds: wall time.
+    """
+
+    x: np.ndarray
+    value: float
+    f: float
+    c: np.ndarray
+    theta: np.ndarray
+    params: Any
+    history: dict
+    rounds: int
+    evaluations: int
+    stopped: str
+    seconds: float
+
+    def __repr__(self) -> str:
+        return (f"LancerResult(value={self.value:.6g}, rounds={self.rounds}, "
+                f"evaluations={self.evaluations}, stopped={self.stopped!r}, "
+                f"seconds={self.seconds:.3g})")
+
+
+def lancer_zero(problem: Problem, instance: Instance, meter: Meter, *,
+                rounds: int | None = None, descent: int = 4, candidates: int = 8,
+                per_round: int = 2, sigma: float = 0.1, patience: int = 10,
+                hidden: tuple[int, ...] = (32,), fit_steps: int = 200, fit_lr: float = 3e-3,
+                folds: int = 4, correction: float = 1.0, restart: int = 0,
+                estimator: Any = "blackbox", optimizer: optax.GradientTransformation | None = None,
+                lr: float = 0.1, init: str | np.ndarray = "random", init_scale: float = 1.0,
+                landscape: Any = None, key: jax.Array | int | None = None,
+                backend: str | None = None, solver_options: dict[str, Any] | None = None,
+                **estimator_kw: Any) -> LancerResult:
+    """LANCER-zero on one instance (see the module docstring): until the meter's budget
+    (evaluations or deadline) is spent, or ``rounds`` rounds.
+
+    Args:
+      problem: the `Problem` (Ω, the differentiable objective f used as M's base).
+      instance: one instance.
+      meter: the `surco.budget.Meter` through which every true cost is evaluated.
+      rounds: most rounds; None: until the meter's budget is spent (which must be finite).
+      descent: optax steps on M per round (each one solve), >= 0.
+      candidates: perturbed costs per round, >= 0 (``descent + candidates`` >= 1).
+      per_round: most new solutions evaluated per round, >= 1.
+      sigma: relative size of the perturbations (> 0).
+      patience: rounds in a row without a new solution before the run stops ("stalled").
+      hidden: widths of the landscape network (`landscape.LandscapeNet`).
+      fit_steps, fit_lr, folds: AdamW steps and learning rate of each fit of M (from the
+        initial parameters, on every point so far) and the cross-validation folds that
+        choose how much of the learned correction to use (`landscape.fit`; 0: all of it).
+      estimator, optimizer, lr, init, init_scale, key, backend, solver_options,
+        estimator_kw: as in `surco.zero` (the estimator differentiates M's x-input, the
+        optimiser descends θ; ``init`` is θ_0: "random", "zeros" or an array).
+      correction: weight in [0, 1] of the learned correction in the descent direction (1:
+        the gradient of the whole M, as in the paper; 0: the descent follows f∘g_Ω through
+        the estimator and the correction only ranks the candidates to evaluate).
+      restart: after this many rounds in a row without a better true cost, the descent
+        restarts from a perturbation of the incumbent θ (as the candidates, ``sigma``);
+        0: it always continues.
+      landscape: initial parameters of the landscape network (e.g. LANCER-prior's, with the
+        same ``hidden``), from which every fit starts and which M uses before the first
+        fit; None: an untrained network (M = f).
+
+    Returns:
+      A `LancerResult` with the best solution evaluated.
+
+    Raises:
+      TypeError: problem or meter of the wrong type.
+      ValueError: bad arguments (naming which).
+      BudgetExhausted: the budget was spent before the first solution could be evaluated.
+      ProblemError: a non-finite objective or gradient.
+      InfeasibleError, SolverError, ...: the solver failed (typed).
+      KeyboardInterrupt: Ctrl-C; it carries ``.partial`` (the `LancerResult` so far, or
+        None before the first evaluation).
+    """
+    from surco.estimators import get_estimator
+    who = "lancer_zero"
+    if not isinstance(problem, Problem):
+        raise TypeError(f"{who}: problem must be a surco.Problem, got {type(problem).__name__}")
+    if not (callable(meter) and hasattr(meter, "batch") and hasattr(meter, "remaining_seconds")):
+        raise TypeError(f"{who}: meter must be a surco.budget.Meter (Budget(...).start(f)), "
+                        f"got {type(meter).__name__}")
+    rounds = check_int("rounds", rounds, 1, none_ok=True, who=who)
+    if rounds is None and meter.budget.unlimited:
+        raise ValueError(f"{who}: rounds=None runs until the meter's budget is spent, but the "
+                         "budget is unlimited; give rounds or a Budget with a limit")
+    descent = check_int("descent", descent, 0, who=who)
+    candidates = check_int("candidates", candidates, 0, who=who)
+    if descent + candidates < 1:
+        raise ValueError(f"{who}: descent + candidates must be >= 1 (no solution would be "
+                         "proposed), got 0 and 0")
+    per_round = check_int("per_round", per_round, 1, who=who)
+    patience = check_int("patience", patience, 1, who=who)
+    fit_steps = check_int("fit_steps", fit_steps, 1, who=who)
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds == 1 \
+            or folds < 0:
+        raise ValueError(f"{who}: folds must be 0 or an integer >= 2, got {folds!r}")
+    if isinstance(correction, bool) or not isinstance(correction, (int, float, np.number)) \
+            or not 0 <= correction <= 1:
+        raise ValueError(f"{who}: correction must be a number in [0, 1], got {correction!r}")
+    restart = check_int("restart", restart, 0, who=who)
+    sigma, fit_lr = check_number("sigma", sigma, who=who), check_number("fit_lr", fit_lr, who=who)
+    lr = check_number("lr", lr, who=who)
+    init_scale = check_number("init_scale", init_scale, who=who)
+    if (not isinstance(hidden, (tuple, list)) or not hidden
+            or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 1
+                       for w in hidden)):
+        raise ValueError(f"{who}: hidden must be a non-empty tuple of integers >= 1, got "
+                         f"{hidden!r}")
+    est = get_estimator(estimator, **estimator_kw)
+    opt = optimizer if optimizer is not None else est.default_optimizer(lr)
+    t_start = time.perf_counter()
+    key = resolve_key(key)
+    left = meter.remaining_seconds()
+    control = RunControl(left if math.isfinite(left) else None, t_start)
+    member = build_solver(problem, instance, backend, solver_options)
+    shape = tuple(member.shape)
+    problem.check_instance(instance, who=who)
+    ys = stack_instances(problem, [instance])
+    key, k0, kp = jax.random.split(key, 3)
+    theta = np.asarray(initial_theta(init, k0, (1, *shape), jnp.float32, init_scale))
+    net = L.LandscapeNet(hidden=tuple(int(w) for w in hidden))
+    data = L.Data()
+    hist: dict[str, list] = {k: [] for k in ("evaluations", "best", "fit_loss", "alpha", "pool",
+                                             "new", "sigma")}
+    e0 = meter.evaluations
+    best: dict[str, Any] = {}
+    params, alpha, stopped, done = None, 1.0, "rounds", 0
+
+    def result(stop: str) -> LancerResult | None:
+        if not best:
+            return None
+        return LancerResult(best["x"], best["v"], best["f"], best["c"], best["theta"], params,
+                            hist, done, meter.evaluations - e0, stop,
+                            time.perf_counter() - t_start)
+
+    def offer(c, th, x, fx, v, scales):
+        data.add(c, x, fx, v, scales)
+        if not best or v < best["v"]:
+            best.update(x=np.array(x, np.float64), v=float(v), f=float(fx),
+                        c=np.array(c, np.float64), theta=np.array(th, np.float64))
+
+    prog = None
+    try:
+        with controlled(control):
+            c0 = np.asarray(problem.to_cost(jnp.asarray(theta)), np.float64)[0]
+            x0 = member.solve(c0).x
+            f0 = float(np.asarray(problem.f(jnp.asarray(x0, jnp.float32), instance)))
+            if not math.isfinite(f0):
+                raise ProblemError(f"{who}: problem {problem.name!r}: the objective is {f0} at "
+                                   "the start's solution")
+            scales = L.Scales.of(problem, instance, c0, f0)
+            p_start = (landscape if landscape is not None else
+                       L.init_params(net, shape, scales.z.shape[1], kp))
+            params = p_start
+            try:
+                v0 = meter(x0)
+            except BudgetExhausted:
+                raise BudgetExhausted(f"{who}: the budget ({meter.budget.describe()}) was spent "
+                                      "before the first solution could be evaluated") from None
+            offer(c0, theta[0], x0, f0, v0, scales)
+            Z, SV = scales.z[None], scales.vector()[None]
+            prog = program(problem, est, net, [member], ys, Z, control)
+            opt_state = opt.init(jnp.asarray(theta))
+            sig, stall, before, idle = sigma, 0, math.inf, 0
+            while rounds is None or done < rounds:
+                if meter.exhausted:
+                    stopped = "budget"
+                    break
+                pool_c, pool_x, pool_th = [], [], []
+                idle = idle + 1 if hist["best"] and best["v"] >= before else 0
+                if restart and idle >= restart:
+                    key, k = jax.random.split(key)
+                    theta = perturbed(best["theta"], 1, sigma, k).astype(np.float32)
+                    idle = 0
+                before = best["v"]
+                for _ in range(descent):                                  # 1. descend
+                    key, k = jax.random.split(key)
+                    try:
+                        m, fx, x, c, status, g = jax.block_until_ready(prog.vjp(
+                            jnp.asarray(theta), params, alpha * correction,
+                            k if est.needs_key else None, ys, Z, SV))
+                    except Exception as exc:
+                        _stop(control, exc)
+                        raise control.error if control.error is not None else exc
+                    if control.stop_requested():
+                        _stop(control, None)
+                    raise_for_status(np.asarray(status), member)
+                    g = np.asarray(g)
+                    if not (np.all(np.isfinite(g)) and np.isfinite(np.asarray(m)).all()):
+                        raise ProblemError(f"{who}: problem {problem.name!r}: M or its gradient "
+                                           f"is not finite in round {done}")
+                    c_np = np.asarray(c, np.float64)[0]
+                    x_np = (np.asarray(x, np.float64)[0] if est.forward_is_solution
+                            else member.solve(c_np).x)
+                    pool_c.append(c_np), pool_x.append(x_np), pool_th.append(theta[0].copy())
+                    upd, opt_state = opt.update(jnp.asarray(g), opt_state, jnp.asarray(theta))
+                    theta = np.asarray(optax.apply_updates(jnp.asarray(theta), upd))
+                if candidates:                                            # 2. explore
+                    key, k = jax.random.split(key)
+                    TH = perturbed(best["theta"], candidates, sig, k)
+                    C = np.asarray(prog.to_cost(jnp.asarray(TH, jnp.float32)), np.float64)
+                    if meter.remaining_seconds() <= 0:
+                        raise BudgetExhausted("deadline")
+                    sols = member.solve_batch(C)
+                    pool_c += list(C)
+                    pool_x += [s.x for s in sols]
+                    pool_th += list(TH)
+                X = np.stack(pool_x)
+                F = np.asarray(prog.f_many(jnp.asarray(X, jnp.float32), instance), np.float64)
+                if not np.all(np.isfinite(F)):
+                    raise ProblemError(f"{who}: problem {problem.name!r}: the objective is not "
+                                       f"finite at a proposed solution in round {done}")
+                pred = np.asarray(prog.predict(params, jnp.asarray(np.stack(pool_c), jnp.float32),
+                                               jnp.asarray(X, jnp.float32),
+                                               jnp.asarray(F, jnp.float32), scales.z,
+                                               scales.vector(), alpha), np.float64)
+                new, seen = [], set()                                     # 3. evaluate
+                for i in np.argsort(pred, kind="stable"):
+                    k_x = X[i].tobytes()
+                    if k_x in seen:
+                        continue
+                    seen.add(k_x)
+                    v = meter.cached(X[i])
+                    if v is not None:   # already evaluated: a free data point
+                        offer(pool_c[i], pool_th[i], X[i], F[i], v, scales)
+                    else:
+                        new.append(int(i))
+                pick = new[:per_round]
+                if pick:
+                    try:
+                        vals = meter.batch(X[pick])
+                    except BudgetExhausted:
+                        for i in pick:
+                            v = meter.cached(X[i])
+                            if v is not None:
+                                offer(pool_c[i], pool_th[i], X[i], F[i], v, scales)
+                        raise
+                    for i, v in zip(pick, vals):
+                        offer(pool_c[i], pool_th[i], X[i], F[i], v, scales)
+                params, losses, alpha = L.fit(net, p_start, data, steps=fit_steps,  # 4. fit
+                                              lr=fit_lr, folds=folds)
+                done += 1
+                stall = 0 if pick else stall + 1
+                sig = sigma if pick else min(2 * sig, 16 * sigma)
+                for k_h, v_h in (("evaluations", meter.evaluations), ("best", best["v"]),
+                                 ("fit_loss", float(losses[-1])), ("alpha", alpha),
+                                 ("pool", len(seen)),
+                                 ("new", len(new)), ("sigma", sig)):
+                    hist[k_h].append(v_h)
+                control.arm()
+                if stall >= patience:
+                    stopped = "stalled"
+                    break
+    except BudgetExhausted:
+        if not best:
+            raise
+        stopped = "budget"
+    except KeyboardInterrupt:
+        exc = KeyboardInterrupt(f"{who} interrupted after {done} round(s); the best so far is "
+                                "in the exception's .partial")
+        exc.partial = result("interrupted")
+        raise exc from None
+    finally:
+        if prog is not None:
+            prog.release()
+    return result(stopped)
+
+
+def estimator_kwargs(settings: Mapping[str, Any]) -> dict:
+    """The entries of ``settings`` that are not parameters of `lancer_zero`: the
+    estimator's hyperparameters."""
+    own = inspect.signature(lancer_zero).parameters
+    return {k: v for k, v in settings.items() if k not in own}
+
+
+def _settings(family_or_problem: Family | Problem, overrides: Mapping[str, Any]
+              ) -> tuple[Any, dict]:
+    if isinstance(family_or_problem, Family):
+        fam = family_or_problem
+        kw = {k: v for k, v in dict(fam.zero_settings).items() if k not in _ZERO_ONLY}
+        return fam.problem, {**kw, **SETTINGS.get(fam.name, {}), **dict(overrides)}
+    if isinstance(family_or_problem, Problem):
+        prob = family_or_problem
+        return (lambda _y: prob), dict(overrides)
+    raise TypeError(f"lancer_method: expected a surco.Family or a surco.Problem, got "
+                    f"{type(family_or_problem).__name__}")
+
+
+#: Rounds of a harness run whose budget is unlimited.
+UNLIMITED_ROUNDS = 50
+
+
+def lancer_method(family_or_problem: Family | Problem, **settings: Any) -> Method:
+    """LANCER-zero as a harness `Method` ``(instance, meter) -> x``.
+
+    Args:
+      family_or_problem: a `Family` (its ``problem``; its ``zero_settings`` give the
+        estimator, optimiser, start ``init`` (a function ``instance -> θ0`` or "random"),
+        solver backend and key, SurCo-zero's own stopping settings dropped; then LANCER's
+        `SETTINGS` for the family's name) or a `Problem`.
+      settings: keyword arguments of `lancer_zero` replacing those.
+
+    The method runs until the meter's budget is spent (`UNLIMITED_ROUNDS` rounds when it is
+    unlimited) and returns the best solution evaluated; the start's solution when the
+    budget ended before it could be evaluated. The setting ``target_rounds`` (an integer,
+    or None) spreads an evaluation budget E over about that many rounds: ``per_round`` is
+    raised to ``ceil((E − 1) / target_rounds)`` when that is larger.
+
+    Raises:
+      TypeError: family_or_problem is neither, or an unknown setting (named, with the
+        closest valid one).
+    """
+    problem_of, kw0 = _settings(family_or_problem, settings)
+    target = check_int("target_rounds", kw0.pop("target_rounds", None), 1, none_ok=True,
+                       who="lancer_method")
+    check_estimator_kwargs("surco.lancer.lancer_method", lancer_zero, kw0,
+                           kw0.get("estimator", "blackbox"),
+                           drop=("problem", "instance", "meter"))
+
+    def method(instance: Instance, meter: Meter) -> np.ndarray:
+        kw = dict(kw0)
+        if callable(kw.get("init")):
+            kw["init"] = kw["init"](instance)
+        if meter.budget.unlimited:
+            kw.setdefault("rounds", UNLIMITED_ROUNDS)
+        if target is not None and meter.budget.evaluations is not None:
+            spread = math.ceil((meter.remaining_evaluations() - 1) / target)
+            kw["per_round"] = max(kw.get("per_round", 2), spread)
+        try:
+            return lancer_zero(problem_of(instance), instance, meter, **kw).x
+        except BudgetExhausted:
+            if meter.best_x is not None:
+                return meter.best_x
+            problem = problem_of(instance)
+            init = kw.get("init", "zeros")
+            th = np.zeros(problem.x_shape(instance)) if isinstance(init, str) else init
+            c = np.asarray(problem.to_cost(jnp.asarray(th, jnp.float32)), np.float64)
+            return build_solver(problem, instance, kw.get("backend"),
+                                kw.get("solver_options")).solve(c).x
+    method.__doc__ = "LANCER-zero (surco.lancer.lancer_zero) on the meter's budget."
+    return method
