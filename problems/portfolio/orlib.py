@@ -45,23 +45,22 @@ class OrlibData:
         return self.corr * np.outer(self.std, self.std)
 
 
-#: Where `find_orlib` looks, in order: $SURCO_ORLIB_DIR, then ../shared/data/orlib beside
-#: the repository (the project's shared data folder).
-_REPO = Path(__file__).resolve().parents[2]
+#: The OR-Library files shipped with the package (port1, the Hang Seng; see data/README.md).
+_DATA = Path(__file__).resolve().parent / "data"
 
 
 def find_orlib(name: str = "port1") -> Path:
     """The path of an OR-Library portfolio file (``"port1"`` … ``"port5"``; ``.txt`` added).
 
-    Looks in the folder named by the environment variable ``SURCO_ORLIB_DIR``, then in
-    ``../shared/data/orlib`` beside the repository.
+    Looks in the folder named by the environment variable ``SURCO_ORLIB_DIR``, then in the
+    package's own ``data`` folder (which ships ``port1.txt``).
 
     Raises:
       FileNotFoundError: the file is in neither place (naming both).
     """
     fname = name if name.endswith(".txt") else f"{name}.txt"
     places = [Path(os.environ["SURCO_ORLIB_DIR"])] if os.environ.get("SURCO_ORLIB_DIR") else []
-    places.append(_REPO.parent / "shared" / "data" / "orlib")
+    places.append(_DATA)
     for p in places:
         if (p / fname).is_file():
             return p / fname

@@ -209,7 +209,7 @@ def test_find_orlib_honours_the_environment_and_names_the_places(tmp_path, monke
     monkeypatch.setenv("SURCO_ORLIB_DIR", str(tmp_path))
     assert P.find_orlib("port9") == tmp_path / "port9.txt"
     assert P.load_orlib(P.find_orlib("port9.txt")).n == 1
-    with pytest.raises(FileNotFoundError, match=r"port7.txt not found in .* or .*shared"):
+    with pytest.raises(FileNotFoundError, match=r"port7.txt not found in .* or .*portfolio.data"):
         P.find_orlib("port7")
 
 
