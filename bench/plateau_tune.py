@@ -3,9 +3,10 @@
     python -m bench.plateau_tune [--quick]
 
 Candidates (`CANDIDATES`: SurCo-zero, SurCo-zero with restarts, and SurCo then local
-search or annealing on the rest of the budget, `surco.lns.polish_method`, at two shares) run through the harness on DLRM-50 / 4-device tasks from the train half
-of the table pool (`S.generate(n, seed=0, split="train")`; the benches' test tasks come
-from the other half), under 30, 100 and 300 evaluations of the true cost. Per budget the
+search or annealing on the rest of the budget, `surco.lns.polish_method`, at two shares)
+run through the harness on DLRM-50 / 4-device tasks from the train half of the table pool
+(`S.generate(n, seed=0, split="train")`; the benches' test tasks come from the other
+half), under 30, 100 and 300 evaluations of the true cost. Per budget the
 candidate with the lowest mean cost is chosen; `problems.sharding.settings.PLATEAU_CHOICE`
 must equal the choice (printed), and is what the "surco-plateau" method runs. The searches
 (local search, first improvement, ranked by ∇f, annealing) run on the same tasks for the

@@ -105,30 +105,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             rel[(m, "time")] = _versus(own.values(m), {s: eq.values(s) for s in SEARCH})
             rep.extra["failed_runs"][f"{tag}, time of {m}"] = record_failures(
                 eq, tag, f"time of {m}")
-        known = set(fam.baselines) | set(surco.surco_methods(fam, prior))
-        family_methods = [m for m in EVAL_SURCO if m in known]
-        for E in EVAL_BUDGETS:
-            label = f"{E} evaluations"
-            ev = surco.compare(fam, test, list(EVAL_SEARCH) + family_methods,
-                               budget=surco.Budget(evaluations=E), prior=prior)
-            searches = {s: ev.values(s) for s in EVAL_SEARCH}
-            means = {m: np.nanmean(ev.values(m)) for m in family_methods}
-            best_family = min(means, key=means.get)
-            scip = surco.compare(fam, test, ["scip-minlp"], budget=ev.matched_budget(best_family),
-                                 progress=False)
-            for r in ev.merge(scip).to_rows(setting=tag, budget=label):
-                rep.row(**r, metered=r["method"] != "scip-minlp")
-            rep.extra["failed_runs"][f"{tag}, {label}"] = record_failures(ev, tag, label)
-            rep.extra["failed_runs"][f"{tag}, {label}, scip"] = record_failures(scip, tag, label)
-            print(ev.merge(scip).table(), flush=True)
-            if E == EVALS:
-                for m in ("surco-zero", "surco-hybrid"):
-                    rel[(m, "evals")] = _versus(ev.values(m), searches)
-                ev_plot = ev
-            if T == 50:
-                v, best = _versus(ev.values(best_family), searches)
-                rep.target(f"{tag}: best SurCo-family method's ({best_family}) mean cost / best "
-                           f"search baseline's ({best}) at {label}", v, "<=", EVAL_TARGETS[E])
+        ev_plot = equal_evaluations(fam, test, prior, rep, tag, T == 50, record_failures, rel)
         searches = list(EVAL_SEARCH)
         # SurCo-prior makes no evaluation; at one evaluation a search returns its start
         one = surco.compare(fam, test, searches, budget=surco.Budget(evaluations=1),
@@ -155,6 +132,42 @@ def main(argv: Sequence[str] | None = None) -> None:
     rep.extra["settings_chosen_on"] = fam.zero_settings_note
     rep.finish(table_columns=["setting", "budget", "method", "value", "rel_reference", "wins",
                               "ties", "losses", "p_sign", "seconds", "evaluations", "failed"])
+
+
+def equal_evaluations(fam, test: list, prior, rep: Report, tag: str, targets: bool,
+                      record_failures, rel: dict):
+    """The equal-evaluation comparison of one setting (see the module docstring, 3.): rows
+    per budget of `EVAL_BUDGETS` in ``rep``; SurCo-zero's and -hybrid's ratios to the best
+    search at `EVALS` in ``rel``; with ``targets``, the issue-24 targets. Returns the
+    `EVALS` comparison (for the plot)."""
+    import surco
+    known = set(fam.baselines) | set(surco.surco_methods(fam, prior))
+    family_methods = [m for m in EVAL_SURCO if m in known]
+    ev_plot = None
+    for E in EVAL_BUDGETS:
+        label = f"{E} evaluations"
+        ev = surco.compare(fam, test, list(EVAL_SEARCH) + family_methods,
+                           budget=surco.Budget(evaluations=E), prior=prior)
+        searches = {s: ev.values(s) for s in EVAL_SEARCH}
+        means = {m: np.nanmean(ev.values(m)) for m in family_methods}
+        best_family = min(means, key=means.get)
+        scip = surco.compare(fam, test, ["scip-minlp"], budget=ev.matched_budget(best_family),
+                             progress=False)
+        both = ev.merge(scip)
+        for r in both.to_rows(setting=tag, budget=label):
+            rep.row(**r, metered=r["method"] != "scip-minlp")
+        rep.extra["failed_runs"][f"{tag}, {label}"] = record_failures(both, tag, label)
+        print(both.table(), flush=True)
+        if E == EVALS:
+            for m in ("surco-zero", "surco-hybrid"):
+                if m in family_methods:
+                    rel[(m, "evals")] = _versus(ev.values(m), searches)
+            ev_plot = ev
+        if targets:
+            v, best = _versus(ev.values(best_family), searches)
+            rep.target(f"{tag}: best SurCo-family method's ({best_family}) mean cost / best "
+                       f"search baseline's ({best}) at {label}", v, "<=", EVAL_TARGETS[E])
+    return ev_plot
 
 
 if __name__ == "__main__":

@@ -31,6 +31,18 @@ cost (sharding) would be an evaluation the meter does not count.
 
 Harness methods: `plateau_method` (``method(instance, meter) -> x``) and `budgeted_method`
 (settings chosen per evaluation budget, e.g. on train instances).
+
+Measured on sharding (DLRM-50, 4 devices; mean cost over the best metered search's, i.e.
+local search steepest / first / ranked by ∇f or annealing, at equal evaluations). Settings
+chosen on 10 train-pool tasks (``python -m bench.plateau_tune``,
+`problems.sharding.settings.PLATEAU_CHOICE`): restarts at 30 evaluations (train 0.982,
+SurCo-zero 0.989), restarts then annealing on 30 % at 100 (0.984; 0.991), SurCo-zero then
+local search on 30 % at 300 (0.990; 0.993). On the 10 quick test tasks
+(``S.generate(10, seed=1, split="test")``) the sharding family's "surco-plateau" gave
+0.979 / 0.987 / 0.992 at 30 / 100 / 300 evaluations, SurCo-zero 0.974 / 0.987 / 0.996:
+the restarts chosen at 30 did not carry over to the test tasks. A trust region on θ stalled
+SurCo (fewer new x, worse), and pools of the surrogate's next-best neighbours spent
+evaluations on worse plans (`PLATEAU_CHOICE`'s comment has the figures).
 """
 from __future__ import annotations
 
