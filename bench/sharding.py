@@ -52,7 +52,7 @@ EVAL_BUDGETS = (30, 100, 300)
 EVAL_TARGETS = {30: 0.93, 100: 0.95, 300: 0.97}
 #: the metered searches of the equal-evaluation comparison
 EVAL_SEARCH = ("local-search", "local-search-first", "local-search-gradient", "annealing")
-#: SurCo-family methods compared at equal evaluations ("lancer" only when registered)
+#: SurCo-family methods compared at equal evaluations (LANCER: the harness's "lancer")
 EVAL_SURCO = ("surco-zero", "surco-hybrid", "surco-plateau", "lancer")
 
 
@@ -141,7 +141,7 @@ def equal_evaluations(fam, test: list, prior, rep: Report, tag: str, targets: bo
     search at `EVALS` in ``rel``; with ``targets``, the issue-24 targets. Returns the
     `EVALS` comparison (for the plot)."""
     import surco
-    known = set(fam.baselines) | set(surco.surco_methods(fam, prior))
+    known = set(fam.baselines) | set(surco.surco_methods(fam, prior)) | {"lancer"}
     family_methods = [m for m in EVAL_SURCO if m in known]
     ev_plot = None
     for E in EVAL_BUDGETS:

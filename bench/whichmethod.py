@@ -37,7 +37,7 @@ def _methods(fam, searches: Sequence[str]) -> list[str]:
     import surco
     surco_names = [m for m in surco.surco_methods(fam) if m not in
                    ("surco-prior", "surco-prior-robust", "surco-hybrid")]
-    return [*surco_names, *searches]
+    return [*surco_names, "lancer", *searches]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -373,11 +373,7 @@ def surco_methods(family: Family, prior=None, **overrides: Any) -> dict[str, Met
     def zero_method(instance, meter):
         return _answer(_zero_call(family, instance, meter, settings))
 
-    def lancer(instance, meter):   # LANCER-zero with the family's settings (surco.lancer)
-        from surco.lancer import lancer_method
-        return lancer_method(family)(instance, meter)
-
-    methods: dict[str, Method] = {"surco-zero": zero_method, "lancer": lancer}
+    methods: dict[str, Method] = {"surco-zero": zero_method}
     if prior is not None:
         def prior_method(instance, meter):
             return np.asarray(prior.predict(instance).x)
@@ -397,6 +393,14 @@ def surco_methods(family: Family, prior=None, **overrides: Any) -> dict[str, Met
 # ------------------------------------------------------------------------------------------
 # The harness
 # ------------------------------------------------------------------------------------------
+def _lancer(family: Family) -> Method:
+    """LANCER-zero with the family's settings (`surco.lancer.lancer_method`), as "lancer"."""
+    def lancer(instance, meter):
+        from surco.lancer import lancer_method
+        return lancer_method(family)(instance, meter)
+    return lancer
+
+
 def _resolve_methods(family: Family, methods, prior) -> dict[str, Method]:
     known: dict[str, Method] = dict(family.baselines)
     if family.exact is not None:
@@ -404,6 +408,7 @@ def _resolve_methods(family: Family, methods, prior) -> dict[str, Method]:
     known.update(surco_methods(family, prior))
     if methods is None:
         return known
+    known["lancer"] = _lancer(family)   # by name only: LANCER runs until its budget is spent
     if isinstance(methods, Mapping):
         bad = [k for k, v in methods.items() if not isinstance(k, str) or not callable(v)]
         if bad:
