@@ -27,12 +27,12 @@ TARGETS = {30: 0.93, 100: 0.95, 300: 0.97}
 SURCO = ("lancer", "surco-zero")
 SEARCH = ("local-search", "local-search-first", "local-search-gradient", "annealing")
 N_TEST, QUICK_TEST, N_TUNE = 50, 10, 5
-#: settings compared by ``--tune`` (on train tasks), each with the family's zero_settings
+#: settings compared by ``--tune`` (on train tasks), each with the family's zero_settings;
+#: the first is `surco.lancer.zero.SETTINGS["sharding"]`
 GRID = (
-    dict(descent=40, candidates=0, per_round=3, target_rounds=10),
-    dict(descent=40, candidates=8, per_round=3, sigma=0.5, target_rounds=10),
-    dict(descent=20, candidates=0, per_round=2, target_rounds=15),
-    dict(descent=40, candidates=0, per_round=3, target_rounds=10, folds=0),
+    dict(descent=40, candidates=0, per_round=2, target_rounds=30, correction=0.0),
+    dict(descent=40, candidates=0, per_round=2, target_rounds=30, correction=1.0),
+    dict(descent=40, candidates=0, per_round=2, target_rounds=15, correction=0.0),
 )
 
 

@@ -158,16 +158,17 @@ class Data:
     def __len__(self) -> int:
         return len(self.v)
 
-    def arrays(self) -> tuple:
-        """``(C, X, F, V, Z, SV, mask)`` padded to a power of two (at least 32)."""
-        n = len(self)
+    def arrays(self, last: int | None = None) -> tuple:
+        """``(C, X, F, V, Z, SV, mask)`` of the ``last`` points added (None: all), padded
+        to a power of two (at least 32)."""
+        n = len(self) if last is None else min(len(self), int(last))
         if n == 0:
             raise ValueError("landscape Data: no points to fit")
         size = max(32, 1 << (n - 1).bit_length())
         pad = size - n
 
         def stack(items, dtype=np.float32):
-            a = np.stack(items).astype(dtype)
+            a = np.stack(items[len(items) - n:]).astype(dtype)
             return np.concatenate([a, np.repeat(a[:1], pad, axis=0)]) if pad else a
         mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
         return (stack(self.c), stack(self.x), stack([np.float32(f) for f in self.f]),
@@ -200,10 +201,13 @@ def _fit_program(net: LandscapeNet, steps: int, lr: float, weight_decay: float):
 
 
 def fit(net: LandscapeNet, params, data: Data, *, steps: int = 200, lr: float = 3e-3,
-        weight_decay: float = 1e-4, folds: int = 0) -> tuple[Any, np.ndarray, float]:
+        weight_decay: float = 1e-4, folds: int = 0, window: int | None = None
+        ) -> tuple[Any, np.ndarray, float]:
     """Fit r_w by least squares on the normalised residuals ``t = (v − f) / s`` of ``data``
     (AdamW, Loshchilov & Hutter, ICLR 2019; ``steps`` full-batch steps from ``params``, one
-    compiled scan), and choose how much of it to trust.
+    compiled scan), and choose how much of it to trust. With ``window``, only the last
+    ``window`` points added are fitted (a local model around the recent iterates, whose fit
+    costs the same however long the run).
 
     With ``folds`` k >= 2, r_w is also fitted k times from ``params`` with every k-th point
     held out, and the shrinkage ``alpha`` in [0, 1] minimising the held-out error of
@@ -224,7 +228,7 @@ def fit(net: LandscapeNet, params, data: Data, *, steps: int = 200, lr: float = 
             or folds < 0:
         raise ValueError(f"landscape.fit: folds must be 0 or an integer >= 2, got {folds!r}")
     run = _fit_program(net, int(steps), float(lr), float(weight_decay))
-    C, X, F, V, Z, SV, mask = data.arrays()
+    C, X, F, V, Z, SV, mask = data.arrays(window)
     alpha = 1.0
     if folds and len(data) >= folds:
         fold = np.arange(len(mask)) % folds

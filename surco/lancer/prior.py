@@ -34,7 +34,7 @@ from surco.estimators import raise_for_status
 from surco.family import Family, Method
 from surco.lancer import landscape as L
 from surco.lancer._program import _stop, program
-from surco.lancer.zero import _settings, estimator_kwargs, lancer_zero
+from surco.lancer.zero import _settings, budget_kwargs, estimator_kwargs, lancer_zero
 from surco.prior.model import PriorModel, perturbed
 from surco.prior.training import init as prior_init
 from surco.problem import Instance, Problem, ProblemError
@@ -54,7 +54,7 @@ class LancerModel:
         solutions on the train instances), ``fit_loss``, ``alpha`` (the shrinkage applied
         to the landscape's correction, `landscape.fit`) and ``evaluations`` (so far).
       train_evaluations: true-cost evaluations spent in training (not counted at test time).
-      problem_of: ``instance -> Problem``.
+      problem_of: ``instance -> Problem``; target_rounds: as in `lancer_method`.
     """
 
     prior: PriorModel
@@ -64,6 +64,7 @@ class LancerModel:
     history: dict
     train_evaluations: int
     problem_of: Any
+    target_rounds: int | None = None
 
     def __repr__(self) -> str:
         best = min(self.history["train_value"]) if self.history["train_value"] else math.nan
@@ -90,10 +91,7 @@ class LancerModel:
             return np.asarray(self.prior.predict(instance).x)
 
         def refined(instance: Instance, meter: Meter) -> np.ndarray:
-            from surco.lancer.zero import UNLIMITED_ROUNDS
-            kw = dict(kw0)
-            if meter.budget.unlimited:
-                kw.setdefault("rounds", UNLIMITED_ROUNDS)
+            kw = budget_kwargs(kw0, self.target_rounds, meter)
             return lancer_zero(self.problem_of(instance), instance, meter,
                                init=self.theta(instance), landscape=self.params, **kw).x
         return refined if refine else direct
@@ -139,7 +137,7 @@ def train(family_or_problem: Family | Problem, train_instances: Sequence[Instanc
     """
     from surco.estimators import get_estimator
     who = "surco.lancer.train"
-    problem_of, kw = _settings(family_or_problem, settings)
+    problem_of, kw, target = _settings(family_or_problem, settings)
     check_estimator_kwargs(who, lancer_zero, kw, kw.get("estimator", "blackbox"),
                            drop=("problem", "instance", "meter"))
     if not isinstance(train_instances, (list, tuple)) or not train_instances:
@@ -194,7 +192,7 @@ def train(family_or_problem: Family | Problem, train_instances: Sequence[Instanc
         if lparams is None:
             return None
         return LancerModel(dataclasses.replace(prior, params=best_p), lparams,
-                           tuple(net.hidden), dict(kw), hist, n_eval, problem_of)
+                           tuple(net.hidden), dict(kw), hist, n_eval, problem_of, target)
 
     t0 = time.perf_counter()
     try:

@@ -224,7 +224,7 @@ def test_ctrl_c_before_the_first_evaluation_has_no_partial(toy):
     (dict(patience=1.5), "patience must be an integer >= 1"),
     (dict(folds=1), "folds must be 0 or an integer >= 2"),
     (dict(correction=1.5), "correction must be a number in \\[0, 1\\]"),
-    (dict(restart=-1), "restart must be an integer >= 0"),
+    (dict(window=1), "window \\(or None\\) must be an integer >= 2"),
 ])
 def test_bad_arguments_raise_naming_them(toy, kw, match):
     prob, items = toy
@@ -266,8 +266,9 @@ def test_prior_training_and_test_time_methods():
     prob = A.make_problem(N, M)
     train = A.generate(N, M, 4, seed=11)
     model = surco.lancer.train(FAM, train, epochs=2, descent=2, candidates=1, hidden=(16,),
-                               fit_steps=20, backend="highs", **{k: KW[k] for k in
-                                                                 ("estimator", "projection")})
+                               fit_steps=20, backend="highs", target_rounds=2,
+                               **{k: KW[k] for k in ("estimator", "projection")})
+    assert model.target_rounds == 2
     h = model.history
     # 3 collection passes over 4 instances, the predictor's cost and 1 perturbation each
     assert model.train_evaluations == 3 * 4 * 2 == h["evaluations"][-1]
@@ -310,3 +311,16 @@ def test_untrained_descent_is_surco_zero(toy):
     def key(x):
         return np.asarray(x, np.float64).tobytes()
     assert {key(x) for x in seen} == {key(x) for x in zero_seen}
+
+
+def test_target_rounds_spreads_the_evaluation_budget():
+    from surco.lancer.zero import UNLIMITED_ROUNDS, budget_kwargs
+
+    def meter(**b):
+        return Budget(**b).start(lambda x: 0.0)
+    assert budget_kwargs({}, 10, meter(evaluations=301))["per_round"] == 30
+    assert budget_kwargs({"per_round": 40}, 10, meter(evaluations=301))["per_round"] == 40
+    assert budget_kwargs({}, 30, meter(evaluations=30))["per_round"] == 2    # the default
+    assert "per_round" not in budget_kwargs({}, None, meter(evaluations=300))
+    assert budget_kwargs({}, 10, meter())["rounds"] == UNLIMITED_ROUNDS
+    assert "rounds" not in budget_kwargs({}, 10, meter(seconds=5.0))
