@@ -2,7 +2,7 @@
 through the comparison harness, at equal evaluations (simulations) and at equal wall time.
 
     python -m bench.photonics [--quick] [--devices D ...] [--n N] [--n-heavy N]
-                              [--evals E] [--workers W]
+                              [--evals E] [--workers W] [--store PATH] [--resume]
 
 One evaluation is one FDFD simulation (both wavelengths) of one distinct binary design
 (`photonics.FAMILY`); every step of every method evaluates one design, so E evaluations are E
@@ -49,7 +49,7 @@ from multiprocessing import get_context  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bench._report import RESULTS, Report  # noqa: E402
+from bench._report import RESULTS, Report, parse_args  # noqa: E402
 
 HEAVY = ("beam_splitter", "wdm")
 #: the family's baselines, and plain density + threshold beside them (its designs usually
@@ -75,7 +75,7 @@ def _methods(fam, blackbox: bool) -> dict:
 def _run_instance(task):
     """Worker: one test instance, every method at E evaluations, then the baselines at each
     SurCo method's wall time. Returns (device, idx, runs at E, {surco method: runs})."""
-    device, idx, evals, blackbox = task
+    device, idx, evals, blackbox, store = task
     import surco
     from surco.problems import photonics as ph
     fam = ph.FAMILY
@@ -85,11 +85,12 @@ def _run_instance(task):
     base = {**fam.baselines, "density-threshold": ph.density_threshold_method}
     table = {**surco_m, **{b: base[b] for b in BASELINES}}
     ev = surco.compare(fam, [inst], table, budget=surco.Budget(evaluations=evals),
-                       progress=False)
+                       progress=False, store=store, setting=f"{device}#{idx}")
     at_time = {}
     for m in surco_m:
         eq = surco.compare(fam, [inst], {b: base[b] for b in BASELINES},
-                           budget=ev.matched_budget(m), progress=False)
+                           budget=ev.matched_budget(m), progress=False, store=store,
+                           setting=f"{device}#{idx}")
         at_time[m] = eq.runs
     return device, idx, ev.runs, at_time
 
@@ -161,18 +162,17 @@ def _success_rate(cmp, m: str) -> float:
 
 def main(argv=None) -> None:
     from surco.problems import photonics as ph
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help=f"bend only, {QUICK['n']} instances, {QUICK['evals']} evaluations")
-    p.add_argument("--devices", nargs="+", default=None, choices=ph.DEVICES)
-    p.add_argument("--n", type=int, default=None, help="test instances per device")
-    p.add_argument("--n-heavy", type=int, default=None,
-                   help="test instances for the beam splitter and the wdm (default: --n)")
-    p.add_argument("--evals", type=int, default=None,
-                   help=f"evaluations (simulations) per design (default {ph.STEPS})")
-    p.add_argument("--workers", type=int, default=None,
-                   help="parallel processes (default: number of cores)")
-    a = p.parse_args(argv)
+
+    def extra(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--devices", nargs="+", default=None, choices=ph.DEVICES)
+        p.add_argument("--n", type=int, default=None, help="test instances per device")
+        p.add_argument("--n-heavy", type=int, default=None,
+                       help="test instances for the beam splitter and the wdm (default: --n)")
+        p.add_argument("--evals", type=int, default=None,
+                       help=f"evaluations (simulations) per design (default {ph.STEPS})")
+        p.add_argument("--workers", type=int, default=None,
+                       help="parallel processes (default: number of cores)")
+    a = parse_args(__doc__, argv, extra=extra)
     quick = a.quick
     devices = a.devices or (QUICK["devices"] if quick else list(ph.DEVICES))
     n = a.n or (QUICK["n"] if quick else ph.N_PER_SPLIT)
@@ -197,7 +197,7 @@ def main(argv=None) -> None:
     print(f"generator 80×80 cross3: median {gen['median_ms']:.1f} ms "
           f"(first call with table build {gen['first_call_ms']:.1f} ms)")
 
-    tasks = [(d, i, evals, blackbox) for d in devices for i in range(n_of[d])]
+    tasks = [(d, i, evals, blackbox, a.store) for d in devices for i in range(n_of[d])]
     from tqdm.auto import tqdm
     results = {}
     if workers > 1 and len(tasks) > 1:

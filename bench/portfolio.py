@@ -107,7 +107,7 @@ def _failed(cmp) -> int:
 
 
 def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact: bool,
-             plot_path=None) -> None:
+             plot_path=None, store: str | None = None) -> None:
     import surco
     from surco.problems import portfolio as P
 
@@ -125,14 +125,15 @@ def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact
     print(f"[{tag}] own budgets, {len(test)} instances", flush=True)
     budget = surco.Budget(seconds=EXACT_SECONDS) if exact else surco.Budget()
     own = surco.compare(fam, test, own_methods, budget=lambda m, i: (
-        budget if m == "exact" else surco.Budget()))
+        budget if m == "exact" else surco.Budget()), store=store, setting=tag)
     for r in own.to_rows(setting=tag, budget="own"):
         rep.row(**r)
     rep.extra["failed_runs"][f"{tag}, own"] = _failed(own)
     print(own.table(), flush=True)
     if not exact:
         long = 30.0 if quick else SCIP_LONG
-        sc = surco.compare(fam, test, ["scip"], budget=surco.Budget(seconds=long))
+        sc = surco.compare(fam, test, ["scip"], budget=surco.Budget(seconds=long),
+                           store=store, setting=tag)
         for r in sc.to_rows(setting=tag, budget=f"{long:g} s"):
             rep.row(**r)
         rep.extra["failed_runs"][f"{tag}, scip {long:g} s"] = _failed(sc)
@@ -155,7 +156,7 @@ def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact
     for ref in timed:
         at = SEARCH if ref == "surco-prior" else AT_TIME
         eq = surco.compare(fam, test, {m: fam.baselines[m] for m in at},
-                           budget=own.matched_budget(ref))
+                           budget=own.matched_budget(ref), store=store, setting=tag)
         for r in eq.to_rows(setting=tag, budget=f"time of {ref}"):
             rep.row(**r)
         rep.extra["failed_runs"][f"{tag}, time of {ref}"] = _failed(eq)
@@ -169,7 +170,7 @@ def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact
                                             "scip")
     at_ev = {m: methods[m] for m in methods if m != "surco-prior"}
     ev = surco.compare(fam, test, {**{m: fam.baselines[m] for m in SEARCH}, **at_ev},
-                       budget=surco.Budget(evaluations=EVALS))
+                       budget=surco.Budget(evaluations=EVALS), store=store, setting=tag)
     for r in ev.to_rows(setting=tag, budget=f"{EVALS} evaluations"):
         rep.row(**r)
     rep.extra["failed_runs"][f"{tag}, {EVALS} evaluations"] = _failed(ev)
@@ -180,7 +181,8 @@ def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact
             _relative(np.nanmean(ev.values(v)), np.nanmean(ev.values(best_ev))), best_ev)
     if prior is not None:
         one = surco.compare(fam, test, {m: fam.baselines[m] for m in SEARCH},
-                            budget=surco.Budget(evaluations=1), progress=False)
+                            budget=surco.Budget(evaluations=1), progress=False,
+                            store=store, setting=tag)
         best_one = _best(one, SEARCH)
         rel[("surco-prior", "evals", "the best search baseline's")] = (
             _relative(np.nanmean(own.values("surco-prior")), np.nanmean(one.values(best_one))),
@@ -222,13 +224,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     rep.extra["prior_train_seconds"] = round(time.perf_counter() - t0, 1)
     prior.predict(train[0])
     png = RESULTS / f"portfolio{'-quick' if args.quick else ''}.png"
-    _setting(rep, f"n={N}", fam, config, test, prior, args.quick, exact=False, plot_path=png)
+    _setting(rep, f"n={N}", fam, config, test, prior, args.quick, exact=False, plot_path=png,
+             store=args.store)
 
     y = P.to_instance(P.load_orlib(P.find_orlib("port1")))
     for rho in RHOS:
         cfg = P.ccmv_config(rho, K=10)
         f_rho = P.portfolio_family(cfg, name=f"portfolio-port1-rho{rho:g}")
-        _setting(rep, f"port1 K=10 rho={rho:g}", f_rho, cfg, [y], None, args.quick, exact=True)
+        _setting(rep, f"port1 K=10 rho={rho:g}", f_rho, cfg, [y], None, args.quick, exact=True,
+                 store=args.store)
 
     rep.target("runs that failed, all settings and budgets",
                sum(rep.extra["failed_runs"].values()), "<=", 0)

@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         own = surco.compare(fam, test, heur + ["local-search", "local-search-first",
                                                "surco-zero", "surco-prior", "surco-hybrid"],
-                            prior=prior)
+                            prior=prior, store=args.store, setting=tag)
         for r in own.to_rows(setting=tag, budget="own"):
             rep.row(**r)
         rep.extra.setdefault("failed_runs", {})[f"{tag}, own"] = record_failures(own, tag, "own")
@@ -99,17 +99,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         rel = {}
         for m in ("surco-zero", "surco-prior", "surco-hybrid"):
-            eq = surco.compare(fam, test, list(SEARCH), budget=own.matched_budget(m))
+            eq = surco.compare(fam, test, list(SEARCH), budget=own.matched_budget(m),
+                               store=args.store, setting=tag)
             for r in eq.to_rows(setting=tag, budget=f"time of {m}"):
                 rep.row(**r)
             rel[(m, "time")] = _versus(own.values(m), {s: eq.values(s) for s in SEARCH})
             rep.extra["failed_runs"][f"{tag}, time of {m}"] = record_failures(
                 eq, tag, f"time of {m}")
-        ev_plot = equal_evaluations(fam, test, prior, rep, tag, T == 50, record_failures, rel)
+        ev_plot = equal_evaluations(fam, test, prior, rep, tag, T == 50, record_failures, rel,
+                                    args.store)
         searches = list(EVAL_SEARCH)
         # SurCo-prior makes no evaluation; at one evaluation a search returns its start
         one = surco.compare(fam, test, searches, budget=surco.Budget(evaluations=1),
-                            progress=False)
+                            progress=False, store=args.store, setting=tag)
         rel[("surco-prior", "evals")] = _versus(own.values("surco-prior"),
                                                 {s: one.values(s) for s in searches})
         for (m, kind), (v, best) in rel.items():
@@ -135,11 +137,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def equal_evaluations(fam, test: list, prior, rep: Report, tag: str, targets: bool,
-                      record_failures, rel: dict):
+                      record_failures, rel: dict, store: str | None = None):
     """The equal-evaluation comparison of one setting (see the module docstring, 3.): rows
     per budget of `EVAL_BUDGETS` in ``rep``; SurCo-zero's and -hybrid's ratios to the best
     search at `EVALS` in ``rel``; with ``targets``, the issue-24 targets. Returns the
-    `EVALS` comparison (for the plot)."""
+    `EVALS` comparison (for the plot). ``store``: the result store (``--store``), or None."""
     import surco
     known = set(fam.baselines) | set(surco.surco_methods(fam, prior)) | {"lancer"}
     family_methods = [m for m in EVAL_SURCO if m in known]
@@ -147,12 +149,13 @@ def equal_evaluations(fam, test: list, prior, rep: Report, tag: str, targets: bo
     for E in EVAL_BUDGETS:
         label = f"{E} evaluations"
         ev = surco.compare(fam, test, list(EVAL_SEARCH) + family_methods,
-                           budget=surco.Budget(evaluations=E), prior=prior)
+                           budget=surco.Budget(evaluations=E), prior=prior, store=store,
+                           setting=tag)
         searches = {s: ev.values(s) for s in EVAL_SEARCH}
         means = {m: np.nanmean(ev.values(m)) for m in family_methods}
         best_family = min(means, key=means.get)
         scip = surco.compare(fam, test, ["scip-minlp"], budget=ev.matched_budget(best_family),
-                             progress=False)
+                             progress=False, store=store, setting=tag)
         both = ev.merge(scip)
         for r in both.to_rows(setting=tag, budget=label):
             rep.row(**r, metered=r["method"] != "scip-minlp")

@@ -196,6 +196,7 @@ class RunStore:
         line = json.dumps(rec, allow_nan=False).encode() + b"\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "ab+") as fh:
+            _lock(fh)                         # several processes may append to one store
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
             if size:
@@ -209,3 +210,14 @@ class RunStore:
             fh.flush()
             os.fsync(fh.fileno())
         self._records[key] = rec
+
+
+def _lock(fh) -> None:
+    """An exclusive advisory lock on ``fh`` until it is closed (POSIX ``flock``; a no-op
+    where the platform has none), so that appends from several processes never interleave
+    and the cut-off of a killed writer's partial line never cuts a live writer's line."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)

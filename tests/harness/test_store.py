@@ -60,6 +60,36 @@ def test_records_round_trip_and_a_partial_last_line_is_cut(tmp_path):
     assert len(RunStore(s.path)) == 2
 
 
+def test_an_append_waits_for_another_writers_lock(tmp_path):
+    """Several processes may append to one store (the photonics bench's workers do): `put`
+    takes an exclusive flock, so it never writes, or cuts a 'partial' line, while another
+    writer holds the file."""
+    import fcntl
+    import threading
+    s = RunStore(tmp_path / "runs.jsonl")
+    run = Run("m", 0, np.zeros(2), 0.5, 1.0, 3, "budget", None, [], BUDGET)
+    s.put(s.key("fam", "m", 0, {"i": 0}, BUDGET), run, family="fam")
+    before = s.path.read_bytes()
+    with open(s.path, "ab") as other:                    # another writer, mid-line
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        other.write(b'{"format": "surco-runs/1", "key": "half')
+        other.flush()
+        t = threading.Thread(target=s.put, args=(s.key("fam", "m", 1, {"i": 1}, BUDGET), run),
+                             kwargs={"family": "fam"})
+        t.start()
+        t.join(0.5)
+        assert t.is_alive(), "put wrote while another writer held the lock"
+        assert s.path.read_bytes().startswith(before)
+        other.write(b'"}\n')                            # the other writer ends its line
+        other.flush()
+        fcntl.flock(other.fileno(), fcntl.LOCK_UN)
+    t.join(60)
+    assert not t.is_alive()
+    lines = s.path.read_bytes().split(b"\n")
+    assert len(lines) == 4 and lines[1] == b'{"format": "surco-runs/1", "key": "half"}'
+    assert len(RunStore(s.path)) == 3                    # both puts and the other's record
+
+
 def test_a_corrupt_line_is_named(tmp_path):
     p = tmp_path / "runs.jsonl"
     p.write_text('{"format": "surco-runs/1", "key": "a", "run": {}}\nnot json\n')
