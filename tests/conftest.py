@@ -7,8 +7,13 @@
 * JAX runs on the CPU in tests unless a caller chose otherwise (``JAX_PLATFORMS``), and
   64-bit mode stays off, as for users.
 * Fixtures used across folders: ``rng`` (a seeded NumPy generator).
+* Ctrl-C is tested by sending SIGINT to the test process. A shell that starts ``make test``
+  in the background (``make test &``, ``nohup``, a CI step without job control) starts it
+  with SIGINT *ignored*, and Python then installs no KeyboardInterrupt handler, so those
+  tests would see no Ctrl-C at all. The handler is installed here, as in a foreground run.
 """
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +21,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _HERE = Path(__file__).resolve().parent
 for _sub in ("solvers", "estimators"):
