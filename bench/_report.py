@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from surco.report import Report as _Report
 from surco.report import machine  # noqa: F401  (re-exported for the benches)
@@ -14,10 +14,36 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 class Report(_Report):
-    """`surco.report.Report` writing to ``bench/results/NAME[-quick].json``."""
+    """`surco.report.Report` writing to ``bench/results/NAME[-quick].json`` (or ``path``).
 
-    def __init__(self, bench: str, quick: bool):
-        super().__init__(bench, quick, results_dir=RESULTS)
+    A bench that compares methods calls `add_map` with each `surco.Comparison` it reports:
+    the JSON then holds, under "maps", the which-method map of each (label -> map).
+    """
+
+    def __init__(self, bench: str, quick: bool, path: str | Path | None = None):
+        super().__init__(bench, quick, path=path, results_dir=RESULTS)
+
+    def add_map(self, cmp: Any, label: str | None = None, **grid: Any) -> dict[str, Any]:
+        """Store the which-method map of ``cmp`` (a `surco.Comparison`) in the JSON, under
+        ``"maps"[label]`` (default label: the comparison's family): `surco.Comparison.map`
+        from the runs' anytime traces (winner per cost of one evaluation and time budget,
+        the default grid unless ``grid`` gives ``costs`` / ``budgets``), as
+        `surco.whichmethod.MethodMap.to_json`. Returns that JSON object.
+
+        Raises:
+          TypeError: ``cmp`` has no ``map`` (not a comparison).
+          ValueError: ``label`` already holds a map in this report.
+        """
+        if not callable(getattr(cmp, "map", None)):
+            raise TypeError(f"Report.add_map: expected a surco.Comparison, got "
+                            f"{type(cmp).__name__}")
+        label = str(cmp.family if label is None else label)
+        maps = self.extra.setdefault("maps", {})
+        if label in maps:
+            raise ValueError(f"Report.add_map: {self.bench}: a map labelled {label!r} is "
+                             f"already stored; give each comparison its own label")
+        maps[label] = cmp.map(**grid).to_json()
+        return maps[label]
 
 
 def parse_args(description: str, argv: Sequence[str] | None = None,

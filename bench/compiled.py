@@ -8,7 +8,7 @@ Problem: on-time routing on 5×5 grids, risk-sensitive regime, q ∈ {−1, 1, 2
 0, 1, … (25 instances per q; 6 with --quick). Settings: the routing family's SurCo-zero
 settings (`routing.ZERO_SETTINGS`: blackbox λ = 100, Adam 0.1, 30 steps, patience 8, the
 mean–risk start). `surco.zero` solves the flow LP with GLOP (blackbox re-solves at costs of
-any sign); `surco.compiled.zero` solves the same polytope exactly with
+any sign); `surco.zero` with ``backend="jax"`` solves the same polytope exactly with
 `surco.solvers.jax_oracles.ShortestPath` inside one XLA program. A second comparison uses
 the negative-identity estimator, whose solves all have c > 0, against the Dijkstra oracle.
 
@@ -22,13 +22,13 @@ Two ways of calling, both timed side by side in this run:
   the compiled side is called twice (the first call compiles unless an earlier q did).
 
 ``compile_seconds`` is JAX's own compilation time inside the call, measured with
-`surco.compiled.compile_seconds`. Both sides cache their compiled programs across calls
+`surco.driver.compile_seconds`. Both sides cache their compiled programs across calls
 (`surco.zero`'s step by problem, estimator, optimiser, shapes and dtype), so only a first
 call on new shapes compiles.
 
 Answers: best x, f and true cost must be identical instance by instance. Targets: compiled
 >= 5× faster than GLOP per instance (one per call, warm), and a second call on the same
-shapes compiles <= 50 ms, on both sides (`surco.compiled.compile_seconds`). Writes
+shapes compiles <= 50 ms, on both sides (`surco.driver.compile_seconds`). Writes
 bench/results/compiled[-quick].json.
 """
 from __future__ import annotations
@@ -66,7 +66,7 @@ def _timed(fn):
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(__doc__, argv)
     import surco
-    from surco import compiled
+    from surco import driver as compiled
     from surco.problems import routing as R
     from surco.solvers.jax_oracles import ShortestPath
 
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 a, ta = _timed(lambda: surco.zero(spec_problem, y, init=th, backend="glop", **kw))
             cold = compiled.cache_info()["entries"] == 0
             with compiled.compile_seconds() as ct:
-                b, tb = _timed(lambda: compiled.zero(spec_problem, y, init=th, oracle=oracle, **kw))
+                b, tb = _timed(lambda: surco.zero(spec_problem, y, init=th, oracle=oracle, **kw))
             same.append(_same(a, b))
             host_s.append(ta)
             host_c.append(ca.seconds)
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             ckw = {k: v for k, v in host_kw.items() if k != "backend"}
             for run in ("first call", "second call"):
                 with compiled.compile_seconds() as ct:
-                    b, tb = _timed(lambda: compiled.zero(problem, ys, init=th, **extra, **ckw))
+                    b, tb = _timed(lambda: surco.zero(problem, ys, init=th, backend="jax", **extra, **ckw))
                 same = [_same(u, v) for u, v in zip(a, b)]
                 all_same &= all(same)
                 rep.row(setting=f"q={q:g} batch", method=f"compiled ({method}, {run})",

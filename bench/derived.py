@@ -85,7 +85,8 @@ def measure(name: str, n: int) -> tuple[list[dict], dict]:
                  "hand_mean": float(np.mean(best_h)), "excess": ratios["best"],
                  "wins": int(np.sum(best_d < best_h - 1e-9)),
                  "losses": int(np.sum(best_d > best_h + 1e-9)), "failed": 0})
-    return rows, {"neighbourhood": derived.notes["neighbourhood"], "ratios": ratios}
+    return rows, {"neighbourhood": derived.notes["neighbourhood"], "ratios": ratios,
+                  "comparisons": {"hand-written": own, "derived": der}}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -99,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         notes[name] = info["neighbourhood"]
         for r in rows:
             rep.row(**r)
+        for which, cmp in info["comparisons"].items():
+            rep.add_map(cmp, f"{name}, {which}")
         rep.target(f"{name}: (best derived − best hand-written) / |best hand-written| mean "
                    f"cost at {EVALS} evaluations", info["ratios"]["best"], "<=", 0.01)
     rep.extra["neighbourhoods"] = notes

@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                             budget=surco.Budget(evaluations=E))
         for r in cmp.to_rows(budget=f"{E} evaluations"):
             rep.row(**r)
+        rep.add_map(cmp, f"{E} evaluations")
         print(cmp.table(), flush=True)
         means = {m: float(np.nanmean(cmp.values(m))) for m in SURCO + SEARCH}
         best_s = min(SURCO, key=means.get)

@@ -123,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(ev.table("annealing"), flush=True)
     for r in ev.to_rows("annealing", setting=tag, budget=f"{EVALS} evaluations"):
         rep.row(**r)
+    rep.add_map(ev, f"{tag}, {EVALS} evaluations")
     surco_names = [m for m in ev.methods if m.startswith("surco")]
     m_ev = _means(ev, ev.methods)
     best_s = min(surco_names, key=m_ev.get)
@@ -137,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(eq.table("annealing"), flush=True)
     for r in eq.to_rows("annealing", setting=tag, budget="wall time of surco-zero"):
         rep.row(**r)
+    rep.add_map(eq, f"{tag}, wall time of surco-zero")
     # SurCo-zero itself ran at exactly this time in the first comparison
     vals = {m: eq.values(m) for m in eq.methods}
     vals["surco-zero"] = ev.values("surco-zero")

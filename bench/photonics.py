@@ -151,7 +151,7 @@ def plot_designs(cmps: dict, path, per_device: int = 3) -> None:
             loss = "" if not np.isfinite(r.value) else f"L={r.value:.3g} "
             ax.set_title(f"{d[:10]}#{i}\n{m}\n{loss}{flag}", fontsize=6)
     fig.tight_layout()
-    from surco._atomic import save_figure
+    from surco.atomic import save_figure
     save_figure(fig, path, dpi=130)  # atomically
     plt.close(fig)
 
@@ -222,6 +222,7 @@ def main(argv=None) -> None:
         print(f"[{d}] {evals} evaluations\n{ev.table()}", flush=True)
         for r in ev.to_rows(setting=d, budget=f"{evals} evaluations"):
             rep.row(**r, success_rate=_success_rate(ev, r["method"]))
+        rep.add_map(ev, f"{d}, {evals} evaluations")
         failed_bl = {b: sum(r.status == "failed" for r in ev.runs if r.method == b)
                      for b in BASELINES}
         rep.extra.setdefault("brush_infeasible_runs", {})[d] = failed_bl
@@ -233,6 +234,7 @@ def main(argv=None) -> None:
             print(f"[{d}] at the wall time of {m}\n{eq.table()}", flush=True)
             for r in eq.to_rows(setting=d, budget=f"time of {m}"):
                 rep.row(**r, success_rate=_success_rate(eq, r["method"]))
+            rep.add_map(eq, f"{d}, time of {m}")
             ok_t = [b for b in BASELINES
                     if not any(r.status == "failed" for r in eq.runs if r.method == b)]
             for what, cmp, cands in (("equal evaluations", ev, usable),

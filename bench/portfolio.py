@@ -128,6 +128,7 @@ def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact
         budget if m == "exact" else surco.Budget()), store=store, setting=tag)
     for r in own.to_rows(setting=tag, budget="own"):
         rep.row(**r)
+    rep.add_map(own, f"{tag}, own")
     rep.extra["failed_runs"][f"{tag}, own"] = _failed(own)
     print(own.table(), flush=True)
     if not exact:
@@ -173,6 +174,7 @@ def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact
                        budget=surco.Budget(evaluations=EVALS), store=store, setting=tag)
     for r in ev.to_rows(setting=tag, budget=f"{EVALS} evaluations"):
         rep.row(**r)
+    rep.add_map(ev, f"{tag}, {EVALS} evaluations")
     rep.extra["failed_runs"][f"{tag}, {EVALS} evaluations"] = _failed(ev)
     print(ev.table(), flush=True)
     best_ev = _best(ev, SEARCH)

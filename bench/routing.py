@@ -182,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         own = surco.compare(fam, test, store=args.store, setting=tag, methods=own_methods, prior=prior)
         for r in own.to_rows(setting=tag, budget="own"):
             rep.row(**r)
+        rep.add_map(own, f"{tag}, own")
         rep.extra["failed_runs"][f"{tag}, own"] = sum(r.status == "failed" for r in own.runs)
         print(own.table(), flush=True)
         if prior is not None:
@@ -203,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                            budget=surco.Budget(evaluations=EVALS), prior=prior)
         for r in ev.to_rows(setting=tag, budget=f"{EVALS} evaluations"):
             rep.row(**r)
+        rep.add_map(ev, f"{tag}, {EVALS} evaluations")
         rep.extra["failed_runs"][f"{tag}, {EVALS} evaluations"] = sum(
             r.status == "failed" for r in ev.runs)
         print(ev.table(), flush=True)

@@ -72,9 +72,10 @@ def neighbourhood_bytes(T: int, D: int) -> float:
     return (T * (D - 1) + T * (T - 1) / 2 * (1 - 1 / D)) * T * D * 8.0
 
 
-def run_setting(T: int, D: int, n: int, model_name: str, store) -> tuple[list, list, dict]:
+def run_setting(T: int, D: int, n: int, model_name: str, store
+                ) -> tuple[list, list, dict, dict]:
     """One setting under one cost model (run in its own process by `main`): the rows, the
-    failed runs and the summary entry."""
+    failed runs, the summary entry and the comparisons by budget label (for their maps)."""
     import logging
     logging.disable(logging.WARNING)   # TorchRec's planner warns about every Topology
     import surco
@@ -147,7 +148,8 @@ def run_setting(T: int, D: int, n: int, model_name: str, store) -> tuple[list, l
     if "torchrec-planner" in own.methods:
         out["torchrec_vs_best_surco_time"] = float(
             np.nanmean(own.values("torchrec-planner")) / np.nanmean(eq_vals[best_t]))
-    return rows, failures, out
+    return rows, failures, out, {"own": own, "time of surco-zero": eq,
+                                 f"{EVALS} evaluations": ev}
 
 
 def _targets(rep: Report, summary: dict) -> None:
@@ -219,10 +221,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             for name in ("analytic", "torchrec"):
                 # one fresh process per setting: memory freed, caches bounded
                 with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as ex:
-                    rows, failures, out = ex.submit(run_setting, T, D, n, name,
-                                                    args.store).result()
+                    rows, failures, out, cmps = ex.submit(run_setting, T, D, n, name,
+                                                          args.store).result()
                 for r in rows:
                     rep.row(**r)
+                for budget, cmp in cmps.items():
+                    rep.add_map(cmp, f"T={T},D={D} [{name}], {budget}")
                 rep.extra.setdefault("failures", []).extend(failures)
                 summary.setdefault(name, {})[f"T={T},D={D}"] = out
     except KeyboardInterrupt:

@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                             prior=prior, store=args.store, setting=tag)
         for r in own.to_rows(setting=tag, budget="own"):
             rep.row(**r)
+        rep.add_map(own, f"{tag}, own")
         rep.extra.setdefault("failed_runs", {})[f"{tag}, own"] = record_failures(own, tag, "own")
         print(own.table(), flush=True)
 
@@ -159,6 +160,7 @@ def equal_evaluations(fam, test: list, prior, rep: Report, tag: str, targets: bo
         both = ev.merge(scip)
         for r in both.to_rows(setting=tag, budget=label):
             rep.row(**r, metered=r["method"] != "scip-minlp")
+        rep.add_map(both, f"{tag}, {label}")
         rep.extra["failed_runs"][f"{tag}, {label}"] = record_failures(both, tag, label)
         print(both.table(), flush=True)
         if E == EVALS:

@@ -15,7 +15,9 @@ oracle subclasses `Solver` and implements ``solve_flat`` and ``factory`` (option
     array([1., 1., 0.])
 """
 from . import jax_oracles
-from .base import RayExecutor, Solver, clear_worker_cache
+from ._kwargs import check_kwargs
+from .base import Solver
+from .batching import RayExecutor, clear_worker_cache
 from .blocking import blocking_call
 from .oracles import AssignmentOracle, ShortestPathOracle
 from .registry import BACKENDS, DEFAULT_BACKEND, SolverStack, make_solver
@@ -28,5 +30,5 @@ __all__ = [
     "SolverStack",
     "ShortestPathOracle", "AssignmentOracle", "SolverError", "InfeasibleError",
     "UnboundedError", "SolverTimeout", "ModelTooLargeError", "clear_worker_cache", "blocking_call", "jax_oracles",
-    "RayExecutor",
+    "RayExecutor", "check_kwargs",
 ]

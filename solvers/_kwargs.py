@@ -1,9 +1,10 @@
 """Unknown keyword arguments, refused with the valid names and a "did you mean" suggestion.
 
 Shared by `make_solver` and the backends, and meant for any function that takes
-``**kwargs`` (import it as ``surco.solvers._kwargs``):
+``**kwargs``: import it from the package, ``from surco.solvers import check_kwargs``
+(this module is the solver layer's own):
 
-    >>> from surco.solvers._kwargs import check_kwargs
+    >>> from surco.solvers import check_kwargs
     >>> check_kwargs("make_solver", {"tim_limit": 1}, ["time_limit", "threads"])
     Traceback (most recent call last):
       ...

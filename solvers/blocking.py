@@ -34,20 +34,24 @@ assignment MIP with ``time_limit=2`` ran 6-30 s). A call that has not returned
 call finishes in the background, holding its owner's lock; the owner's next ``solve``
 waits for it (`settle`), within its own time limit. At exit the interpreter waits for such
 calls (saying so on stderr after a second): one that returned during finalisation would
-abort the process (CPython 3.11 ends the thread inside pybind11's C++ frames).
+abort the process (CPython 3.11 ends the thread inside pybind11's C++ frames); the list of
+abandoned calls and that wait are in `surco.solvers.abandoned`.
 """
 from __future__ import annotations
 
-import atexit
 import itertools
 import os
-import sys
 import threading
 import time
 import weakref
 from typing import Any, Callable, TypeVar
 
+from .abandoned import abandon, abandoned_running, on_abandon
 from .result import SolverTimeout
+
+__all__ = ["blocking_call", "deadline_scope", "DeadlineExceeded", "settle", "on_abandon",
+           "new_batch", "batch_scope", "cancel_batch", "gather", "BatchCancelled",
+           "INTERRUPT_GRACE", "LIMIT_STOP_AFTER", "LIMIT_GRACE"]
 
 T = TypeVar("T")
 
@@ -87,7 +91,6 @@ def _after_fork_in_child() -> None:
     _ACTIVE_LOCK = threading.Lock()
     _ACTIVE.clear()
     _CANCELLED.clear()
-    _ABANDONED.clear()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -118,54 +121,6 @@ class _Job:
             self.error = exc
         finally:
             self.done.set()
-
-
-_ABANDONED: list[tuple["_Job", Callable[[], None]]] = []   # calls left running, with stop()
-_ON_ABANDON: list[Callable[[int], None]] = []
-
-
-def on_abandon(hook: Callable[[int], None]) -> None:
-    """Call ``hook(thread_ident)`` whenever a call running in that helper thread is
-    abandoned (`surco.solvers.output` closes the thread's output windows)."""
-    _ON_ABANDON.append(hook)
-
-
-def _abandon(job: "_Job", stop: Callable[[], None]) -> None:
-    """``job`` is left running in the background: remember it for the exit (`_at_exit`)."""
-    with _POOL_LOCK:
-        _ABANDONED[:] = [(j, s) for j, s in _ABANDONED if not j.done.is_set()]
-        _ABANDONED.append((job, stop))
-    if job.thread is not None:
-        for hook in list(_ON_ABANDON):
-            try:
-                hook(job.thread)
-            except Exception:   # a hook must not turn a time limit into a crash
-                pass
-
-
-def _at_exit() -> None:
-    """Wait for abandoned calls (stopping them again) before the interpreter finalises: a
-    helper thread whose solver call returns during finalisation is ended by CPython 3.11
-    with ``pthread_exit``, which aborts the process inside C++ (pybind11) frames."""
-    running = [(j, s) for j, s in _ABANDONED if not j.done.is_set()]
-    if not running:
-        return
-    told = False
-    start = time.monotonic()
-    for job, stop in running:
-        while not job.done.is_set():
-            if not told and time.monotonic() - start > 1.0:
-                told = True
-                print(f"surco: waiting for {len(running)} solver call(s) stopped at a time "
-                      "limit or by Ctrl-C to return", file=sys.stderr, flush=True)
-            try:
-                stop()
-            except Exception:
-                pass
-            job.done.wait(_STOP_EVERY * 5)
-
-
-atexit.register(_at_exit)
 
 
 def _worker() -> None:
@@ -245,7 +200,7 @@ def blocking_call(call: Callable[[], T], stop: Callable[[], None], owner: Any) -
             stop()
             job.done.wait(_STOP_EVERY)
         if not job.done.is_set():
-            _abandon(job, stop)
+            abandon(job, stop)
         raise
     if job.error is not None:
         raise job.error
@@ -335,7 +290,7 @@ def settle(owner: Any, timeout: float | None = None) -> bool:
     Returns:
       True once none is running; False if ``timeout`` seconds (None: no limit) passed first.
     """
-    if all(j.done.is_set() for j, _ in _ABANDONED):
+    if not abandoned_running():
         return True     # only an abandoned call can hold an owner's lock between calls
     lock = _owner_lock(owner)
     if lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
@@ -370,7 +325,7 @@ def _call_by_deadline(call: Callable[[], T], stop: Callable[[], None], owner: An
             if not job.done.is_set():
                 job.cancelled = True
                 scope.abandoned = True
-                _abandon(job, stop)
+                abandon(job, stop)
                 raise DeadlineExceeded(
                     f"the solver did not stop within {LIMIT_GRACE} s of being stopped at the "
                     "time limit; it finishes in the background (the solver's next solve waits "
@@ -384,7 +339,7 @@ def _call_by_deadline(call: Callable[[], T], stop: Callable[[], None], owner: An
             stop()
             job.done.wait(_STOP_EVERY)
         if not job.done.is_set():
-            _abandon(job, stop)
+            abandon(job, stop)
         raise
     finally:
         if batch is not None:

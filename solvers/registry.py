@@ -11,6 +11,7 @@ import numpy as np
 
 from ._kwargs import check_kwargs
 from .base import Solver
+from .batching import solve_chunk
 from .blocking import BatchCancelled, gather, new_batch
 from .result import ModelTooLargeError, SolverError
 from .spec import LinearSpec
@@ -34,7 +35,7 @@ def _pyscipopt(spec, **kw):
 
 
 def _mpax(spec, **kw):
-    from .mpax_backend import MpaxSolver
+    from .mpax_lp import MpaxSolver
     return MpaxSolver(spec, **kw)
 
 
@@ -56,7 +57,7 @@ def _mathopt_options() -> list[str]:
 
 
 def _mpax_options() -> list[str]:
-    from .mpax_backend import MpaxSolver
+    from .mpax_lp import MpaxSolver
     return list(MpaxSolver.OPTIONS)
 
 
@@ -284,8 +285,7 @@ class SolverStack(Solver):
 
 
 def _member_solve(factory, token, c, batch, member: int):
-    from .base import _solve_chunk
-    out = _solve_chunk(token, factory, c[None], False, batch)
+    out = solve_chunk(token, factory, c[None], False, batch)
     if not out:
         raise BatchCancelled(f"batch {batch} was cancelled")
     if isinstance(out[0], BaseException):   # the member's solve raised: say which member

@@ -1,35 +1,31 @@
-"""Machinery shared by SurCo-zero and SurCo-prior: solvers per instance, batched objectives,
-a meter for solver time, and the control of a run (Ctrl-C, a deadline, errors raised inside
-solves). Private: the public API is `surco.zero`, `surco.prior`, `surco.hybrid`."""
+"""Machinery shared by SurCo's drivers (`surco.driver`, `surco.prior`, `surco.lns`,
+`surco.plateau`, `surco.lancer`): solvers per instance, batched objectives, a meter for
+solver time, the control of a run (Ctrl-C, a deadline, errors raised inside solves) and the
+checks of instances and arguments. Private: the public API is `surco.zero`, `surco.prior`,
+`surco.hybrid`."""
 from __future__ import annotations
 
-import collections
 import contextlib
-import dataclasses
-import functools
-import inspect
 import logging
 import math
 import signal
 import threading
 import time
-import types
 from concurrent.futures import Executor
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
+from surco.checks import (as_instances, check_estimator_kwargs, check_instance_values,  # noqa: F401
+                          check_instances, check_int, check_number, estimator_fields, is_number,
+                          tree_signature)  # re-exported: the drivers' checks, now in surco.checks
+from surco.config import check_zero_settings  # noqa: F401  (used by surco.lns)
+from surco.outcome import StopReason
 from surco.problem import Instance, Problem, ProblemError
 from surco.solvers import LinearSpec, Solver, SolverStack, Status, make_solver
-from surco.solvers._kwargs import check_kwargs
 from surco.solvers.blocking import deadline_scope
-from surco.estimators.base import check_positive
-
-#: why a run stopped (`surco.ZeroResult.stopped`)
-STOP_REASONS = ("steps", "patience", "target", "time_limit", "budget", "interrupted", "error")
 
 
 class RunControl:
@@ -44,7 +40,7 @@ class RunControl:
     it as it is.
 
     Attributes:
-      reason: None, or why the run must stop ("interrupted", "time_limit").
+      reason: None, or why the run must stop (`StopReason.INTERRUPTED`, `TIME_LIMIT`).
       error: the first exception raised by a solve, or None.
       failure: the stats of the first failed solve (``status``, ``detail``, ``timeout``...)
         since the caller last reset it, or None.
@@ -54,7 +50,7 @@ class RunControl:
         t0 = time.perf_counter() if t_start is None else t_start
         self.deadline = None if time_limit is None else t0 + float(time_limit)
         self.armed = False
-        self.reason: str | None = None
+        self.reason: StopReason | None = None
         self.error: BaseException | None = None
         self.failure: dict[str, Any] | None = None
 
@@ -67,7 +63,7 @@ class RunControl:
 
     def stop_requested(self) -> bool:
         if self.reason is None and self.armed and self.past_deadline():
-            self.reason = "time_limit"
+            self.reason = StopReason.TIME_LIMIT
         return self.reason is not None
 
 
@@ -85,7 +81,7 @@ def _on_sigint(signum, frame) -> None:
     with _LOCK:
         active = list(_ACTIVE)
     for c in active:
-        c.reason = "interrupted"
+        c.reason = StopReason.INTERRUPTED
     prev = _PREVIOUS_HANDLER
     if callable(prev):
         prev(signum, frame)
@@ -301,171 +297,6 @@ class SolverSlot(SolverStack):
         return self
 
 
-# -- SurCo-zero's arguments and helpers, shared by surco.zero and surco.compiled ------------
-#: default of ``no_progress_steps``: on the toy assignment problem the settings that make
-#: progress first change x within 14 steps (bench/estimator_defaults.py), and within 36 for
-#: perturbed with Adam in an 8-instance trial; a run whose x has not changed in its first 40
-#: steps is stuck.
-NO_PROGRESS_STEPS = 40
-
-
-class NoProgressWarning(UserWarning):
-    """SurCo-zero's x has not changed since its first step: the estimator's gradient does
-    not move the cost across a single boundary of the solver's answer."""
-
-
-def is_number(v) -> bool:
-    """A real number that is not a bool."""
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
-def check_int(name: str, v, minimum: int, none_ok: bool = False, who: str = "zero") -> int | None:
-    """``int(v)`` for an integer ``>= minimum`` (or None with ``none_ok``); ValueError naming
-    ``who`` and ``name`` otherwise."""
-    if v is None and none_ok:
-        return None
-    check_positive(who, f"{name}{' (or None)' if none_ok else ''}", v, integer=True,
-                   minimum=minimum, strict=False)
-    return int(v)
-
-
-def check_number(name: str, v, none_ok: bool = False, who: str = "zero") -> float | None:
-    """``float(v)`` for a finite number > 0 (or None with ``none_ok``); ValueError otherwise."""
-    if v is None and none_ok:
-        return None
-    check_positive(who, f"{name}{' (or None)' if none_ok else ''}", v)
-    return float(v)
-
-
-def as_instances(instance: Any) -> tuple[list[Instance], bool]:
-    """``(instances, many)``: a `list` or a plain `tuple` (not a NamedTuple, which is one
-    instance) holds several instances; anything else is one."""
-    if isinstance(instance, list) or (type(instance) is tuple):
-        return list(instance), True
-    return [instance], False
-
-
-def check_instance_values(instance: Instance, who: str, where: str = "") -> None:
-    """Every floating (or complex) leaf of an instance finite, checked on the host with numpy.
-
-    Args:
-      instance: a pytree of arrays (other leaves, e.g. integer arrays or objects, pass).
-      who: the caller, prefixed to the message (e.g. "surco.zero").
-      where: which instance, e.g. "instance 3" or "train_instances[3]" ("" for the only one).
-
-    Raises:
-      ValueError: naming the instance, the leaf's path (``y['w']``, as
-        `jax.tree_util.keystr`), the first non-finite entry's index and its value.
-    """
-    for path, leaf in jax.tree_util.tree_flatten_with_path(instance)[0]:
-        try:
-            a = np.asarray(leaf)
-        except Exception:  # an opaque leaf: not instance data we can read
-            continue
-        if a.dtype.kind not in "fc" or a.size == 0:
-            continue
-        bad = ~np.isfinite(a)
-        if not bad.any():
-            continue
-        first = np.unravel_index(int(np.flatnonzero(bad)[0]), a.shape)
-        index = f"[{', '.join(str(int(i)) for i in first)}]" if a.ndim else ""
-        name = f"y{jax.tree_util.keystr(path)}{index}"
-        head = f"{who}: {where}: " if where else f"{who}: "
-        raise ValueError(f"{head}{name} is {a[first]} ({int(bad.sum())} non-finite of "
-                         f"{a.size} entries in y{jax.tree_util.keystr(path)}); instance data "
-                         "must be finite (NaN or inf in a floating array)")
-
-
-def check_instances(problem: Problem, instances: Sequence[Instance], dtype, who: str, *,
-                    arg: str | None = None, values: bool = True, trace: bool = True) -> None:
-    """Check instances once, at the entry of a public function.
-
-    With ``values``, every floating leaf of every instance is finite
-    (`check_instance_values`); with ``trace``, `Problem.check_instance` (the objective traced
-    on Ω's x shape, nothing computed) runs once per distinct structure, shapes and x shape
-    (instances that share them trace alike).
-
-    Args:
-      problem, instances, dtype: the problem, the instances and x's float dtype.
-      who: the caller, prefixed to messages.
-      arg: the argument holding the instances, to name one as ``arg[i]`` (e.g.
-        "train_instances"); None names it "instance i" (nothing for a single instance).
-
-    Raises:
-      ValueError: non-finite instance data (see `check_instance_values`).
-      ProblemError: an instance that does not fit Ω, or an objective that cannot be traced
-        (see `Problem.check_instance`).
-    """
-    many = len(instances) > 1 or arg is not None
-
-    def where(i: int) -> str:
-        if arg is not None:
-            return f"{arg}[{i}]"
-        return f"instance {i}" if many else ""
-
-    if values:
-        for i, y in enumerate(instances):
-            check_instance_values(y, who, where(i))
-    if trace:
-        seen = set()
-        for i, y in enumerate(instances):
-            sig = (tree_signature(y), problem.x_shape(y))
-            try:
-                if sig in seen:
-                    continue
-                seen.add(sig)
-            except TypeError:  # an unhashable static field: trace this one
-                pass
-            problem.check_instance(y, dtype=dtype, who=who, index=i if many else None)
-
-
-def estimator_fields(estimator: Any) -> tuple[str, ...] | None:
-    """The hyperparameter names of an estimator given by object or by name; None when
-    ``estimator`` is neither (`get_estimator` then reports it)."""
-    from surco.estimators.base import Estimator
-    from surco.estimators.registry import ESTIMATORS
-    if isinstance(estimator, Estimator):
-        cls = type(estimator)
-    elif isinstance(estimator, str) and estimator in ESTIMATORS:
-        cls = ESTIMATORS[estimator]
-    else:
-        return None
-    return tuple(f.name for f in dataclasses.fields(cls))
-
-
-def check_estimator_kwargs(func_name: str, func: Callable, kwargs: dict[str, Any],
-                           estimator: Any, *, drop: Iterable[str] = (),
-                           extra: Iterable[str] = ()) -> None:
-    """`check_kwargs` for a function that passes its ``**kwargs`` to the estimator:
-    a keyword is first matched against ``func``'s own parameters (less ``drop``, plus
-    ``extra``), then against the estimator's hyperparameters; one that matches neither is
-    the caller's typo, never the estimator's (TypeError from the shared
-    `surco.solvers._kwargs.check_kwargs`: the keyword, the closest valid name, the valid
-    names). Nothing is checked when ``estimator`` is not a known estimator
-    (`get_estimator` reports it)."""
-    fields = estimator_fields(estimator)
-    if fields is None:
-        return
-    drop = set(drop)
-    own = [p.name for p in inspect.signature(func).parameters.values()
-           if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in drop]
-    check_kwargs(func_name, kwargs, [*own, *extra, *fields])
-
-
-def check_zero_settings(func_name: str, settings: dict[str, Any], *,
-                        drop: Iterable[str] = (), extra: Iterable[str] = ()) -> None:
-    """Keyword arguments meant for `surco.zero` (a family's ``zero_settings`` with
-    overrides, ``**zero_kwargs``): each a parameter of `surco.zero` (``problem`` and
-    ``instance`` excluded, and ``drop``; ``extra`` added) or a hyperparameter of the
-    estimator they name (default "blackbox").
-
-    Raises:
-      TypeError: an unknown keyword (see `check_estimator_kwargs`)."""
-    from surco.zero import zero
-    check_estimator_kwargs(func_name, zero, settings, settings.get("estimator", "blackbox"),
-                           drop=("problem", "instance", *drop), extra=extra)
-
-
 def initial_theta(init, key, shape: tuple[int, ...], dtype, init_scale: float) -> jax.Array:
     """SurCo-zero's first surrogate parameters θ, shaped ``(B, *x_shape)``: "random"
     (``init_scale`` × standard normal), "zeros" (1e-3 noise) or a given array (one per
@@ -490,172 +321,3 @@ def initial_theta(init, key, shape: tuple[int, ...], dtype, init_scale: float) -
     if not bool(jnp.all(jnp.isfinite(arr))):
         raise ValueError("zero: init array contains NaN or inf")
     return arr
-
-
-def check_zero_args(problem, instance, *, steps, lr, init_scale, patience, no_progress_steps,
-                    target, time_limit, optimizer, select, dtype) -> dict[str, Any]:
-    """Validate the arguments that `surco.zero` and `surco.compiled.zero` share; returns
-    them normalised (``instances``, ``many``, ints, floats, ``dtype`` as a numpy dtype).
-
-    Raises:
-      ValueError / TypeError naming the argument and the expected form."""
-    instances, many = as_instances(instance)
-    if not instances:
-        raise ValueError("zero: no instances given (instance is an empty list)")
-    if not isinstance(problem, Problem):
-        raise TypeError(f"zero: problem must be a surco.Problem, got {type(problem).__name__}")
-    out = dict(instances=instances, many=many, steps=check_int("steps", steps, 0),
-               lr=check_number("lr", lr), init_scale=check_number("init_scale", init_scale),
-               patience=check_int("patience", patience, 1, none_ok=True),
-               no_progress_steps=check_int("no_progress_steps", no_progress_steps, 1,
-                                           none_ok=True),
-               time_limit=check_number("time_limit", time_limit, none_ok=True))
-    if target is not None and (not is_number(target) or not math.isfinite(float(target))):
-        raise ValueError(f"zero: target must be finite or None, got {target!r}")
-    if optimizer is not None and not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-        raise TypeError(f"zero: optimizer must be an optax.GradientTransformation (e.g. "
-                        f"optax.adam(0.1)), got {type(optimizer).__name__}")
-    if select not in ("f", "evaluate"):
-        raise ValueError(f"zero: select must be 'f' or 'evaluate', got {select!r}")
-    if select == "evaluate" and problem.evaluate is None:
-        raise ValueError(f"zero: select='evaluate' but problem {problem.name!r} has no evaluate")
-    try:
-        dt = jnp.dtype(dtype)
-    except TypeError as exc:
-        raise ValueError(f"zero: dtype must be a floating dtype (jnp.float32 or jnp.float64), "
-                         f"got {dtype!r}") from exc
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise ValueError(f"zero: dtype must be a floating dtype (jnp.float32 or jnp.float64), "
-                         f"got {dt}")
-    out["dtype"] = dt
-    return out
-
-
-def no_progress_message(label: str, est, stuck: int, B: int, n: int, default_opt: bool,
-                        lr: float) -> str:
-    """The text of `NoProgressWarning`."""
-    which = "" if B == 1 else f" on {stuck} of {B} instances"
-    opt = f" (the default optimiser for {est.name!r} with lr={lr:g})" if default_opt else ""
-    return (f"{label}: x has not changed in the first {n} steps{which} with estimator "
-            f"{est.name!r}{opt}: its gradient does not move the surrogate cost across a "
-            f"single boundary of the solver's answer, so the run only re-evaluates the first "
-            f"x. Try {est.no_progress_advice}. (no_progress_steps=None silences this.)")
-
-
-def tree_signature(tree) -> tuple:
-    """Structure, shapes and dtypes of a pytree: part of a compile-cache key."""
-    leaves, treedef = jax.tree.flatten(tree)
-    return (treedef, tuple((tuple(np.shape(v)), _canonical_dtype(v)) for v in leaves))
-
-
-def _canonical_dtype(v) -> str:
-    """The dtype JAX gives ``v`` (float64 -> float32 without x64), read without an eager op."""
-    dt = getattr(v, "dtype", None)
-    if dt is None:
-        return str(jnp.asarray(v).dtype)   # a Python scalar: its weak type decides
-    return str(jax.dtypes.canonicalize_dtype(dt))
-
-
-class _NoFingerprint(Exception):
-    pass
-
-
-def _fingerprint(obj: Any, depth: int = 0) -> Any:
-    """A hashable value that is equal for equal optimiser definitions (see `optimizer_key`)."""
-    if depth > 32:
-        raise _NoFingerprint
-    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
-        return (type(obj).__name__, obj)
-    if isinstance(obj, np.generic):
-        return ("np", obj.dtype.str, obj.item())
-    if isinstance(obj, (type, np.dtype)):
-        return ("type", repr(obj))
-    if isinstance(obj, (np.ndarray, jax.Array)):
-        a = np.asarray(obj)
-        if a.size > 4096:
-            raise _NoFingerprint
-        return ("array", a.shape, a.dtype.str, a.tobytes())
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):          # a NamedTuple
-        return (type(obj).__qualname__, tuple(_fingerprint(o, depth + 1) for o in obj))
-    if isinstance(obj, (tuple, list)):
-        return (type(obj).__name__, tuple(_fingerprint(o, depth + 1) for o in obj))
-    if isinstance(obj, dict):
-        return ("dict", tuple(sorted(((repr(k), _fingerprint(v, depth + 1))
-                                      for k, v in obj.items()), key=lambda kv: kv[0])))
-    if isinstance(obj, functools.partial):
-        return ("partial", _fingerprint(obj.func, depth + 1), _fingerprint(obj.args, depth + 1),
-                _fingerprint(obj.keywords, depth + 1))
-    if isinstance(obj, types.FunctionType):
-        cells = []
-        for cell in obj.__closure__ or ():
-            try:
-                cells.append(_fingerprint(cell.cell_contents, depth + 1))
-            except ValueError:                                        # an empty cell
-                cells.append(("empty",))
-        return ("function", obj.__module__, obj.__qualname__, obj.__code__, tuple(cells),
-                _fingerprint(obj.__defaults__, depth + 1),
-                _fingerprint(obj.__kwdefaults__, depth + 1))
-    raise _NoFingerprint
-
-
-def optimizer_key(optimizer: Any) -> Any:
-    """The compile-cache key of a user's optimiser: equal for two optimisers built by the
-    same code with equal hyperparameters (``optax.adam(0.1)`` twice), so that a loop that
-    builds its optimiser per instance still reuses the compiled SurCo step; the object
-    itself (identity) when its definition cannot be read (e.g. it closes over an object of
-    an unknown type)."""
-    try:
-        key = ("definition", _fingerprint(optimizer))
-        hash(key)
-        return key
-    except (_NoFingerprint, TypeError):
-        return optimizer
-
-
-_OPT_INIT: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
-
-
-def init_opt_state(opt: optax.GradientTransformation, cache_key: Any, theta: jax.Array):
-    """``opt.init(theta)`` through a jitted init cached by ``cache_key`` (the optimiser's
-    identity: its object, or ("default", estimator, lr)): one dispatch instead of an eager op
-    per state leaf, which on small instances costs more than the steps themselves."""
-    key = (cache_key, tuple(theta.shape), str(theta.dtype))
-    fn = _OPT_INIT.get(key)
-    if fn is None:
-        fn = _OPT_INIT[key] = jax.jit(opt.init)
-        while len(_OPT_INIT) > 64:
-            _OPT_INIT.popitem(last=False)
-    else:
-        _OPT_INIT.move_to_end(key)
-    return fn(theta)
-
-
-def surrogate_step(problem: Problem, est, solver, fvec, opt, theta, opt_state, key, ys,
-                   x_axes: tuple[int, ...]):
-    """One SurCo-zero step (Ferber et al., ICML 2023, Alg. 1), pure JAX, shared by
-    `surco.zero` (host solvers) and `surco.compiled` (JAX oracles).
-
-    Written out rather than as one ``value_and_grad`` so that each quantity can be checked
-    per instance (``jnp.isfinite`` over ``x_axes``) and a non-finite one never reaches the
-    solver as a cost or the optimiser as an update (it is zeroed; the flags say where).
-
-    Returns:
-      ``(new_theta, new_opt_state, f, x, c, status, c_ok, gx_ok, g_ok, gx)``.
-    """
-    def finite(a):  # per instance: all entries finite
-        return jnp.all(jnp.isfinite(a), axis=x_axes)
-
-    c, vjp_cost = jax.vjp(problem.to_cost, theta)
-    c_ok = finite(c)
-    c_in = jnp.where(jnp.isfinite(c), c, 0.0)
-    x, vjp_est, status = jax.vjp(lambda cc: est(solver, cc, key, return_status=True),
-                                 c_in, has_aux=True)
-    fv, vjp_f = jax.vjp(lambda xx: fvec(xx, ys), x)
-    gx = vjp_f(jnp.ones_like(fv))[0]
-    gx_ok = finite(gx)
-    gc = vjp_est(jnp.where(jnp.isfinite(gx), gx, 0.0))[0]
-    g = vjp_cost(gc)[0]
-    g_ok = finite(g)
-    updates, new_state = opt.update(jnp.where(jnp.isfinite(g), g, 0.0), opt_state, theta)
-    return (optax.apply_updates(theta, updates), new_state, fv, x, c, status, c_ok, gx_ok,
-            g_ok, gx)

@@ -70,6 +70,26 @@ class Family:
     Raises:
       TypeError: a field that must be callable is not; baselines that are not a mapping of
         names to callables.
+
+    Example: choose 1 of 3 items; Ω is checked from its `LinearSpec`, without a solver.
+
+    >>> import jax.numpy as jnp, numpy as np, surco
+    >>> from surco.solvers import LinearSpec
+    >>> spec = LinearSpec(shape=(3,), A_eq=[[1, 1, 1]], b_eq=[1], lb=0, ub=1, integer=True,
+    ...                   name="one-of-three")
+    >>> prob = surco.Problem("pick-one", spec, lambda x, y: jnp.dot(x, y) ** 2)
+    >>> fam = surco.Family("pick-one", problem=lambda y: prob,
+    ...                    evaluate=lambda x, y: float(np.dot(x, y) ** 2),
+    ...                    baselines={"first": lambda y, meter: np.array([1.0, 0.0, 0.0])})
+    >>> y = np.array([3.0, -1.0, 2.0])
+    >>> fam.violations(np.array([0.0, 1.0, 0.0]), y), fam.evaluate(np.array([0.0, 1.0, 0.0]), y)
+    ([], 1.0)
+    >>> fam.violations(np.array([1.0, 1.0, 0.0]), y)
+    ["x violates Ω 'one-of-three' by 1 (bounds, rows or integrality; tolerance 1e-06)"]
+    >>> surco.Family("bad", problem=prob, evaluate=fam.evaluate, baselines={})
+    Traceback (most recent call last):
+    ...
+    TypeError: Family 'bad': problem must be callable
     """
 
     name: str

@@ -29,7 +29,6 @@ and time budget), `Comparison.data_profile` and `Comparison.performance_profile`
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from concurrent.futures import Executor
 from pathlib import Path
@@ -38,10 +37,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from surco.budget import Budget, BudgetExhausted, Meter
+from surco.comparison import Comparison, sign_test
+from surco.config import ZeroConfig
+from surco.driver import zero
 from surco.family import Family, Method
+from surco.prior.start import hybrid_start
 from surco.runs import Job, Run, execute
 from surco.store import RunStore
-from surco.whichmethod import DEFAULT_BUDGETS, DEFAULT_COSTS, is_surco, trace
 
 __all__ = ["compare", "Comparison", "Run", "surco_methods", "sign_test", "SURCO_METHODS"]
 
@@ -49,297 +51,33 @@ __all__ = ["compare", "Comparison", "Run", "surco_methods", "sign_test", "SURCO_
 SURCO_METHODS = ("surco-zero", "surco-prior", "surco-prior-robust", "surco-hybrid")
 
 
-def sign_test(wins: int, losses: int) -> float:
-    """Two-sided sign-test p-value of ``wins`` against ``losses`` (ties already dropped);
-    1.0 when there is no untied pair (Dixon & Mood 1946)."""
-    n = int(wins) + int(losses)
-    if n == 0:
-        return 1.0
-    from scipy.stats import binomtest
-    return float(binomtest(int(wins), n, 0.5).pvalue)
-
-
-def _ties(a: np.ndarray, b: np.ndarray, rtol: float) -> np.ndarray:
-    return np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b)) + 1e-12
-
-
-@dataclasses.dataclass
-class Comparison:
-    """Runs of methods × instances, with paired summaries, a table, a plot and a JSON.
-
-    Attributes:
-      family: the family's name; runs: every `Run`; methods: names in order;
-      n_instances: how many instances; interrupted: True when Ctrl-C stopped the comparison
-        (the runs finished before it are kept); reference: the default reference method.
-    """
-
-    family: str
-    runs: list[Run]
-    methods: list[str]
-    n_instances: int
-    reference: str | None = None
-    interrupted: bool = False
-
-    def __repr__(self) -> str:
-        return (f"Comparison({self.family!r}, methods={self.methods}, "
-                f"instances={self.n_instances}, runs={len(self.runs)}"
-                f"{', interrupted' if self.interrupted else ''})")
-
-    @classmethod
-    def from_store(cls, store: "str | Path | RunStore", *, family: str,
-                   setting: str | None = None, budget: Budget | None = None,
-                   methods: Sequence[str] | None = None,
-                   reference: str | None = None) -> "Comparison":
-        """The comparison held by a `surco.store.RunStore` (``compare(..., store=)``): the
-        runs of ``family`` with this ``setting`` (and ``budget``, when several budgets were
-        stored under one setting), for tables, plots and maps without running anything.
-
-        Raises:
-          ValueError: no such runs, or two runs of one method on one instance (naming them:
-            give ``setting`` or ``budget`` to tell them apart)."""
-        store = store if isinstance(store, RunStore) else RunStore(store)
-        runs = [RunStore.to_run(rec) for rec in store.records(family=family, setting=setting)]
-        if budget is not None:
-            runs = [r for r in runs if r.budget == budget]
-        if methods is not None:
-            runs = [r for r in runs if r.method in methods]
-        if not runs:
-            raise ValueError(f"from_store: {store.path} holds no runs of family {family!r} "
-                             f"with setting {setting!r}"
-                             + (f" and budget {budget.describe()}" if budget else ""))
-        seen: dict[tuple, Run] = {}
-        for r in runs:
-            if (r.method, r.instance) in seen:
-                first = seen[r.method, r.instance].budget.describe()
-                raise ValueError(f"from_store: {store.path} holds two runs of {r.method!r} on "
-                                 f"instance {r.instance} ({first} and {r.budget.describe()}): "
-                                 f"give setting= or budget=")
-            seen[r.method, r.instance] = r
-        names = list(methods) if methods is not None else list(dict.fromkeys(r.method for r in runs))
-        runs.sort(key=lambda r: (names.index(r.method), r.instance))
-        return cls(family, runs, names, max(r.instance for r in runs) + 1, reference)
-
-    # -- access ------------------------------------------------------------------------------
-    def run(self, method: str, instance: int) -> Run:
-        """The run of ``method`` on instance ``instance``.
-
-        Raises:
-          KeyError: no such run (naming the methods and instances there are)."""
-        for r in self.runs:
-            if r.method == method and r.instance == instance:
-                return r
-        raise KeyError(f"no run of {method!r} on instance {instance}; methods "
-                       f"{self.methods}, instances 0..{self.n_instances - 1}")
-
-    def values(self, method: str) -> np.ndarray:
-        """True cost per instance (nan where the method failed or did not run)."""
-        out = np.full(self.n_instances, np.nan)
-        for r in self.runs:
-            if r.method == method:
-                out[r.instance] = r.value
-        return out
-
-    def merge(self, other: "Comparison") -> "Comparison":
-        """Both comparisons' runs (same family and instances; ``other``'s methods after
-        this one's; a method in both keeps this one's runs)."""
-        if other.family != self.family or other.n_instances != self.n_instances:
-            raise ValueError(f"merge: comparisons of {self.family!r} on {self.n_instances} "
-                             f"instances and {other.family!r} on {other.n_instances} differ")
-        extra = [m for m in other.methods if m not in self.methods]
-        return Comparison(self.family, self.runs + [r for r in other.runs if r.method in extra],
-                          self.methods + extra, self.n_instances, self.reference,
-                          self.interrupted or other.interrupted)
-
-    def matched_budget(self, method: str, *, seconds: bool = True,
-                       evaluations: bool = False) -> Callable[[str, int], Budget]:
-        """Per-instance budgets equal to what ``method`` spent on each instance (its seconds
-        as charged and/or its evaluations), each with the ``eval_cost`` that ``method`` ran
-        under, for a second `compare` at equal budget."""
-        if method not in self.methods:
-            raise KeyError(f"matched_budget: {method!r} did not run; methods {self.methods}")
-
-        def budget(_name: str, i: int) -> Budget:
-            r = self.run(method, i)
-            return Budget(seconds=max(r.seconds, 1e-3) if seconds else None,
-                          evaluations=max(r.evaluations, 1) if evaluations else None,
-                          eval_cost=r.budget.eval_cost)
-        return budget
-
-    def default_reference(self) -> str:
-        """The family's reference if it ran, else the non-SurCo method with the lowest mean
-        value over the instances where every such method succeeded."""
-        if self.reference in self.methods:
-            return self.reference
-        cands = [m for m in self.methods if not is_surco(m)] or list(self.methods)
-        means = {m: np.nanmean(self.values(m)) if np.isfinite(self.values(m)).any() else np.inf
-                 for m in cands}
-        return min(cands, key=lambda m: means[m])
-
-    # -- summaries -----------------------------------------------------------------------
-    def summary(self, reference: str | None = None, rtol: float = 1e-6) -> list[dict]:
-        """One row per method, paired with ``reference`` on the instances both solved.
-
-        Row keys: method, n (instances run), failed, value (mean true cost over its
-        successful runs), rel_gap ((mean − reference's mean) / |reference's mean| over the
-        paired instances, for costs of either sign: −0.04 is 4 % better; None when the
-        reference's mean is 0 or nothing is paired), rel_reference (mean / reference's mean,
-        a ratio only for positive costs: None when the reference's mean is not positive),
-        gap (mean paired difference, method − reference), wins / ties / losses (lower is
-        better; ties within ``rtol``), p_sign (two-sided sign test), seconds (charged),
-        wall_seconds and evaluations (means)."""
-        ref = reference or self.default_reference()
-        if ref not in self.methods:
-            raise KeyError(f"summary: reference {ref!r} did not run; methods {self.methods}")
-        rv = self.values(ref)
-        rows = []
-        for m in self.methods:
-            runs = [r for r in self.runs if r.method == m]
-            v = self.values(m)
-            both = np.isfinite(v) & np.isfinite(rv)
-            a, b = v[both], rv[both]
-            tie = _ties(a, b, rtol)
-            wins, losses = int(np.sum((a < b) & ~tie)), int(np.sum((a > b) & ~tie))
-            ok = [r for r in runs if r.ok]
-            rows.append({
-                "method": m, "n": len(runs), "failed": len(runs) - len(ok),
-                "value": float(np.mean([r.value for r in ok])) if ok else math.nan,
-                "rel_gap": (float((a.mean() - b.mean()) / abs(b.mean()))
-                            if both.any() and b.mean() != 0 else None),
-                "rel_reference": (float(a.mean() / b.mean()) if both.any() and b.mean() > 0
-                                  else None),
-                "gap": float(np.mean(a - b)) if both.any() else math.nan,
-                "wins": wins, "ties": int(tie.sum()), "losses": losses,
-                "p_sign": sign_test(wins, losses),
-                "seconds": float(np.mean([r.seconds for r in runs])) if runs else math.nan,
-                "wall_seconds": (float(np.mean([trace(r).end_real_seconds for r in runs]))
-                                 if runs else math.nan),
-                "evaluations": float(np.mean([r.evaluations for r in runs])) if runs else math.nan,
-                "reference": ref,
-            })
-        return rows
-
-    def table(self, reference: str | None = None) -> str:
-        """`summary` as a plain-text table: mean cost, its relative gap to the reference's
-        ("vs ref", ``rel_gap`` in %: negative is better, for costs of either sign),
-        wins/ties/losses against the reference, p, seconds per instance (charged),
-        evaluations, failures."""
-        rows = self.summary(reference)
-        ref = rows[0]["reference"] if rows else reference
-        head = (f"{'method':<22}{'mean cost':>12}{'vs ref':>9}{'W/T/L vs ' + str(ref):>28}"
-                f"{'p':>8}{'s/inst':>9}{'evals':>8}{'failed':>7}")
-        lines = [head, "-" * len(head)]
-        for r in rows:
-            rel = "" if r["rel_gap"] is None else f"{100 * r['rel_gap']:+.2f}%"
-            wtl = f"{r['wins']}/{r['ties']}/{r['losses']}"
-            lines.append(f"{r['method']:<22}{r['value']:>12.5g}{rel:>9}{wtl:>28}"
-                         f"{r['p_sign']:>8.3g}{r['seconds']:>9.3g}{r['evaluations']:>8.0f}"
-                         f"{r['failed']:>7}")
-        if self.interrupted:
-            lines.append("(interrupted: runs finished before Ctrl-C only)")
-        failed = [r for r in self.runs if r.status == "failed"]
-        for r in failed[:5]:
-            lines.append(f"failed: {r.method} on instance {r.instance}: {r.error}")
-        if len(failed) > 5:
-            lines.append(f"... {len(failed) - 5} more failed runs")
-        return "\n".join(lines)
-
-    def anytime(self, method: str, axis: str = "evaluations",
-                grid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Mean best-so-far value of ``method`` over instances, on a grid of evaluations or
-        seconds (``axis``): nan at grid points before every run has its first value, so the
-        mean is always over the same runs (`surco.whichmethod.anytime`)."""
-        from surco.whichmethod import anytime
-        return anytime(self, method, axis, grid)
-
-    def plot(self, path: str | Path | None = None, reference: str | None = None,
-             title: str = ""):
-        """The mean cost of each method against the reference's (relative gap in %, bars
-        from 0; SurCo in orange), and the anytime curves (mean best-so-far against
-        evaluations and against seconds) of the methods that evaluate through their meter
-        (`surco.plots.plot_comparison`). Writes ``path`` when given; returns the figure
-        (needs matplotlib)."""
-        from surco.plots import plot_comparison
-        return plot_comparison(self, path, reference, title)
-
-    # -- which method when, profiles ------------------------------------------------------
-    def map(self, costs: Sequence[float] = DEFAULT_COSTS,
-            budgets: Sequence[float] = DEFAULT_BUDGETS, *, partial: bool = False):
-        """Which method wins at each (seconds per evaluation, total time budget) cell, from
-        the runs' anytime traces: `surco.whichmethod.method_map` (a `MethodMap` with
-        winners, means, margins, reasons for undecided cells and the crossover sentence;
-        ``.plot(path)`` draws the heat map)."""
-        from surco.whichmethod import method_map
-        return method_map(self, costs, budgets, partial=partial)
-
-    def data_profile(self, tol: float = 1e-3, kappa: Sequence[float] | None = None,
-                     axis: str = "evaluations", eval_cost: float | None = None):
-        """Moré–Wild data profile of the runs (`surco.profiles.data_profile`; ``.plot``)."""
-        from surco.profiles import data_profile
-        return data_profile(self, tol, kappa, axis, eval_cost)
-
-    def performance_profile(self, tol: float = 1e-3, taus: Sequence[float] | None = None,
-                            axis: str = "evaluations", eval_cost: float | None = None):
-        """Dolan–Moré performance profile of the runs (`surco.profiles.performance_profile`;
-        ``.plot``)."""
-        from surco.profiles import performance_profile
-        return performance_profile(self, tol, taus, axis, eval_cost)
-
-    def to_rows(self, reference: str | None = None, **extra: Any) -> list[dict]:
-        """`summary` rows with ``extra`` keys (e.g. a setting) added to each, for BENCH JSON."""
-        return [{**extra, **r} for r in self.summary(reference)]
-
-    def write_json(self, path: str | Path, *, bench: str, quick: bool,
-                   targets: Sequence[dict] = (), reference: str | None = None,
-                   **extra: Any) -> Path:
-        """The JSON of the project's BENCH.md: bench, quick, machine, commit, started,
-        rows (`summary`), targets (each ``{"name", "value", "op", "target"}``), plus
-        ``extra`` keys, the per-run records and "map": the which-method map on the default
-        grid (`map`, `surco.whichmethod.MethodMap.to_json`: costs, budgets, winners,
-        margins, means, reasons of undecided cells, the crossover sentence)."""
-        from surco.report import Report
-        rep = Report(bench, quick, path=path)
-        for r in self.to_rows(reference):
-            rep.row(**r)
-        for t in targets:
-            rep.target(t["name"], t["value"], t["op"], t["target"])
-        rep.extra.update(extra)
-        rep.extra["runs"] = [{"method": r.method, "instance": r.instance, "value": r.value,
-                              "seconds": r.seconds, "wall_seconds": r.wall_seconds,
-                              "evaluations": r.evaluations, "eval_cost": r.budget.eval_cost,
-                              "status": r.status, "cut_off": r.cut_off, "error": r.error}
-                             for r in self.runs]
-        rep.extra["map"] = self.map().to_json()
-        return rep.finish(quiet=True)
-
-
-# ------------------------------------------------------------------------------------------
-# SurCo as methods of the harness
-# ------------------------------------------------------------------------------------------
 def _zero_call(family: Family, instance, meter: Meter, settings: Mapping[str, Any],
                prior=None):
-    import surco
+    """SurCo-zero (or -hybrid, given a prior) on ``instance`` through ``meter``: the family's
+    configuration ``settings`` (a `ZeroConfig` or its keywords) with the harness's rules:
+    best x by the metered true cost, steps and time limit from the budget."""
+    cfg = settings if isinstance(settings, ZeroConfig) else ZeroConfig.of("surco_methods",
+                                                                          **settings)
     problem = family.problem(instance)
     counted = dataclasses.replace(problem, evaluate=lambda x, y: meter(x))
-    kw = dict(settings)
-    init = kw.pop("init", "random")
+    init, steps, time_limit = cfg.init, cfg.steps, cfg.time_limit
     if prior is None and callable(init):
         init = init(instance)
-    kw["select"] = "evaluate"
     if meter.budget.evaluations is not None:
         # steps whose x repeats cost no evaluation: let the evaluation budget be the limit,
         # up to 4 steps per evaluation
-        kw["steps"] = max(int(kw.get("steps", 100)), 4 * int(meter.budget.evaluations))
+        steps = max(steps, 4 * int(meter.budget.evaluations))
     if prior is not None:
         # SurCo-hybrid (Alg. 4) from the better, by the prior's f, of the prior's cost and
         # the family's own start (`surco.prior.hybrid_start`)
-        init, _ = surco.prior.hybrid_start(prior, instance,
-                                           heuristic=init if callable(init) else None)
+        init, _ = hybrid_start(prior, instance, heuristic=init if callable(init) else None)
     if math.isfinite(meter.remaining_seconds()):
         # charged seconds left: never too short a wall limit; under eval_cost the meter
         # stops the run at the charged deadline (every call past it raises). Read last, as
         # zero counts its limit from its own start; zero stops a solve in flight there.
-        kw["time_limit"] = max(meter.remaining_seconds(), 1e-3)
-    return surco.zero(counted, instance, init=init, **kw)
+        time_limit = max(meter.remaining_seconds(), 1e-3)
+    return zero(counted, instance, cfg.replace(init=init, select="evaluate", steps=steps,
+                                               time_limit=time_limit))
 
 
 def _answer(result) -> np.ndarray:
@@ -366,9 +104,8 @@ def surco_methods(family: Family, prior=None, **overrides: Any) -> dict[str, Met
       TypeError: an override (or a ``zero_settings`` key) that is neither a parameter of
         `surco.zero` nor a hyperparameter of the estimator (with the closest valid name).
     """
-    settings = {**dict(family.zero_settings), **overrides}
-    from surco._engine import check_zero_settings
-    check_zero_settings("surco_methods", settings)   # TypeError naming a misspelt override
+    # checked once, here: TypeError naming a misspelt override, ValueError a bad value
+    settings = ZeroConfig.of("surco_methods", **{**dict(family.zero_settings), **overrides})
 
     def zero_method(instance, meter):
         return _answer(_zero_call(family, instance, meter, settings))
@@ -465,6 +202,30 @@ def compare(family: Family, instances: Sequence[Any], methods: Sequence[str] | M
     Raises:
       TypeError, ValueError: bad arguments (naming which), e.g. an instance holding NaN or
         inf (naming ``instances[i]``, the leaf's path, the first bad index and its value).
+
+    Example: pick 2 of 4 items (items 0 and 1 together cost 1 more); a heuristic against an
+    exact method that tries every pair through its meter, 10 evaluations each:
+
+    >>> import itertools
+    >>> import jax.numpy as jnp, numpy as np, surco
+    >>> from surco.solvers import LinearSpec
+    >>> spec = LinearSpec(shape=(4,), A_eq=[[1, 1, 1, 1]], b_eq=[2], lb=0, ub=1, integer=True)
+    >>> def f(x, y):
+    ...     return jnp.dot(y, x) + x[0] * x[1]
+    >>> pairs = [np.isin(np.arange(4), p).astype(float)
+    ...          for p in itertools.combinations(range(4), 2)]
+    >>> family = surco.Family(
+    ...     "pick-two", problem=lambda y: surco.Problem("pick-two", spec, f),
+    ...     evaluate=lambda x, y: float(f(jnp.asarray(x, jnp.float32), y)),
+    ...     baselines={"first-two": lambda y, meter: np.array([1.0, 1.0, 0.0, 0.0])},
+    ...     exact=lambda y, meter: min(pairs, key=meter))
+    >>> cmp = surco.compare(family, [jnp.array([0.0, 0.1, 0.5, 0.6])], ["first-two", "exact"],
+    ...                     budget=surco.Budget(evaluations=10), progress=False)
+    >>> run = cmp.run("exact", 0)
+    >>> run.x, run.value, run.evaluations, run.ok
+    (array([1., 0., 1., 0.]), 0.5, 6, True)
+    >>> cmp.values("first-two").round(4)
+    array([1.1])
     """
     if not isinstance(family, Family):
         raise TypeError(f"compare: family must be a surco.Family, got {type(family).__name__}")
@@ -494,7 +255,8 @@ def compare(family: Family, instances: Sequence[Any], methods: Sequence[str] | M
             key = None if store is None else store.key(family.name, name, i, inst, b, setting)
             jobs.append(Job(name, i, inst, b, key))
     runs: list[Run] = []
-    cmp = Comparison(family.name, runs, names, len(instances), reference or family.reference)
+    cmp = Comparison(family.name, runs, names, len(instances), reference or family.reference,
+                     sense=getattr(family, "sense", "min"))
     stored = [j for j in jobs if j.key is not None and j.key in store]
     runs.extend(store.get(j.key) for j in stored)
     todo = [j for j in jobs if j.key is None or j.key not in store]

@@ -54,23 +54,29 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from surco._engine import (RunControl, build_solver, check_estimator_kwargs, controlled,
-                           init_opt_state, initial_theta, is_interrupt, optimizer_key,
+from surco._engine import (RunControl, build_solver, controlled, initial_theta, is_interrupt,
                            resolve_key, stack_instances)
+from surco.config import ZeroConfig, settings_of
+from surco.driver.program import host_program, init_opt_state, optimizer_key
+from surco.driver.selection import check_step
+from surco.outcome import StopReason
 from surco.budget import BudgetExhausted, Meter
 from surco.family import Family, Method
 from surco.problem import Instance, Problem
+from surco.solvers import check_kwargs
 
 __all__ = ["PlateauResult", "plateau_zero", "plateau_method", "budgeted_method"]
 
 #: `surco.zero` settings that have no meaning for `plateau_zero` (dropped from a family's
 #: ``zero_settings`` by `plateau_method`).
 _ZERO_ONLY = ("steps", "select", "patience", "target", "time_limit", "progress",
-              "no_progress_steps", "executor", "dtype")
+              "no_progress_steps", "executor", "dtype", "oracle", "chunk", "throw")
+#: `plateau_zero`'s own keywords (the rest configure SurCo-zero: `ZeroConfig`)
+_OWN = ("steps", "restart", "noise", "radius", "grow", "shrink", "pool")
 #: why the solver's control stopped a run -> `PlateauResult.stopped`
-_STOP = {"time_limit": "budget", "interrupted": "interrupted"}
+_STOP = {StopReason.TIME_LIMIT: StopReason.BUDGET,
+         StopReason.INTERRUPTED: StopReason.INTERRUPTED}
 #: the trust region's radius stays within [r / _RADIUS_RANGE[0], r * _RADIUS_RANGE[1]]
 _RADIUS_RANGE = (64.0, 16.0)
 
@@ -92,7 +98,8 @@ class PlateauResult:
         last step cut short by the budget is recorded as far as it got (``value`` nan when
         its x could not be evaluated; ``distance`` and ``radius`` nan).
       steps: steps completed; restarts: restarts made; evaluations: evaluations this run made.
-      stopped: "steps" or "budget" (the meter's evaluations or deadline).
+      stopped: a `surco.outcome.StopReason`: STEPS or BUDGET (the meter's evaluations or
+        deadline); INTERRUPTED on the ``.partial`` of a Ctrl-C.
       seconds: wall time.
     """
 
@@ -104,7 +111,7 @@ class PlateauResult:
     steps: int
     restarts: int
     evaluations: int
-    stopped: str
+    stopped: StopReason
     seconds: float
 
     def __repr__(self) -> str:
@@ -143,15 +150,11 @@ def _pool_candidates(nbhd, x: np.ndarray, c: np.ndarray, m: int) -> np.ndarray:
     return X[np.argsort(dc, kind="stable")[:m]]
 
 
-def plateau_zero(problem: Problem, instance: Instance, meter: Meter, *,
-                 estimator: Any = "blackbox",
-                 optimizer: optax.GradientTransformation | None = None, lr: float = 0.1,
-                 init: str | np.ndarray = "random", init_scale: float = 1.0,
-                 steps: int | None = None, restart: int | None = None, noise: float = 0.1,
-                 radius: float | None = None, grow: float = 2.0, shrink: float = 0.5,
-                 pool: int = 0, key: jax.Array | int | None = None,
-                 backend: str | None = None, solver_options: dict[str, Any] | None = None,
-                 **estimator_kw: Any) -> PlateauResult:
+def plateau_zero(problem: Problem, instance: Instance, meter: Meter,
+                 config: ZeroConfig | None = None, /, *, steps: int | None = None,
+                 restart: int | None = None, noise: float = 0.1, radius: float | None = None,
+                 grow: float = 2.0, shrink: float = 0.5, pool: int = 0,
+                 **settings: Any) -> PlateauResult:
     """SurCo-zero with restarts, a trust region on θ and pools (see the module docstring),
     on one instance, every new x evaluated through ``meter``.
 
@@ -159,8 +162,11 @@ def plateau_zero(problem: Problem, instance: Instance, meter: Meter, *,
       problem: the `Problem`.
       instance: one instance.
       meter: the `surco.budget.Meter` of the true cost (every distinct x one evaluation).
-      estimator, optimizer, lr, init, init_scale, key, backend, solver_options,
-        estimator_kw: as in `surco.zero`.
+      config, **settings: SurCo-zero's `surco.ZeroConfig` and its fields as keywords:
+        estimator (and its hyperparameters), optimizer, lr, init (an array, "random",
+        "zeros" or a start rule ``instance -> θ0``), init_scale, key, backend,
+        solver_options. Its stopping fields (steps, patience, target, time_limit, select)
+        do not apply: the meter's budget and ``steps`` here end the run.
       steps: most steps; None: 4 × the meter's evaluation budget (steps whose x repeats cost
         nothing), or 300 without one. The run also ends when the meter's budget is spent.
       restart: None (no restarts) or k >= 1: restart after k steps without a better true
@@ -182,12 +188,12 @@ def plateau_zero(problem: Problem, instance: Instance, meter: Meter, *,
       BudgetExhausted: the budget was spent before the first x could be evaluated.
       ProblemError, InfeasibleError, SolverError, ...: as `surco.zero` (typed, once).
     """
-    from surco.estimators import get_estimator
     from surco.search import RowChoice
     from surco.solvers import LinearSpec
-    from surco.zero import _check_step, _zero_program
 
-    check_estimator_kwargs("surco.plateau.plateau_zero", plateau_zero, estimator_kw, estimator)
+    cfg = settings_of(config, settings, ZeroConfig, "surco.plateau.plateau_zero")
+    optimizer, lr, init_scale, key = cfg.optimizer, cfg.lr, cfg.init_scale, cfg.key
+    init = cfg.init(instance) if callable(cfg.init) else cfg.init
     if not isinstance(problem, Problem):
         raise TypeError(f"plateau_zero: problem must be a surco.Problem, got "
                         f"{type(problem).__name__}")
@@ -197,8 +203,7 @@ def plateau_zero(problem: Problem, instance: Instance, meter: Meter, *,
     steps = _count("steps", steps, 1, none_ok=True)
     restart = _count("restart", restart, 1, none_ok=True)
     pool = _count("pool", pool, 0)
-    noise, lr = _positive("noise", noise), _positive("lr", lr)
-    init_scale = _positive("init_scale", init_scale)
+    noise = _positive("noise", noise)
     radius = _positive("radius", radius, none_ok=True)
     if not (isinstance(grow, (int, float)) and math.isfinite(grow) and grow >= 1):
         raise ValueError(f"plateau_zero: grow must be a number >= 1, got {grow!r}")
@@ -207,14 +212,14 @@ def plateau_zero(problem: Problem, instance: Instance, meter: Meter, *,
     if steps is None:
         ev = meter.budget.evaluations
         steps = 4 * int(ev) if ev is not None else 300
-    est = get_estimator(estimator, **estimator_kw)
+    est = cfg.make_estimator()
     opt = optimizer if optimizer is not None else est.default_optimizer(lr)
     opt_key = optimizer_key(optimizer) if optimizer is not None else ("default", lr)
     t_start = time.perf_counter()
     key = resolve_key(key)
     left = meter.remaining_seconds()
     control = RunControl(left if math.isfinite(left) else None, t_start)
-    member = build_solver(problem, instance, backend, solver_options)
+    member = build_solver(problem, instance, cfg.backend, cfg.solver_options)
     shape = tuple(member.shape)
     nbhd = None
     if pool:
@@ -233,20 +238,17 @@ def plateau_zero(problem: Problem, instance: Instance, meter: Meter, *,
     hist: dict[str, list] = {k: [] for k in ("value", "new", "pool", "distance", "radius",
                                              "restart", "evaluations")}
     best_v, best_th, best_c, best_x = math.inf, None, None, None
-    e0, stall, n_restarts, stopped = meter.evaluations, 0, 0, "steps"
-    program = _zero_program(problem, est, opt, opt_key, [member], None, control, theta,
-                            opt_state, ys)
+    e0, stall, n_restarts, stopped = meter.evaluations, 0, 0, StopReason.STEPS
+    program = host_program(problem, est, opt, opt_key, [member], None, control, theta,
+                           opt_state, ys)
     solver = program.solver
 
-    def result(stop: str) -> PlateauResult | None:
+    def result(stop: StopReason) -> PlateauResult | None:
         if best_x is None:
             return None
         return PlateauResult(best_x, float(best_v), best_th, best_c, hist, len(hist["value"]),
                              n_restarts, meter.evaluations - e0, stop,
                              time.perf_counter() - t_start)
-
-    def where(step: int, b: int | None = None) -> str:
-        return f"Problem {problem.name!r}, step {step} of plateau_zero"
 
     def fail(exc: BaseException) -> BaseException:
         return exc
@@ -261,17 +263,19 @@ def plateau_zero(problem: Problem, instance: Instance, meter: Meter, *,
                          theta, opt_state, k if est.needs_key else None, ys))
                 except Exception as exc:
                     if control.reason is not None or is_interrupt(exc):
-                        stopped = _STOP.get(control.reason, "interrupted")
+                        stopped = _STOP.get(control.reason, StopReason.INTERRUPTED)
                         break
                     raise control.error if control.error is not None else exc
                 if control.stop_requested():
-                    stopped = _STOP.get(control.reason, "interrupted")
+                    stopped = _STOP.get(control.reason, StopReason.INTERRUPTED)
                     break
                 if control.error is not None:
                     raise control.error
-                _check_step(problem, est, solver, control, np.asarray(status),
-                            np.asarray(c_ok), np.asarray(fv, np.float64), np.asarray(gx_ok),
-                            np.asarray(g_ok), np.asarray(gx), t, where, fail)
+                check_step(problem, est, dict(status=np.asarray(status), c_ok=np.asarray(c_ok),
+                                              f=np.asarray(fv, np.float64),
+                                              gx_ok=np.asarray(gx_ok), g_ok=np.asarray(g_ok),
+                                              gx=np.asarray(gx)), t, 1, fail,
+                           failure=control.failure, solver_name=lambda b: solver.members[0].name)
                 c_np = np.asarray(c, np.float64)[0]
                 x_np = (np.asarray(x, np.float64)[0] if est.forward_is_solution
                         else member.solve(c_np).x)
@@ -286,14 +290,14 @@ def plateau_zero(problem: Problem, instance: Instance, meter: Meter, *,
                         if len(X):
                             meter.batch(X)
                 except BudgetExhausted:
-                    stopped = "budget"
+                    stopped = StopReason.BUDGET
                 finally:   # whatever was evaluated, step or pool, competes for the best
                     for cand in (x_np, *X):
                         val = meter.cached(cand)
                         if val is not None and val < best_v:
                             best_v, best_x, improved = val, np.array(cand), True
                             best_th, best_c = th_np, c_np
-                if stopped == "budget":   # the step the budget cut short, as far as it got
+                if stopped == StopReason.BUDGET:   # the step the budget cut short, as far as it got
                     v = meter.cached(x_np)
                     for name, val in (("value", math.nan if v is None else v),
                                       ("new", new and v is not None),
@@ -336,16 +340,16 @@ def plateau_zero(problem: Problem, instance: Instance, meter: Meter, *,
                 opt_state = new_state
                 control.arm()
                 if meter.exhausted:
-                    stopped = "budget"
+                    stopped = StopReason.BUDGET
                     break
     except KeyboardInterrupt:   # Ctrl-C landed in this loop's own code
-        stopped = "interrupted"
+        stopped = StopReason.INTERRUPTED
     finally:
         program.release()
-    if stopped == "interrupted":
+    if stopped == StopReason.INTERRUPTED:
         exc = KeyboardInterrupt(f"plateau_zero interrupted after {len(hist['value'])} step(s); "
                                 "the best so far is in the exception's .partial")
-        exc.partial = result("interrupted")
+        exc.partial = result(StopReason.INTERRUPTED)
         raise exc
     if best_x is None:
         raise BudgetExhausted(f"plateau_zero: the budget ({meter.budget.describe()}) was spent "
@@ -369,18 +373,16 @@ def plateau_method(family: Family, **settings: Any) -> Method:
     if not isinstance(family, Family):
         raise TypeError(f"plateau_method: family must be a surco.Family, got "
                         f"{type(family).__name__}")
+    own = {k: settings.pop(k) for k in _OWN if k in settings}
+    check_kwargs("surco.plateau.plateau_method", settings,
+                 [*ZeroConfig.keywords(settings.get("estimator", family.zero_settings.get(
+                     "estimator", "blackbox"))), *_OWN])
     kw0 = {k: v for k, v in dict(family.zero_settings).items() if k not in _ZERO_ONLY}
-    kw0.update(settings)
-    check_estimator_kwargs("surco.plateau.plateau_method", plateau_zero, kw0,
-                           kw0.get("estimator", "blackbox"),
-                           drop=("problem", "instance", "meter"))
+    config = ZeroConfig.of("surco.plateau.plateau_method", **{**kw0, **settings})
 
     def method(instance, meter):
-        kw = dict(kw0)
-        if callable(kw.get("init")):
-            kw["init"] = kw["init"](instance)
         try:
-            return plateau_zero(family.problem(instance), instance, meter, **kw).x
+            return plateau_zero(family.problem(instance), instance, meter, config, **own).x
         except BudgetExhausted:
             if meter.best_x is None:
                 raise

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from surco.whichmethod import is_surco
+from surco.naming import is_surco
 
 __all__ = ["plot_comparison", "plot_map", "plot_profile"]
 
@@ -27,7 +27,7 @@ def _pyplot(path):
 
 def _finish(plt, fig, path) -> None:
     if path is not None:
-        from surco._atomic import save_figure
+        from surco.atomic import save_figure
         save_figure(fig, Path(path), dpi=110)  # atomically: the old figure or the new one
         plt.close(fig)
 
@@ -39,11 +39,16 @@ def plot_comparison(cmp: Any, path: str | Path | None = None, reference: str | N
 
     The first panel shows each method's relative gap to the reference, ``(mean − ref) /
     |ref|`` in percent (`surco.Comparison.summary`'s ``rel_gap``; lower is better, for
-    costs of either sign), as bars from 0 (the reference); where the gap is undefined (the
-    reference's mean is 0), the mean costs as dots, the axis spanning their range.
+    costs of either sign), as bars from 0 (the reference), so that a 4 % difference is a
+    4 % bar whatever the costs' magnitude; where the gap is undefined (the reference's mean
+    is 0), the mean costs as dots, the axis spanning their range (not from 0). For a
+    comparison with ``sense="max"`` the panels show the user's f (higher is better).
     """
     plt = _pyplot(path)
     rows = cmp.summary(reference)
+    up = getattr(cmp, "sense", "min") == "max"
+    better = "higher is better" if up else "lower is better"
+    what = "f" if up else "cost"
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     names = [r["method"] for r in rows]
     colors = ["tab:orange" if is_surco(n) else "tab:blue" for n in names]
@@ -54,7 +59,7 @@ def plot_comparison(cmp: Any, path: str | Path | None = None, reference: str | N
         pct = [100.0 * g for g in gaps]
         ax.bar(range(len(names)), pct, color=colors)
         ax.axhline(0.0, color="k", lw=0.8)
-        ax.set_ylabel(f"mean cost vs {ref}'s, % (lower is better)")
+        ax.set_ylabel(f"mean {what} vs {ref}'s, % ({better})")
         for k, v in enumerate(pct):
             if np.isfinite(v):
                 ax.annotate(f"{v:+.2f}%", (k, v), ha="center", fontsize=6,
@@ -67,7 +72,7 @@ def plot_comparison(cmp: Any, path: str | Path | None = None, reference: str | N
             lo, hi = min(finite), max(finite)
             pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1e-12)
             ax.set_ylim(lo - pad, hi + pad)
-        ax.set_ylabel("mean cost (lower is better)")
+        ax.set_ylabel(f"mean {what} ({better})")
         ax.grid(axis="y", lw=0.3)
     ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=7)
     for ax, axis in zip(axes[1:], ("evaluations", "seconds")):
@@ -75,10 +80,10 @@ def plot_comparison(cmp: Any, path: str | Path | None = None, reference: str | N
             if not any(r.curve for r in cmp.runs if r.method == m):
                 continue
             g, v = cmp.anytime(m, axis)
-            ax.plot(g, v, lw=2.2 if is_surco(m) else 1.0, label=m)
+            ax.plot(g, -v if up else v, lw=2.2 if is_surco(m) else 1.0, label=m)
         ax.set_xlabel(axis + (" (charged)" if axis == "seconds" and
                               any(r.budget.eval_cost > 0 for r in cmp.runs) else ""))
-        ax.set_ylabel("mean best cost so far")
+        ax.set_ylabel(f"mean best {what} so far")
         if ax.get_lines():
             ax.legend(fontsize=6)
     fig.suptitle(title or f"{cmp.family}: {cmp.n_instances} instances")

@@ -25,6 +25,24 @@ Instance = Any  # a pytree of arrays (a dict, NamedTuple or flax.struct dataclas
 Space = LinearSpec | Solver | JaxOracle
 
 
+#: The senses of a `Problem`'s objective.
+SENSES = ("min", "max")
+
+
+class _Negated:
+    """``−fn``: the minimised form of an objective (or true cost) to maximise. One object
+    per `Problem`, so that compiled programs keyed by the objective are reused."""
+
+    def __init__(self, fn: Callable, scalar: bool = False):
+        self.fn, self.scalar = fn, scalar
+        self.__name__ = f"neg_{getattr(fn, '__name__', 'objective')}"
+        self.__doc__ = f"−{getattr(fn, '__name__', 'f')} (Problem sense='max')"
+
+    def __call__(self, x, instance):
+        out = self.fn(x, instance)
+        return -float(out) if self.scalar else -out
+
+
 class ProblemError(ValueError):
     """A problem's objective, features or space returned something unusable."""
 
@@ -46,7 +64,8 @@ class Problem:
         ``instance -> LinearSpec | Solver`` when Ω depends on the instance (e.g. memory
         capacities in sharding).
       objective: ``f(x, instance) -> scalar``, written in JAX, differentiable in x, where
-        x has the shape of Ω (``space.shape``). Minimised.
+        x has the shape of Ω (``space.shape``). Minimised, or maximised with
+        ``sense="max"``.
       features: ``instance -> array`` of instance features for SurCo-prior; either one
         vector ``(F,)`` per instance or one row per leading entry of x, ``(x.shape[0], F)``.
       evaluate: optional ``(x: np.ndarray, instance) -> float``, the true cost when it is not
@@ -59,18 +78,35 @@ class Problem:
         `RelaxedOmegaWarning` (once per problem: at construction for a fixed Ω, at the first
         ``space_for`` for an Ω that depends on the instance), since it is usually a
         forgotten ``integer=True``. It changes nothing else: integrality is never dropped.
+      sense: "min" (default) or "max". With "max" the Problem holds the minimised forms:
+        ``objective`` is −f and ``evaluate`` −evaluate (what SurCo, the searches, SCIP and
+        the harness minimise); `user_objective` is f as written and `to_user` turns a
+        minimised value back into the user's (``-v``). (`dataclasses.replace` on such a
+        Problem takes minimised forms: it does not negate again.)
 
     Raises:
       TypeError: objective not callable, space of the wrong type, relax not a bool.
+      ValueError: a sense other than "min" or "max".
       ValueError: ``relax=True`` with a `LinearSpec` that has integer variables (checked
         where the spec is first seen, as for the warning).
 
-    Example (a nonlinear assignment problem in a few lines)::
+    Example: pick 2 of 4 items, where items 0 and 1 together cost 1 more. Minimising the
+    linear part alone (what a solver does with the cost y) picks them; f says it should not:
 
-        spec = surco.solvers.AssignmentOracle(4, 4)
-        def f(x, y):
-            return jnp.sum((x * y["load"]).sum(0) ** 2)
-        prob = surco.Problem("quad-assign", spec, f, features=lambda y: y["load"])
+    >>> import jax.numpy as jnp, numpy as np, surco
+    >>> from surco.solvers import LinearSpec, make_solver
+    >>> spec = LinearSpec(shape=(4,), A_eq=[[1, 1, 1, 1]], b_eq=[2], lb=0, ub=1, integer=True)
+    >>> def f(x, y):
+    ...     return jnp.dot(y, x) + x[0] * x[1]
+    >>> prob = surco.Problem("pick-two", spec, f, features=lambda y: y[:, None])
+    >>> y = jnp.array([0.0, 0.1, 0.5, 0.6])
+    >>> x = make_solver(prob.space_for(y)).solve(np.asarray(y)).x
+    >>> x, round(float(prob.f(jnp.asarray(x), y)), 4)
+    (array([1., 1., 0., 0.]), 1.1)
+    >>> round(float(prob.f(jnp.array([1.0, 0.0, 1.0, 0.0]), y)), 4)   # the optimum
+    0.5
+    >>> prob.x_shape(y), prob.features_of(y).shape
+    ((4,), (4, 1))
     """
 
     name: str
@@ -80,10 +116,21 @@ class Problem:
     evaluate: Callable[[np.ndarray, Instance], float] | None = None
     cost_transform: Callable[[jax.Array], jax.Array] | None = None
     relax: bool = False
+    sense: str = "min"
+    _negated: bool = dataclasses.field(default=False, repr=False)
 
     def __post_init__(self):
         if not callable(self.objective):
             raise TypeError(f"Problem {self.name!r}: objective must be callable f(x, instance)")
+        if self.sense not in SENSES:
+            raise ValueError(f"Problem {self.name!r}: sense must be 'min' or 'max', got "
+                             f"{self.sense!r}")
+        if self.sense == "max" and not self._negated:
+            # SurCo, the searches and the harness minimise: they see −f (and −evaluate)
+            object.__setattr__(self, "objective", _Negated(self.objective))
+            if self.evaluate is not None:
+                object.__setattr__(self, "evaluate", _Negated(self.evaluate, scalar=True))
+            object.__setattr__(self, "_negated", True)
         if not (isinstance(self.space, (LinearSpec, Solver, JaxOracle)) or callable(self.space)):
             raise TypeError(f"Problem {self.name!r}: space must be a LinearSpec, a Solver/oracle, "
                             f"or a function instance -> one of those; got {type(self.space).__name__}")
@@ -125,6 +172,16 @@ class Problem:
         if isinstance(sp, LinearSpec) and not self._omega_checked:
             self._check_relaxed(sp, stacklevel=3)
         return sp
+
+    def to_user(self, value: float) -> float:
+        """A value of the minimised objective (what SurCo, the searches and the harness
+        report) in the user's terms: ``-value`` for ``sense="max"``, ``value`` otherwise."""
+        return -float(value) if self.sense == "max" else float(value)
+
+    def user_objective(self, x: jax.Array, instance: Instance) -> jax.Array:
+        """The objective as the user wrote it (to be maximised for ``sense="max"``)."""
+        fn = self.objective
+        return fn.fn(x, instance) if isinstance(fn, _Negated) else fn(x, instance)
 
     def x_shape(self, instance: Instance) -> tuple[int, ...]:
         return tuple(self.space_for(instance).shape)

@@ -1,4 +1,4 @@
-"""Benchmark reports in the project's BENCH.md format: one JSON object per run with the
+"""Benchmark reports in the format of docs/bench-format.md: one JSON object per run with the
 machine, the commit, the rows measured and the targets with the values measured against them.
 
 A benchmark (or `surco.Comparison.write_json`) builds one `Report`, adds rows and targets,
@@ -18,9 +18,11 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from surco._atomic import write_bytes
+import numpy as np
 
-__all__ = ["Report", "machine", "read"]
+from surco.atomic import write_bytes
+
+__all__ = ["Report", "machine", "read", "run_record"]
 
 _KEYS = ("bench", "quick", "machine", "commit", "started", "seconds", "rows", "targets")
 
@@ -98,6 +100,10 @@ class Report:
         self.rows: list[dict[str, Any]] = []
         self.targets: list[dict[str, Any]] = []
         self.extra: dict[str, Any] = {}
+        #: the report's "seconds": None for the time from construction to `finish`; a
+        #: comparison sets the seconds its runs took (`surco.Comparison.write_json`), not
+        #: the time it took to write them.
+        self.seconds: float | None = None
 
     def row(self, **values: Any) -> dict[str, Any]:
         self.rows.append(values)
@@ -123,7 +129,8 @@ class Report:
         out = {"bench": self.bench, "quick": self.quick, "machine": machine(),
                "commit": commit(),
                "started": self.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-               "seconds": round(time.perf_counter() - self._t0, 2),
+               "seconds": (round(time.perf_counter() - self._t0, 2) if self.seconds is None
+                           else float(self.seconds)),
                "rows": self.rows, "targets": self.targets}
         out.update(self.extra)
         write_bytes(self.path, (json.dumps(out, indent=1, default=_json_default) + "\n").encode())
@@ -145,6 +152,27 @@ class Report:
                 met = (t["value"] <= t["target"]) if t["op"] == "<=" else (t["value"] >= t["target"])
                 print(f"  {'MET ' if met else 'MISS'} {t['name']}: {t['value']:.4g} {t['op']} {t['target']:.4g}")
         return self.path
+
+
+def run_record(run: Any, *, with_x: bool = False) -> dict[str, Any]:
+    """One `surco.runs.Run` as an entry of a report's "runs" list: method, instance, value,
+    seconds (charged), wall_seconds, evaluations, eval_cost, status, cut_off, error, the
+    budget (seconds, evaluations, eval_cost), the anytime curve, host and load average, and
+    with ``with_x`` the solution x (a nested list). `surco.store.RunStore.to_run` reads it
+    back (``to_run({"run": record})``; x is None when it was not written)."""
+    b = run.budget
+    x = None
+    if with_x and run.x is not None:
+        x = np.asarray(run.x).tolist()
+    return {"method": run.method, "instance": int(run.instance), "value": float(run.value),
+            "seconds": float(run.seconds), "wall_seconds": run.wall_seconds,
+            "evaluations": int(run.evaluations), "eval_cost": float(b.eval_cost),
+            "status": run.status, "cut_off": run.cut_off, "error": run.error,
+            "budget": {"seconds": b.seconds, "evaluations": b.evaluations,
+                       "eval_cost": float(b.eval_cost)},
+            "curve": [[int(e), float(t), float(v)] for e, t, v in run.curve],
+            "host": getattr(run, "host", None), "load_avg": getattr(run, "load_avg", None),
+            "x": x}
 
 
 def read(path: str | Path) -> dict[str, Any]:

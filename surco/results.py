@@ -12,10 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from surco._atomic import atomic_open
+from surco.atomic import atomic_open
+from surco.outcome import StopReason, stop_reason
 
 
 def _to_jsonable(v: Any) -> Any:
+    if isinstance(v, StopReason):
+        return v.value
+    if isinstance(v, BaseException):
+        return f"{type(v).__name__}: {v}"
     if isinstance(v, np.ndarray):
         return v.tolist()
     if isinstance(v, (np.floating, np.integer, np.bool_)):
@@ -39,6 +44,8 @@ def _short(v: Any) -> str:
         return f"[{len(v)} values]" if len(v) > 4 else repr(list(v))
     if isinstance(v, float):
         return f"{v:.6g}"
+    if isinstance(v, StopReason):
+        return repr(v.value)
     return repr(v)
 
 
@@ -62,13 +69,14 @@ class _Saveable:
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{f.name}={_short(getattr(self, f.name))}"
-                          for f in dataclasses.fields(self))
+                          for f in dataclasses.fields(self)
+                          if not (f.name == "error" and self.error is None))  # only a failure's
         return f"{type(self).__name__}({parts})"
 
     def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
         """Write the record to one ``.npz`` file, atomically: a reader, or a `load` after
         the process is killed at any moment, finds the previous file or the new one, never
-        a part of one (see `surco._atomic`).
+        a part of one (see `surco.atomic`).
 
         Args:
           path: the file; ``.npz`` is appended unless it already ends in ``.npz``
@@ -159,11 +167,16 @@ class ZeroResult(_Saveable):
         spent in the solver on this instance.
       solver_calls: solver calls made for this instance.
       problem: the problem's name; estimator: the estimator's name.
-      stopped: why the run ended: "steps" (all steps run), "patience", "target",
-        "time_limit", "budget" (`surco.budget.BudgetExhausted` from ``evaluate`` or the
-        objective), "interrupted" (Ctrl-C: the `KeyboardInterrupt`'s ``.partial``) or
-        "error" (the ``.partial`` of an error raised mid-run). Files saved before this field
-        existed load as "steps".
+      stopped: why the run ended, a `surco.outcome.StopReason`: STEPS (all steps run),
+        PATIENCE, TARGET, TIME_LIMIT, BUDGET (`surco.budget.BudgetExhausted` from
+        ``evaluate`` or the objective), INTERRUPTED (Ctrl-C: the `KeyboardInterrupt`'s
+        ``.partial``) or ERROR (the ``.partial`` of an error raised mid-run, or the result
+        of ``throw=False``). A str enum: ``stopped == "budget"`` holds; files saved with
+        plain strings load as the same members, and files saved before this field existed
+        load as STEPS.
+      error: with ``throw=False``, the exception that ended the run (its text after a
+        save and load); None otherwise. A run that failed before its first step has no x,
+        c or theta (None) and f NaN.
     """
 
     x: np.ndarray
@@ -178,14 +191,23 @@ class ZeroResult(_Saveable):
     solver_calls: int
     problem: str
     estimator: str
-    stopped: str = "steps"
+    stopped: StopReason = StopReason.STEPS
+    error: BaseException | str | None = None
 
     _arrays = ("x", "c", "theta")
+
+    def __post_init__(self) -> None:
+        self.stopped = stop_reason(self.stopped)   # a plain string from an older file
 
     @property
     def interrupted(self) -> bool:
         """True for the partial result of a run stopped by Ctrl-C."""
-        return self.stopped == "interrupted"
+        return self.stopped == StopReason.INTERRUPTED
+
+    @property
+    def failed(self) -> bool:
+        """True for the result of a run that an error ended (``throw=False``, ``.partial``)."""
+        return self.stopped == StopReason.ERROR
 
     def plot(self, ax=None, label: str | None = None):
         """Objective per step and best so far (needs matplotlib: the ``plot`` extra)."""
@@ -215,13 +237,22 @@ class PriorResult(_Saveable):
 
 @dataclasses.dataclass(repr=False)
 class TrainHistory(_Saveable):
-    """SurCo-prior training curves: mean train / validation objective per epoch."""
+    """SurCo-prior training curves: mean train / validation objective per epoch.
+
+    Attributes:
+      train_f, val_f, seconds: per completed epoch.
+      best_epoch: the epoch whose parameters the model holds (-1: the untrained residual).
+      stopped_early: True when ``patience`` ended the training.
+      error: with ``throw=False``, the exception that ended the training (its text after a
+        save and load); None otherwise.
+    """
 
     train_f: list
     val_f: list
     seconds: list
     best_epoch: int
     stopped_early: bool
+    error: BaseException | str | None = None
 
     def plot(self, ax=None):
         ax = _axes(ax)

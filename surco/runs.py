@@ -15,6 +15,7 @@ import numpy as np
 
 from surco.budget import Budget, BudgetExhausted
 from surco.family import Family, Method
+from surco.outcome import StopReason, stop_reason
 from surco.whichmethod import CUT_OFF_FRACTION
 
 __all__ = ["Run", "run_one", "Job", "execute"]
@@ -31,8 +32,13 @@ class Run:
       seconds: time of the method's call on its meter's clock: wall seconds + the budget's
         ``eval_cost`` × evaluations. evaluations: distinct true-cost evaluations it made
         through its meter.
-      status: "ok"; "budget" (stopped by its budget: x is the meter's best); "failed"
-        (``error`` says why: an exception, no solution, or x outside Ω); "interrupted".
+      status: how the run ended, for the harness: "ok" (the method returned its x),
+        "failed" (``error`` says why: an exception, no solution, or x outside Ω), or the
+        `surco.outcome.StopReason` that ended the method from outside it:
+        ``StopReason.BUDGET`` (its budget ran out: x is the meter's best). "ok" and "failed"
+        are outcomes of the harness's checks, not stop reasons, so they stay strings; a
+        stop reason read from a file written with plain strings ("budget") becomes the
+        member (`stop_reason`), and ``status == "budget"`` holds either way.
       error: the error message for failed runs.
       curve: anytime curve ``[(evaluations, seconds, best value), ...]`` from the meter.
       budget: the budget it ran under.
@@ -51,7 +57,7 @@ class Run:
     value: float
     seconds: float
     evaluations: int
-    status: str
+    status: "str | StopReason"
     error: str | None
     curve: list
     budget: Budget
@@ -60,15 +66,20 @@ class Run:
     host: str | None = None
     load_avg: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.status not in ("ok", "failed"):
+            self.status = stop_reason(self.status)
+
     @property
     def ok(self) -> bool:
-        return self.status in ("ok", "budget")
+        """True when x is usable: the method returned it, or its budget stopped it."""
+        return self.status in ("ok", StopReason.BUDGET)
 
     def __repr__(self) -> str:
         err = f", error={self.error[:60]!r}" if self.error else ""
         return (f"Run({self.method!r}, instance={self.instance}, value={self.value:.6g}, "
                 f"seconds={self.seconds:.3g}, evaluations={self.evaluations}, "
-                f"status={self.status!r}{err})")
+                f"status={str(self.status)!r}{err})")
 
 
 
@@ -88,13 +99,13 @@ def run_one(family: Family, name: str, method: Method, i: int, inst: Any,
     try:
         x = method(inst, meter)
     except BudgetExhausted:
-        status, x = "budget", meter.best_x
+        status, x = StopReason.BUDGET, meter.best_x
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # recorded, never aborts the comparison
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     wall, seconds = meter.times()   # charged: wall + eval_cost × evaluations, one reading
-    cut_off = (status == "budget" or meter.remaining_evaluations() <= 0 or
+    cut_off = (status == StopReason.BUDGET or meter.remaining_evaluations() <= 0 or
                (budget.seconds is not None and seconds >= CUT_OFF_FRACTION * budget.seconds))
     value = math.nan
     if status != "failed":

@@ -42,6 +42,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from surco.naming import is_surco
+
 __all__ = ["Trace", "trace", "value_at", "anytime", "MethodMap", "method_map", "is_surco",
            "DEFAULT_COSTS", "DEFAULT_BUDGETS", "CUT_OFF_FRACTION"]
 
@@ -52,13 +54,6 @@ DEFAULT_BUDGETS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3600.0)
 #: a run under a time limit that returns after this fraction of it counts as cut off by its
 #: budget (methods that hand the remaining time to a solver return a little before it).
 CUT_OFF_FRACTION = 0.9
-_SURCO = ("surco", "lancer")
-
-
-def is_surco(name: str) -> bool:
-    """True for SurCo-family method names (starting with "surco" or "lancer")."""
-    return name.startswith(_SURCO)
-
 
 @dataclasses.dataclass(frozen=True)
 class Trace:

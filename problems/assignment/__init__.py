@@ -11,10 +11,11 @@ n tasks go to m machines, each task to exactly one machine and each machine taki
     >>> [r.ok for r in cmp.runs]
     [True, True, True, True]
 """
-from .baselines import (ANNEAL_DEFAULT_EVALUATIONS, SCIP_DEFAULT_SECONDS, annealing, exact,
-                        local_search_first, local_search_steepest, mean_cost, scip,
+from .baselines import (ANNEAL_EVALUATIONS_PER_ENTRY, annealing, exact, local_search_first,
+                        local_search_steepest, mean_cost, mean_cost_plan, scip,
                         scip_assignment)
-from .family import FAMILY, TRAIN_SEED, ZERO_SETTINGS, ZERO_SETTINGS_NOTE, generate_instances
+from .family import (BASELINES, FAMILY, TRAIN_SEED, ZERO_SETTINGS, ZERO_SETTINGS_NOTE,
+                     generate_instances)
 from .problem import (Instance, brute_force, capacity, evaluate, evaluate_batch, features,
                       generate, make_problem, mean_cost_heuristic, objective, random_plan,
                       space)
@@ -22,7 +23,7 @@ from .problem import (Instance, brute_force, capacity, evaluate, evaluate_batch,
 __all__ = [
     "Instance", "capacity", "space", "objective", "evaluate", "evaluate_batch", "features",
     "make_problem", "generate", "brute_force", "mean_cost_heuristic", "random_plan",
-    "mean_cost", "local_search_first", "local_search_steepest", "annealing", "scip", "exact",
-    "scip_assignment", "SCIP_DEFAULT_SECONDS", "ANNEAL_DEFAULT_EVALUATIONS",
+    "mean_cost", "mean_cost_plan", "local_search_first", "local_search_steepest", "annealing",
+    "scip", "exact", "scip_assignment", "ANNEAL_EVALUATIONS_PER_ENTRY", "BASELINES",
     "FAMILY", "ZERO_SETTINGS", "ZERO_SETTINGS_NOTE", "TRAIN_SEED", "generate_instances",
 ]

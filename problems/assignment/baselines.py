@@ -1,14 +1,15 @@
 """Baselines for the nonlinear assignment family, each a harness `Method`
-``(instance, meter) -> x`` (see `surco.family`):
+``(instance, meter) -> x`` built from the combinators of `surco.methods`:
 
 * `mean_cost`: the field's heuristic, one MILP solve with the cost linearised at the centre
-  of Ω (`mean_cost_heuristic`);
+  of Ω (`mean_cost_plan`; it does not evaluate f);
 * `local_search_first` / `local_search_steepest`: first- / steepest-improvement descent over
   moves and swaps of tasks (`surco.search.RowChoice`), from the mean-cost plan, restarted
-  from random plans while the budget lasts (multi-start local search);
-* `annealing`: simulated annealing over the same moves (`surco.search.simulated_annealing`);
-* `scip`: SCIP on the true objective, a convex MIQP, with the meter's time limit
-  (`scip_assignment`);
+  from random plans while the budget lasts (`surco.methods.search_from`);
+* `annealing`: simulated annealing over the same moves (`surco.methods.annealing_from`),
+  ``ANNEAL_EVALUATIONS_PER_ENTRY · n · m`` evaluations under an unlimited budget;
+* `scip`: SCIP on the true objective, a convex MIQP (`scip_assignment`), with the one time
+  policy of `surco.methods.time_limited`;
 * `exact`: enumeration (`brute_force`), for n <= 15 with m = 3.
 
 The search baselines score whole neighbourhoods in one ``meter.batch`` call, which the
@@ -17,26 +18,24 @@ family's vectorised ``evaluate_batch`` answers in one numpy expression.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import numpy as np
 
-from surco.budget import Budget, BudgetExhausted, Meter
-from surco.search import RowChoice, local_search, simulated_annealing
+from surco.methods import (SOLVER_DEFAULT_SECONDS, annealing_from, heuristic, search_from,
+                           time_limited)
+from surco.search import RowChoice
 from surco.solvers import SolverError, SolverTimeout, make_solver
 
 from .problem import (Instance, brute_force, capacity, mean_cost_heuristic, random_plan,
                       space)
 
-__all__ = ["mean_cost", "local_search_first", "local_search_steepest", "annealing", "scip",
-           "exact", "scip_assignment", "SCIP_DEFAULT_SECONDS", "ANNEAL_DEFAULT_EVALUATIONS"]
+__all__ = ["mean_cost", "mean_cost_plan", "local_search_first", "local_search_steepest",
+           "annealing", "scip", "exact", "scip_assignment", "ANNEAL_EVALUATIONS_PER_ENTRY"]
 
-#: SCIP's time limit when the meter has no deadline.
-SCIP_DEFAULT_SECONDS = 60.0
 #: Annealing cools over its budget, so under an unlimited meter it gets this many
 #: evaluations per entry of x (n·m entries).
-ANNEAL_DEFAULT_EVALUATIONS = 50
+ANNEAL_EVALUATIONS_PER_ENTRY = 50
 
 
 def _shape(y: Instance) -> tuple[int, int]:
@@ -50,8 +49,13 @@ def _solver(n: int, m: int):
 
 
 @functools.lru_cache(maxsize=32)
-def _neighbourhood(n: int, m: int) -> RowChoice:
+def _moves(n: int, m: int) -> RowChoice:
     return RowChoice.from_spec(space(n, m))
+
+
+def _neighbourhood(y: Instance, x0: np.ndarray) -> RowChoice:
+    """Moves and swaps of tasks on Ω of the instance's size."""
+    return _moves(*_shape(y))
 
 
 def _plan(x: np.ndarray) -> np.ndarray:
@@ -62,72 +66,28 @@ def _plan(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def mean_cost(y: Instance, meter: Meter | None = None) -> np.ndarray:
+def mean_cost_plan(y: Instance) -> np.ndarray:
     """The 'linearise at the centre' heuristic: argmin over Ω of ∇f(x̄)·x with x̄ = 1/m
     (one MILP solve; it does not evaluate f)."""
     return _plan(_solver(*_shape(y)).solve(mean_cost_heuristic(y)).x)
 
 
-def _multistart(y: Instance, meter: Meter, strategy: str, seed: int = 0) -> np.ndarray:
-    """Local search from the mean-cost plan, then from random plans (`random_plan`) until
-    the budget is spent; a single descent under an unlimited budget. Stops as well after 20
-    restarts in a row that needed no new evaluation (all their points cached)."""
-    nb = _neighbourhood(*_shape(y))
-    rng = np.random.default_rng(seed)
-    x0, best, idle = mean_cost(y), None, 0
-    while True:
-        n_before = meter.evaluations
-        try:
-            res = local_search(x0, meter, nb, strategy=strategy, rng=rng)
-        except BudgetExhausted:
-            break
-        if best is None or res.value < best.value:
-            best = res
-        idle = idle + 1 if meter.evaluations == n_before else 0
-        if res.stopped == "budget" or meter.budget.unlimited or meter.exhausted or idle >= 20:
-            break
-        x0 = random_plan(y, rng)
-    if best is not None:
-        return best.x
-    # the budget ended before the start could be evaluated: the start is still a plan
-    return meter.best_x if meter.best_x is not None else mean_cost(y)
-
-
-def local_search_first(y: Instance, meter: Meter) -> np.ndarray:
-    """First-improvement local search over task moves and swaps, multi-start (see the module
-    docstring; Papadimitriou & Steiglitz 1982, ch. 19)."""
-    return _multistart(y, meter, "first")
-
-
-def local_search_steepest(y: Instance, meter: Meter) -> np.ndarray:
-    """Steepest-descent local search over task moves and swaps, multi-start (see the module
-    docstring; Papadimitriou & Steiglitz 1982, ch. 19)."""
-    return _multistart(y, meter, "steepest")
-
-
-def _bounded(meter: Meter, evaluations: int) -> Meter:
-    """``meter`` itself when its budget is finite; otherwise a child meter limited to
-    ``evaluations`` whose evaluations go through ``meter`` (so they are counted there too).
-    For methods that need a finite budget (annealing cools over it)."""
-    if not meter.budget.unlimited:
-        return meter
-    return Budget(evaluations=int(evaluations)).start(meter, evaluate_batch=meter.batch)
-
-
-def annealing(y: Instance, meter: Meter) -> np.ndarray:
-    """Simulated annealing over task moves and swaps from the mean-cost plan, cooling over
-    the meter's budget (Kirkpatrick, Gelatt & Vecchi 1983); under an unlimited budget it
-    gets ``ANNEAL_DEFAULT_EVALUATIONS · n · m`` evaluations."""
+def _anneal_evaluations(y: Instance) -> int:
     n, m = _shape(y)
-    sub = _bounded(meter, ANNEAL_DEFAULT_EVALUATIONS * n * m)
-    x0 = mean_cost(y)
-    try:
-        return simulated_annealing(x0, sub, _neighbourhood(n, m), rng=0).x
-    except BudgetExhausted:   # spent before the start was evaluated: the start is a plan
-        return x0
+    return ANNEAL_EVALUATIONS_PER_ENTRY * n * m
 
 
-def scip_assignment(y: Instance, time_limit: float = SCIP_DEFAULT_SECONDS, *,
+def _scip_plan(y: Instance, seconds: float) -> np.ndarray:
+    """`scip_assignment`'s plan within ``seconds``."""
+    return scip_assignment(y, seconds)[0]
+
+
+def _exact_plan(y: Instance) -> np.ndarray:
+    """The optimum by enumeration (`brute_force`; m^n <= 2e7 candidates)."""
+    return brute_force(y)[0]
+
+
+def scip_assignment(y: Instance, time_limit: float = SOLVER_DEFAULT_SECONDS, *,
                     gap: float = 1e-9, seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
     """SCIP (PySCIPOpt) on the true objective, a convex MIQP:
 
@@ -186,25 +146,11 @@ def scip_assignment(y: Instance, time_limit: float = SCIP_DEFAULT_SECONDS, *,
                "optimal": status in ("optimal", "gaplimit")}
 
 
-def _time_limit(meter: Meter) -> float:
-    left = meter.remaining_seconds()
-    if math.isinf(left):
-        return SCIP_DEFAULT_SECONDS
-    return max(0.95 * left - 0.05, 0.05)
-
-
-def scip(y: Instance, meter: Meter) -> np.ndarray:
-    """SCIP on the true objective (`scip_assignment`) with the meter's remaining seconds as
-    its time limit (``SCIP_DEFAULT_SECONDS`` without a deadline); its plan is evaluated once
-    through the meter."""
-    x, _ = scip_assignment(y, _time_limit(meter))
-    try:
-        meter(x)
-    except BudgetExhausted:   # SCIP used all the time: its plan is still its answer
-        pass
-    return x
-
-
-def exact(y: Instance, meter: Meter | None = None) -> np.ndarray:
-    """The optimum by enumeration (`brute_force`; m^n <= 2e7 candidates)."""
-    return brute_force(y)[0]
+#: The family's baselines (see the module docstring).
+mean_cost = heuristic(mean_cost_plan, name="mean_cost")
+local_search_first = search_from(mean_cost, _neighbourhood, kind="first", restart=random_plan)
+local_search_steepest = search_from(mean_cost, _neighbourhood, kind="steepest",
+                                    restart=random_plan)
+annealing = annealing_from(mean_cost, _neighbourhood, evaluations=_anneal_evaluations)
+scip = time_limited(_scip_plan, name="scip")
+exact = heuristic(_exact_plan, name="exact")

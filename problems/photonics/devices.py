@@ -39,9 +39,7 @@ from typing import Any
 import jax
 import numpy as np
 
-#: What to install when the photonics extra is missing (README: install from the checkout).
-EXTRA_HINT = ("the 'photonics' extra (ceviche-challenges): from the checkout, "
-              "pip install -e \".[photonics]\" (make install does it)")
+from .simulate import EXTRA_HINT, Simulator
 
 DEVICES: tuple[str, ...] = ("waveguide_bend", "mode_converter", "beam_splitter", "wdm")
 WAVELENGTHS_NM: tuple[float, float] = (1270.0, 1290.0)
@@ -75,7 +73,8 @@ NOMINAL: dict[str, dict[str, int]] = {
     "beam_splitter": {"wg_width": 400, "wg_separation": 1120},
     "wdm": {"wg_width": 400, "offset_in": 0, "output_half_separation": 1080},
 }
-_SEED_BASE = {"train": 0, "test": 100_000}
+#: seed of the first instance of each split (`instances`): seeds below "test" are train ones
+SEED_BASE = {"train": 0, "test": 100_000}
 N_PER_SPLIT = 25
 
 
@@ -183,11 +182,11 @@ def nominal_instance(device: str) -> DeviceInstance:
 def instances(device: str, split: str = "test", n: int = N_PER_SPLIT) -> list[DeviceInstance]:
     """The seeded ``split`` ("train" or "test") instances of ``device`` (25 each by default;
     train and test seeds never overlap)."""
-    if split not in _SEED_BASE:
+    if split not in SEED_BASE:
         raise ValueError(f"instances: split must be 'train' or 'test', got {split!r}")
     if not 1 <= int(n) <= 10_000:
         raise ValueError(f"instances: n must be in [1, 10000], got {n}")
-    return [sample_instance(device, _SEED_BASE[split] + i) for i in range(int(n))]
+    return [sample_instance(device, SEED_BASE[split] + i) for i in range(int(n))]
 
 
 # --------------------------------------------------------------------------------------
@@ -344,7 +343,6 @@ def build_model(instance: DeviceInstance):
 @functools.lru_cache(maxsize=64)
 def simulator(instance: DeviceInstance):
     """The (cached) `Simulator` of an instance at `WAVELENGTHS_NM`, exciting port 1."""
-    from .simulate import Simulator
     return Simulator(build_model(instance), WAVELENGTHS_NM, excite_port=0)
 
 

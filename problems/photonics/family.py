@@ -20,12 +20,12 @@ harness methods.
   the family because its designs usually break the brush, and every baseline must return a
   design in Ω; the bench runs it next to them and reports it as failed runs;
 * no exact method (the design space has 2^1600 points and a simulator as objective);
-* SurCo-zero: ``ZERO_SETTINGS`` (the neg_identity estimator, i.e. the straight-through
-  gradient through the generator, Adam lr 0.05, stop at the first design that meets the
-  spec), chosen on train instances (``ZERO_SETTINGS_NOTE``).
+* SurCo-zero: ``ZERO_SETTINGS`` (neg_identity, i.e. the straight-through gradient through
+  the generator, Adam lr 0.05, stop at the first design that meets the spec), chosen on
+  train instances (``ZERO_SETTINGS_NOTE``).
 
-Without a budget on their meter the baselines run `STEPS` steps; with one they run until it
-is spent (or, for pass-through, until the spec is met).
+Steps per run: `surco.methods.iterations_for` (the evaluation budget; `STEPS` without a
+budget; until the seconds are spent, or for pass-through until the spec is met).
 """
 from __future__ import annotations
 
@@ -36,11 +36,12 @@ import optax
 
 import surco
 from surco.budget import Meter
+from surco.methods import iterations_for
 
-from .checker import check_design
-from .devices import _SEED_BASE, DEVICES, DeviceInstance, sample_instance
+from .baselines import design_loss, instance_seed, violations
+from .devices import DEVICES, SEED_BASE, DeviceInstance, sample_instance
 from .methods import density_threshold, initial_latent, pass_through
-from .problem import evaluate_design, make_problem
+from .problem import make_problem
 
 __all__ = ["FAMILY", "generate_instances", "violations", "BASELINES",
            "density_threshold_method", "HYPER", "STEPS",
@@ -69,61 +70,28 @@ def generate_instances(count: int, seed: int = 0, *, device: str = "waveguide_be
         raise ValueError(f"generate_instances: count must be an int >= 1, got {count!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"generate_instances: seed must be an int >= 0, got {seed!r}")
-    if split not in _SEED_BASE:
+    if split not in SEED_BASE:
         raise ValueError(f"generate_instances: split must be 'train' or 'test', got {split!r}")
     if device not in DEVICES:
         raise ValueError(f"generate_instances: unknown device {device!r}; choose from {DEVICES}")
-    return [sample_instance(device, _SEED_BASE[split] + int(seed) + i) for i in range(int(count))]
-
-
-def violations(x: np.ndarray, instance: DeviceInstance) -> list[str]:
-    """Why x is not a brush-feasible binary design of the instance (empty: it is one), by
-    the morphological checker (3×3 cross brush)."""
-    x = np.asarray(x)
-    if x.shape != instance.design_shape:
-        return [f"x has shape {x.shape}, the {instance.device} design is "
-                f"{instance.design_shape}"]
-    try:
-        rep = check_design(x)
-    except ValueError as exc:
-        return [str(exc)]
-    if rep.feasible:
-        return []
-    return [f"{rep.n_violations} pixels violate the brush (cross3): "
-            f"{int(rep.solid_violations.sum())} solid, {int(rep.void_violations.sum())} void"]
-
-
-def _loss(x: np.ndarray, instance: DeviceInstance) -> float:
-    """Window loss of a fresh simulation of binary design x."""
-    return evaluate_design(np.asarray(x).round().astype(np.uint8), instance).loss
-
-
-def _seed(instance: DeviceInstance) -> int:
-    """The seed of θ₀: the instance's (0 for an unseeded, nominal instance)."""
-    return max(int(instance.seed), 0)
-
-
-def _steps(meter: Meter) -> int:
-    b = meter.budget
-    if b.evaluations is not None:
-        return int(b.evaluations)
-    return STEPS if b.seconds is None else 10 ** 9
+    return [sample_instance(device, SEED_BASE[split] + int(seed) + i) for i in range(int(count))]
 
 
 def _pass_through(instance: DeviceInstance, meter: Meter) -> np.ndarray:
     """Pass-through (Schubert et al. 2022), one evaluation per step, from θ₀ of the
     instance's seed."""
-    return pass_through(instance, steps=_steps(meter), key=_seed(instance),
-                        init_scale=INIT_SCALE, meter=meter, **HYPER["pass-through"]).x
+    return pass_through(instance, steps=iterations_for(meter, STEPS),
+                        key=instance_seed(instance), init_scale=INIT_SCALE, meter=meter,
+                        **HYPER["pass-through"]).x
 
 
 def _density(instance: DeviceInstance, meter: Meter, project: bool = True) -> np.ndarray:
     """Density optimisation, one evaluation per step (the design of that step's θ: by the
     brush generator, or thresholded without ``project``); β ramps over the evaluation
     budget, else over the seconds, else over `STEPS`."""
-    return density_threshold(instance, steps=_steps(meter), key=_seed(instance),
-                             init_scale=INIT_SCALE, meter=meter, project=project,
-                             **HYPER["density"]).x
+    return density_threshold(instance, steps=iterations_for(meter, STEPS),
+                             key=instance_seed(instance), init_scale=INIT_SCALE,
+                             meter=meter, project=project, **HYPER["density"]).x
 
 
 def density_threshold_method(instance: DeviceInstance, meter: Meter) -> np.ndarray:
@@ -137,13 +105,13 @@ BASELINES = {"pass-through": _pass_through, "density-generator": _density}
 
 def _init(instance: DeviceInstance) -> np.ndarray:
     """c₀ = −θ₀ (the first design is G(θ₀), as for pass-through): same seed, same scale."""
-    return -np.asarray(initial_latent(instance, _seed(instance), INIT_SCALE))
+    return -np.asarray(initial_latent(instance, instance_seed(instance), INIT_SCALE))
 
 
 #: Adam is named explicitly: the settings were chosen with it (neg_identity's own default
 #: optimiser is plain SGD).
-ZERO_SETTINGS = dict(estimator="neg_identity", optimizer=optax.adam(0.05), steps=STEPS,
-                     target=0.0, key=0, init=_init)
+ZERO_SETTINGS = surco.ZeroConfig.of(estimator="neg_identity", optimizer=optax.adam(0.05),
+                                    steps=STEPS, target=0.0, key=0, init=_init)
 ZERO_SETTINGS_NOTE = (
     "Chosen on train instances only (bench/photonics.py HYPER): neg_identity (straight-through "
     "through the generator) lr in {0.02, 0.05, 0.1} x cost projection {none, norm} on train "
@@ -165,7 +133,7 @@ def _problem(instance: DeviceInstance) -> surco.Problem:
 FAMILY = surco.Family(
     name="photonics",
     problem=_problem,
-    evaluate=_loss,
+    evaluate=design_loss,
     baselines=BASELINES,
     generate=generate_instances,
     exact=None,

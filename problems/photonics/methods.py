@@ -30,6 +30,7 @@ second simulation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Any
 
@@ -37,6 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+import surco
+from surco.config import settings_of
 
 from .brush import Brush, as_brush
 from .devices import DeviceInstance
@@ -87,36 +91,53 @@ def _loss_fn(instance: DeviceInstance):
     return lambda rho: objective(rho, instance)
 
 
-def surco_zero(instance: DeviceInstance, *, estimator: str = "neg_identity", steps: int = 60,
-               lr: float = 0.05, init_scale: float = 0.1, key: int = 0,
-               brush: Brush | str | None = None, patience: int | None = None,
-               stop_at_success: bool = True, progress: bool = False,
-               **estimator_kw: Any) -> DesignResult:
-    """SurCo-zero on one instance with Ω = the brush generator.
+#: `surco_zero`'s configuration (besides its start and optimiser): the straight-through
+#: gradient through the generator (``dx/dc ≈ −I``), 60 steps, seed 0, and a stop at the first
+#: design whose loss is 0 (the spec is met; every iterate is brush-feasible).
+SURCO_ZERO = surco.ZeroConfig.of(estimator="neg_identity", steps=60, key=0, target=0.0)
+
+
+def _negated_latent(instance: DeviceInstance, key: int | jax.Array,
+                    init_scale: float) -> jax.Array:
+    return -initial_latent(instance, key, init_scale)
+
+
+def start_rule(key: int | jax.Array = 0, init_scale: float = 0.1):
+    """SurCo-zero's start rule ``instance -> c₀ = −θ₀`` (`initial_latent`: the first design
+    is G(θ₀), as for pass-through)."""
+    return functools.partial(_negated_latent, key=key, init_scale=init_scale)
+
+
+def surco_zero(instance: DeviceInstance, config: surco.ZeroConfig | None = None, /, *,
+               brush: Brush | str | None = None, lr: float = 0.05, init_scale: float = 0.1,
+               stop_at_success: bool = True, **settings: Any) -> DesignResult:
+    """SurCo-zero (Ferber et al., ICML 2023, Alg. 1) on one instance with Ω = the brush
+    generator: `surco.zero` with ``config`` (default `SURCO_ZERO`) and a start rule.
 
     Args:
       instance: the device instance.
-      estimator: a `surco.zero` estimator name: "neg_identity" (straight-through gradient
-        through the generator, ``dx/dc ≈ −I``) or "blackbox"; surco's "straight_through" is
-        the LP-relaxation estimator, which needs a `LinearSpec` Ω and so does not apply.
-      steps, patience, progress: passed to `surco.zero`.
-      lr: learning rate of Adam (always Adam, whatever the estimator's default optimiser).
-      init_scale, key: the initial latent θ₀ (c₀ = −θ₀).
+      config, **settings: the `surco.ZeroConfig` and its fields as keywords (e.g.
+        ``estimator="blackbox", lam=5``, ``steps``, ``key``, ``patience``, ``progress``).
+        The estimator is "neg_identity" (straight-through gradient through the generator) or
+        "blackbox"; surco's "straight_through" is the LP-relaxation estimator, which needs a
+        `LinearSpec` Ω and so does not apply.
       brush: the fabrication brush (default 3×3 cross).
-      stop_at_success: stop at the first design whose loss is 0 (the spec is met; every
-        iterate is brush-feasible), as `surco.zero`'s ``target=0``.
-      **estimator_kw: estimator hyperparameters (``lam=`` for blackbox; ``projection="norm"``
-        for neg_identity or blackbox, which leaves the generator's output unchanged since
-        the generator is invariant to the scale of c).
+      lr: learning rate of Adam, unless the configuration names an optimiser.
+      init_scale: the start's scale (`start_rule` with the configuration's key), unless the
+        configuration gives ``init``.
+      stop_at_success: keep the configuration's target 0 (stop at the first design that
+        meets the spec); False runs all steps.
 
     Returns:
       A `DesignResult` named ``"surco-zero-<estimator>"`` (underscores as hyphens).
 
     Raises:
-      ValueError: estimator "straight_through" (see above), or a bad argument of
-        `surco.zero`.
+      ValueError: estimator "straight_through" (see above), or a bad setting (as
+        `surco.zero`).
     """
-    import surco
+    cfg = settings_of(SURCO_ZERO if config is None else config, settings, surco.ZeroConfig,
+                      "photonics.surco_zero")
+    estimator = getattr(cfg.estimator, "name", cfg.estimator)
     if estimator == "straight_through":
         raise ValueError("surco_zero: surco's 'straight_through' estimator differentiates the "
                          "LP relaxation of a LinearSpec Ω; the brush generator is an oracle. "
@@ -124,12 +145,11 @@ def surco_zero(instance: DeviceInstance, *, estimator: str = "neg_identity", ste
                          "estimator='neg_identity'")
     b = as_brush(brush)
     t0 = time.perf_counter()
-    problem = make_problem(instance.device, b)
-    theta0 = initial_latent(instance, key, init_scale)
-    res = surco.zero(problem, instance, estimator=estimator, steps=steps,
-                     optimizer=optax.adam(lr), init=-theta0,
-                     key=key, patience=patience, target=0.0 if stop_at_success else None,
-                     progress=progress, **estimator_kw)
+    random_start = isinstance(cfg.init, str) and cfg.init == "random"
+    cfg = cfg.replace(optimizer=cfg.optimizer or optax.adam(lr),
+                      init=start_rule(cfg.key, init_scale) if random_start else cfg.init,
+                      target=cfg.target if stop_at_success else None)
+    res = surco.zero(make_problem(instance.device, b), instance, cfg)
     x = np.asarray(res.x).round().astype(np.uint8)
     report = evaluate_design(x, instance, b)
     # one simulation (and its adjoint) per step; zero's true_cost and the report re-read the

@@ -45,12 +45,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surco._engine import check_int
+from surco.estimators import check_positive
 from surco.family import Method
 from surco.prior import PriorModel
 from surco.results import TrainHistory, ZeroResult
 
-from .devices import _SEED_BASE, DEVICES, DeviceInstance
+from .devices import DEVICES, SEED_BASE, DeviceInstance
 
 __all__ = ["KernelCostNet", "distill_targets", "train_prior", "prior_methods",
            "PRIOR_TEMPERATURE"]
@@ -124,7 +124,7 @@ def _check_instances(instances: Any, arg: str, where: str) -> list[DeviceInstanc
         if not isinstance(y, DeviceInstance):
             raise TypeError(f"{where}: {arg}[{i}] must be a DeviceInstance, got "
                             f"{type(y).__name__}")
-        if y.seed >= _SEED_BASE["test"]:
+        if y.seed >= SEED_BASE["test"]:
             raise ValueError(f"{where}: {arg}[{i}] (seed {y.seed}) is a test-split instance; "
                              "the prior trains on train-split instances only "
                              "(generate_instances(..., split='train'))")
@@ -163,7 +163,8 @@ def distill_targets(instances: Sequence[DeviceInstance], *, steps: int | None = 
     instances = _check_instances(instances, "instances", "distill_targets")
     kw = dict(ZERO_SETTINGS)
     if steps is not None:
-        kw["steps"] = check_int("steps", steps, 1, who="distill_targets")
+        check_positive("distill_targets", "steps", steps, integer=True, minimum=1, strict=False)
+        kw["steps"] = int(steps)
     return zero_targets(FAMILY.problem(instances[0]), instances, executor=executor, **kw)
 
 

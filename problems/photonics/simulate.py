@@ -25,7 +25,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-from typing import Any, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,13 +36,17 @@ import scipy.sparse.linalg as spl
 _C_NM_PER_S = 299792458.0 * 1e9
 
 
+#: What to install when the photonics extra is missing (README: install from the checkout).
+EXTRA_HINT = ("the 'photonics' extra (ceviche-challenges): from the checkout, "
+              "pip install -e \".[photonics]\" (make install does it)")
+
+
 def _imports():
     try:
         import ceviche
         from ceviche import constants
         from ceviche_challenges import scattering
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        from .devices import EXTRA_HINT
         raise ImportError(f"surco.problems.photonics simulation needs {EXTRA_HINT}") from exc
     return ceviche, constants, scattering
 

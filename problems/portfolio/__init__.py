@@ -15,8 +15,9 @@ selection (weights optimised per support) and SCIP on the true objective.
 """
 from .baselines import (NumericalTroubleError, PortfolioResult, brute_force_mv,
                         random_feasible, scip_portfolio)
-from .family import (FAMILY, TRAIN_SEED, ZERO_SETTINGS_NOTE, generate_instances,
-                     portfolio_family, surco_search_method)
+from .family import FAMILY, TRAIN_SEED, ZERO_SETTINGS_NOTE, generate_instances, portfolio_family
+from .methods import (SEARCH_POLISH_STEPS, SupportSpace, baselines_for, linearisation_plan,
+                      random_support, surco_search_method)
 from .instances import (Instance, check_instance, coskewness, covariance, generate,
                         simulate_returns)
 from .orlib import OrlibData, ccmv_config, find_orlib, load_orlib, to_instance
@@ -34,5 +35,6 @@ __all__ = [
     "PortfolioResult", "scip_portfolio", "brute_force_mv", "random_feasible",
     "NumericalTroubleError", "OrlibData", "load_orlib", "find_orlib", "to_instance",
     "ccmv_config", "FAMILY", "portfolio_family", "generate_instances", "TRAIN_SEED",
-    "ZERO_SETTINGS_NOTE", "surco_search_method",
+    "ZERO_SETTINGS_NOTE", "surco_search_method", "SupportSpace", "baselines_for",
+    "linearisation_plan", "random_support", "SEARCH_POLISH_STEPS",
 ]

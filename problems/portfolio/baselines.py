@@ -25,7 +25,7 @@ import numpy as np
 from surco.solvers import SolverError, SolverTimeout
 
 from .instances import Instance, check_instance
-from .problem import PortfolioConfig, _prox_simplex_box, objective_np, polish
+from .problem import PortfolioConfig, objective_np, polish, prox_simplex_box
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,7 +221,7 @@ def scip_portfolio(instance: Instance, config: PortfolioConfig = PortfolioConfig
     # remove SCIP's tolerance noise (~1e-6): project the held weights onto {Σx = 1, l <= x <= u}
     held = zs > 0.5
     xs = np.zeros(n)
-    xs[held] = _prox_simplex_box(xraw[held], np.zeros(int(held.sum())), 0.0, config.l, config.u)
+    xs[held] = prox_simplex_box(xraw[held], np.zeros(int(held.sum())), 0.0, config.l, config.u)
     X = np.stack([xs, zs], axis=1)
     info = {"status": status, "gap": float(m.getGap()),
             "model_objective": float(m.getObjVal()) * scale,
@@ -284,14 +284,14 @@ def brute_force_mv(instance: Instance, config: PortfolioConfig = PortfolioConfig
             cons = [{"type": "eq", "fun": lambda y: y[:k].sum() - 1.0,
                      "jac": lambda y: np.r_[np.ones(k), np.zeros(k)]},
                     {"type": "ineq", "fun": lambda y, A=A, b=b: A @ y + b, "jac": lambda y, A=A: A}]
-            xs0 = _prox_simplex_box(np.full(k, 1.0 / k), x0s, 0.0, config.l, config.u)
+            xs0 = prox_simplex_box(np.full(k, 1.0 / k), x0s, 0.0, config.l, config.u)
             y0 = np.r_[xs0, np.abs(xs0 - x0s) + 1e-3]
             res = minimize(fun, y0, jac=jac, method="SLSQP", constraints=cons,
                            bounds=[(config.l, config.u)] * k + [(0, None)] * k,
                            options={"ftol": 1e-14, "maxiter": 500})
             count += 1
             xx = np.clip(res.x[:k], config.l, config.u)
-            xx = _prox_simplex_box(xx, x0s, 0.0, config.l, config.u)   # exact Σx = 1
+            xx = prox_simplex_box(xx, x0s, 0.0, config.l, config.u)   # exact Σx = 1
             full = np.zeros(n)
             full[S] = xx
             val = _mv_value(full, instance, config)
@@ -321,7 +321,7 @@ def random_feasible(instance: Instance, config: PortfolioConfig = PortfolioConfi
     for _ in range(int(num)):
         k = int(rng.integers(lo, hi + 1))
         S = rng.choice(n, k, replace=False)
-        xs = _prox_simplex_box(rng.dirichlet(np.ones(k)), np.zeros(k), 0.0, config.l, config.u)
+        xs = prox_simplex_box(rng.dirichlet(np.ones(k)), np.zeros(k), 0.0, config.l, config.u)
         x = np.zeros(n)
         x[S] = xs
         val = objective_np(x, instance, config)

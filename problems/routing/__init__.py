@@ -21,9 +21,9 @@ from .neighbourhood import PathDetour
 from .problem import (evaluate, features, make_problem, neg_log_prob, neg_prob, neg_z,
                       on_time_probability, late_probability, path_nodes, softplus_inverse, z_score, STARTS,
                       zero_multistart)
-from .family import (BASELINES, DEFAULT_ANNEALING_EVALUATIONS, DEFAULT_EXACT_SECONDS,
-                     DEFAULT_SCIP_SECONDS, FAMILY, TRAIN_SEED, ZERO_SETTINGS, ZERO_SETTINGS_NOTE,
-                     evaluate_batch, exact_method, generate_instances, violations)
+from .family import (BASELINES, EXACT, EXACT_DEFAULT_SECONDS, FAMILY, TRAIN_SEED,
+                     ZERO_SETTINGS, ZERO_SETTINGS_NOTE, evaluate_batch, generate_instances,
+                     violations)
 from .prior import (PRIOR_SETTINGS, distill_targets, init_prior, load_prior, mean_risk_theta,
                     train_prior)
 
@@ -34,8 +34,7 @@ __all__ = [
     "softplus_inverse",
     "RouteResult", "let_path", "mean_risk", "default_gammas", "brute_force", "simple_paths",
     "scip_exact", "MAX_BRUTE_FORCE_N", "zero_multistart", "STARTS", "PathDetour", "FAMILY", "BASELINES",
-    "generate_instances", "violations", "evaluate_batch", "exact_method", "ZERO_SETTINGS",
-    "ZERO_SETTINGS_NOTE", "TRAIN_SEED", "DEFAULT_SCIP_SECONDS", "DEFAULT_EXACT_SECONDS",
-    "DEFAULT_ANNEALING_EVALUATIONS", "mean_risk_theta", "PRIOR_SETTINGS", "init_prior",
+    "generate_instances", "violations", "evaluate_batch", "EXACT", "ZERO_SETTINGS",
+    "ZERO_SETTINGS_NOTE", "TRAIN_SEED", "EXACT_DEFAULT_SECONDS", "mean_risk_theta", "PRIOR_SETTINGS", "init_prior",
     "train_prior", "distill_targets", "load_prior",
 ]

@@ -10,7 +10,9 @@
 * `brute_force`: every simple s–t path of a grid with n <= 5, evaluated at once.
 
 Every function returns a `RouteResult` with the path, its on-time probability and the seconds
-it took (wall clock, this process).
+it took (wall clock, this process). The harness methods built on them (`let_method`,
+`mean_risk_method`, `scip_path`, `exact_path`, `detours`) are at the end; `family` assembles
+them with `surco.methods`.
 """
 from __future__ import annotations
 
@@ -23,9 +25,11 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr
 
+from surco.budget import BudgetExhausted, Meter
 from surco.solvers import SolverTimeout
 
 from .instances import Instance, check_instance, grid_graph, oracle
+from .neighbourhood import PathDetour
 from .problem import on_time_probability, path_nodes
 
 
@@ -283,3 +287,50 @@ def scip_exact(instance: Instance, time_limit: float = 60.0, *, warm_start: bool
 
 def _path_order(x: np.ndarray, n: int) -> dict[int, int]:
     return {v: i for i, v in enumerate(path_nodes(x, n))}
+
+
+# -- the pieces of the family's harness methods ----------------------------------------------
+
+def let_method(instance: Instance) -> np.ndarray:
+    """The least-expected-time path (`let_path`; no evaluation)."""
+    return let_path(instance).x
+
+
+def mean_risk_method(instance: Instance, meter: Meter) -> np.ndarray:
+    """Best path of Dijkstra on μ + γσ² over `default_gammas` (Nikolova, Brand & Karger,
+    ICAPS 2006), the distinct paths scored in one ``meter.batch``; when the budget ends
+    before any path could be scored, the best path the meter has, else the LET path (γ = 0).
+    """
+    n = check_instance(instance)
+    mu = np.asarray(instance["mu"], np.float64)
+    var = np.asarray(instance["var"], np.float64)
+    gammas = default_gammas(instance)           # gammas[0] == 0: the LET path
+    X = np.stack([s.x for s in oracle(n).solve_batch(mu[None] + gammas[:, None] * var[None])])
+    _, first = np.unique(X, axis=0, return_index=True)
+    X = X[np.sort(first)]
+    try:
+        vals = meter.batch(X)
+    except BudgetExhausted:
+        return X[0] if meter.best_x is None else meter.best_x
+    return X[int(np.argmin(vals))]
+
+
+def detours(instance: Instance, x0: np.ndarray) -> PathDetour:
+    """The search moves of the instance's grid (`PathDetour`: corner flips, detours,
+    shortcuts)."""
+    return PathDetour(check_instance(instance))
+
+
+def scip_path(instance: Instance, seconds: float) -> np.ndarray:
+    """`scip_exact`'s path within ``seconds`` (warm-started from the LET path, so a path
+    comes back even when no time is left)."""
+    return scip_exact(instance, time_limit=seconds).x
+
+
+def exact_path(instance: Instance, seconds: float) -> np.ndarray:
+    """The optimum: brute force over all simple paths for n <= `MAX_BRUTE_FORCE_N` (scored
+    in one vectorised pass; ``seconds`` unused), `scip_exact` within ``seconds`` beyond
+    (optimal only if SCIP proves it within the limit)."""
+    if check_instance(instance) <= MAX_BRUTE_FORCE_N:
+        return brute_force(instance).x
+    return scip_exact(instance, time_limit=seconds).x

@@ -160,5 +160,5 @@ def load_prior(path, n: int = 5) -> surco.PriorModel:
     Raises:
       FileNotFoundError, ValueError: no model at ``path`` or one that does not fit.
     """
-    from .family import _problem_of_n
-    return surco.prior.load(path, _problem_of_n(int(n)))
+    from .family import problem_of_size
+    return surco.prior.load(path, problem_of_size(int(n)))

@@ -19,19 +19,29 @@ device with room for it, and once the tables left are as many as the empty devic
 to empty devices. A deterministic heuristic that cannot place a table raises
 `BaselineError`; ``random`` draws again and falls back instead (`random_plan`), so that it
 never aborts on a feasible task.
+
+`HEURISTICS` maps their names to the plan functions ``(task, seed=0) -> x``; the family's
+harness methods (`surco.problems.sharding.family.BASELINES`) are built on them with
+`surco.methods`, from the pieces at the end of this module (`start_plan`, `row_moves`,
+`scip_plan`, `exact`, `evaluate_batch`).
 """
 from __future__ import annotations
 
+import functools
+import itertools
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from surco.budget import Meter
+from surco.search import RowChoice
 from surco.solvers import SolverError, make_solver
 
 from .cost import DEFAULT_COST_MODEL, AnalyticCostModel, evaluate_plan, standalone_costs
-from .tasks import ShardingTask, assignment_to_plan, spec_for
+from .minlp import scip_minlp
+from .tasks import ShardingTask, assignment_to_plan, plan_violations, spec_for
 
 
 class BaselineError(RuntimeError):
@@ -218,7 +228,7 @@ def _candidate_costs(model: AnalyticCostModel):
 
 
 #: name -> plan function ``(task, seed=0) -> x (T, D)``, in the order of reports.
-BASELINES: dict[str, Callable[..., np.ndarray]] = {
+HEURISTICS: dict[str, Callable[..., np.ndarray]] = {
     "random": random_plan,
     "round-robin": round_robin,
     "dim-greedy": dim_greedy,
@@ -228,6 +238,9 @@ BASELINES: dict[str, Callable[..., np.ndarray]] = {
     "torchrec-greedy": torchrec_greedy,
     "cost-greedy": cost_greedy,
 }
+#: The same mapping under its former name (notebook 02 reads it); the family's harness
+#: methods are `surco.problems.sharding.BASELINES`.
+BASELINES = HEURISTICS
 #: DreamShard's four proxy heuristics.
 PROXY_HEURISTICS = ("dim-greedy", "size-greedy", "lookup-greedy", "size-lookup-greedy")
 
@@ -241,7 +254,7 @@ def best_heuristic_plan(task: ShardingTask, model: AnalyticCostModel = DEFAULT_C
       BaselineError: no deterministic baseline could place the tables.
     """
     best, errors = None, []
-    for name, fn in BASELINES.items():
+    for name, fn in HEURISTICS.items():
         if name == "random":
             continue
         try:
@@ -255,3 +268,73 @@ def best_heuristic_plan(task: ShardingTask, model: AnalyticCostModel = DEFAULT_C
     if best is None:
         raise BaselineError("no heuristic placed the tables: " + "; ".join(errors))
     return best[1], best[2]
+
+
+# -- the pieces of the family's harness methods ----------------------------------------------
+
+#: Largest number of plans (D^T) `exact` enumerates.
+EXACT_MAX_PLANS = 300_000
+
+
+def start_plan(task: ShardingTask) -> np.ndarray:
+    """The cheapest heuristic plan (`best_heuristic_plan`): where the searches, SCIP and
+    SurCo-zero start."""
+    return best_heuristic_plan(task)[1]
+
+
+def row_moves(task: ShardingTask, x0: np.ndarray | None = None) -> RowChoice:
+    """"Move one table to another device" and "swap two tables between devices" on Ω
+    (`surco.search.RowChoice` read off `spec_for`)."""
+    return RowChoice.from_spec(spec_for(task))
+
+
+def scip_plan(task: ShardingTask, seconds: float) -> np.ndarray:
+    """SCIP on the MINLP of the cost model (`minlp.scip_minlp`) within ``seconds``, started
+    from `start_plan`."""
+    return scip_minlp(task, time_limit=seconds, start=start_plan(task))[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _batch_cost():
+    return jax.jit(jax.vmap(DEFAULT_COST_MODEL.plan_cost, in_axes=(0, None)))
+
+
+def evaluate_batch(X: np.ndarray, task: ShardingTask) -> np.ndarray:
+    """`evaluate_plan` of many plans ``X (B, T, D)`` in one jitted call (ms). Batches are
+    padded to the next power of two (at least 16) so that neighbourhoods of varying size
+    reuse a few compiled programs instead of compiling one per size."""
+    X = np.asarray(X, np.float32)
+    B = X.shape[0]
+    if B == 0:
+        return np.zeros(0)
+    size = max(16, 1 << (B - 1).bit_length())
+    if size > B:
+        X = np.concatenate([X, np.repeat(X[:1], size - B, axis=0)])
+    return np.asarray(_batch_cost()(jnp.asarray(X), task), np.float64)[:B]
+
+
+def exact(task: ShardingTask, meter: Meter) -> np.ndarray:
+    """The optimal plan by enumerating Ω (D^T plans, at most `EXACT_MAX_PLANS`), scored in
+    batches through the meter (each plan one evaluation).
+
+    Raises:
+      ValueError: the task has more than `EXACT_MAX_PLANS` plans.
+    """
+    T, D = task.n_tables, task.n_devices
+    if D ** T > EXACT_MAX_PLANS:
+        raise ValueError(f"exact: {D}^{T} plans exceed EXACT_MAX_PLANS = {EXACT_MAX_PLANS}")
+    plans = []
+    rows = np.arange(T)
+    for a in itertools.product(range(D), repeat=T):
+        x = np.zeros((T, D))
+        x[rows, a] = 1.0
+        if not plan_violations(x, task):
+            plans.append(x)
+    plans = np.stack(plans)
+    best, best_v = None, np.inf
+    for i in range(0, len(plans), 4096):
+        v = meter.batch(plans[i:i + 4096])
+        j = int(np.argmin(v))
+        if v[j] < best_v:
+            best, best_v = plans[i + j], float(v[j])
+    return best

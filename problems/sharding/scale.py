@@ -284,10 +284,9 @@ def scale_family(model: ShardingCostModel = DEFAULT_COST_MODEL,
         evaluate=model.evaluate, evaluate_batch=_evaluate_batch(model),
         violations_fn=plan_violations, baselines=baselines, exact=None,
         f_rtol=1.0,  # the smooth maximum's bias, τ (log D + log 2D) of the load scale
-        zero_settings=dict(estimator=s["estimator"], steps=s["steps"],
-                           optimizer=_sgd(s["lr"]),
-                           init=lambda task: scale_init(task, model, margin=s["margin"],
-                                                        power=s["power"])),
+        zero_settings=surco.ZeroConfig.of(
+            estimator=s["estimator"], steps=s["steps"], optimizer=_sgd(s["lr"]),
+            init=lambda task: scale_init(task, model, margin=s["margin"], power=s["power"])),
         zero_settings_note=("negative identity, SGD lr 1, size-free margins and balance "
                             "rows (problems/sharding/scale.py SCALE_SETTINGS), chosen on "
                             "train-pool tasks"),

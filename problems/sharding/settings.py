@@ -53,7 +53,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -93,16 +93,22 @@ def zero_kwargs(steps: int | None = None) -> dict:
                 optimizer=ZERO_OPTIMIZER, select="evaluate")
 
 
-def run_zero(problem: surco.Problem, task: ShardingTask, *, steps: int | None = None,
-             key: int = 0, progress: bool = False) -> surco.ZeroResult:
-    """SurCo-zero on one task, started (`greedy_init`) from the cheapest heuristic plan
-    (`baselines.best_heuristic_plan`; usually the cost-model greedy's).
+def zero_config(steps: int | None = None) -> surco.ZeroConfig:
+    """SurCo-zero's configuration for one sharding task (`run_zero`): `zero_kwargs` with the
+    start rule `zero_start` (the cheapest heuristic plan, `greedy_init`) and seed 0."""
+    return surco.ZeroConfig.of(**zero_kwargs(steps), init=zero_start, key=0)
 
-    The heuristics run inside the timed call, so ``seconds`` includes them."""
+
+def run_zero(problem: surco.Problem, task: ShardingTask, config: surco.ZeroConfig | None = None,
+             /, **settings: Any) -> surco.ZeroResult:
+    """SurCo-zero on one task: `surco.zero` with ``config`` (default `zero_config`: started
+    from the cheapest heuristic plan, `baselines.best_heuristic_plan`, usually the
+    cost-model greedy's), ``settings`` (`surco.ZeroConfig` fields, e.g. ``steps``,
+    ``progress``) replacing its fields.
+
+    The start rule runs inside the timed call, so ``seconds`` includes the heuristics."""
     t0 = time.perf_counter()
-    _, start = best_heuristic_plan(task)
-    res = surco.zero(problem, task, init=greedy_init(task, start), key=key,
-                     progress=progress, **zero_kwargs(steps))
+    res = surco.zero(problem, task, zero_config() if config is None else config, **settings)
     res.seconds = time.perf_counter() - t0
     return res
 
@@ -115,7 +121,7 @@ def heuristic_theta(task: ShardingTask) -> np.ndarray:
 
 
 def zero_start(task: ShardingTask) -> np.ndarray:
-    """SurCo-zero's start (`run_zero`): `greedy_init` of the cheapest heuristic plan
+    """SurCo-zero's start rule (`zero_config`): `greedy_init` of the cheapest heuristic plan
     (`baselines.best_heuristic_plan`, ~90 ms at T = 50); SurCo-hybrid compares it with the
     prior's cost (`surco.prior.hybrid_start(prior, task, heuristic=zero_start)`)."""
     return greedy_init(task, best_heuristic_plan(task)[1])
@@ -132,36 +138,48 @@ def prior_problem(model: AnalyticCostModel = DEFAULT_COST_MODEL) -> surco.Proble
     return sharding_problem(model, smooth=False)
 
 
-def train_prior(train_tasks: Sequence[ShardingTask], *,
-                val_tasks: Sequence[ShardingTask] | None = None, epochs: int = 10,
-                key: int = 0, progress: bool = False,
-                model: AnalyticCostModel = DEFAULT_COST_MODEL, residual: bool = False,
-                distill: Sequence | None = None, distill_weight: float = 1.0,
-                lr: float = 3e-4) -> surco.PriorModel:
-    """SurCo-prior (Ferber et al. 2023, Eq. 7) trained on ``train_tasks`` through
-    ``surco.prior.train``: SurCo-zero's estimator, the `prior_problem` objective, early
-    stopping on ``val_tasks``.
+def train_config(n_devices: int, *, residual: bool = False, lr: float = 3e-4,
+                 **settings: Any) -> surco.TrainConfig:
+    """SurCo-prior's configuration on sharding for D devices: SurCo-zero's estimator, 10
+    epochs, minibatches of 10, patience 8, HiGHS, seed 0; ``settings`` (`surco.TrainConfig`
+    fields) replace these.
 
     Args:
       residual: False: the `PlanResidualNet` network (residual over TorchRec's plan in its
         features; the shipped checkpoint). True: a `surco.prior.SetCostNet` residual over
-        `heuristic_theta` (the cost-greedy plan): untrained, it returns that plan.
-      distill, distill_weight: distillation targets per train task (e.g.
-        ``surco.prior.zero_targets(default_problem(), train_tasks, init=zero_start,
-        **zero_kwargs())``) and their weight, as in `surco.prior.train`.
-      epochs, key, progress, lr: the training's (the residual network is trained with
-        Adam: with the estimator's default SGD it diverged at lr 1e-3).
+        `heuristic_theta` (the cost-greedy plan): untrained, it returns that plan, and it is
+        trained with Adam (with the estimator's default SGD it diverged at lr 1e-3).
+      lr: the learning rate.
     """
-    D = train_tasks[0].n_devices
-    net = (surco.prior.SetCostNet(hidden=PRIOR_HIDDEN) if residual
-           else prior_network(D))
-    return surco.prior.train(prior_problem(model), list(train_tasks), val_instances=val_tasks,
-                             model=net, estimator=ZERO_DEFAULTS["estimator"],
-                             epochs=epochs, batch_size=10, lr=lr, key=key,
-                             optimizer=optax.adam(lr) if residual else None,
-                             progress=progress, backend="highs", patience=8,
-                             base=heuristic_theta if residual else None, distill=distill,
-                             distill_weight=distill_weight)
+    net = surco.prior.SetCostNet(hidden=PRIOR_HIDDEN) if residual else prior_network(n_devices)
+    return surco.TrainConfig.of(**{
+        "model": net, "estimator": ZERO_DEFAULTS["estimator"], "epochs": 10, "batch_size": 10,
+        "lr": lr, "key": 0, "optimizer": optax.adam(lr) if residual else None,
+        "backend": "highs", "patience": 8, "base": heuristic_theta if residual else None,
+        **settings})
+
+
+def train_prior(train_tasks: Sequence[ShardingTask], config: surco.TrainConfig | None = None,
+                /, *, val_tasks: Sequence[ShardingTask] | None = None,
+                model: AnalyticCostModel = DEFAULT_COST_MODEL, residual: bool = False,
+                lr: float = 3e-4, distill: Sequence | None = None,
+                **settings: Any) -> surco.PriorModel:
+    """SurCo-prior (Ferber et al. 2023, Eq. 7) trained on ``train_tasks`` through
+    ``surco.prior.train`` on the `prior_problem` objective, early stopping on ``val_tasks``.
+
+    Args:
+      config: the `surco.TrainConfig` (default `train_config` for the tasks' devices, with
+        ``residual`` and ``lr``); ``settings`` (its fields, e.g. ``epochs``, ``key``,
+        ``progress``, ``distill_weight``) replace its fields.
+      model: the cost model of the objective.
+      distill: distillation targets per train task (e.g.
+        ``surco.prior.zero_targets(default_problem(), train_tasks, init=zero_start,
+        **zero_kwargs())``), as in `surco.prior.train`.
+    """
+    if config is None:
+        config = train_config(train_tasks[0].n_devices, residual=residual, lr=lr)
+    return surco.prior.train(prior_problem(model), list(train_tasks), config,
+                             val_instances=val_tasks, distill=distill, **settings)
 
 
 def load_prior(path: str | Path = SHIPPED_PRIOR, n_devices: int = 4,

@@ -11,8 +11,8 @@ import numpy as np
 
 from . import _affine as af
 from ._jaxpr import Eqn
-from ._translate import (_DOMAIN, _IDENTITY, _MOVES, _UNARY, NO_VALUE, _pow_interval, _prod,
-                         _unary_interval)
+from ._prims import (DOMAIN, IDENTITY, MOVES, NO_VALUE, UNARY, pow_interval, prod_interval,
+                     unary_interval)
 
 _NP = {"add": np.add, "add_any": np.add, "sub": np.subtract, "mul": np.multiply,
        "div": np.divide, "neg": np.negative, "max": np.maximum, "min": np.minimum,
@@ -41,8 +41,8 @@ def fold(t, e: Eqn, ins: list) -> list:
                 return [f(ins[0], axis=tuple(p["axes"]))]
             if name == "dot_general":
                 return [af.dot_general_np(ins[0], ins[1], p["dimension_numbers"])]
-            if (name in _MOVES or name in ("concatenate", "stack")) and name != "pad":
-                data = _MOVES.get(name, tuple(range(len(ins))))
+            if (name in MOVES or name in ("concatenate", "stack")) and name != "pad":
+                data = MOVES.get(name, tuple(range(len(ins))))
                 return [_move(t, e, ins, data).b.reshape(t.g.shapes[e.outs[0]])]
     args = [jnp.asarray(v, jnp.float32) if _floating(v) else jnp.asarray(v) for v in ins]
     out = e.primitive.bind(*args, **p)
@@ -71,14 +71,14 @@ def step(t, e: Eqn) -> list:
     if not any(isinstance(v, af.Aff) for v in ins):
         return fold(t, e, ins)
     aff = [isinstance(v, af.Aff) for v in ins]
-    if name in _IDENTITY:
+    if name in IDENTITY:
         return [ins[0]]
     if name == "convert_element_type":
         if not jnp.issubdtype(p["new_dtype"], jnp.floating):
             raise t.fail(e, f" (conversion to {p['new_dtype']})")
         return [ins[0]]
-    if name in _MOVES or name in ("concatenate", "stack", "select_n"):
-        data = _MOVES.get(name) or (tuple(range(1, len(ins))) if name == "select_n"
+    if name in MOVES or name in ("concatenate", "stack", "select_n"):
+        data = MOVES.get(name) or (tuple(range(1, len(ins))) if name == "select_n"
                                     else tuple(range(len(ins))))
         if any(a for k, a in enumerate(aff) if k not in data):
             raise t.fail(e, " (only its data operands may depend on x; indices, predicates "
@@ -103,12 +103,12 @@ def step(t, e: Eqn) -> list:
         return [af.reduce_sum(a, tuple(p["axes"]))]
     if name == "dot_general" and not all(aff):
         return [af.dot_const(a, b, p["dimension_numbers"], t.n)]
-    if name in _UNARY:
+    if name in UNARY:
         power = 2 if name == "square" else p.get("y")
         kind = "integer_pow" if name == "square" else name
-        u = t.operand(e.ins[0], shape, nonneg=name in _DOMAIN)
+        u = t.operand(e.ins[0], shape, nonneg=name in DOMAIN)
         lo, hi = (np.broadcast_to(v, shape) for v in t.interval(e.ins[0]))
-        lo, hi = _unary_interval(kind, lo, hi, power)
+        lo, hi = unary_interval(kind, lo, hi, power)
         with np.errstate(all="ignore"):
             r = t.at_ref(e.ins[0])
             ref = r ** power if kind == "integer_pow" else _NP[kind](r)
@@ -125,14 +125,14 @@ def step(t, e: Eqn) -> list:
     if name == "mul":
         ia, ib = (np.broadcast_to(np.arange(int(math.prod(t.g.shapes[i]))).reshape(
             t.g.shapes[i]), shape).reshape(-1) for i in e.ins[:2])
-        return [_products(t, e, shape, ia, ib, 1, *_prod(alo, ahi, blo, bhi), ra * rb)]
+        return [_products(t, e, shape, ia, ib, 1, *prod_interval(alo, ahi, blo, bhi), ra * rb)]
     if name == "div":
         u, v = t.operand(e.ins[0], shape), t.operand(e.ins[1], shape)
         if np.any((blo <= 0) & (bhi >= 0)):
             lo, hi = np.full(shape, -np.inf), np.full(shape, np.inf)
         else:
             with np.errstate(divide="ignore"):
-                lo, hi = _prod(alo, ahi, 1.0 / bhi, 1.0 / blo)
+                lo, hi = prod_interval(alo, ahi, 1.0 / bhi, 1.0 / blo)
         with np.errstate(all="ignore"):
             return [t.relation(out, "div", shape, lo, hi, (u, v), ra / rb)]
     if name == "pow":
@@ -141,7 +141,7 @@ def step(t, e: Eqn) -> list:
         if aff[0]:
             pw = np.broadcast_to(np.asarray(b, np.float64), shape).reshape(-1)
             u = t.operand(e.ins[0], shape, nonneg=bool(np.any(pw != np.round(pw))))
-            lo, hi = _pow_interval(alo, ahi, pw.reshape(shape))
+            lo, hi = pow_interval(alo, ahi, pw.reshape(shape))
             with np.errstate(all="ignore"):
                 ref = np.power(ra, pw.reshape(shape))
             return [t.relation(out, "integer_pow", shape, lo, hi, (u, pw), ref)]
@@ -150,7 +150,7 @@ def step(t, e: Eqn) -> list:
             raise t.fail(e, " (a power c**u needs c > 0)")
         with np.errstate(all="ignore"):
             lc = np.log(c).reshape(shape)
-            lo, hi = _prod(lc, lc, blo, bhi)
+            lo, hi = prod_interval(lc, lc, blo, bhi)
             ref = np.exp(lc * rb)
         return [t.relation(out, "cpow", shape, np.exp(lo), np.exp(hi),
                            (af.broadcast(b, shape), lc.reshape(-1)), ref)]
@@ -236,7 +236,7 @@ def _dot(t, e, shape):
     pair = [[np.broadcast_to(v, (B, F, G, K)) for v in
              (x[:, :, None, :], np.swapaxes(y, 1, 2)[:, None, :, :])] for x, y in zip(L, R)]
     (llo, rlo), (lhi, rhi) = pair[1], pair[2]
-    plo, phi = _prod(llo, lhi, rlo, rhi)
+    plo, phi = prod_interval(llo, lhi, rlo, rhi)
     lo, hi = plo.sum(-1).reshape(shape), phi.sum(-1).reshape(shape)
     ref = af.dot_general_np(t.at_ref(e.ins[0]), t.at_ref(e.ins[1]), e.params["dimension_numbers"])
     return _products(t, e, shape, pair[0][0].reshape(-1), pair[0][1].reshape(-1), K, lo, hi, ref)
@@ -277,7 +277,7 @@ def emit_relation(t, s: int, kind: str, y: tuple, payload) -> None:
     """Write one pending relation with sign s for the scaled variables y = (indices,
     scales) (see `_translate`)."""
     ps, size = t.ps, len(y[0])
-    if kind in _UNARY:
+    if kind in UNARY:
         u, p = payload
         pw = np.broadcast_to(np.asarray(0.0 if p is None else p, np.float64), (size,))
         for k in range(size):

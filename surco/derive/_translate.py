@@ -21,65 +21,10 @@ import numpy as np
 
 from . import _affine as af
 from ._jaxpr import Eqn, Graph, UnsupportedError, where
+from ._ops import emit_relation, step
+from ._prims import NO_VALUE, SUPPORTED, UP, sign_of
 
-_UP = frozenset({"add", "add_any", "reduce_sum", "broadcast_in_dim", "reshape", "squeeze",
-                 "transpose", "slice", "rev", "copy", "copy_p", "convert_element_type",
-                 "reduce_precision", "concatenate", "stack", "gather", "dynamic_slice",
-                 "dynamic_update_slice", "pad", "select_n", "reduce_max", "reduce_min", "max",
-                 "min", "exp", "log", "log1p", "expm1", "sqrt", "logistic", "tanh",
-                 "stop_gradient", "optimization_barrier"})
-#: primitives that only move entries: name -> positions of the operands that are data
-_MOVES = {"broadcast_in_dim": (0,), "reshape": (0,), "squeeze": (0,), "transpose": (0,),
-          "slice": (0,), "rev": (0,), "copy": (0,), "copy_p": (0,), "expand_dims": (0,),
-          "gather": (0,), "dynamic_slice": (0,), "pad": (0,), "dynamic_update_slice": (0, 1)}
-_IDENTITY = frozenset({"stop_gradient", "reduce_precision", "optimization_barrier"})
-_UNARY = frozenset({"exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs", "logistic",
-                    "tanh", "square", "integer_pow"})
-_DOMAIN = frozenset({"log", "sqrt", "rsqrt"})        # need u >= 0 (log1p: u >= -1)
-NO_VALUE = frozenset({"is_finite"})
-SUPPORTED = sorted(_UP | set(_MOVES) | _UNARY | {"sub", "neg", "mul", "div", "dot_general",
-                                                  "pow", "is_finite"})
-
-
-def _sig(lo, hi) -> int:
-    """+1 if every entry is >= 0, -1 if every one is <= 0, else 0."""
-    return 1 if np.all(lo >= 0) else (-1 if np.all(hi <= 0) else 0)
-
-
-def _prod(a_lo, a_hi, b_lo, b_hi):
-    with np.errstate(invalid="ignore"):
-        c = np.stack(np.broadcast_arrays(a_lo * b_lo, a_lo * b_hi, a_hi * b_lo, a_hi * b_hi))
-    c = np.nan_to_num(c, nan=0.0, posinf=np.inf, neginf=-np.inf)   # 0 * inf bounds 0
-    return c.min(0), c.max(0)
-
-
-def _unary_interval(kind: str, lo, hi, p=None):
-    with np.errstate(all="ignore"):
-        if kind == "abs":
-            return (np.where(lo >= 0, lo, np.where(hi <= 0, -hi, 0.0)),
-                    np.maximum(np.abs(lo), np.abs(hi)))
-        if kind in ("square", "integer_pow", "pow"):
-            return _pow_interval(lo, hi, 2 if kind == "square" else p)
-        lo0 = np.maximum(lo, 0.0) if kind in _DOMAIN else lo
-        f = {"exp": np.exp, "log": np.log, "log1p": lambda v: np.log1p(np.maximum(v, -1.0)),
-             "expm1": np.expm1, "sqrt": np.sqrt, "logistic": lambda v: 1 / (1 + np.exp(-v)),
-             "tanh": np.tanh, "rsqrt": lambda v: 1 / np.sqrt(v)}[kind]
-        a, b = f(lo0), f(hi)
-        return np.minimum(a, b), np.maximum(a, b)
-
-
-def _pow_interval(lo, hi, p):
-    p = np.broadcast_to(np.asarray(p, np.float64), np.shape(lo))
-    integral = p == np.round(p)
-    lo = np.where(integral, lo, np.maximum(lo, 0.0))              # fractional: u >= 0
-    with np.errstate(all="ignore"):
-        a, b = np.power(lo, p), np.power(hi, p)
-    low, high = np.minimum(a, b), np.maximum(a, b)
-    cross = (lo < 0) & (hi > 0)
-    even = integral & (np.mod(p, 2) == 0) & (p > 0)
-    low = np.where(cross & even, 0.0, low)
-    bad = (lo <= 0) & (hi >= 0) & (p < 0)                         # a pole inside
-    return np.where(bad, -np.inf, low), np.where(bad, np.inf, high)
+__all__ = ["Translator", "NO_VALUE", "SUPPORTED"]
 
 
 class Translator:
@@ -244,7 +189,6 @@ class Translator:
 
     # -- pass 1 ----------------------------------------------------------------------------
     def forward(self, need: set[int]) -> None:
-        from ._ops import step
         for e in self.g.eqns:
             if not any(o is not None and o in need for o in e.outs):
                 continue
@@ -282,41 +226,40 @@ class Translator:
         if name in ("neg", "rsqrt"):
             return -1
         if name in ("mul", "dot_general"):
-            return _sig(*self.interval(ins[1 - k]))
+            return sign_of(*self.interval(ins[1 - k]))
         if name == "div":
-            d = _sig(*self.interval(ins[1]))
+            d = sign_of(*self.interval(ins[1]))
             if k == 0 or d == 0:
                 return d
             dlo, dhi = self.interval(ins[1])
             if np.any((dlo <= 0) & (dhi >= 0)):
                 return 0
-            return -_sig(*self.interval(ins[0]))
+            return -sign_of(*self.interval(ins[0]))
         if name in ("integer_pow", "square"):
             p = 2 if name == "square" else int(e.params["y"])
             lo, hi = self.interval(ins[0])
             odd = (p - 1) % 2 == 0
             if p > 0:
-                return 1 if odd else _sig(lo, hi)
+                return 1 if odd else sign_of(lo, hi)
             if np.any((lo <= 0) & (hi >= 0)):
                 return 0
-            return -(1 if odd else _sig(lo, hi))
+            return -(1 if odd else sign_of(lo, hi))
         if name == "pow":
             if k == 0:       # p u^(p-1): of p's sign where u >= 0 (always, for a fractional p)
                 p = np.asarray(self.get(ins[1]), np.float64)
                 lo, _ = self.interval(ins[0])
                 frac = bool(np.any(p != np.round(p)))
-                return _sig(p, p) if frac or np.all(lo >= 0) else 0
+                return sign_of(p, p) if frac or np.all(lo >= 0) else 0
             c = np.asarray(self.get(ins[0]), np.float64)
-            return 0 if np.any(c <= 0) else _sig(np.log(c), np.log(c))
+            return 0 if np.any(c <= 0) else sign_of(np.log(c), np.log(c))
         if name == "abs":
-            return _sig(*self.interval(ins[0]))
-        if name in _UP:
+            return sign_of(*self.interval(ins[0]))
+        if name in UP:
             return 1
         return 0
 
     # -- pass 3 ----------------------------------------------------------------------------
     def emit(self, signs: dict[int, int]) -> None:
-        from ._ops import emit_relation
         for out, kind, y, payload in self.rels:
             emit_relation(self, signs.get(out, 0), kind, y, payload)
 

@@ -10,10 +10,11 @@ What it derives (each method a harness `Method`, evaluating only through its met
 * ``"local-search-steepest"`` / ``"local-search-first"``: local search over the
   neighbourhood read off Ω's rows (`neighbourhood_for`) from the start, restarted from the
   solver's answers for the cost ∇f(x̄) plus Gaussian noise of its RMS while the budget
-  lasts (Papadimitriou & Steiglitz 1982, ch. 19);
+  lasts (Papadimitriou & Steiglitz 1982, ch. 19; `surco.methods.search_from`);
 * ``"annealing"``: simulated annealing over the same neighbourhood from the start
-  (Kirkpatrick, Gelatt & Vecchi 1983), ``anneal_evaluations`` when the budget is unlimited,
-  stopping after `ANNEAL_STALL` proposals that found nothing new (twice);
+  (Kirkpatrick, Gelatt & Vecchi 1983; `surco.methods.annealing_from`), ``anneal_evaluations``
+  when the budget is unlimited, stopping after `ANNEAL_STALL` proposals that found nothing
+  new (twice);
 * ``"scip"``: SCIP on the true objective written from f's jaxpr (`scip_method`, started
   from the start), when the translation succeeds on the generator's first instance;
   otherwise omitted and the reason recorded in ``notes["scip"]``; ``exact`` is the same
@@ -34,14 +35,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surco.budget import Budget, BudgetExhausted, Meter
 from surco.family import Family
+from surco.methods import annealing_from, heuristic, search_from
 from surco.problem import Instance, Problem, ProblemError
-from surco.search import local_search, simulated_annealing
 from surco.solvers import make_solver
 
 from .repair import gradient_cost, neighbourhood_for
-from .scip import _build, scip_method, spec_of
+from .scip import build_model, scip_method, spec_of
 
 __all__ = ["DerivedFamily", "family_for"]
 
@@ -60,6 +60,8 @@ class DerivedFamily(Family):
     """A `surco.Family` made by `family_for`; ``notes`` says what was derived and why."""
 
     notes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: the problem's sense ("max": the family's costs are −f; `surco.Comparison` shows f)
+    sense: str = "min"
 
 
 def _solver(spec, backend: str):
@@ -187,52 +189,15 @@ def family_for(problem: Problem | Callable[[Instance], Problem],
     def nbhd(y: Instance, x0: np.ndarray):
         return neighbourhood_for(problem_fn(y), y, x0, backend=backend, seed=seed)[0]
 
-    def start_method(y: Instance, meter: Meter) -> np.ndarray:
-        x = start(y)
-        try:
-            meter(x)
-        except BudgetExhausted:
-            pass
-        return x
-
-    def search(strategy: str) -> Callable:
-        def method(y: Instance, meter: Meter) -> np.ndarray:
-            x0 = start(y)
-            nb = nbhd(y, x0)
-            rng = np.random.default_rng(seed)
-            best, idle = None, 0
-            while True:
-                n_before = meter.evaluations
-                try:
-                    res = local_search(x0, meter, nb, strategy=strategy, rng=rng)
-                except BudgetExhausted:
-                    break
-                if best is None or res.value < best.value:
-                    best = res
-                idle = idle + 1 if meter.evaluations == n_before else 0
-                if res.stopped == "budget" or meter.budget.unlimited or meter.exhausted \
-                        or idle >= 20:
-                    break
-                x0 = random_start(y, rng)
-            return best.x if best is not None else (meter.best_x if meter.best_x is not None
-                                                    else start(y))
-        method.__doc__ = (f"Local search ({strategy}) over the neighbourhood read off Ω's rows, "
-                          "from the start, restarted from random solver answers.")
-        return method
-
-    def annealing(y: Instance, meter: Meter) -> np.ndarray:
-        sub = meter if not meter.budget.unlimited else \
-            Budget(evaluations=int(anneal_evaluations)).start(meter, evaluate_batch=meter.batch)
-        x0 = start(y)
-        try:
-            return simulated_annealing(x0, sub, nbhd(y, x0), rng=seed, max_stall=ANNEAL_STALL).x
-        except BudgetExhausted:
-            return x0
-
-    baselines: dict[str, Callable] = {"start": start_method,
-                                      "local-search-steepest": search("steepest"),
-                                      "local-search-first": search("first"),
-                                      "annealing": annealing}
+    first = heuristic(start, name="start")
+    baselines: dict[str, Callable] = {
+        "start": heuristic(start, score=True, name="start"),
+        "local-search-steepest": search_from(first, nbhd, kind="steepest", restart=random_start,
+                                             seed=seed),
+        "local-search-first": search_from(first, nbhd, kind="first", restart=random_start,
+                                          seed=seed),
+        "annealing": annealing_from(first, nbhd, evaluations=int(anneal_evaluations), seed=seed,
+                                    max_stall=ANNEAL_STALL)}
     exact = None
     if sample is not None:
         p0 = problem_fn(sample)
@@ -244,7 +209,7 @@ def family_for(problem: Problem | Callable[[Instance], Problem],
         why = "included (not checked: no generator)"
         try:
             if sample is not None:
-                _build(p0, sample, spec_of(p0, sample), False)
+                build_model(p0, sample, spec_of(p0, sample))
                 why = "included: f translated on generate(1, seed=0)[0]"
         except (ProblemError, TypeError) as exc:
             why = f"omitted: {exc}"
@@ -277,4 +242,6 @@ def family_for(problem: Problem | Callable[[Instance], Problem],
                          evaluate_batch=evaluate_batch, baselines=baselines, generate=generate,
                          exact=exact, zero_settings=settings,
                          zero_settings_note=notes["zero"],
-                         **{"reference": "local-search-first", **family_kw}, notes=notes)
+                         **{"reference": "local-search-first", **family_kw}, notes=notes,
+                         sense=problem_fn(sample).sense if sample is not None
+                         else getattr(problem, "sense", "min"))

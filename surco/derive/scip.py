@@ -68,6 +68,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from surco.budget import BudgetExhausted, Meter
+from surco import methods
 from surco.problem import Instance, Problem
 from surco.solvers import InfeasibleError, LinearSpec, SolverError, SolverTimeout, blocking_call
 
@@ -75,10 +76,10 @@ from ._jaxpr import UnsupportedError, needed, trace
 from ._translate import NO_VALUE, SUPPORTED, Translator
 
 __all__ = ["ScipResult", "scip_minimize", "scip_method", "UnsupportedError", "SUPPORTED",
-           "spec_of", "SCIP_DEFAULT_SECONDS", "ScipNumericsWarning"]
+           "spec_of", "build_model", "SCIP_DEFAULT_SECONDS", "ScipNumericsWarning"]
 
 #: SCIP's time limit in `scip_method` when the meter has no deadline (seconds).
-SCIP_DEFAULT_SECONDS = 60.0
+SCIP_DEFAULT_SECONDS = methods.SOLVER_DEFAULT_SECONDS
 
 
 class ScipNumericsWarning(UserWarning):
@@ -141,8 +142,25 @@ def _jitted(objective: Callable) -> Callable:
         return jax.jit(objective)
 
 
-def _build(problem: Problem, instance: Instance, spec: LinearSpec, verbose: bool,
-           start: np.ndarray | None = None):
+def build_model(problem: Problem, instance: Instance, spec: LinearSpec, verbose: bool = False,
+                start: np.ndarray | None = None) -> tuple[Any, list]:
+    """The PySCIPOpt model of ``min f(x; instance) s.t. x ∈ Ω`` (the module docstring's
+    formulation), unsolved, and its variables x (flat order).
+
+    Args:
+      problem, instance: the objective f, traced on ``instance``.
+      spec: Ω (`spec_of`).
+      verbose: SCIP's own output.
+      start: a flat point of Ω handed to SCIP as a complete solution, or None.
+
+    Returns:
+      ``(model, xs)``: a ``pyscipopt.Model`` and its variables for x.
+
+    Raises:
+      UnsupportedError: f uses an operation on x-dependent values that has no translation
+        (named, with its source line).
+      ProblemError, TypeError: f cannot be traced on ``instance``.
+    """
     import pyscipopt
     graph = trace(problem.objective, instance, spec.shape, problem.name)
     m = pyscipopt.Model(f"{problem.name}-scip")
@@ -195,7 +213,7 @@ def _solve(problem: Problem, instance: Instance, time_limit: Callable[[], float 
                              + (f" (it violates Ω by {spec.violation(start):.3g})"
                                 if start.shape == spec.shape else f", got shape {start.shape}"))
         start = start.reshape(-1)
-    m, xs = _build(problem, instance, spec, verbose, start)
+    m, xs = build_model(problem, instance, spec, verbose, start)
     m.setParam("limits/gap", float(gap))
     m.setParam("randomization/randomseedshift", int(seed))
     m.setParam("parallel/maxnthreads", 1)
@@ -298,48 +316,38 @@ def _problem_fn(source: Any) -> Callable[[Instance], Problem]:
     return fn
 
 
-def _time_limit(meter: Meter, margin: float, min_seconds: float,
-                default_seconds: float) -> float:
-    """The time policy of `scip_method`."""
-    left = meter.remaining_seconds()
-    return default_seconds if math.isinf(left) else max(left - margin, min_seconds)
-
-
-def scip_method(source: Any, *, margin: float = 0.1, min_seconds: float = 0.05,
-                default_seconds: float = SCIP_DEFAULT_SECONDS, gap: float = 1e-6,
-                exact: bool = False, start: Callable[[Instance], np.ndarray] | None = None
+def scip_method(source: Any, *, default_seconds: float = SCIP_DEFAULT_SECONDS,
+                gap: float = 1e-6, exact: bool = False,
+                start: Callable[[Instance], np.ndarray] | None = None
                 ) -> Callable[[Instance, Meter], np.ndarray]:
     """`scip_minimize` as a harness `surco.family.Method` ``(instance, meter) -> x``.
 
-    Time policy (the one rule): the model is built first, then the solve gets what is left
-    of the meter's deadline, ``time_limit = max(meter.remaining_seconds() - margin,
-    min_seconds)`` (``default_seconds`` when the meter has no deadline), so that SCIP
-    stops about ``margin`` seconds before the deadline and its answer can still be scored.
+    Time policy: the project's one rule, `surco.methods.solver_time_limit`, read once the
+    model is built (``default_seconds`` when the meter has no deadline), so that SCIP stops
+    before the deadline and its answer can still be scored.
     SCIP evaluates f algebraically inside its own search: only the x it returns is
     evaluated through the meter, once (past the budget, x is returned unscored and the
     harness scores it).
 
     Args:
       source: a `surco.Problem`, a `surco.Family` or a function ``instance -> Problem``.
-      margin, min_seconds, default_seconds: the time policy above (seconds).
+      default_seconds: the time limit when the meter has no deadline (seconds).
       gap: SCIP's relative gap.
       exact: raise `SolverError` unless SCIP proved optimality (the family's exact method).
       start: ``instance -> x`` in Ω, SCIP's first incumbent (see `scip_minimize`); its
         time counts against the meter, it is not evaluated.
 
     Raises:
-      TypeError: a source that is none of those. ValueError: negative times.
+      TypeError: a source that is none of those. ValueError: default_seconds not positive.
     """
     problem_fn = _problem_fn(source)
-    for k, v in (("margin", margin), ("min_seconds", min_seconds),
-                 ("default_seconds", default_seconds)):
-        if not (isinstance(v, (int, float)) and v >= 0) or (k != "margin" and v <= 0):
-            raise ValueError(f"scip_method: {k} must be a non-negative number (positive for "
-                             f"the times), got {v!r}")
+    if not (isinstance(default_seconds, (int, float)) and default_seconds > 0):
+        raise ValueError(f"scip_method: default_seconds must be positive seconds, got "
+                         f"{default_seconds!r}")
 
     def method(instance: Instance, meter: Meter) -> np.ndarray:
         res = _solve(problem_fn(instance), instance,
-                     lambda: _time_limit(meter, margin, min_seconds, default_seconds),
+                     lambda: methods.solver_time_limit(meter, default_seconds),
                      gap=gap, verbose=False, seed=0,
                      start=None if start is None else start(instance))
         if exact and not res.optimal:

@@ -20,13 +20,13 @@ outside the package (public hooks `Estimator.forward` / `Estimator.backward`, he
 `call_solver`, `event_axes`, `check_positive`).
 """
 from surco.estimators.base import (Estimator, call_solver, check_cost, check_positive, event_axes,
-                                   raise_for_status, solve_layer)
+                                   raise_for_status)
 from surco.estimators.blackbox import Blackbox
 from surco.estimators.identity import Identity, NegIdentity, project_cost
 from surco.estimators.losses import fenchel_young_loss, spo_plus_loss
 from surco.estimators.perturbed import Perturbed
 from surco.estimators.quadratic import Quadratic, StraightThrough, relaxation_spec
-from surco.estimators.registry import ESTIMATORS, get_estimator
+from surco.estimators.registry import ESTIMATORS, get_estimator, solve_layer
 
 __all__ = ["Estimator", "solve_layer", "get_estimator", "ESTIMATORS", "raise_for_status",
            "check_cost", "call_solver", "event_axes", "check_positive", "Blackbox", "Perturbed", "Identity", "NegIdentity", "Quadratic",

@@ -26,7 +26,7 @@ class attributes ``name``, ``needs_key`` (random estimators), ``forward_is_solut
 when the forward pass is not the solver's own answer, e.g. a mean or a relaxation: SurCo then
 solves ``g(c)`` once more for its feasible x) and ``no_progress_advice`` (what SurCo-zero
 suggests when x does not move). The object then works with `surco.zero`,
-`surco.prior.train`, `solve_layer` and under ``jit``/``vmap``/``grad``. An estimator written
+`surco.prior.train`, `surco.estimators.solve_layer` and under ``jit``/``vmap``/``grad``. An estimator written
 outside the package (sign-corrected straight-through, Sahoo et al. 2023, §3)::
 
     import dataclasses
@@ -74,8 +74,8 @@ from surco.solvers.jax_oracles import JaxOracle
 
 Array = jax.Array
 
-__all__ = ["Estimator", "solve_layer", "raise_for_status", "get_estimator", "ESTIMATORS",
-           "call_solver", "event_axes", "check_positive", "check_cost"]
+__all__ = ["Estimator", "raise_for_status", "call_solver", "event_axes", "check_positive",
+           "check_cost"]
 
 
 # --------------------------------------------------------------------------------------
@@ -361,48 +361,3 @@ class Estimator(abc.ABC):
                  x: Array, res: Any, g: Array) -> Array:
         """The backward pass, in JAX: ``dL/dc`` shaped like c, from the cotangent
         ``g = dL/dx`` (shaped like x) and what `forward` returned (x, residuals)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class _Plain(Estimator):
-    """The solver itself: its true derivative, zero almost everywhere."""
-
-    name: ClassVar[str] = "none"
-
-    def forward(self, solver, executor, c, key):
-        x, status = call_solver(solver, executor, c)
-        return x, status, None
-
-    def backward(self, solver, executor, c, key, x, res, g):
-        return jnp.zeros_like(c)
-
-
-def solve_layer(solver: Solver, c: Array, estimator: "Estimator | str | None" = None,
-                key: Array | None = None, *, executor: Executor | None = None,
-                return_status: bool = False, **hyperparams):
-    """Solve ``x = argmin_{x in Ω} c·x`` as a JAX operation.
-
-    With ``estimator=None`` this is the bare solver layer: jit/vmap-able, and its derivative
-    is the true one (zero). Otherwise it is ``get_estimator(estimator, **hyperparams)(solver,
-    c, key, ...)``.
-
-    Args, Returns, Raises: as `Estimator.__call__` (plus `get_estimator`'s errors).
-    """
-    est = _Plain() if estimator is None else get_estimator(estimator, **hyperparams)
-    if estimator is None and hyperparams:
-        raise ValueError(f"solve_layer: hyperparameters {sorted(hyperparams)} given without "
-                         "an estimator")
-    return est(solver, c, key, executor=executor, return_status=return_status)
-
-
-def __getattr__(name: str):  # `from surco.estimators.base import ESTIMATORS` (lazy: no cycle)
-    if name == "ESTIMATORS":
-        from surco.estimators.registry import ESTIMATORS
-        return ESTIMATORS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def get_estimator(name_or_estimator, **hyperparams) -> "Estimator":
-    """An estimator by object or by name; see `surco.estimators.registry.get_estimator`."""
-    from surco.estimators.registry import get_estimator as _get
-    return _get(name_or_estimator, **hyperparams)

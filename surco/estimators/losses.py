@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from surco.estimators.base import call_solver, check_cost, event_axes
-from surco.estimators.perturbed import _check_perturbation, sample_noise
+from surco.estimators.perturbed import check_perturbation, sample_noise
 from surco.solvers import Solver
 
 __all__ = ["fenchel_young_loss", "spo_plus_loss"]
@@ -82,7 +82,7 @@ def fenchel_young_loss(solver: Solver, c: jax.Array, x_true: jax.Array, key: jax
     Raises:
       ValueError: bad shapes, NaN cost, ``sigma <= 0``, ``n < 1``, unknown noise, no key.
     """
-    _check_perturbation("fenchel_young_loss", sigma, n, noise)
+    check_perturbation("fenchel_young_loss", sigma, n, noise)
     c = check_cost("fenchel_young_loss", solver, c)
     x_true = _check_like("fenchel_young_loss: x_true", solver, c, x_true)
     if key is None:

@@ -39,7 +39,14 @@ def sample_noise(key, noise: str, shape, dtype):
     return z, 1.0 - jnp.exp(-z)
 
 
-def _check_perturbation(owner: str, sigma, n, noise) -> None:
+def check_perturbation(owner: str, sigma, n, noise) -> None:
+    """Validate the perturbation settings shared by `Perturbed` and
+    `surco.estimators.fenchel_young_loss`: ``sigma`` > 0, ``n`` an int >= 1, ``noise`` one
+    of `NOISES`.
+
+    Raises:
+      ValueError: naming ``owner`` and the bad setting.
+    """
     check_positive(owner, "sigma (σ)", sigma)
     check_positive(owner, "n (number of samples)", n, integer=True, minimum=1, strict=False)
     if noise not in NOISES:
@@ -79,7 +86,7 @@ class Perturbed(Estimator):
         "larger lr")
 
     def __post_init__(self):
-        _check_perturbation("perturbed", self.sigma, self.n, self.noise)
+        check_perturbation("perturbed", self.sigma, self.n, self.noise)
 
     def default_optimizer(self, lr: float) -> optax.GradientTransformation:
         """``optax.sgd(lr)``: the Monte Carlo gradient is noisy in every entry, and Adam's

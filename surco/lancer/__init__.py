@@ -13,13 +13,16 @@ profiler, a simulator), is evaluated only for the few new solutions each round p
     model = surco.lancer.train(family, train_instances)       # LANCER over a predictor
     cmp = surco.compare(family, tasks, model.methods(), budget=surco.Budget(evaluations=30))
 
-Modules: `landscape` (the model M_w and its fit), `zero` (LANCER-zero: c per instance,
+Modules: `config` (`LancerConfig`: LANCER's own settings, checked once; SurCo-zero's
+estimator, optimiser, start and solver come in a `surco.ZeroConfig`), `landscape` (the model
+M_w and its fit), `zero` (LANCER-zero: c per instance,
 `lancer_zero`, `lancer_method`, the per-family `SETTINGS`), `prior` (LANCER over a cost
 predictor c = h_θ(y) trained on instances: `train`, `LancerModel`).
 """
 from surco.lancer import landscape
+from surco.lancer.config import LancerConfig
 from surco.lancer.prior import LancerModel, train
 from surco.lancer.zero import SETTINGS, SETTINGS_NOTES, LancerResult, lancer_method, lancer_zero
 
-__all__ = ["landscape", "lancer_zero", "lancer_method", "LancerResult", "SETTINGS",
+__all__ = ["landscape", "LancerConfig", "lancer_zero", "lancer_method", "LancerResult", "SETTINGS",
            "SETTINGS_NOTES", "train", "LancerModel"]

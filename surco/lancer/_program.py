@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surco._engine import (Metered, RunControl, SolverSlot, batched_objective, is_interrupt,
-                           tree_signature)
+from surco._engine import Metered, RunControl, SolverSlot, batched_objective, is_interrupt
+from surco.checks import tree_signature
 from surco.budget import BudgetExhausted
 from surco.lancer import landscape as L
 from surco.problem import Problem
@@ -87,7 +87,7 @@ def program(problem: Problem, est, net: L.LandscapeNet, members, ys, Z: np.ndarr
     return prog.load(members, control)
 
 
-def _stop(control: RunControl, exc: BaseException | None) -> None:
+def raise_stop(control: RunControl, exc: BaseException | None) -> None:
     """Turn a stop seen in a step (Ctrl-C, the deadline) into KeyboardInterrupt or
     BudgetExhausted; return for an ordinary error ``exc``."""
     if control.reason == "interrupted" or (exc is not None and is_interrupt(exc)):

@@ -27,14 +27,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from surco._engine import (RunControl, build_solver, check_estimator_kwargs, check_int,
-                           check_number, controlled, resolve_key, stack_instances)
+from surco._engine import RunControl, build_solver, controlled, resolve_key, stack_instances
+from surco.checks import check_int, check_number
 from surco.budget import Meter
 from surco.estimators import raise_for_status
 from surco.family import Family, Method
 from surco.lancer import landscape as L
-from surco.lancer._program import _stop, program
-from surco.lancer.zero import _settings, budget_kwargs, estimator_kwargs, lancer_zero
+from surco.lancer._program import program, raise_stop
+from surco.lancer.config import LancerConfig, split_settings
+from surco.lancer.zero import budget_kwargs, estimator_kwargs, lancer_zero, method_settings
 from surco.prior.model import PriorModel, perturbed
 from surco.prior.training import init as prior_init
 from surco.problem import Instance, Problem, ProblemError
@@ -83,9 +84,7 @@ class LancerModel:
         kw0 = {k: v for k, v in {**self.settings, **overrides}.items()
                if k not in ("init", "landscape")}
         kw0["hidden"] = self.hidden
-        check_estimator_kwargs("LancerModel.method", lancer_zero, kw0,
-                               kw0.get("estimator", "blackbox"),
-                               drop=("problem", "instance", "meter", "init", "landscape"))
+        split_settings("LancerModel.method", kw0, drop=("init", "landscape"))
 
         def direct(instance: Instance, meter: Meter) -> np.ndarray:
             return np.asarray(self.prior.predict(instance).x)
@@ -101,12 +100,19 @@ class LancerModel:
         return {"lancer-prior": self.method(False), "lancer-prior-refine": self.method(True)}
 
 
-def train(family_or_problem: Family | Problem, train_instances: Sequence[Instance], *,
-          epochs: int = 10, descent: int = 5, candidates: int = 2, sigma: float = 0.1,
+#: `train`'s own LANCER settings (exploration and landscape fits) unless a configuration
+#: is given: 5 descent steps and 2 perturbations per instance and pass.
+TRAIN_CONFIG = LancerConfig(descent=5, candidates=2)
+#: the keywords of `train` that set its `LancerConfig` (``landscape_hidden``: its ``hidden``)
+_TRAINING = ("descent", "candidates", "sigma", "landscape_hidden", "fit_steps", "fit_lr",
+             "folds")
+
+
+def train(family_or_problem: Family | Problem, train_instances: Sequence[Instance],
+          config: LancerConfig | None = None, /, *, epochs: int = 10,
           hidden: tuple[int, ...] = (64, 64), net_lr: float = 1e-3,
-          landscape_hidden: tuple[int, ...] = (32,), fit_steps: int = 200,
-          fit_lr: float = 3e-3, folds: int = 4, key: jax.Array | int | None = 0,
-          progress: bool = False, **settings: Any) -> LancerModel:
+          key: jax.Array | int | None = 0, progress: bool = False,
+          **settings: Any) -> LancerModel:
     """Train LANCER's predictor on ``train_instances`` (see the module docstring).
 
     Args:
@@ -114,14 +120,16 @@ def train(family_or_problem: Family | Problem, train_instances: Sequence[Instanc
         ``zero_settings``: estimator, start ``init`` as the residual base, backend) or a
         `Problem` (true cost: its ``evaluate``, else f).
       train_instances: a list of instances of equal shapes (solved as one stack).
+      config: the training's `LancerConfig` (default `TRAIN_CONFIG`): ``descent`` (Adam
+        steps on θ per epoch, each one batched solve over the instances), ``candidates``
+        (perturbed costs per instance per collection pass, >= 0) and ``sigma`` (their
+        relative size), ``hidden``, ``fit_steps``, ``fit_lr``, ``folds`` (the landscape
+        network and its fits, each from the initial parameters on every point so far;
+        ``folds`` as in `landscape.fit`: the shrinkage it chooses scales the model's
+        correction). Keywords ``descent``, ``candidates``, ``sigma``, ``fit_steps``,
+        ``fit_lr``, ``folds`` and ``landscape_hidden`` (its ``hidden``) replace its fields.
       epochs: collect–fit–descend rounds (a last collection pass scores the final θ).
-      descent: Adam steps on θ per epoch (each one batched solve over the instances).
-      candidates: perturbed costs per instance per collection pass (exploration), >= 0.
-      sigma: their relative size (> 0).
       hidden, net_lr: the predictor network's widths and Adam learning rate.
-      landscape_hidden, fit_steps, fit_lr, folds: the landscape network and its fits (each
-        from the initial parameters on every point so far; ``folds`` as in
-        `landscape.fit`: the shrinkage it chooses scales the model's correction).
       key: PRNG key or seed. progress: print one line per epoch.
       settings: `lancer_zero` settings (estimator and its hyperparameters, init, backend,
         solver_options, ...), kept for refinement at test time.
@@ -137,18 +145,19 @@ def train(family_or_problem: Family | Problem, train_instances: Sequence[Instanc
     """
     from surco.estimators import get_estimator
     who = "surco.lancer.train"
-    problem_of, kw, target = _settings(family_or_problem, settings)
-    check_estimator_kwargs(who, lancer_zero, kw, kw.get("estimator", "blackbox"),
-                           drop=("problem", "instance", "meter"))
+    training = {k: settings.pop(k) for k in _TRAINING if k in settings}
+    if "landscape_hidden" in training:
+        training["hidden"] = training.pop("landscape_hidden")
+    cfg = dataclasses.replace(config or TRAIN_CONFIG, **training)
+    descent, candidates, sigma = cfg.descent, cfg.candidates, cfg.sigma
+    landscape_hidden, fit_steps, fit_lr, folds = cfg.hidden, cfg.fit_steps, cfg.fit_lr, cfg.folds
+    problem_of, kw, target = method_settings(family_or_problem, settings)
+    split_settings(who, kw)
     if not isinstance(train_instances, (list, tuple)) or not train_instances:
         raise ValueError(f"{who}: train_instances must be a non-empty list of instances")
     ys_list = list(train_instances)
     epochs = check_int("epochs", epochs, 0, who=who)
-    descent = check_int("descent", descent, 0, who=who)
-    candidates = check_int("candidates", candidates, 0, who=who)
-    fit_steps = check_int("fit_steps", fit_steps, 1, who=who)
-    sigma, net_lr = check_number("sigma", sigma, who=who), check_number("net_lr", net_lr, who=who)
-    fit_lr = check_number("fit_lr", fit_lr, who=who)
+    net_lr = check_number("net_lr", net_lr, who=who)
     correction = float(kw.get("correction", 1.0))   # as lancer_zero's, for the descent
     problem = problem_of(ys_list[0])
     shapes = {tuple(problem.x_shape(y)) for y in ys_list}
@@ -246,7 +255,7 @@ def train(family_or_problem: Family | Problem, train_instances: Sequence[Instanc
                         m, fx, x, c, status, g = jax.block_until_ready(prog.vjp(
                             th, lparams, correction, k if est.needs_key else None, ys, Z, SV))
                     except Exception as exc:
-                        _stop(control, exc)
+                        raise_stop(control, exc)
                         raise control.error if control.error is not None else exc
                     raise_for_status(np.asarray(status), members[0])
                     if not np.all(np.isfinite(np.asarray(g))):

@@ -34,7 +34,6 @@ the searches.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import time
 from typing import Any, Mapping
@@ -44,14 +43,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from surco._engine import (RunControl, build_solver, check_estimator_kwargs, check_int,
-                           check_number, controlled, initial_theta, resolve_key,
+from surco._engine import (RunControl, build_solver, controlled, initial_theta, resolve_key,
                            stack_instances)
+from surco.checks import check_int
 from surco.budget import BudgetExhausted, Meter
+from surco.outcome import StopReason
 from surco.estimators import raise_for_status
 from surco.family import Family, Method
+from surco.config import ZeroConfig, settings_of
 from surco.lancer import landscape as L
-from surco.lancer._program import _stop, program
+from surco.lancer._program import program, raise_stop
+from surco.lancer.config import LANCER_FIELDS, LancerConfig, split_settings
 from surco.prior.model import perturbed
 from surco.problem import Instance, Problem, ProblemError
 
@@ -79,7 +81,7 @@ SETTINGS_NOTES: dict[str, str] = {
 
 #: `surco.zero` settings with no meaning here (dropped from a family's zero_settings).
 _ZERO_ONLY = ("steps", "select", "patience", "target", "time_limit", "progress",
-              "no_progress_steps", "executor", "dtype")
+              "no_progress_steps", "executor", "dtype", "oracle", "chunk", "throw")
 
 
 @dataclasses.dataclass
@@ -95,8 +97,9 @@ class LancerResult:
       correction M uses, chosen by cross-validation), ``pool`` (distinct solutions
       proposed), ``new`` (of them not evaluated before), ``sigma``;
       rounds: rounds completed; evaluations: evaluations this run made;
-      stopped: "rounds", "budget" (the meter's evaluations or deadline), "stalled" or
-      "interrupted"; seconds: wall time.
+      stopped: a `surco.outcome.StopReason`: ITERATIONS (all ``rounds`` ran), BUDGET (the
+        meter's evaluations or deadline), STALLED, or INTERRUPTED (on the ``.partial`` of a
+        Ctrl-C); seconds: wall time.
     """
 
     x: np.ndarray
@@ -108,7 +111,7 @@ class LancerResult:
     history: dict
     rounds: int
     evaluations: int
-    stopped: str
+    stopped: StopReason
     seconds: float
 
     def __repr__(self) -> str:
@@ -117,16 +120,9 @@ class LancerResult:
                 f"seconds={self.seconds:.3g})")
 
 
-def lancer_zero(problem: Problem, instance: Instance, meter: Meter, *,
-                rounds: int | None = None, descent: int = 4, candidates: int = 8,
-                per_round: int = 2, sigma: float = 0.1, patience: int = 10,
-                hidden: tuple[int, ...] = (32,), fit_steps: int = 200, fit_lr: float = 3e-3,
-                folds: int = 4, window: int | None = 64, correction: float = 1.0,
-                estimator: Any = "blackbox", optimizer: optax.GradientTransformation | None = None,
-                lr: float = 0.1, init: str | np.ndarray = "random", init_scale: float = 1.0,
-                landscape: Any = None, key: jax.Array | int | None = None,
-                backend: str | None = None, solver_options: dict[str, Any] | None = None,
-                **estimator_kw: Any) -> LancerResult:
+def lancer_zero(problem: Problem, instance: Instance, meter: Meter,
+                config: LancerConfig | None = None, zero: ZeroConfig | None = None, /,
+                **settings: Any) -> LancerResult:
     """LANCER-zero on one instance (see the module docstring): until the meter's budget
     (evaluations or deadline) is spent, or ``rounds`` rounds.
 
@@ -134,26 +130,16 @@ def lancer_zero(problem: Problem, instance: Instance, meter: Meter, *,
       problem: the `Problem` (Ω, the differentiable objective f used as M's base).
       instance: one instance.
       meter: the `surco.budget.Meter` through which every true cost is evaluated.
-      rounds: most rounds; None: until the meter's budget is spent (which must be finite).
-      descent: optax steps on M per round (each one solve), >= 0.
-      candidates: perturbed costs per round, >= 0 (``descent + candidates`` >= 1).
-      per_round: most new solutions evaluated per round, >= 1.
-      sigma: relative size of the perturbations (> 0).
-      patience: rounds in a row without a new solution before the run stops ("stalled").
-      hidden: widths of the landscape network (`landscape.LandscapeNet`).
-      fit_steps, fit_lr, folds, window: AdamW steps and learning rate of each fit of M
-        (from the initial parameters), the cross-validation folds that choose how much of
-        the learned correction to use (0: all of it) and the number of most recent points
-        fitted (None: all of them), as in `landscape.fit`.
-      estimator, optimizer, lr, init, init_scale, key, backend, solver_options,
-        estimator_kw: as in `surco.zero` (the estimator differentiates M's x-input, the
-        optimiser descends θ; ``init`` is θ_0: "random", "zeros" or an array).
-      correction: weight in [0, 1] of the learned correction in the descent direction (1:
-        the gradient of the whole M, as in the paper; 0: the descent follows f∘g_Ω through
-        the estimator and the correction only ranks the candidates to evaluate).
-      landscape: initial parameters of the landscape network (e.g. LANCER-prior's, with the
-        same ``hidden``), from which every fit starts and which M uses before the first
-        fit; None: an untrained network (M = f).
+      config: LANCER's own settings (`LancerConfig`: rounds, descent, candidates,
+        per_round, sigma, patience, landscape network and its fits, correction, initial
+        landscape parameters), or None.
+      zero: SurCo-zero's `surco.ZeroConfig` for what the descent shares with it: the
+        estimator (which differentiates M's x-input) and its hyperparameters, the optimiser
+        (which descends θ), ``init`` (θ_0: "random", "zeros", an array or a start rule
+        ``instance -> θ0``), init_scale, key, backend and solver_options; its stopping
+        fields do not apply (the meter's budget and ``rounds`` end the run).
+      **settings: fields of either configuration as keywords, replacing theirs
+        (``patience`` is LANCER's).
 
     Returns:
       A `LancerResult` with the best solution evaluated.
@@ -167,47 +153,30 @@ def lancer_zero(problem: Problem, instance: Instance, meter: Meter, *,
       KeyboardInterrupt: Ctrl-C; it carries ``.partial`` (the `LancerResult` so far, or
         None before the first evaluation).
     """
-    from surco.estimators import get_estimator
     who = "lancer_zero"
+    own, rest = split_settings(who, settings)
+    cfg = dataclasses.replace(config or LancerConfig(), **own)
+    zcfg = settings_of(zero, rest, ZeroConfig, who)
     if not isinstance(problem, Problem):
         raise TypeError(f"{who}: problem must be a surco.Problem, got {type(problem).__name__}")
     if not (callable(meter) and hasattr(meter, "batch") and hasattr(meter, "remaining_seconds")):
         raise TypeError(f"{who}: meter must be a surco.budget.Meter (Budget(...).start(f)), "
                         f"got {type(meter).__name__}")
-    rounds = check_int("rounds", rounds, 1, none_ok=True, who=who)
-    if rounds is None and meter.budget.unlimited:
+    if cfg.rounds is None and meter.budget.unlimited:
         raise ValueError(f"{who}: rounds=None runs until the meter's budget is spent, but the "
                          "budget is unlimited; give rounds or a Budget with a limit")
-    descent = check_int("descent", descent, 0, who=who)
-    candidates = check_int("candidates", candidates, 0, who=who)
-    if descent + candidates < 1:
-        raise ValueError(f"{who}: descent + candidates must be >= 1 (no solution would be "
-                         "proposed), got 0 and 0")
-    per_round = check_int("per_round", per_round, 1, who=who)
-    patience = check_int("patience", patience, 1, who=who)
-    fit_steps = check_int("fit_steps", fit_steps, 1, who=who)
-    window = check_int("window", window, 2, none_ok=True, who=who)
-    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds == 1 \
-            or folds < 0:
-        raise ValueError(f"{who}: folds must be 0 or an integer >= 2, got {folds!r}")
-    if isinstance(correction, bool) or not isinstance(correction, (int, float, np.number)) \
-            or not 0 <= correction <= 1:
-        raise ValueError(f"{who}: correction must be a number in [0, 1], got {correction!r}")
-    sigma, fit_lr = check_number("sigma", sigma, who=who), check_number("fit_lr", fit_lr, who=who)
-    lr = check_number("lr", lr, who=who)
-    init_scale = check_number("init_scale", init_scale, who=who)
-    if (not isinstance(hidden, (tuple, list)) or not hidden
-            or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 1
-                       for w in hidden)):
-        raise ValueError(f"{who}: hidden must be a non-empty tuple of integers >= 1, got "
-                         f"{hidden!r}")
-    est = get_estimator(estimator, **estimator_kw)
-    opt = optimizer if optimizer is not None else est.default_optimizer(lr)
+    rounds, descent, candidates, per_round = cfg.rounds, cfg.descent, cfg.candidates, cfg.per_round
+    sigma, patience, hidden, correction = cfg.sigma, cfg.patience, cfg.hidden, cfg.correction
+    fit_steps, fit_lr, folds, window = cfg.fit_steps, cfg.fit_lr, cfg.folds, cfg.window
+    landscape, key, init_scale = cfg.landscape, zcfg.key, zcfg.init_scale
+    init = zcfg.init(instance) if callable(zcfg.init) else zcfg.init
+    est = zcfg.make_estimator()
+    opt = zcfg.optimizer if zcfg.optimizer is not None else est.default_optimizer(zcfg.lr)
     t_start = time.perf_counter()
     key = resolve_key(key)
     left = meter.remaining_seconds()
     control = RunControl(left if math.isfinite(left) else None, t_start)
-    member = build_solver(problem, instance, backend, solver_options)
+    member = build_solver(problem, instance, zcfg.backend, zcfg.solver_options)
     shape = tuple(member.shape)
     problem.check_instance(instance, who=who)
     ys = stack_instances(problem, [instance])
@@ -219,7 +188,7 @@ def lancer_zero(problem: Problem, instance: Instance, meter: Meter, *,
                                              "new", "sigma")}
     e0 = meter.evaluations
     best: dict[str, Any] = {}
-    params, alpha, stopped, done = None, 1.0, "rounds", 0
+    params, alpha, stopped, done = None, 1.0, StopReason.ITERATIONS, 0
 
     def result(stop: str) -> LancerResult | None:
         if not best:
@@ -259,7 +228,7 @@ def lancer_zero(problem: Problem, instance: Instance, meter: Meter, *,
             sig, stall = sigma, 0
             while rounds is None or done < rounds:
                 if meter.exhausted:
-                    stopped = "budget"
+                    stopped = StopReason.BUDGET
                     break
                 pool_c, pool_x, pool_th = [], [], []
                 for _ in range(descent):                                  # 1. descend
@@ -269,10 +238,10 @@ def lancer_zero(problem: Problem, instance: Instance, meter: Meter, *,
                             jnp.asarray(theta), params, alpha * correction,
                             k if est.needs_key else None, ys, Z, SV))
                     except Exception as exc:
-                        _stop(control, exc)
+                        raise_stop(control, exc)
                         raise control.error if control.error is not None else exc
                     if control.stop_requested():
-                        _stop(control, None)
+                        raise_stop(control, None)
                     raise_for_status(np.asarray(status), member)
                     g = np.asarray(g)
                     if not (np.all(np.isfinite(g)) and np.isfinite(np.asarray(m)).all()):
@@ -338,16 +307,16 @@ def lancer_zero(problem: Problem, instance: Instance, meter: Meter, *,
                     hist[k_h].append(v_h)
                 control.arm()
                 if stall >= patience:
-                    stopped = "stalled"
+                    stopped = StopReason.STALLED
                     break
     except BudgetExhausted:
         if not best:
             raise
-        stopped = "budget"
+        stopped = StopReason.BUDGET
     except KeyboardInterrupt:
         exc = KeyboardInterrupt(f"{who} interrupted after {done} round(s); the best so far is "
                                 "in the exception's .partial")
-        exc.partial = result("interrupted")
+        exc.partial = result(StopReason.INTERRUPTED)
         raise exc from None
     finally:
         if prog is not None:
@@ -356,13 +325,13 @@ def lancer_zero(problem: Problem, instance: Instance, meter: Meter, *,
 
 
 def estimator_kwargs(settings: Mapping[str, Any]) -> dict:
-    """The entries of ``settings`` that are not parameters of `lancer_zero`: the
-    estimator's hyperparameters."""
-    own = inspect.signature(lancer_zero).parameters
+    """The entries of ``settings`` that are neither `LancerConfig` nor `surco.ZeroConfig`
+    fields: the estimator's hyperparameters."""
+    own = set(LANCER_FIELDS) | set(ZeroConfig.keywords())
     return {k: v for k, v in settings.items() if k not in own}
 
 
-def _settings(family_or_problem: Family | Problem, overrides: Mapping[str, Any]
+def method_settings(family_or_problem: Family | Problem, overrides: Mapping[str, Any]
               ) -> tuple[Any, dict, int | None]:
     """``(problem_of, settings, target_rounds)``: a family's zero_settings (SurCo-zero's own
     stopping settings dropped), then `SETTINGS` for its name, then ``overrides``."""
@@ -419,25 +388,25 @@ def lancer_method(family_or_problem: Family | Problem, **settings: Any) -> Metho
       TypeError: family_or_problem is neither, or an unknown setting (named, with the
         closest valid one).
     """
-    problem_of, kw0, target = _settings(family_or_problem, settings)
-    check_estimator_kwargs("surco.lancer.lancer_method", lancer_zero, kw0,
-                           kw0.get("estimator", "blackbox"),
-                           drop=("problem", "instance", "meter"))
+    problem_of, kw0, target = method_settings(family_or_problem, settings)
+    # checked once, here: TypeError naming a misspelt setting, ValueError a bad value
+    own, rest = split_settings("surco.lancer.lancer_method", kw0)
+    LancerConfig(**own)
+    zcfg = ZeroConfig.of("surco.lancer.lancer_method", **rest)
 
     def method(instance: Instance, meter: Meter) -> np.ndarray:
-        kw = budget_kwargs(kw0, target, meter)
-        if callable(kw.get("init")):
-            kw["init"] = kw["init"](instance)
+        init = zcfg.init(instance) if callable(zcfg.init) else zcfg.init
         try:
-            return lancer_zero(problem_of(instance), instance, meter, **kw).x
+            return lancer_zero(problem_of(instance), instance, meter, None, zcfg, init=init,
+                               **budget_kwargs(own, target, meter)).x
         except BudgetExhausted:
             if meter.best_x is not None:
                 return meter.best_x
             problem = problem_of(instance)
-            init = kw.get("init", "zeros")
-            th = np.zeros(problem.x_shape(instance)) if isinstance(init, str) else init
+            start = "zeros" if "init" not in rest else init
+            th = np.zeros(problem.x_shape(instance)) if isinstance(start, str) else start
             c = np.asarray(problem.to_cost(jnp.asarray(th, jnp.float32)), np.float64)
-            return build_solver(problem, instance, kw.get("backend"),
-                                kw.get("solver_options")).solve(c).x
+            return build_solver(problem, instance, zcfg.backend,
+                                zcfg.solver_options).solve(c).x
     method.__doc__ = "LANCER-zero (surco.lancer.lancer_zero) on the meter's budget."
     return method

@@ -19,11 +19,12 @@ by f of a few candidate costs, one batched solve) and SurCo-hybrid's start from 
 of prior and heuristic (`hybrid_start`, `steps_to_reach`).
 
 Modules: `networks` (`CostNet`, `SetCostNet`), `model` (`PriorModel`: normalisation,
-``theta`` / ``cost`` / ``predict``), `training` (`train`), `checkpoint` (the files of a
-saved model and of a running training), `specs` (a network's class and fields as JSON), `distill` (`zero_targets`), `start`
+``theta`` / ``cost`` / ``predict``), `training` (`train`, over a `surco.TrainConfig`), `data` (the
+training instances, their features and minibatches), `checkpoint` (the files of a
+saved model and of a running training), `loading` (`load`), `specs` (a network's class and fields as JSON), `distill` (`zero_targets`), `start`
 (`hybrid_start`, `steps_to_reach`).
 """
-from surco.prior.checkpoint import load
+from surco.prior.loading import load
 from surco.prior.distill import zero_targets
 from surco.prior.model import PriorModel
 from surco.prior.networks import CostNet, SetCostNet

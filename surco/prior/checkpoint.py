@@ -1,5 +1,5 @@
-"""Files of SurCo-prior: a saved model (`save_model` / `load`) and the checkpoint of a running
-training (`TrainingCheckpoint`).
+"""Files of SurCo-prior: a saved model (`save_model`; read by `surco.prior.loading.load`) and
+the checkpoint of a running training (`TrainingCheckpoint`).
 
 A saved model is a directory with
 
@@ -10,7 +10,7 @@ A saved model is a directory with
 * ``params.<16 hex>.msgpack``: the network's parameters (``flax.serialization``), named by
   its content's SHA-256.
 
-A model and a training checkpoint are each saved as a unit (`surco._atomic.save_unit`): the
+A model and a training checkpoint are each saved as a unit (`surco.atomic.save_unit`): the
 data file first, then the JSON file naming it, last and atomically, so a save killed at any
 moment leaves the previous model (or checkpoint) or the new one, never a mix. Directories
 written before the parameters' file was named by its hash (``meta.json`` and
@@ -23,27 +23,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
-import flax.linen as nn
 import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surco._atomic import reread_if_replaced, save_unit, unit_file
-from surco.prior.model import PriorModel
-from surco.prior.specs import Unrecordable, decode, encode, module_from_spec, module_spec
-from surco.problem import Problem
-from surco.results import TrainHistory
+from surco.atomic import reread_if_replaced, save_unit, unit_file
+from surco.prior.specs import Unrecordable, encode, module_spec
 
 FORMAT = "surco-prior/2"
 CHECKPOINT_FORMAT = "surco-prior/2-checkpoint"
-_V1 = "surco-prior/1"
-_V1_CHECKPOINT = "surco-prior/1-checkpoint"
-_MODEL_FILES = "a SurCo-prior model directory (meta.json and its parameters, from PriorModel.save)"
+FORMAT_V1 = "surco-prior/1"
+FORMAT_V1_CHECKPOINT = "surco-prior/1-checkpoint"
+MODEL_FILES = "a SurCo-prior model directory (meta.json and its parameters, from PriorModel.save)"
 
 
 # -- files ----------------------------------------------------------------------------------
@@ -87,7 +82,7 @@ def read_msgpack(path: Path, what: str) -> tuple[dict, bytes]:
 def read_data(directory: Path, meta: dict, manifest: Path, name: str,
               what: str) -> tuple[dict, Path]:
     """The state dict in the flax msgpack data file that ``meta`` (the JSON ``manifest`` of
-    a unit saved by `surco._atomic.save_unit`) names for ``name``, checked against the
+    a unit saved by `surco.atomic.save_unit`) names for ``name``, checked against the
     SHA-256 recorded there; and the file's path.
 
     Raises:
@@ -126,7 +121,7 @@ def restore_tree(template: Any, raw: Any, path: Path, what: str) -> Any:
 
 
 # -- a saved model --------------------------------------------------------------------------
-def save_model(model: PriorModel, path: str | Path, *, overwrite: bool = True) -> Path:
+def save_model(model: Any, path: str | Path, *, overwrite: bool = True) -> Path:
     """Write ``model`` to the directory ``path`` as a unit (see the module docstring);
     returns it. Other files in the directory are left alone.
 
@@ -171,115 +166,6 @@ def save_model(model: PriorModel, path: str | Path, *, overwrite: bool = True) -
     return path
 
 
-def load(path: str | Path, problem: Problem, *, model: nn.Module | None = None,
-         base: Any = None) -> PriorModel:
-    """Load a `PriorModel` saved by `PriorModel.save` for ``problem``.
-
-    Args:
-      path: the directory written by `PriorModel.save`.
-      problem: the problem it was trained on (checked by name).
-      model: the network; by default the one recorded in the file (its class is imported
-        from its module, with its recorded fields). Models of format ``surco-prior/1``
-        recorded no class and load as `CostNet` unless ``model=`` is given.
-      base: the residual base; by default the one recorded (imported by its path).
-
-    Returns:
-      The model, with its training history (None for format ``surco-prior/1``).
-
-    Raises:
-      FileNotFoundError: no model at ``path``.
-      ValueError: another format or problem, a truncated or foreign file, parameters that
-        do not fit the network, or a network class that cannot be imported (each message
-        names the file).
-    """
-    path = Path(path)
-    return reread_if_replaced(lambda: _load(path, problem, model, base), path / "meta.json")
-
-
-_CALLER = 5  # warnings in _load point at load's caller (_load, lambda, reread_if_replaced, load)
-
-
-def _load(path: Path, problem: Problem, model: nn.Module | None, base: Any) -> PriorModel:
-    meta_file = path / "meta.json"
-    if not meta_file.exists():
-        raise FileNotFoundError(f"{path}: no SurCo-prior model here (meta.json missing); "
-                                f"expected {_MODEL_FILES}")
-    meta = read_json(meta_file, f"the meta.json of {_MODEL_FILES}")
-    fmt = meta.get("format")
-    if fmt not in (FORMAT, _V1):
-        raise ValueError(f"{meta_file}: format {fmt!r}, expected {FORMAT!r} (or {_V1!r}): "
-                         f"not the meta.json of {_MODEL_FILES}")
-    if meta.get("problem") != problem.name:
-        raise ValueError(f"{path}: trained for problem {meta.get('problem')!r}, not "
-                         f"{problem.name!r}")
-    try:
-        meta = _upgrade_v1(meta, meta_file, warn=model is None) if fmt == _V1 else meta
-        spec, feature_shape = meta["module"], tuple(meta["feature_shape"])
-        fields = dict(out_shape=tuple(meta["out_shape"]), per_row=bool(meta["per_row"]),
-                      feat_mean=np.asarray(meta["feat_mean"], np.float32),
-                      feat_std=np.asarray(meta["feat_std"], np.float32),
-                      estimator=meta["estimator"], backend=meta["backend"])
-        history = meta.get("history")
-        history = TrainHistory(**history) if history is not None else None
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, ValueError) and str(exc).startswith(str(meta_file)):
-            raise
-        raise ValueError(f"{meta_file}: incomplete SurCo-prior metadata ({type(exc).__name__}: "
-                         f"{exc})") from None
-    if model is None:
-        module = module_from_spec(spec, meta_file)
-    else:
-        module = model
-        given = module_spec(model, strict=False)
-        if given != spec and fmt != _V1:
-            warnings.warn(f"surco.prior.load: model= is {given['class']} {given['fields']}, "
-                          f"{path} was saved with {spec['class']} {spec['fields']}; using "
-                          "model=", stacklevel=_CALLER)
-    raw, params_file = read_data(path, meta, meta_file, "params.msgpack",
-                                 "the network parameters (a flax msgpack)")
-    template = module.init(jax.random.key(0), jnp.zeros(feature_shape, jnp.float32))
-    params = restore_tree(template, raw, params_file,
-                          f"the parameters of {type(module).__name__}")
-    if base is None and meta.get("base") is not None:
-        try:
-            base = decode(meta["base"], meta_file)
-        except ValueError as exc:
-            raise ValueError(f"{exc} (the prior's base; or pass base=)") from None
-    return PriorModel(problem=problem, module=module, params=params,
-                      feature_shape=feature_shape, base=base,
-                      solver_options=_decode_options(meta.get("solver_options"), meta_file),
-                      history=history, **fields)
-
-
-def _decode_options(v: Any, where: Path) -> dict | None:
-    out = decode(v, where)
-    return dict(out) if out is not None else None
-
-
-def _upgrade_v1(meta: dict, where: Path, *, warn: bool) -> dict:
-    """Format 1: the network was always saved as `CostNet(out, hidden)`, the normalisation
-    with the training feature shape (identical rows for per-row features)."""
-    mean = np.asarray(meta["feat_mean"], np.float32)
-    std = np.asarray(meta["feat_std"], np.float32)
-    per_row = bool(meta["per_row"])
-    x_shape = tuple(meta["x_shape"])
-    if per_row:
-        if mean.ndim != 2 or not (np.all(mean == mean[:1]) and np.all(std == std[:1])):
-            raise ValueError(f"{where}: per-row normalisation of shape {mean.shape} differs "
-                             "between rows; expected identical rows (format surco-prior/1)")
-        mean, std = mean[0], std[0]
-    if warn:
-        warnings.warn(f"{where}: format {_V1} does not record the network class; loading it as "
-                      f"CostNet(out={meta['out']}, hidden={tuple(meta['hidden'])}). If it was "
-                      "trained with another network (e.g. sharding's PlanResidualNet), pass "
-                      "model=", stacklevel=_CALLER + 1)
-    return dict(meta, module={"class": "surco.prior.networks:CostNet",
-                              "fields": {"out": meta["out"], "hidden": list(meta["hidden"])}},
-                feature_shape=list(np.shape(meta["feat_mean"])),
-                out_shape=list(x_shape[1:] if per_row else x_shape),
-                feat_mean=mean, feat_std=std, solver_options=None, history=None)
-
-
 # -- the checkpoint of a running training ---------------------------------------------------
 _STATE_KEYS = ("params", "opt_state", "best_params", "key", "epoch", "best_val", "stall",
                "train_f", "val_f", "seconds", "best_epoch")
@@ -288,7 +174,7 @@ _JSON_KEYS = ("train_f", "val_f", "seconds")
 
 class TrainingCheckpoint:
     """The state of `surco.prior.train` after its last completed epoch, in a directory,
-    saved as a unit (`surco._atomic.save_unit`): ``checkpoint.<16 hex>.msgpack``
+    saved as a unit (`surco.atomic.save_unit`): ``checkpoint.<16 hex>.msgpack``
     (parameters, optimizer state, best parameters, PRNG key, epoch, early-stopping counters,
     curves), then ``checkpoint.json`` (what training it belongs to, and the name and SHA-256
     of that file), last. A training killed at any moment leaves the previous epoch's
@@ -333,7 +219,7 @@ class TrainingCheckpoint:
     def _restore(self, template: dict) -> dict:
         what = "the checkpoint of a SurCo-prior training (surco.prior.train checkpoint_dir)"
         saved = read_json(self.json_file, what)
-        if saved.get("format") not in (CHECKPOINT_FORMAT, _V1_CHECKPOINT):
+        if saved.get("format") not in (CHECKPOINT_FORMAT, FORMAT_V1_CHECKPOINT):
             raise ValueError(f"{self.json_file}: format {saved.get('format')!r}, expected "
                              f"{CHECKPOINT_FORMAT!r}: not {what}")
         diff = {k: (saved[k], v) for k, v in self.meta.items()

@@ -52,5 +52,5 @@ def zero_targets(problem: Problem, instances: Sequence[Instance], *,
 
 
 def _zero_one(problem: Problem, instance: Instance, init: Any, kwargs: dict) -> ZeroResult:
-    from surco.zero import zero
+    from surco.driver import zero
     return zero(problem, instance, init=init, **kwargs)

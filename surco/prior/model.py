@@ -14,8 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surco._engine import (batched_objective, build_solver, check_finite, check_instances,
-                           stack_instances)
+from surco._engine import batched_objective, build_solver, check_finite, stack_instances
+from surco.checks import check_instances
+from surco.prior.checkpoint import save_model
 from surco.problem import Instance, Problem, ProblemError
 from surco.results import PriorResult, TrainHistory
 
@@ -279,7 +280,6 @@ class PriorModel:
             `surco.prior.specs.module_spec`), or ``path`` is a file; nothing is written.
           FileExistsError: ``overwrite=False`` and ``path`` holds a saved model.
         """
-        from surco.prior.checkpoint import save_model
         return save_model(self, path, overwrite=overwrite)
 
 

@@ -8,13 +8,9 @@ solve and one gradient step; no optimal solutions are needed.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import operator
 import time
 import warnings
-from concurrent.futures import Executor
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -23,11 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from surco._engine import (Metered, RunControl, SolverSlot, batched_objective, build_solver,
-                           check_estimator_kwargs, check_finite, check_instances, controlled,
-                           is_interrupt, resolve_key, stack_instances, stack_solvers)
+from surco._engine import (Metered, RunControl, SolverSlot, batched_objective, check_finite,
+                           controlled, is_interrupt, resolve_key, stack_instances, stack_solvers)
+from surco.checks import check_instances
+from surco.config import TrainConfig, settings_of
 from surco.prior.checkpoint import TrainingCheckpoint
-from surco.prior.model import PriorModel, base_theta, batch_key, group_indices
+from surco.prior.data import InstanceData, distill_targets, minibatches
+from surco.prior.model import PriorModel
 from surco.prior.networks import CostNet, SetCostNet
 from surco.prior.specs import module_spec
 from surco.problem import Instance, Problem, ProblemError
@@ -35,17 +33,10 @@ from surco.results import TrainHistory
 from surco.solvers import Solution, Status
 
 
-def train(problem: Problem, train_instances: Sequence[Instance], *,
-          val_instances: Sequence[Instance] | None = None, model: nn.Module | None = None,
-          hidden: tuple[int, ...] = (64, 64), estimator: Any = "blackbox", epochs: int = 50,
-          batch_size: int = 16, lr: float = 1e-3,
-          optimizer: optax.GradientTransformation | None = None,
-          patience: int | None = 10, key: jax.Array | int | None = None,
-          checkpoint_dir: str | Path | None = None, progress: bool = False,
-          backend: str | None = None, solver_options: dict[str, Any] | None = None,
-          executor: Executor | None = None, base: Callable[[Instance], Any] | None = None,
-          distill: Sequence[Any] | None = None, distill_weight: float = 1.0,
-          end_to_end: bool = True, **estimator_kw: Any) -> PriorModel:
+def train(problem: Problem, train_instances: Sequence[Instance],
+          config: TrainConfig | None = None, /, *,
+          val_instances: Sequence[Instance] | None = None, distill: Sequence[Any] | None = None,
+          **settings: Any) -> PriorModel:
     """Train SurCo-prior (Ferber et al. 2023, Eq. 7) over a set of instances.
 
     The loss of a minibatch is the end-to-end term ``Σ_y f(g_Ω(ĉ(y)), y)`` (through the
@@ -69,31 +60,18 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
       train_instances, val_instances: lists or tuples of instances. Early stopping and the
         returned parameters use the validation mean objective of the solver's solutions (the
         training objective when there is no validation set).
-      model: a Flax module from normalised features to surrogate parameters (``out`` left at
-        None is set to the width needed); default `CostNet(hidden=hidden)`. For a set
-        network over rows, pass `SetCostNet`.
-      hidden: hidden widths of the default network (ignored with ``model``).
-      estimator, **estimator_kw: the gradient estimator, as in `surco.zero`.
-      epochs, batch_size, lr, optimizer: the optimisation of the network's parameters
-        (default ``optax.adam(lr)``; an estimator's ``default_optimizer`` is for a surrogate
-        cost optimised directly, as in `surco.zero`, not for network weights).
-      patience: epochs without validation improvement before stopping (None: never).
-      key: PRNG key or int seed (initialisation, shuffling, random estimators).
-      checkpoint_dir: if given, a checkpoint is written there after every epoch, and a
-        training started with a directory that holds one resumes from it (warning when
-        ``epochs`` is below the epochs it already completed).
-      progress: progress bar over epochs.
-      backend, solver_options, executor: how Ω is solved (see `surco.zero`).
-      base: optional residual base ``instance -> θ_base`` (x's shape), a cost the problem
-        supplies (a heuristic's): the prior is ``θ_base + network``; the default network's
-        output layer then starts at zero, so the untrained prior reproduces the heuristic's
-        solution (a custom ``model`` should start at zero itself). Saved with the model by
-        its import path, so it must be a module-level function.
+      config: a `surco.TrainConfig` (network, estimator, epochs, batch size, optimiser,
+        patience, key, checkpoint folder, solver, residual base, distillation weight,
+        ``throw``), or None.
       distill: one target per training instance, in the order of ``train_instances``:
         an array of surrogate parameters θ* shaped like x, or a `ZeroResult` (its
         ``theta``). None: no distillation term.
-      distill_weight: weight of the distillation term (a number > 0).
-      end_to_end: keep the end-to-end term (False: distillation only; needs ``distill``).
+      **settings: `TrainConfig` fields as keywords (and the estimator's hyperparameters),
+        replacing ``config``'s. A training started with a ``checkpoint_dir`` that holds a
+        checkpoint resumes from it (warning when ``epochs`` is below the epochs it already
+        completed). A ``base`` (residual prior ``θ_base + network``) starts the default
+        network's output layer at zero, so the untrained prior reproduces the heuristic's
+        solution; it is saved by its import path, so it must be a module-level function.
 
     Returns:
       A `PriorModel` holding the best parameters (by validation f; when distilling, a later
@@ -120,14 +98,44 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
       In all these cases the checkpoint in ``checkpoint_dir`` is the last completed epoch
       (resume by calling `train` again), and the exception carries ``partial``: the
       `PriorModel` of the best epoch so far, with its history (None when no epoch had
-      completed).
-    """
-    from surco.estimators import get_estimator
+      completed). With ``throw=False`` that partial model is returned instead (the
+      exception in ``history.error``), unless no epoch had completed.
 
+    >>> import surco
+    >>> from surco.problems import assignment as A
+    >>> problem, ys = A.make_problem(4, 2), A.generate(4, 2, 6, seed=0)
+    >>> prior = surco.prior.train(problem, ys[:4], val_instances=ys[4:], epochs=2,
+    ...                           batch_size=2, hidden=(8,), lam=10.0, key=0)
+    >>> len(prior.history.train_f), prior.predict(ys[5]).x.shape
+    (2, (4, 2))
+    >>> cfg = surco.TrainConfig(epochs=2, batch_size=2, hidden=(8,), key=0,
+    ...                         estimator_options={"lam": 10.0})   # the same, configured
+    >>> again = surco.prior.train(problem, ys[:4], cfg, val_instances=ys[4:])
+    >>> again.history.val_f == prior.history.val_f
+    True
+    """
+    cfg = settings_of(config, settings, TrainConfig, "surco.prior.train")
+    try:
+        return _train(problem, train_instances, val_instances, distill, cfg)
+    except Exception as exc:
+        partial = getattr(exc, "partial", None)
+        if cfg.throw or partial is None:
+            raise
+        partial.history.error = exc
+        return partial
+
+
+def _train(problem: Problem, train_instances: Sequence[Instance],
+           val_instances: Sequence[Instance] | None, distill: Sequence[Any] | None,
+           cfg: TrainConfig) -> PriorModel:
+    """`train`'s body, over its checked configuration."""
+    model, hidden, epochs, batch_size = cfg.model, cfg.hidden, cfg.epochs, cfg.batch_size
+    patience, key, checkpoint_dir, progress = cfg.patience, cfg.key, cfg.checkpoint_dir, cfg.progress
+    backend, solver_options, executor = cfg.backend, cfg.solver_options, cfg.executor
+    base, distill_weight, end_to_end = cfg.base, cfg.distill_weight, cfg.end_to_end
     if not isinstance(problem, Problem):
         raise TypeError(f"prior.train: problem must be a surco.Problem, got "
                         f"{type(problem).__name__}")
-    check_estimator_kwargs("surco.prior.train", train, estimator_kw, estimator)
     train_instances = _instance_list(train_instances, "train_instances")
     val_instances = _instance_list([] if val_instances is None else val_instances,
                                    "val_instances")
@@ -135,39 +143,21 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
         raise ValueError("prior.train: no training instances")
     for arg, ys in (("train_instances", train_instances), ("val_instances", val_instances)):
         check_instances(problem, ys, jnp.float32, "surco.prior.train", arg=arg)
-    epochs = _positive_int("epochs", epochs)
-    batch_size = min(_positive_int("batch_size", batch_size), len(train_instances))
-    if patience is not None:
-        patience = _positive_int("patience", patience)
-    if optimizer is None and (isinstance(lr, bool) or not isinstance(lr, (int, float, np.number))
-                              or not math.isfinite(lr) or lr <= 0):
-        raise ValueError(f"prior.train: lr must be a finite number > 0, got {lr!r}")
-    if model is not None and not isinstance(model, nn.Module):
-        raise TypeError(f"prior.train: model must be a flax.linen.Module, got "
-                        f"{type(model).__name__}")
-    if model is None:
-        hidden = _widths(hidden)
-    est = get_estimator(estimator, **estimator_kw)
+    batch_size = min(batch_size, len(train_instances))
+    est = cfg.make_estimator()
     key = resolve_key(key)
-
-    if not isinstance(end_to_end, bool):
-        raise ValueError(f"prior.train: end_to_end must be True or False, got {end_to_end!r}")
-    if isinstance(distill_weight, bool) or not isinstance(distill_weight, (int, float, np.number)) \
-            or not math.isfinite(distill_weight) or distill_weight <= 0:
-        raise ValueError(f"prior.train: distill_weight must be a finite number > 0, got "
-                         f"{distill_weight!r}")
     if not end_to_end and distill is None:
         raise ValueError("prior.train: end_to_end=False leaves no loss; pass distill= "
                          "(targets per training instance)")
     key, kinit = jax.random.split(key)
     prior, tr = _initial(problem, train_instances, model, hidden, base, kinit, est.name,
                          backend, solver_options)
-    va = _Data(problem, val_instances, "val_instances", backend, solver_options,
+    va = InstanceData(problem, val_instances, "val_instances", backend, solver_options,
                like=tr, base=base) if val_instances else None
-    targets = (_targets(distill, tr) if distill is not None
+    targets = (distill_targets(distill, tr) if distill is not None
                else [np.zeros(s, np.float32) for s in tr.x_shapes])
     module, params, fshape0 = prior.module, prior.params, prior.feature_shape
-    opt = optimizer if optimizer is not None else optax.adam(lr)
+    opt = cfg.optimizer if cfg.optimizer is not None else optax.adam(cfg.lr)
     opt_state = opt.init(params)
 
     fvec = batched_objective(problem)
@@ -210,7 +200,7 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
     cost_b = jax.jit(lambda p, feats, bs: problem.to_cost(theta_b(p, feats) + bs))
     f_b = jax.jit(fvec)
 
-    def mean_hard_f(p, data: _Data) -> float:
+    def mean_hard_f(p, data: InstanceData) -> float:
         """Mean objective of the solver's answers at the network's costs (no estimator)."""
         vals = []
         for group in data.groups:
@@ -273,7 +263,7 @@ def train(problem: Problem, train_instances: Sequence[Instance], *,
                 key, kperm = jax.random.split(key)
                 order = np.asarray(jax.random.permutation(kperm, len(train_instances)))
                 losses = []
-                for idx in _minibatches(order, tr.keys, batch_size):
+                for idx in minibatches(order, tr.keys, batch_size):
                     key, k = jax.random.split(key)
                     step = step_for(idx)
                     try:
@@ -366,10 +356,7 @@ def init(problem: Problem, instances: Sequence[Instance], *, model: nn.Module | 
         raise ValueError("prior.init: no instances")
     check_instances(problem, instances, jnp.float32, "surco.prior.init", arg="instances",
                     trace=False)
-    if model is not None and not isinstance(model, nn.Module):
-        raise TypeError(f"prior.init: model must be a flax.linen.Module, got "
-                        f"{type(model).__name__}")
-    hidden = _widths(hidden) if model is None else hidden
+    hidden = TrainConfig(model=model, hidden=hidden, base=base).hidden  # checked, as train's
     _, kinit = jax.random.split(resolve_key(key))
     prior, _ = _initial(problem, instances, model, hidden, base, kinit, "untrained", backend,
                         solver_options)
@@ -378,12 +365,12 @@ def init(problem: Problem, instances: Sequence[Instance], *, model: nn.Module | 
 
 def _initial(problem: Problem, instances: list, model: nn.Module | None, hidden: tuple,
              base, kinit: jax.Array, estimator: str, backend: str,
-             solver_options: dict | None) -> tuple[PriorModel, "_Data"]:
+             solver_options: dict | None) -> tuple[PriorModel, "InstanceData"]:
     """The untrained `PriorModel` and the training data (`init` and `train` share it)."""
     if base is not None and not callable(base):
         raise TypeError(f"prior.train: base must be a function instance -> θ (x's shape), got "
                         f"{type(base).__name__}")
-    tr = _Data(problem, instances, "train_instances", backend, solver_options, base=base)
+    tr = InstanceData(problem, instances, "train_instances", backend, solver_options, base=base)
     rows = np.concatenate([f.reshape(-1, tr.n_features) for f in tr.feats])
     feat_mean = rows.mean(axis=0).astype(np.float32)
     std = rows.std(axis=0)
@@ -419,24 +406,6 @@ def zero_output_layer(params: Any) -> Any:
     return {**params, "params": inner}
 
 
-def _targets(distill: Sequence[Any], tr: "_Data") -> list[np.ndarray]:
-    """Distillation targets θ* per training instance (arrays, or `ZeroResult` ``theta``)."""
-    if not isinstance(distill, (list, tuple)) or len(distill) != len(tr.instances):
-        n = len(distill) if isinstance(distill, (list, tuple)) else type(distill).__name__
-        raise ValueError(f"prior.train: distill must be a list with one target per training "
-                         f"instance ({len(tr.instances)}), got {n}")
-    out = []
-    for i, (t, xs) in enumerate(zip(distill, tr.x_shapes)):
-        t = np.asarray(getattr(t, "theta", t), np.float32)
-        if t.shape != tuple(xs):
-            raise ValueError(f"prior.train: distill[{i}] has shape {t.shape}, expected x's "
-                             f"shape {tuple(xs)}")
-        if not np.all(np.isfinite(t)):
-            raise ValueError(f"prior.train: distill[{i}] holds NaN or inf")
-        out.append(t)
-    return out
-
-
 def _check_solves(control: RunControl, status: Any, name: str, where: str) -> None:
     """Raise what stopped the solves of a step: a Ctrl-C (`KeyboardInterrupt`), the exception
     a solver raised (as it is), or a failed solve (the solver layer's typed error: status
@@ -466,93 +435,8 @@ def _finish(prior: PriorModel, state: dict, *, stopped: bool) -> PriorModel:
     return dataclasses.replace(prior, params=state["best_params"], history=history)
 
 
-class _Data:
-    """Instances with their features (float32), x shapes, solvers, and index groups of
-    equal `batch_key` (the instances that can share a minibatch)."""
-
-    def __init__(self, problem: Problem, instances: list, arg: str, backend: str,
-                 solver_options: dict | None, like: "_Data | None" = None, base=None):
-        self.instances, self.arg = instances, arg
-        self._problem, self._backend, self._options = problem, backend, solver_options
-        self.feats = [np.asarray(problem.features_of(y), np.float32) for y in instances]
-        self.x_shapes = [tuple(problem.x_shape(y)) for y in instances]
-        f0, x0 = self.feats[0].shape, self.x_shapes[0]
-        if len(f0) not in (1, 2):
-            raise ProblemError(f"Problem {problem.name!r}: features must be (F,) or (rows, F), "
-                               f"got {f0}")
-        self.per_row = len(f0) == 2
-        self.n_features = f0[-1]
-        self.out_shape = x0[1:] if self.per_row else x0
-        for i, (f, xs) in enumerate(zip(self.feats, self.x_shapes)):
-            if self.per_row:
-                if f.ndim != 2 or f.shape[1] != self.n_features:
-                    raise ProblemError(f"Problem {problem.name!r}: {arg}[{i}] has features of "
-                                       f"shape {f.shape}, {arg}[0] of {f0}; per-row features "
-                                       f"must all be (rows, {self.n_features})")
-                if f.shape[0] != xs[0]:
-                    raise ProblemError(f"Problem {problem.name!r}: per-row features have "
-                                       f"{f.shape[0]} rows but x has {xs[0]} ({arg}[{i}])")
-                if xs[1:] != self.out_shape:
-                    raise ProblemError(f"Problem {problem.name!r}: {arg}[{i}] has x of shape "
-                                       f"{xs}, {arg}[0] of {x0}; rows must have one shape")
-            elif f.shape != f0 or xs != x0:
-                raise ProblemError(
-                    f"Problem {problem.name!r}: {arg}[{i}] has features {f.shape} and x {xs}, "
-                    f"{arg}[0] has {f0} and {x0}; one feature vector per instance maps to the "
-                    "whole x, so all must agree (use per-row features (rows, F) for instances "
-                    "of different sizes)")
-        if like is not None and (self.per_row, self.n_features, self.out_shape) != (
-                like.per_row, like.n_features, like.out_shape):
-            raise ProblemError(f"Problem {problem.name!r}: {arg} have features {f0} and x {x0}, "
-                               f"unlike the training instances ({like.feats[0].shape}, "
-                               f"{like.x_shapes[0]})")
-        self.keys = [batch_key(y, xs) for y, xs in zip(instances, self.x_shapes)]
-        self.groups = group_indices(self.keys)
-        self.bases = [base_theta(base, y, xs, problem.name) if base is not None
-                      else np.zeros(xs, np.float32) for y, xs in zip(instances, self.x_shapes)]
-
-    @functools.cached_property
-    def solvers(self) -> list:
-        """One solver per instance (built on first use: `init` needs none)."""
-        return [build_solver(self._problem, y, self._backend, self._options)
-                for y in self.instances]
-
-
-def _minibatches(order: np.ndarray, keys: Sequence[Any], size: int) -> list[list[int]]:
-    """Minibatches of at most ``size`` instances of equal `batch_key`, taken in ``order``;
-    when all keys are equal, consecutive slices of ``order``."""
-    by: dict[Any, list[int]] = {}
-    for i in order:
-        by.setdefault(keys[int(i)], []).append(int(i))
-    rank = {int(i): r for r, i in enumerate(order)}
-    batches = [b[j:j + size] for b in by.values() for j in range(0, len(b), size)]
-    return sorted(batches, key=lambda b: rank[b[0]])
-
-
 def _instance_list(instances: Any, arg: str) -> list:
     if isinstance(instances, (list, tuple)) and type(instances) in (list, tuple):
         return list(instances)
     raise TypeError(f"prior.train: {arg} must be a list or tuple of instances, got "
                     f"{type(instances).__name__}")
-
-
-def _positive_int(arg: str, value: Any) -> int:
-    try:
-        ok = not isinstance(value, bool) and operator.index(value) >= 1
-    except TypeError:
-        ok = False
-    if not ok:
-        raise ValueError(f"prior.train: {arg} must be an integer >= 1, got {value!r}")
-    return operator.index(value)
-
-
-def _widths(hidden: Any) -> tuple[int, ...]:
-    try:
-        widths = tuple(hidden)
-        ok = all(not isinstance(w, bool) and operator.index(w) >= 1 for w in widths)
-    except TypeError:
-        ok = False
-    if not ok:
-        raise ValueError(f"prior.train: hidden must be a tuple of integers >= 1 (layer widths), "
-                         f"got {hidden!r}")
-    return tuple(operator.index(w) for w in widths)

@@ -122,10 +122,10 @@ def test_annealing_honours_its_budget_and_an_unlimited_meter():
     meter = _meter(y, Budget(evaluations=50))
     x = A.annealing(y, meter)
     assert meter.evaluations <= 50 and A.space(10, 3).contains(x)
-    assert A.evaluate(x, y) <= A.evaluate(A.mean_cost(y), y) + 1e-12
+    assert A.evaluate(x, y) <= A.evaluate(A.mean_cost_plan(y), y) + 1e-12
     free = _meter(y)
     A.annealing(y, free)
-    assert 50 < free.evaluations <= A.ANNEAL_DEFAULT_EVALUATIONS * 10 * 3
+    assert 50 < free.evaluations <= A.ANNEAL_EVALUATIONS_PER_ENTRY * 10 * 3
 
 
 def test_compare_runs_every_method_and_exact_is_best():

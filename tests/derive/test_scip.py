@@ -15,7 +15,7 @@ import pytest
 import surco
 from surco.budget import Budget
 from surco.derive import UnsupportedError, scip_method, scip_minimize
-from surco.derive.scip import _time_limit
+from surco.methods import solver_time_limit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cases import CASES, cardinality_spec, enumerate_spec, knapsack_spec, make_case  # noqa: E402
@@ -151,10 +151,11 @@ class _FakeMeter:
         return self.left
 
 
-def test_time_policy():
-    assert _time_limit(_FakeMeter(math.inf), 0.1, 0.05, 60.0) == 60.0
-    assert _time_limit(_FakeMeter(3.0), 0.1, 0.05, 60.0) == pytest.approx(2.9)
-    assert _time_limit(_FakeMeter(0.01), 0.1, 0.05, 60.0) == 0.05
+def test_time_policy_is_the_project_one():
+    """scip_method's limit is `surco.methods.solver_time_limit` (0.95 · left − 0.05 s)."""
+    assert solver_time_limit(_FakeMeter(math.inf), 60.0) == 60.0
+    assert solver_time_limit(_FakeMeter(3.0)) == pytest.approx(0.95 * 3.0 - 0.05)
+    assert solver_time_limit(_FakeMeter(0.01)) == 0.05
 
 
 def test_method_evaluates_once_through_the_meter():

@@ -68,12 +68,7 @@ def test_objective_agrees_with_evaluate(family):
 def test_two_zero_steps_stay_in_omega(family):
     fam, insts = family
     y = insts[0]
-    kw = dict(fam.zero_settings)
-    init = kw.pop("init", "random")
-    if callable(init):
-        init = init(y)
-    kw["steps"] = 2
-    res = surco.zero(fam.problem(y), y, init=init, **kw)
+    res = surco.zero(fam.problem(y), y, fam.zero_settings, steps=2)   # its start rule: init
     assert fam.violations(res.x, y) == []
     assert len(res.history["f"]) == 3
 
@@ -81,9 +76,8 @@ def test_two_zero_steps_stay_in_omega(family):
 def test_one_prior_epoch_runs(family):
     fam, insts = family
     problem = fam.problem(insts[0])
-    kw = {k: v for k, v in fam.zero_settings.items()
-          if k not in ("init", "steps", "lr", "optimizer", "select", "temperature",
-                       "init_scale", "init_power", "patience", "target")}
-    prior = surco.prior.train(problem, insts[:2], epochs=1, batch_size=2, **kw)
+    # the family's estimator, key and solver (`ZeroConfig.train_config`)
+    config = surco.ZeroConfig.of(**fam.zero_settings).train_config(epochs=1, batch_size=2)
+    prior = surco.prior.train(problem, insts[:2], config)
     out = prior.predict(insts[2])
     assert fam.violations(out.x, insts[2]) == []

@@ -9,7 +9,7 @@ import surco
 from surco.budget import Budget
 from surco.problems import portfolio as P
 from surco.problems.portfolio import baselines as PB
-from surco.problems.portfolio.problem import _prox_batch
+from surco.problems.portfolio.weights import prox_batch as _prox_batch
 
 CFG = P.PortfolioConfig()
 

@@ -10,7 +10,7 @@ import pytest
 import surco
 from surco.budget import Budget
 from surco.problems import portfolio as P
-from surco.problems.portfolio.problem import _box_simplex_qp, _prox_batch
+from surco.problems.portfolio.weights import _box_simplex_qp, prox_batch as _prox_batch
 from surco.solvers import make_solver
 
 CFG = P.PortfolioConfig()
@@ -94,13 +94,13 @@ def test_polish_weights_is_exact_for_ccmv_on_every_support():
 def test_polish_weights_falls_back_to_fista_where_the_qp_fails(monkeypatch):
     """A support whose QP the active set cannot solve (singular, cycling) gets FISTA's
     weights, not its unoptimised start."""
-    from surco.problems.portfolio import problem as PP
+    from surco.problems.portfolio import weights as PW
     y = _mv_instance(7, 2)
     cfg = P.PortfolioConfig(beta=0.0, lam=0.0, k_min=3, k_max=3, l=0.05, u=0.6)
     Z = np.zeros((2, 7))
     Z[0, :3] = Z[1, 2:5] = 1
     exact = P.polish_weights(Z, y, cfg)
-    monkeypatch.setattr(PP, "_box_simplex_qp", lambda *a, **k: None)
+    monkeypatch.setattr(PW, "_box_simplex_qp", lambda *a, **k: None)
     fallback = P.polish_weights(Z, y, cfg, steps=5000, tol=0)
     np.testing.assert_allclose(P.objective_batch(fallback, y, cfg),
                                P.objective_batch(exact, y, cfg), atol=1e-10)

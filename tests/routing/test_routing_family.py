@@ -112,16 +112,16 @@ def test_baselines_match_the_functions_and_the_exact_optimum():
             assert cmp.run(m, i).value <= cmp.run("mean-risk", i).value + 1e-15
 
 
-def test_annealing_without_a_budget_uses_its_default_and_scip_its_time_limit(monkeypatch):
-    import surco.problems.routing.family as fam_mod
-    monkeypatch.setattr(fam_mod, "DEFAULT_ANNEALING_EVALUATIONS", 40)
+def test_annealing_without_a_budget_uses_its_default_and_scip_its_time_limit():
+    from surco.methods import ANNEAL_DEFAULT_EVALUATIONS
     y = R.FAMILY.generate(1, seed=2, q=-1.0)[0]
     meter = Budget().start(lambda x: R.late_probability(x, y))
     x = R.BASELINES["annealing"](y, meter)
     assert R.FAMILY.violations(x, y) == []
     n_start = len(np.unique(np.stack([R.oracle(5).solve(y["mu"] + g * y["var"]).x
                                       for g in R.default_gammas(y)]), axis=0))
-    assert n_start < meter.evaluations <= 40 + n_start   # the nested budget, counted outside
+    # the nested budget, counted outside (it may stop early: all it reaches is cached)
+    assert n_start < meter.evaluations <= ANNEAL_DEFAULT_EVALUATIONS + n_start
     meter = Budget(seconds=2.0).start(lambda x: R.late_probability(x, y))
     x = R.BASELINES["scip"](y, meter)
     assert meter.elapsed() < 2.0 + 1.5 and meter.evaluations == 1

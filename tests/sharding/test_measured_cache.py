@@ -150,3 +150,37 @@ def test_corrupt_or_foreign_files_raise_and_are_left_alone(tmp_path):
 
     with pytest.raises(CacheError, match="not a file"):
         MeasurementCache(tmp_path)
+
+
+def test_version_1_file_is_upgraded_in_place_keeping_its_rows(tmp_path):
+    """A cache written by schema version 1 (no setting, no draw) opens: its rows read back
+    as (setting "", draw 0), its old table is kept, and new draws go next to them."""
+    path = tmp_path / "v1.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    con.execute("CREATE TABLE measurements (device_kind TEXT NOT NULL, signature TEXT NOT "
+                "NULL, batch_size INTEGER NOT NULL, dtype TEXT NOT NULL, profiler_version "
+                "INTEGER NOT NULL, payload TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY "
+                "(device_kind, signature, batch_size, dtype, profiler_version))")
+    con.executemany("INSERT INTO meta VALUES (?, ?)", [
+        ("application", "surco-profiler-cache"), ("schema_version", "1")])
+    con.executemany("INSERT INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?)", [
+        ("cpu", f"sig{i:06d}", 256, "float32", 1, f'{{"i": {i}}}', 1.0) for i in range(5)])
+    con.commit()
+    con.close()
+    with MeasurementCache(path) as c:
+        assert len(c) == 5
+        assert c.get(_key(3)) == {"i": 3}
+        assert c.get(CacheKey("cpu", "sig000003", 256, "float32", 1, "", 1)) is None
+        assert c.put(CacheKey("cpu", "sig000003", 256, "float32", 1, "", 1), {"i": 33})
+        assert c.put(CacheKey("cpu", "sig000003", 256, "float32", 1, "arena/w1", 0), {"i": 4})
+        assert c.get(_key(3)) == {"i": 3} and len(c) == 7
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 5   # kept
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    con.close()
+    with MeasurementCache(path) as c:                  # reopening a version-2 file
+        assert len(c) == 7 and c.get(CacheKey("cpu", "sig000003", 256, "float32", 1, "",
+                                              1)) == {"i": 33}
+    with pytest.raises(ValueError, match="draw"):
+        CacheKey("cpu", "s", 1, "float32", 1, "", -1)

@@ -7,7 +7,7 @@ from surco.problems.sharding.measured import (MeasurementCache, ProfiledDataset,
                                               draw_subset)
 from surco.problems.sharding.tables import FEATURE_NAMES, TablePool
 
-CFG = P.ProfilerConfig(batch_size=64, warmup=0, runs=2)
+CFG = P.ProfilerConfig(batch_size=64, warmup=0, runs=2, arena_bytes=2 ** 20)  # one arena
 POOL = TablePool(rows=np.array([50, 400, 3000, 120, 900, 60, 2000, 75]),
                  dim=np.array([4, 8, 16, 4, 32, 8, 4, 16]),
                  pooling=np.array([1.0, 2.0, 5.0, 1.0, 3.0, 8.0, 1.5, 2.5]),
@@ -45,7 +45,8 @@ def test_build_resume_and_round_trip(tmp_path):
     more = build_dataset(POOL, 6, min_tables=1, max_tables=3, config=CFG, cache=path,
                          num_devices=4, progress=False)
     uniq6 = len({tuple(s[s >= 0]) for s in more.subsets})
-    assert more.meta["measured_now"] == uniq6 - uniq and more.meta["from_cache"] == 6 - (uniq6 - uniq)
+    assert more.meta["measured_now"] == uniq6 - uniq
+    assert more.meta["from_cache"] == 6 - (uniq6 - uniq)
     np.testing.assert_array_equal(more.fwd_ms[:4], ds.fwd_ms)
     np.testing.assert_array_equal(more.subsets[:4, :ds.subsets.shape[1]], ds.subsets)
     with MeasurementCache(path) as c:
@@ -70,9 +71,40 @@ def test_bad_inputs(tmp_path):
         build_dataset(POOL, 2, min_tables=3, max_tables=2, config=CFG,
                       cache=tmp_path / "c.sqlite")
     with pytest.raises(ValueError, match="no subset was measured"):
-        build_dataset(POOL, 2, max_tables=3, config=CFG, cache=tmp_path / "c.sqlite", max_seconds=-1,
-                      progress=False)
+        build_dataset(POOL, 2, max_tables=3, config=CFG, cache=tmp_path / "c.sqlite",
+                      max_seconds=-1, progress=False)
     junk = tmp_path / "junk.npz"
     np.savez(junk, a=np.zeros(3))
     with pytest.raises(ValueError, match="not a profiled dataset"):
         ProfiledDataset.load(junk)
+
+
+def test_held_out_tables_split_and_remeasure(tmp_path):
+    """Every 3rd subset is drawn among the held-out tables only, the others among the rest;
+    `split_by_table` returns exactly those; `remeasure` measures the same subsets again as
+    a new draw, stored apart."""
+    held = np.array([0, 2, 5])
+    ds = build_dataset(POOL, 9, min_tables=1, max_tables=2, config=CFG,
+                       cache=tmp_path / "c.sqlite", progress=False, held_out_tables=held,
+                       held_out_every=3)
+    assert ds.meta["held_out_tables"] == [0, 2, 5] and ds.meta["draw"] == 0
+    for i, s in enumerate(ds.subsets):
+        ids = s[s >= 0]
+        assert np.all(np.isin(ids, held)) == (i % 3 == 0)
+        assert np.any(np.isin(ids, held)) == (i % 3 == 0)
+    train, test = P.split_by_table(ds)
+    np.testing.assert_array_equal(test, [0, 3, 6])
+    np.testing.assert_array_equal(train, [1, 2, 4, 5, 7, 8])
+    with MeasurementCache(tmp_path / "c.sqlite") as cache:
+        n = len(cache)
+        again = P.remeasure(ds, test, draw=1, config=CFG, cache=cache)
+        assert again.shape == (3,) and np.all(again > 0)
+        assert len(cache) == n + len({tuple(s[s >= 0]) for s in ds.subsets[test]})
+        np.testing.assert_array_equal(P.remeasure(ds, test, draw=1, config=CFG, cache=cache),
+                                      again)             # read back, not measured again
+        with pytest.raises(ValueError, match="draw must be >= 1"):
+            P.remeasure(ds, test, draw=0, config=CFG, cache=cache)
+    whole = build_dataset(POOL, 3, max_tables=2, config=CFG, cache=tmp_path / "c.sqlite",
+                          progress=False)
+    with pytest.raises(ValueError, match="held_out_tables"):
+        P.split_by_table(whole)

@@ -74,13 +74,13 @@ def small_tasks():
 def test_all_methods_plans_in_omega(small_tasks):
     train, test = small_tasks
     prior = train_prior(train[:4], val_tasks=train[4:], epochs=2)
-    methods = {m: FAMILY.baselines[m] for m in bl.BASELINES}
+    methods = {m: FAMILY.baselines[m] for m in bl.HEURISTICS}
     # SurCo's variants (LANCER, also in surco_methods, has its own tests: test_lancer.py)
     methods.update({k: v for k, v in surco.surco_methods(FAMILY, prior, steps=15).items()
                     if k != "lancer"})
     cmp = surco.compare(FAMILY, test, methods, progress=False)
     runs = cmp.runs
-    assert {r.method for r in runs} == set(bl.BASELINES) | {"surco-zero", "surco-prior",
+    assert {r.method for r in runs} == set(bl.HEURISTICS) | {"surco-zero", "surco-prior",
                                                              "surco-prior-robust",
                                                              "surco-hybrid"}
     assert all(r.ok for r in runs), [r for r in runs if not r.ok]
@@ -94,7 +94,7 @@ def test_all_methods_plans_in_omega(small_tasks):
     for i in range(len(test)):
         cost = {r.method: r.value for r in runs if r.instance == i}
         assert cost["surco-zero"] <= min(v for m, v in cost.items()
-                                         if m in bl.BASELINES and m != "random") + 1e-6
+                                         if m in bl.HEURISTICS and m != "random") + 1e-6
     # the untrained residual prior returns TorchRec's plan; two epochs stay close to it
     assert rows["surco-prior"]["value"] <= 1.5 * rows["torchrec-greedy"]["value"]
 

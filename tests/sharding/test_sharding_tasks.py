@@ -115,13 +115,13 @@ def omega_tasks(pools):
     return tasks, _tight_tasks(test)
 
 
-@pytest.mark.parametrize("name", list(bl.BASELINES))
+@pytest.mark.parametrize("name", list(bl.HEURISTICS))
 def test_every_baseline_satisfies_omega(omega_tasks, name):
     tasks, tight = omega_tasks
     placed = 0
     for task in tasks + tight:
         try:
-            x = bl.BASELINES[name](task)
+            x = bl.HEURISTICS[name](task)
         except bl.BaselineError:
             assert any(task is t for t in tight)  # only tight memory may get a heuristic stuck
             continue
@@ -148,7 +148,7 @@ def test_greedy_respects_memory_when_it_binds():
     pool = TablePool(rows=[int(2.6e9 / 512), int(2.6e9 / 512), 1000, 1000],
                      dim=[128, 128, 4, 4], pooling=[1.0, 1.0, 50.0, 50.0], skew=[1.0] * 4)
     task = make_task(pool, [0, 1, 2, 3], 2, 5 * GB)
-    for name, fn in bl.BASELINES.items():
+    for name, fn in bl.HEURISTICS.items():
         x = fn(task)
         assert plan_violations(x, task) == [], name
         assert x[0].argmax() != x[1].argmax()
@@ -194,6 +194,6 @@ def test_cost_greedy_beats_trivial_baselines_on_average(pools):
     _, test = pools
     from surco.problems.sharding.cost import evaluate_plan
     tasks = generate_tasks(test, 30, 4, 4, seed=5)
-    mean = {n: np.mean([evaluate_plan(bl.BASELINES[n](t, seed=0), t) for t in tasks])
+    mean = {n: np.mean([evaluate_plan(bl.HEURISTICS[n](t, seed=0), t) for t in tasks])
             for n in ("random", "round-robin", "cost-greedy")}
     assert mean["cost-greedy"] < mean["round-robin"] and mean["cost-greedy"] < mean["random"]

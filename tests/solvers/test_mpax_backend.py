@@ -259,7 +259,7 @@ def test_missing_mpax_names_the_extra(monkeypatch):
 def test_compiled_zero_over_the_mpax_oracle():
     """SurCo-zero compiled into one XLA program over the PDHG LP (~30 s on 2 cores) follows
     the same trajectory as over the exact shortest-path oracle on the same flow polytope."""
-    from surco import compiled
+    import surco
     from surco.problems import routing as R
     from surco.solvers.jax_oracles import ShortestPath
 
@@ -269,8 +269,8 @@ def test_compiled_zero_over_the_mpax_oracle():
     problem = R.make_problem(5, omega="spec")
     y = R.generate(5, 0, regime="risk", q=1.0)
     exact = ShortestPath.from_oracle(R.oracle(5))
-    a = compiled.zero(problem, y, init=init(y), oracle=exact, **kw)
-    b = compiled.zero(problem, y, init=init(y), oracle=MpaxLP(exact.spec), **kw)
+    a = surco.zero(problem, y, init=init(y), oracle=exact, **kw)
+    b = surco.zero(problem, y, init=init(y), oracle=MpaxLP(exact.spec), **kw)
     np.testing.assert_allclose(b.x, a.x, atol=1e-6)
     np.testing.assert_allclose(b.f, a.f, rtol=1e-6)
     np.testing.assert_allclose(b.history["f"], a.history["f"], rtol=1e-5)

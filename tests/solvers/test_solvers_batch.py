@@ -12,7 +12,7 @@ import pytest
 from surco.solvers import (AssignmentOracle, InfeasibleError, RayExecutor, ShortestPathOracle,
                            SolverError, SolverStack, Status, UnboundedError, clear_worker_cache,
                            make_solver)
-from surco.solvers import base as solvers_base
+from surco.solvers import batching as solvers_base
 from solvers_fixtures import (ALL_BACKENDS, INFEASIBLE_LP, SHORTEST_PATH, UNBOUNDED_LP, Picky,
                               grid_edges, sharding_spec, takes, tol)
 

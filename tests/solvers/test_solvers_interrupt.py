@@ -86,8 +86,7 @@ def _grown(make_call: Callable[[object], Callable[[], object]], sizes: Iterable,
     pytest.fail(f"every call returned within {delay} s at sizes {sizes}: make the work larger")
 
 
-@pytest.fixture(autouse=True)
-def _no_solve_left_from_earlier_tests():
+def _wait_for_abandoned_solves() -> None:
     """Each test counts the helper threads its own call leaves busy, so it starts with none.
     A solve that an earlier test abandoned at its deadline (time-limit tests: the call
     returns, the solve ends in the background at its own limit) may still run, for longer
@@ -98,6 +97,11 @@ def _no_solve_left_from_earlier_tests():
     if blocking._POOL["busy"]:
         pytest.fail(f"{blocking._POOL['busy']} solve(s) left by earlier tests still run "
                     "after 600 s")
+
+
+@pytest.fixture(autouse=True)
+def _no_solve_left_from_earlier_tests():
+    _wait_for_abandoned_solves()
     yield
 
 
@@ -163,6 +167,7 @@ def test_one_sigint_during_a_long_qp_solve():
             break
     else:
         pytest.fail("the QP solved within 2 s at every size: make the work larger")
+    _wait_for_abandoned_solves()      # a probe abandoned at its time limit ends first
     qp = QuadraticSolver(spec, 1e-3, time_limit=2.0)
     latency = _interrupt_latency(lambda: qp.solve(c), delay=0.3)
     assert latency is not None and blocking.INTERRUPT_GRACE <= latency < LATENCY

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from surco import _atomic
+from surco import atomic as _atomic
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:

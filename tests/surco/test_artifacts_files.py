@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import surco
+from surco.outcome import StopReason
 from surco.prior.checkpoint import TrainingCheckpoint
 from surco.report import Report, read as read_report
 from surco.results import PriorResult, TrainHistory, ZeroResult
@@ -136,7 +137,8 @@ RECORDS = {
         ZeroResult, x=arrays(), f=FLOAT, true_cost=st.none() | FLOAT, c=arrays(), theta=arrays(),
         history=st.dictionaries(TEXT, st.lists(FLOAT, max_size=5), max_size=4),
         best_step=st.integers(0, 10**6), seconds=FLOAT, solver_seconds=FLOAT,
-        solver_calls=st.integers(0, 10**6), problem=TEXT, estimator=TEXT, stopped=TEXT),
+        solver_calls=st.integers(0, 10**6), problem=TEXT, estimator=TEXT,
+        stopped=st.sampled_from(list(StopReason)), error=st.none() | TEXT),
     PriorResult: st.builds(PriorResult, x=arrays(), f=FLOAT, true_cost=st.none() | FLOAT,
                            c=arrays(), seconds=FLOAT, problem=TEXT),
     TrainHistory: st.builds(TrainHistory, train_f=st.lists(FLOAT, max_size=6),

@@ -1,6 +1,6 @@
 """What the public entry points say about bad input, before any work is done (issue 23).
 
-* NaN / inf in instance data: every entry point (`surco.zero`, `surco.compiled.zero`,
+* NaN / inf in instance data: every entry point (`surco.zero` (both backends),
   `surco.prior.train`, `PriorModel.predict`, `surco.compare`) names the instance, the leaf's
   path, the first bad index and its value.
 * A misspelt keyword is the caller's: "unknown keyword 'stpes' (did you mean 'steps'?)",
@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import re
@@ -23,7 +24,6 @@ import pytest
 import scipy.sparse as sp
 
 import surco
-from surco import compiled
 from surco.lns import lns, lns_method, multichain_method, polish_method
 from surco.problems import assignment as A
 from surco.problems import routing as R
@@ -87,8 +87,8 @@ def test_zero_names_a_scalar_field_of_a_namedtuple():
 def test_compiled_zero_names_the_leaf():
     y = {k: np.array(v) for k, v in R.generate(4, seed=0, regime="risk", q=2.0).items()}
     y["mu"][3] = np.nan
-    with pytest.raises(ValueError, match=re.escape("surco.compiled.zero: y['mu'][3] is nan")):
-        compiled.zero(R.make_problem(4), y, steps=1)
+    with pytest.raises(ValueError, match=re.escape("surco.zero: y['mu'][3] is nan")):
+        surco.zero(R.make_problem(4), y, steps=1, backend="jax")
 
 
 def test_prior_train_names_train_and_val_instances():
@@ -121,8 +121,8 @@ def test_predict_and_compare_name_the_instance():
      "sigmma", "sigma"),
     (lambda: surco.prior.train(PROBLEM, [_y()], epoch=1), "surco.prior.train", "epoch",
      "epochs"),
-    (lambda: compiled.zero(R.make_problem(4), R.generate(4, seed=0), chunck=8),
-     "surco.compiled.zero", "chunck", "chunk"),
+    (lambda: surco.zero(R.make_problem(4), R.generate(4, seed=0), backend="jax", chunck=8),
+     "surco.zero", "chunck", "chunk"),
     (lambda: surco.hybrid(PROBLEM, _y(), None, stpes=3), "surco.hybrid", "stpes", "steps"),
     (lambda: surco.surco_methods(_family(), patiense=3), "surco_methods", "patiense",
      "patience"),
@@ -152,8 +152,8 @@ def test_valid_names_list_the_function_and_the_estimator():
     msg = str(info.value)
     assert "did you mean" not in msg                   # nothing close to suggest
     valid = msg.split("valid: ")[1].split(", ")
-    own = set(inspect.signature(surco.zero).parameters) - {"estimator_kw"}
-    assert own | {"lam", "projection"} == set(valid)   # zero's own and blackbox's fields
+    own = {f.name for f in dataclasses.fields(surco.ZeroConfig) if f.init}
+    assert own | {"lam", "projection"} == set(valid)   # ZeroConfig's fields and blackbox's
     # an estimator's real hyperparameter still goes through
     assert surco.zero(PROBLEM, _y(), lam=5.0, steps=1, key=0).x.shape == (N, M)
 

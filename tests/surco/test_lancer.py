@@ -13,6 +13,7 @@ from surco.budget import Budget, BudgetExhausted
 from surco.family import spec_violations
 from surco.lancer import landscape as L
 from surco.lancer import lancer_method, lancer_zero
+from surco.outcome import StopReason
 from surco.problems import assignment as A
 
 N, M = 6, 3
@@ -76,7 +77,7 @@ def test_rounds_limit_and_free_repeats(toy):
     y = items[0][0]
     meter, seen = _recording(prob, y, evaluations=1000)
     res = lancer_zero(prob, y, meter, init=A.mean_cost_heuristic(y), rounds=3, **KW)
-    assert res.rounds == 3 and res.stopped == "rounds"
+    assert res.rounds == 3 and res.stopped == StopReason.ITERATIONS
     # at most per_round new solutions a round, after the start's
     assert 1 <= meter.evaluations <= 1 + 3 * KW["per_round"]
     assert res.history["evaluations"][-1] == meter.evaluations

@@ -8,6 +8,7 @@ import surco
 from surco.budget import Budget
 from surco.family import spec_violations
 from surco.lns import gradient_rank, lns, lns_method, multichain_method, polish_method
+from surco.outcome import StopReason
 from surco.problems import assignment as A
 
 N, M = 6, 3
@@ -83,7 +84,8 @@ def test_evaluation_counter_is_exact(toy):
               backend="highs")
     distinct = {x.tobytes() for x in seen}
     assert len(seen) == len(distinct) == meter.evaluations <= 12
-    assert res.stopped in ("budget", "iterations")
+    assert res.stopped in (StopReason.BUDGET, StopReason.ITERATIONS)
+    assert isinstance(res.stopped, StopReason)
     if res.stopped == "budget":
         assert meter.evaluations == 12
     assert res.history["evaluations"][-1] == meter.evaluations

@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from surco.budget import Budget, BudgetExhausted
+from surco.outcome import StopReason
 from surco.problems import assignment
 from surco.search import Cardinality, RowChoice, local_search, simulated_annealing
 from surco.solvers import LinearSpec
@@ -406,7 +407,7 @@ def test_local_search_steepest_takes_the_best_move():
     meter = Budget(evaluations=10_000).start(f, evaluate_batch=fb)
     res = local_search(onehot(a0, 3), meter, nb, strategy="steepest", max_iterations=1)
     best = min(brute_row_neighbours(a0, omega), key=lambda b: f(onehot(b, 3)))
-    assert as_tuples([res.x])[0] == best and res.stopped == "max iterations"
+    assert as_tuples([res.x])[0] == best and res.stopped is StopReason.ITERATIONS
     assert meter.evaluations == 1 + len(brute_row_neighbours(a0, omega))
 
 

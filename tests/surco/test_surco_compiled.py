@@ -8,7 +8,6 @@ import optax
 import pytest
 
 import surco
-from surco import compiled
 from surco.estimators import get_estimator, solve_layer
 from surco.problems import routing as R
 from surco.solvers import InfeasibleError, ShortestPathOracle, make_solver
@@ -91,7 +90,12 @@ def test_jax_oracle_runs_without_host_callback():
     assert "callback" in host
 
 
-# -- SurCo-zero: compiled equals surco.zero -------------------------------------------------
+# -- SurCo-zero: backend "jax" equals the host backends ---------------------------------------
+def _jax_zero(*args, **kw):
+    """`surco.zero` with Ω solved inside XLA (the oracle derived from the problem's Ω)."""
+    return surco.zero(*args, backend="jax", **kw)
+
+
 def _same(a, b):
     assert a.f == b.f and a.true_cost == b.true_cost and a.best_step == b.best_step
     np.testing.assert_array_equal(a.x, b.x)
@@ -104,7 +108,7 @@ def test_compiled_zero_equals_zero_with_dijkstra():
     ys, theta0 = _routing(range(3), q=2.0)
     kw = dict(estimator="neg_identity", steps=8, init=theta0, key=0, optimizer=optax.sgd(1.0))
     host = surco.zero(R.make_problem(4), ys, **kw)
-    comp = compiled.zero(R.make_problem(4), ys, **kw)        # oracle from the problem's Ω
+    comp = _jax_zero(R.make_problem(4), ys, **kw)        # oracle from the problem's Ω
     for a, b in zip(host, comp):
         _same(a, b)
         assert b.solver_calls == 9 and b.history["solver_calls"][:2] == [1, 2]
@@ -119,7 +123,7 @@ def test_compiled_zero_equals_zero_with_glop_blackbox_patience_and_evaluate():
     kw = dict(estimator="blackbox", lam=100.0, lr=0.1, steps=20, patience=4, key=0,
               select="evaluate", init=theta0)
     host = surco.zero(problem, ys, backend="glop", **kw)
-    comp = compiled.zero(problem, ys, oracle=GRID, chunk=4, **kw)
+    comp = surco.zero(problem, ys, oracle=GRID, chunk=4, **kw)
     assert any(r.stopped == "patience" for r in host)
     for a, b in zip(host, comp):
         _same(a, b)
@@ -130,7 +134,7 @@ def test_compiled_zero_equals_zero_with_perturbed_one_instance():
     problem = R.make_problem(4, omega="spec")
     kw = dict(estimator="perturbed", sigma=0.5, n=3, lr=0.1, steps=6, key=3, init=theta0[0])
     _same(surco.zero(problem, ys[0], backend="glop", **kw),
-          compiled.zero(problem, ys[0], oracle=GRID, **kw))
+          surco.zero(problem, ys[0], oracle=GRID, **kw))
 
 
 def test_instances_solved_together_are_independent():
@@ -138,50 +142,50 @@ def test_instances_solved_together_are_independent():
     ys, theta0 = _routing(range(2))
     kw = dict(estimator="blackbox", lam=2.0, projection="norm", steps=6, key=0,
               no_progress_steps=None)
-    both = compiled.zero(R.make_problem(4), ys, init=theta0, **kw)
+    both = _jax_zero(R.make_problem(4), ys, init=theta0, **kw)
     for i in range(2):
-        _same(both[i], compiled.zero(R.make_problem(4), ys[i], init=theta0[i], **kw))
+        _same(both[i], _jax_zero(R.make_problem(4), ys[i], init=theta0[i], **kw))
 
 
 def test_second_call_on_same_shapes_hits_the_cache_and_compiles_nothing():
-    compiled.clear_cache()
+    surco.driver.clear_cache()
     ys, theta0 = _routing(range(4))
     problem = R.make_problem(4)
     kw = dict(estimator="blackbox", lam=10.0, steps=5, key=0)
-    first = compiled.zero(problem, ys[:2], init=theta0[:2], **kw)
-    assert compiled.cache_info() == {"hits": 0, "misses": 1, "entries": 1}
-    with compiled.compile_seconds() as ct:
-        second = compiled.zero(problem, ys[2:], init=theta0[2:], **kw)   # other instances
-    assert compiled.cache_info() == {"hits": 1, "misses": 1, "entries": 1}
+    first = _jax_zero(problem, ys[:2], init=theta0[:2], **kw)
+    assert surco.driver.cache_info() == {"hits": 0, "misses": 1, "entries": 1}
+    with surco.driver.compile_seconds() as ct:
+        second = _jax_zero(problem, ys[2:], init=theta0[2:], **kw)   # other instances
+    assert surco.driver.cache_info() == {"hits": 1, "misses": 1, "entries": 1}
     assert ct.seconds <= 0.05, f"second call compiled for {ct.seconds:.3f} s"
     assert [r.f for r in second] != [r.f for r in first]
     # steps up to the same chunk length share the program too
-    compiled.zero(problem, ys[:2], init=theta0[:2], **{**kw, "steps": 7})
-    assert compiled.cache_info()["hits"] == 2
+    _jax_zero(problem, ys[:2], init=theta0[:2], **{**kw, "steps": 7})
+    assert surco.driver.cache_info()["hits"] == 2
 
 
 def test_compiled_zero_failures_and_arguments():
     bad = surco.Problem("no-path", ShortestPathOracle(3, [(0, 1), (1, 0)], 0, 2),
                         lambda x, y: jnp.sum(x * y), cost_transform=jax.nn.softplus)
     with pytest.raises(InfeasibleError, match="step 0") as info:
-        compiled.zero(bad, jnp.ones(2), steps=3, key=0)
+        _jax_zero(bad, jnp.ones(2), steps=3, key=0)
     assert info.value.partial is None
     ys, _ = _routing([0])
     with pytest.raises(ValueError, match="has no JAX-native oracle; pass oracle="):
-        compiled.zero(R.make_problem(4, omega="spec"), ys[0], steps=1)
+        _jax_zero(R.make_problem(4, omega="spec"), ys[0], steps=1)
     with pytest.raises(ValueError, match=r"oracle 'top_k' has x shape \(5,\), but problem "
                                          r"'routing-4x4' has x shape \(48,\)"):
-        compiled.zero(R.make_problem(4), ys[0], oracle=TopK(5, 2), steps=1)
+        surco.zero(R.make_problem(4), ys[0], oracle=TopK(5, 2), steps=1)
     with pytest.raises(ValueError, match="estimator 'quadratic' does not run on a JAX oracle"):
-        compiled.zero(R.make_problem(4), ys[0], estimator="quadratic", steps=1)
+        _jax_zero(R.make_problem(4), ys[0], estimator="quadratic", steps=1)
     with pytest.raises(ValueError, match="chunk"):
-        compiled.zero(R.make_problem(4), ys[0], chunk=0, steps=1)
+        surco.zero(R.make_problem(4), ys[0], chunk=0, steps=1)
 
 
 def test_zero_backend_jax_and_a_jax_space_run_compiled():
     ys, theta0 = _routing(range(2))
     kw = dict(estimator="blackbox", lam=10.0, steps=5, key=0, init=theta0)
-    comp = compiled.zero(R.make_problem(4), ys, **kw)
+    comp = _jax_zero(R.make_problem(4), ys, **kw)
     for a, b in zip(surco.zero(R.make_problem(4), ys, backend="jax", **kw), comp):
         _same(a, b)
         assert np.isnan(a.solver_seconds)                         # solved inside XLA
@@ -202,10 +206,10 @@ def test_the_program_stops_inside_a_chunk_on_patience_and_target():
     problem = R.make_problem(4, omega="spec")
     est = get_estimator("blackbox", lam=100.0)
     opt = optax.adam(0.1)
-    compiled.clear_cache()
-    compiled.zero(problem, ys, oracle=GRID, estimator=est, optimizer=opt, steps=3, init=theta0,
+    surco.driver.clear_cache()
+    surco.zero(problem, ys, oracle=GRID, estimator=est, optimizer=opt, steps=3, init=theta0,
                   key=0, chunk=8)
-    (run,) = compiled._CACHE.values()
+    (run,) = surco.driver.program._CACHE.values()
     theta = jnp.asarray(theta0, jnp.float32)
     args = (theta, opt.init(theta), jax.random.key(0), stack_instances(problem, ys), np.int32(8))
     big, never = np.int32(2 ** 31 - 1), np.float64(-np.inf)
@@ -224,7 +228,7 @@ def test_the_program_stops_inside_a_chunk_on_patience_and_target():
     kw = dict(estimator="blackbox", lam=100.0, lr=0.1, steps=60, patience=3, key=0,
               init=theta0)
     host = surco.zero(problem, ys, backend="glop", **kw)
-    comp = compiled.zero(problem, ys, oracle=GRID, chunk=64, **kw)
+    comp = surco.zero(problem, ys, oracle=GRID, chunk=64, **kw)
     assert all(r.stopped == "patience" and len(r.history["f"]) < 61 for r in host)
     for a, b in zip(host, comp):
         _same(a, b)

@@ -7,8 +7,7 @@ import numpy as np
 import optax
 
 import surco
-from surco.zero import clear_program_cache, program_cache_info
-from surco.compiled import compile_seconds
+from surco.driver import clear_program_cache, compile_seconds, program_cache_info
 from surco.problems import assignment as A
 
 PROB = A.make_problem(6, 3)
@@ -67,7 +66,7 @@ def test_concurrent_runs_do_not_share_a_program():
 
 def test_an_equal_optimiser_built_again_hits_the_cache_and_a_different_one_does_not():
     # a notebook loop that builds optax.adam(0.1) per instance must not recompile per call
-    from surco._engine import optimizer_key
+    from surco.driver.program import optimizer_key
     assert optimizer_key(optax.adam(0.1)) == optimizer_key(optax.adam(0.1))
     assert optimizer_key(optax.adam(0.1)) != optimizer_key(optax.adam(0.2))
     assert optimizer_key(optax.adam(0.1)) != optimizer_key(optax.sgd(0.1))

@@ -20,7 +20,7 @@ from surco.budget import Budget, BudgetExhausted
 from surco.problems import assignment as A
 from surco.solvers import (InfeasibleError, LinearSpec, Solver, SolverError, SolverTimeout,
                            Status, make_solver)
-from surco.zero import NoProgressWarning
+from surco import NoProgressWarning
 
 N, M = 8, 3
 PROB = A.make_problem(N, M)

@@ -10,13 +10,17 @@ measured (`surco.problems.sharding.comm`). Modules, from the operator up:
   `pack_lookups`) and the forward / backward / training step;
 * `memory` — what a measurement needs and the device allows (`check_fits`,
   `TableTooLargeError` before any allocation), weight buffers kept between measurements;
-* `timing` — `ProfilerConfig` and `time_step` (compiled ahead of time, synchronised,
-  median and spread of timed runs);
-* `measure` — table sets and plans (`profile_tables`, `profile_plan`) and the profiler as a
-  cost model, `MeasuredCostModel`;
-* `cache` — the SQLite `MeasurementCache` (several writers, crash-safe, never reset);
-* `dataset` — measured random subsets of a pool (`build_dataset`, resumable;
-  `bundled_dataset`);
+* `programs` — the default ``"arena"`` engine: shape-stable programs over one weight
+  arena, compiled once per size class and reused across table sets and plans;
+* `timing` — `ProfilerConfig`, `time_sets` (arena engine: several sets timed in one session)
+  and `time_step` (the ``"fused"`` engine: one program per set); compiled ahead of time,
+  synchronised, median and spread of timed runs;
+* `measure` — table sets and plans (`profile_sets`, `profile_tables`, `profile_plan`,
+  `profile_plans`) and the profiler as a cost model, `MeasuredCostModel`;
+* `cache` — the SQLite `MeasurementCache` (several writers, crash-safe, never reset; every
+  measurement kept, repeated ones as numbered draws);
+* `dataset` — measured random subsets of a pool (`build_dataset`, resumable, with
+  held-out tables; `remeasure`; `bundled_dataset`);
 * `learned` — `LearnedCostModel`, the DreamShard-style network `LearnedCostNet` as a
   differentiable cost model; `training` — `train_cost_model` and its held-out report.
 
@@ -30,33 +34,37 @@ analytic model, so the one problem constructor takes them::
 """
 from .cache import CacheError, CacheKey, MeasurementCache
 from .dataset import (DATA_DIR, ProfiledDataset, build_dataset, bundled_dataset,
-                      default_cache_path, draw_subset)
+                      default_cache_path, draw_subset, remeasure)
 from .embedding_bag import (FusedLayout, embedding_bag_backward, embedding_bag_forward,
                             embedding_bag_step, pack_lookups, pack_weights, unpack_weights)
 from .learned import (HEADS, INPUT_NAMES, LearnedCostModel, LearnedCostNet, table_inputs,
                       task_inputs)
-from .measure import (MeasuredCostModel, Measurement, PlanMeasurement, assignment_of,
-                      lookup_seed, profile_plan, profile_tables, sample_table_lookups,
-                      table_signature, task_pool)
+from .measure import (SESSION_SETS, MeasuredCostModel, Measurement, PlanMeasurement,
+                      assignment_of, lookup_seed, profile_plan, profile_plans, profile_sets,
+                      profile_tables, sample_table_lookups, table_signature, task_pool)
 from .memory import (CPU_MEMORY_FRACTION, DTYPES, GPU_MEMORY_FRACTION, TableTooLargeError,
                      check_fits, default_device, device_memory_limit, held_bytes,
                      memory_needed, release_buffers)
-from .timing import (CPU_BATCH_SIZE, GPU_BATCH_SIZE, PROFILER_VERSION, ProfilerConfig,
-                     time_step)
-from .training import (TrainReport, dataset_inputs, kendall_tau, mape, split_indices,
-                       train_cost_model)
+from .programs import compile_count
+from .timing import (CPU_BATCH_SIZE, CPU_XLA_FLAGS, ENGINES, FUSED_VERSION, GPU_BATCH_SIZE,
+                     PROFILER_VERSION, ProfilerConfig, time_sets, time_step)
+from .training import (TrainReport, dataset_inputs, kendall_tau, mape, split_by_table,
+                       split_indices, train_cost_model)
 
 __all__ = [
-    "CPU_BATCH_SIZE", "CPU_MEMORY_FRACTION", "CacheError", "CacheKey", "DATA_DIR", "DTYPES",
-    "FusedLayout", "GPU_BATCH_SIZE", "GPU_MEMORY_FRACTION", "HEADS", "INPUT_NAMES",
+    "CPU_BATCH_SIZE", "CPU_MEMORY_FRACTION", "CPU_XLA_FLAGS", "CacheError", "CacheKey",
+    "DATA_DIR", "DTYPES", "ENGINES", "FUSED_VERSION", "FusedLayout", "GPU_BATCH_SIZE",
+    "GPU_MEMORY_FRACTION", "HEADS", "INPUT_NAMES",
     "LearnedCostModel", "LearnedCostNet", "MeasuredCostModel", "Measurement",
     "MeasurementCache", "PROFILER_VERSION", "PlanMeasurement", "ProfiledDataset",
-    "ProfilerConfig", "TableTooLargeError", "TrainReport", "assignment_of", "build_dataset",
-    "bundled_dataset", "check_fits", "dataset_inputs", "default_cache_path",
+    "ProfilerConfig", "SESSION_SETS", "TableTooLargeError", "TrainReport", "assignment_of",
+    "build_dataset", "bundled_dataset", "check_fits", "compile_count", "dataset_inputs",
+    "default_cache_path",
     "default_device", "device_memory_limit", "draw_subset", "embedding_bag_backward",
     "embedding_bag_forward", "embedding_bag_step", "held_bytes", "kendall_tau",
     "lookup_seed", "mape", "memory_needed", "pack_lookups", "pack_weights", "profile_plan",
-    "profile_tables", "release_buffers", "sample_table_lookups", "split_indices",
-    "table_inputs", "table_signature", "task_inputs", "task_pool", "time_step",
+    "profile_plans", "profile_sets", "profile_tables", "release_buffers", "remeasure",
+    "sample_table_lookups", "split_by_table", "split_indices", "table_inputs",
+    "table_signature", "task_inputs", "task_pool", "time_sets", "time_step",
     "train_cost_model", "unpack_weights",
 ]

@@ -1,12 +1,20 @@
 """On-disk cache of profiler measurements: one SQLite file (standard library ``sqlite3``).
 
-Measuring a table set on a GPU is expensive and deterministic enough to keep, so every
-measurement of the profiler (`measure.profile_tables`) is stored under a key made of
+Measuring a table set is expensive, so every measurement of the profiler
+(`measure.profile_sets`) is stored under a key made of
 
-    (device kind, table-set signature, batch size, dtype, profiler version)
+    (device kind, table-set signature, batch size, dtype, profiler version, setting, draw)
 
 and reused by later runs (the dataset builder resumes from it, plan evaluation skips what
-is already measured).
+is already measured, a bench that stopped resumes). The *setting* names the timing protocol
+(`timing.ProfilerConfig.setting`); the *draw* numbers repeated measurements of one set:
+draw 0 is the one searches read, draws 1, 2, ... are fresh re-measurements (of final plans,
+of the repeatability check), each kept as well. Nothing is ever overwritten or deleted.
+
+Schema version 2 (one table ``samples``, keyed by all seven fields) replaced version 1 (one
+table ``measurements``, without setting and draw): a version-1 file is upgraded in place on
+opening, its rows copied into ``samples`` as (setting ``""``, draw 0) and the old table left
+as it was.
 
 Guarantees:
 
@@ -32,21 +40,29 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 APPLICATION = "surco-profiler-cache"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 60.0
 
-_CREATE = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS measurements ("
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+_SAMPLES = (
+    "CREATE TABLE IF NOT EXISTS samples ("
     " device_kind TEXT NOT NULL,"
     " signature TEXT NOT NULL,"
     " batch_size INTEGER NOT NULL,"
     " dtype TEXT NOT NULL,"
     " profiler_version INTEGER NOT NULL,"
+    " setting TEXT NOT NULL,"
+    " draw INTEGER NOT NULL,"
     " payload TEXT NOT NULL,"
     " created REAL NOT NULL,"
-    " PRIMARY KEY (device_kind, signature, batch_size, dtype, profiler_version))",
-)
+    " PRIMARY KEY (device_kind, signature, batch_size, dtype, profiler_version, setting,"
+    " draw))")
+_COLUMNS = ["device_kind", "signature", "batch_size", "dtype", "profiler_version", "setting",
+            "draw", "payload", "created"]
+_V1_COLUMNS = ["device_kind", "signature", "batch_size", "dtype", "profiler_version",
+               "payload", "created"]
+_WHERE = ("device_kind = ? AND signature = ? AND batch_size = ? AND dtype = ? AND "
+          "profiler_version = ? AND setting = ? AND draw = ?")
 
 
 class CacheError(RuntimeError):
@@ -62,7 +78,12 @@ class CacheKey:
       signature: a hash of the table set (`measure.table_signature`).
       batch_size: samples per batch.
       dtype: weight dtype name, ``"float32"`` or ``"float16"``.
-      profiler_version: `timing.PROFILER_VERSION` that produced the measurement.
+      profiler_version: the profiler version that produced the measurement
+        (`timing.ProfilerConfig.version`).
+      setting: the timing protocol (`timing.ProfilerConfig.setting`; ``""`` for the fused
+        engine's measurements, which predate it).
+      draw: which measurement of the set: 0 is the one searches read, 1, 2, ... fresh
+        re-measurements.
     """
 
     device_kind: str
@@ -70,22 +91,28 @@ class CacheKey:
     batch_size: int
     dtype: str
     profiler_version: int
+    setting: str = ""
+    draw: int = 0
 
     def __post_init__(self):
         for name in ("device_kind", "signature", "dtype"):
             v = getattr(self, name)
             if not isinstance(v, str) or not v:
                 raise ValueError(f"CacheKey.{name} must be a non-empty string, got {v!r}")
-        for name in ("batch_size", "profiler_version"):
+        if not isinstance(self.setting, str):
+            raise ValueError(f"CacheKey.setting must be a string, got {self.setting!r}")
+        for name in ("batch_size", "profiler_version", "draw"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"CacheKey.{name} must be an int, got {v!r}")
         if self.batch_size < 1:
             raise ValueError(f"CacheKey.batch_size must be >= 1, got {self.batch_size}")
+        if self.draw < 0:
+            raise ValueError(f"CacheKey.draw must be >= 0, got {self.draw}")
 
     def as_tuple(self) -> tuple:
         return (self.device_kind, self.signature, self.batch_size, self.dtype,
-                self.profiler_version)
+                self.profiler_version, self.setting, self.draw)
 
 
 class MeasurementCache:
@@ -155,32 +182,52 @@ class MeasurementCache:
         try:
             con.execute("BEGIN IMMEDIATE")
             try:
-                for stmt in _CREATE:
-                    con.execute(stmt)
-                meta = dict(con.execute("SELECT key, value FROM meta"))
-                if not meta:
-                    con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                                    [("application", APPLICATION),
-                                     ("schema_version", str(SCHEMA_VERSION)),
-                                     ("created", repr(time.time()))])
-                    meta = {"application": APPLICATION, "schema_version": str(SCHEMA_VERSION)}
+                meta = self._init_or_upgrade()
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
         except sqlite3.DatabaseError as e:
             raise self._fail("cannot initialise or read the cache tables", e) from e
+        cols = [r[1] for r in con.execute("PRAGMA table_info(samples)")]
+        if cols != _COLUMNS:
+            raise self._fail(f"table 'samples' has columns {cols}, expected {_COLUMNS}")
+
+    def _init_or_upgrade(self) -> dict:
+        """In the open write transaction: a new file gets the version-2 tables; a version-1
+        file is upgraded (rows copied into ``samples``, the old table kept). Returns the
+        metadata; raises `CacheError` for a foreign or unknown-version file."""
+        con = self._con
+        con.execute(_META)
+        meta = dict(con.execute("SELECT key, value FROM meta"))
+        if not meta:
+            con.execute(_SAMPLES)
+            con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                            [("application", APPLICATION),
+                             ("schema_version", str(SCHEMA_VERSION)),
+                             ("created", repr(time.time()))])
+            return {"application": APPLICATION, "schema_version": str(SCHEMA_VERSION)}
         if meta.get("application") != APPLICATION:
             raise self._fail(f"metadata says application={meta.get('application')!r}, "
                              f"expected {APPLICATION!r}")
+        if meta.get("schema_version") == "1":
+            cols = [r[1] for r in con.execute("PRAGMA table_info(measurements)")]
+            if cols != _V1_COLUMNS:
+                raise self._fail(f"schema version 1 with table 'measurements' columns "
+                                 f"{cols}, expected {_V1_COLUMNS}")
+            con.execute(_SAMPLES)
+            con.execute("INSERT OR IGNORE INTO samples SELECT device_kind, signature, "
+                        "batch_size, dtype, profiler_version, '', 0, payload, created "
+                        "FROM measurements")
+            con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                        (str(SCHEMA_VERSION),))
+            con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                        ("upgraded_from_1", repr(time.time())))
+            meta["schema_version"] = str(SCHEMA_VERSION)
         if meta.get("schema_version") != str(SCHEMA_VERSION):
             raise self._fail(f"schema version {meta.get('schema_version')!r}, this code "
-                             f"reads version {SCHEMA_VERSION}")
-        cols = [r[1] for r in con.execute("PRAGMA table_info(measurements)")]
-        expected = ["device_kind", "signature", "batch_size", "dtype", "profiler_version",
-                    "payload", "created"]
-        if cols != expected:
-            raise self._fail(f"table 'measurements' has columns {cols}, expected {expected}")
+                             f"reads version {SCHEMA_VERSION} (and upgrades version 1)")
+        return meta
 
     def _check_integrity(self) -> None:
         try:
@@ -194,10 +241,8 @@ class MeasurementCache:
     def get(self, key: CacheKey) -> dict[str, Any] | None:
         """The stored measurement for ``key``, or None when there is none."""
         try:
-            row = self._con.execute(
-                "SELECT payload FROM measurements WHERE device_kind = ? AND signature = ? "
-                "AND batch_size = ? AND dtype = ? AND profiler_version = ?",
-                key.as_tuple()).fetchone()
+            row = self._con.execute(f"SELECT payload FROM samples WHERE {_WHERE}",
+                                    key.as_tuple()).fetchone()
         except sqlite3.DatabaseError as e:
             raise self._fail("read failed", e) from e
         return None if row is None else json.loads(row[0])
@@ -215,9 +260,8 @@ class MeasurementCache:
         text = json.dumps(dict(payload), allow_nan=False)
         try:
             cur = self._con.execute(
-                "INSERT OR IGNORE INTO measurements (device_kind, signature, batch_size, "
-                "dtype, profiler_version, payload, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (*key.as_tuple(), text, time.time()))
+                f"INSERT OR IGNORE INTO samples ({', '.join(_COLUMNS)}) VALUES "
+                f"({', '.join('?' * len(_COLUMNS))})", (*key.as_tuple(), text, time.time()))
         except sqlite3.DatabaseError as e:
             raise self._fail("write failed", e) from e
         return cur.rowcount == 1
@@ -226,14 +270,13 @@ class MeasurementCache:
         return self.get(key) is not None
 
     def __len__(self) -> int:
-        return int(self._con.execute("SELECT COUNT(*) FROM measurements").fetchone()[0])
+        return int(self._con.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
 
     def items(self) -> Iterator[tuple[CacheKey, dict[str, Any]]]:
         """All (key, payload) pairs, in insertion order."""
         for row in self._con.execute(
-                "SELECT device_kind, signature, batch_size, dtype, profiler_version, payload "
-                "FROM measurements ORDER BY rowid").fetchall():
-            yield CacheKey(*row[:5]), json.loads(row[5])
+                f"SELECT {', '.join(_COLUMNS[:-1])} FROM samples ORDER BY rowid").fetchall():
+            yield CacheKey(*row[:7]), json.loads(row[7])
 
     def close(self) -> None:
         self._con.close()

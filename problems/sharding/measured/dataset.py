@@ -1,8 +1,12 @@
 """A measured dataset for learning the sharding cost model (DreamShard, Zha et al. 2022, §4).
 
 Random subsets of a table pool (usually the train pool of `tables.split_pool`) are placed
-on one device each and measured by the profiler (`measure.profile_tables`): forward and
-backward time of the fused embedding-bag step. Each subset also carries the modelled
+on one device each and measured by the profiler (`measure.profile_sets`, 16 per session):
+forward and backward time of the fused embedding-bag step. A share of the pool's tables
+can be held out (``held_out_tables``): some subsets are drawn among them only, the others
+among the rest only, so that a model can be evaluated on tables it never saw
+(`training.split_by_table`); `remeasure` measures subsets again (a new draw: the
+profiler's repeatability on them). Each subset also carries the modelled
 communication time it would send in a ``num_devices``-device plan (`send_ms`, see
 `comm.alltoall_ms`; modelled, not measured). Measurements go through the SQLite
 `cache.MeasurementCache`, so an interrupted build resumes where it stopped: subsets are a
@@ -30,12 +34,14 @@ from ..comm import exchange_ms, pooled_bytes
 from ..tables import TablePool, scale_features, table_features
 from ..tasks import DEFAULT_CAPACITY
 from .cache import MeasurementCache
-from .measure import profile_tables
+from .measure import SESSION_SETS, profile_sets
 from .memory import default_device
-from .timing import PROFILER_VERSION, ProfilerConfig
+from .timing import ProfilerConfig
 
 FORMAT = "surco-profiled-dataset"
 FORMAT_VERSION = 1
+__all__ = ["DATA_DIR", "ProfiledDataset", "build_dataset", "bundled_dataset",
+           "default_cache_path", "draw_subset", "remeasure"]
 
 
 def default_cache_path() -> Path:
@@ -131,7 +137,7 @@ class ProfiledDataset:
         """Write one compressed ``.npz`` (arrays plus the meta as JSON), atomically (a
         reader finds the previous file or the new one, never a part); ``.npz`` is appended
         to a path that does not end in it, and an existing file is replaced."""
-        from surco._atomic import atomic_open
+        from surco.atomic import atomic_open
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")
@@ -187,20 +193,24 @@ def bundled_dataset(name: str = "cpu") -> ProfiledDataset:
 
 
 def draw_subset(pool: TablePool, index: int, *, seed: int, min_tables: int, max_tables: int,
-                max_bytes: float, bytes_per_element: int = 4) -> np.ndarray:
-    """The ``index``-th random subset: a deterministic function of (seed, index).
+                max_bytes: float, bytes_per_element: int = 4,
+                tables: np.ndarray | None = None) -> np.ndarray:
+    """The ``index``-th random subset: a deterministic function of (seed, index, tables).
 
-    Its size is uniform on ``[min_tables, max_tables]``, its tables uniform without
-    replacement; a draw over ``max_bytes`` of weights is redrawn (rejection, not clipping).
+    Its size is uniform on ``[min_tables, max_tables]`` (at most ``len(tables)``), its
+    tables uniform without replacement among ``tables`` (default: the whole pool); a draw
+    over ``max_bytes`` of weights is redrawn (rejection, not clipping).
 
     Raises:
       ValueError: no subset of ``min_tables`` tables fits ``max_bytes`` after 1000 draws.
     """
     rng = np.random.default_rng([int(seed), int(index)])
     size = pool.size_bytes(bytes_per_element)
+    cand = np.arange(len(pool)) if tables is None else np.asarray(tables, np.int64)
+    hi = min(int(max_tables), cand.size)
     for _ in range(1000):
-        k = int(rng.integers(min_tables, max_tables + 1))
-        ids = np.sort(rng.choice(len(pool), size=k, replace=False))
+        k = int(rng.integers(min_tables, hi + 1))
+        ids = np.sort(rng.choice(cand, size=k, replace=False))
         if size[ids].sum() <= max_bytes:
             return ids
     raise ValueError(f"no subset of {min_tables}-{max_tables} tables under "
@@ -212,8 +222,9 @@ def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
                   config: ProfilerConfig = ProfilerConfig(),
                   cache: MeasurementCache | str | os.PathLike | None = None,
                   num_devices: int = 4, device: jax.Device | None = None,
-                  max_seconds: float | None = None,
-                  progress: bool = True) -> ProfiledDataset:
+                  max_seconds: float | None = None, progress: bool = True,
+                  held_out_tables: np.ndarray | None = None, held_out_every: int = 5,
+                  draw: int = 0) -> ProfiledDataset:
     """Measure ``n_subsets`` random table subsets of ``pool`` (resumable).
 
     Args:
@@ -231,6 +242,11 @@ def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
       max_seconds: stop measuring after this much wall time and return the subsets done so
         far (``meta["complete"]`` is False); run again to continue.
       progress: show a tqdm bar.
+      held_out_tables: table indices kept for a held-out split by table
+        (`training.split_by_table`): every ``held_out_every``-th subset is drawn among them
+        only, the others among the remaining tables only.
+      draw: which measurement of each subset (0, or >= 1 for fresh re-measurements of the
+        same subsets: same seed and sizes give the same subsets).
 
     Returns:
       A `ProfiledDataset` (the subsets in index order).
@@ -252,29 +268,37 @@ def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
     store = MeasurementCache(default_cache_path() if cache is None else cache) \
         if own_cache else cache
     batch = config.batch_for(device)
+    held = None if held_out_tables is None else np.unique(np.asarray(held_out_tables))
+    rest = None if held is None else np.setdiff1d(np.arange(len(pool)), held)
     t0 = time.perf_counter()
     subsets, recs = [], []
     measured = cached = 0
     measure_s = 0.0
     try:
-        bar = tqdm(range(int(n_subsets)), desc=f"profiling subsets on {device.device_kind}",
+        bar = tqdm(total=int(n_subsets), desc=f"profiling subsets on {device.device_kind}",
                    disable=not progress, unit="set")
-        for i in bar:
+        for at in range(0, int(n_subsets), SESSION_SETS):
             if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
                 break
-            ids = draw_subset(pool, i, seed=seed, min_tables=int(min_tables),
-                              max_tables=int(max_tables), max_bytes=max_bytes,
-                              bytes_per_element=config.bytes_per_element)
+            part = []
+            for i in range(at, min(at + SESSION_SETS, int(n_subsets))):
+                among = None if held is None else (held if i % held_out_every == 0 else rest)
+                part.append(draw_subset(pool, i, seed=seed, min_tables=int(min_tables),
+                                        max_tables=int(max_tables), max_bytes=max_bytes,
+                                        bytes_per_element=config.bytes_per_element,
+                                        tables=among))
             t1 = time.perf_counter()
-            m = profile_tables(pool.subset(ids), config, cache=store, device=device)
-            if m.cached:
-                cached += 1
-            else:
-                measured += 1
+            ms = profile_sets([pool.subset(ids) for ids in part], config, cache=store,
+                              device=device, draw=draw)
+            new = sum(not m.cached for m in ms)
+            measured, cached = measured + new, cached + len(ms) - new
+            if new:
                 measure_s += time.perf_counter() - t1
-            subsets.append(ids)
-            recs.append(m)
+            subsets += part
+            recs += ms
+            bar.update(len(part))
             bar.set_postfix(measured=measured, cached=cached)
+        bar.close()
     finally:
         if own_cache:
             store.close()
@@ -290,7 +314,10 @@ def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
                        config.link_gbps * 1e9)
     meta: dict[str, Any] = {
         "device_kind": device.device_kind, "platform": device.platform, "batch_size": batch,
-        "dtype": config.dtype, "profiler_version": PROFILER_VERSION,
+        "dtype": config.dtype, "profiler_version": config.version,
+        "setting": config.setting(device), "draw": int(draw), "engine": config.engine,
+        "held_out_tables": None if held is None else held.tolist(),
+        "held_out_every": int(held_out_every),
         "num_devices": D, "link_gbps": config.link_gbps,
         "link_latency_us": config.link_latency_us, "pool_seed": int(pool.seed),
         "subset_seed": int(seed), "min_tables": int(min_tables),
@@ -306,3 +333,25 @@ def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
         fwd_ms=np.array([m.fwd_ms for m in recs]), bwd_ms=np.array([m.bwd_ms for m in recs]),
         fwd_iqr_ms=np.array([m.fwd_iqr_ms for m in recs]),
         bwd_iqr_ms=np.array([m.bwd_iqr_ms for m in recs]), send_ms=send, meta=meta)
+
+
+def remeasure(data: ProfiledDataset, index: np.ndarray, *, draw: int,
+              config: ProfilerConfig = ProfilerConfig(),
+              cache: MeasurementCache | None = None,
+              device: jax.Device | None = None) -> np.ndarray:
+    """Measured compute (fwd + bwd, ms) of the subsets ``data.subsets[index]`` again, as
+    measurement ``draw`` (>= 1: fresh, stored apart in the cache): the profiler's
+    repeatability on the same subsets.
+
+    Raises:
+      ValueError: ``draw`` is 0 (that is the dataset's own measurement).
+    """
+    if int(draw) < 1:
+        raise ValueError(f"remeasure: draw must be >= 1 (0 is the dataset's), got {draw}")
+    pool = data.pool()
+    pools = [pool.subset(s[s >= 0]) for s in data.subsets[np.asarray(index)]]
+    out = []
+    for at in range(0, len(pools), SESSION_SETS):
+        out += [m.compute_ms for m in profile_sets(pools[at:at + SESSION_SETS], config,
+                                                   cache=cache, device=device, draw=draw)]
+    return np.asarray(out, np.float64)

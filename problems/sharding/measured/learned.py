@@ -212,7 +212,7 @@ class LearnedCostModel(ShardingCostModel):
         """One ``.npz``: the parameters (flax msgpack) and the normalisation / meta (JSON),
         written atomically; ``.npz`` is appended to a path that does not end in it, and an
         existing file is replaced."""
-        from surco._atomic import atomic_open
+        from surco.atomic import atomic_open
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")

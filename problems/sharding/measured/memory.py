@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CPU_MEMORY_FRACTION", "DTYPES", "GPU_MEMORY_FRACTION", "TableTooLargeError",
            "check_fits", "default_device", "device_memory_limit", "held_bytes",
-           "memory_needed", "release_buffers"]
+           "memory_needed", "release_buffers", "take_arena", "keep_arena", "take_buffers",
+           "keep_buffers", "fill_device"]
 
 #: Weight dtypes the profiler measures (pooling accumulates in float32).
 DTYPES = {"float32": jnp.float32, "float16": jnp.float16}
@@ -113,13 +114,13 @@ def release_buffers(device: jax.Device | None = None) -> int:
     return freed
 
 
-def _take_buffers(layout: "FusedLayout", dtype_name: str, device: jax.Device, budget: int,
-                  seed: int) -> list[jax.Array]:
+def take_buffers(layout: "FusedLayout", dtype_name: str, device: jax.Device, budget: int,
+                 seed: int) -> list[jax.Array]:
     """Weight buffers for ``layout``: kept ones that are large enough, new ones otherwise.
 
     Kept buffers of other dims are freed when keeping them would exceed ``budget`` bytes;
     a kept buffer larger than needed is replaced by an exact one when the set would not
-    fit otherwise. New buffers are filled on the device (`_fill`).
+    fit otherwise. New buffers are filled on the device (`fill_device`).
     """
     dtype = DTYPES[dtype_name]
     itemsize = np.dtype(dtype).itemsize
@@ -143,17 +144,69 @@ def _take_buffers(layout: "FusedLayout", dtype_name: str, device: jax.Device, bu
                                                           layout.group_dims)) if u is None]
     out = list(usable)
     if new:
-        init = jax.jit(lambda sd: [_fill(sh, dtype, sd + jnp.uint32(g)) for g, sh in new])
+        init = jax.jit(lambda sd: [fill_device(sh, dtype, sd + jnp.uint32(g)) for g, sh in new])
         # the committed seed places the program, hence the buffers, on ``device``
         for (g, _), buf in zip(new, init(jax.device_put(np.uint32(seed % 2 ** 31), device))):
             out[g] = buf
     for k in keys:
-        _BUFFERS.pop(k, None)          # owned by the caller until `_keep_buffers`
+        _BUFFERS.pop(k, None)          # owned by the caller until `keep_buffers`
     return out
 
 
-def _keep_buffers(layout: "FusedLayout", dtype_name: str, device: jax.Device,
-                  weights: Sequence[jax.Array]) -> None:
+#: `_BUFFERS` dim of the arena (the `programs` engine's one weight buffer per device, dtype).
+_ARENA_DIM = 0
+#: Growth of the arena when a set needs more than it holds: fewer regrowths (each one
+#: refills the arena and recompiles the programs keyed by its size).
+ARENA_GROWTH = 1.5
+
+
+def take_arena(device: jax.Device, dtype_name: str, rows: int, budget: int, seed: int = 0,
+               width: int = 128) -> jax.Array:
+    """The ``(R, width)`` weight arena of ``device`` and ``dtype_name`` with ``R >= rows``:
+    the kept one when it is large enough, else a new one of ``max(rows, ARENA_GROWTH x the
+    kept one's rows)`` rows (within ``budget`` bytes; kept buffers of the fused engine are
+    given back first when needed), filled on the device (`fill_device`).
+
+    The caller owns the arena until `keep_arena` (it is donated to the programs).
+
+    Raises:
+      TableTooLargeError: ``rows`` rows do not fit ``budget`` bytes.
+    """
+    itemsize = np.dtype(DTYPES[dtype_name]).itemsize
+    key = _buffer_key(device, dtype_name, _ARENA_DIM)
+    kept = _BUFFERS.pop(key, None)
+    if kept is not None and kept.shape[0] >= rows and kept.shape[1] == width:
+        return kept
+    row_bytes = width * itemsize
+    if rows * row_bytes > budget:
+        if kept is not None:
+            _BUFFERS[key] = kept
+        raise TableTooLargeError(
+            f"the weight arena needs {rows * row_bytes / 2**30:.3f} GiB, more than the "
+            f"{budget / 2**30:.3f} GiB allowed")
+    grown = 0 if kept is None else int(ARENA_GROWTH * kept.shape[0])
+    want = max(int(rows), grown)
+    want = max(int(rows), min(want, budget // row_bytes))
+    if kept is not None:
+        kept.delete()
+    others = held_bytes(device)
+    if others + want * row_bytes > budget:
+        release_buffers(device)
+    init = jax.jit(lambda sd: fill_device((want, width), DTYPES[dtype_name], sd))
+    return init(jax.device_put(np.uint32(seed % 2 ** 31), device))
+
+
+def keep_arena(device: jax.Device, dtype_name: str, arena: jax.Array) -> None:
+    """Keep ``arena`` for later measurements (after the programs that donated it)."""
+    if not arena.is_deleted():
+        _BUFFERS[_buffer_key(device, dtype_name, _ARENA_DIM)] = arena
+
+
+def keep_buffers(layout: "FusedLayout", dtype_name: str, device: jax.Device,
+                 weights: Sequence[jax.Array]) -> None:
+    """Give ``weights`` (from `take_buffers` for ``layout``) back to the cache, so that the
+    next plan of the same dtype on ``device`` reuses them instead of allocating; buffers
+    already deleted are skipped."""
     for d, w in zip(layout.group_dims, weights):
         if not w.is_deleted():
             _BUFFERS[_buffer_key(device, dtype_name, d)] = w
@@ -199,7 +252,7 @@ def check_fits(rows: Sequence[int], dims: Sequence[int], lookups: Sequence[int],
             f"allowed on {where}; largest tables: {largest}. Nothing was allocated.")
 
 
-def _fill(shape: tuple[int, int], dtype, seed: jax.Array) -> jax.Array:
+def fill_device(shape: tuple[int, int], dtype, seed: jax.Array) -> jax.Array:
     """Hashed values in [-0.05, 0.05) written on the device at memory speed.
 
     A multiplicative hash of (row, column, seed): distinct pseudo-random values

@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 from .dataset import ProfiledDataset
 from .learned import HEADS, LearnedCostModel, LearnedCostNet, table_inputs
 
-__all__ = ["TrainReport", "dataset_inputs", "kendall_tau", "mape", "split_indices",
-           "train_cost_model"]
+__all__ = ["TrainReport", "dataset_inputs", "kendall_tau", "mape", "split_by_table",
+           "split_indices", "train_cost_model"]
 
 
 def mape(pred: np.ndarray, true: np.ndarray) -> float:
@@ -98,6 +98,27 @@ def split_indices(n: int, test_fraction: float, val_fraction: float,
         raise ValueError(f"{n} subsets are too few for this split")
     return (np.sort(perm[n_test + n_val:]), np.sort(perm[n_test:n_test + n_val]),
             np.sort(perm[:n_test]))
+
+
+def split_by_table(data: ProfiledDataset) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, test)`` subset indices of a dataset built with held-out tables
+    (`dataset.build_dataset(held_out_tables=...)`): test subsets hold only held-out
+    tables, training subsets none; a model evaluated on the test subsets has never seen
+    their tables.
+
+    Raises:
+      ValueError: the dataset has no held-out tables, or a part is empty.
+    """
+    held = data.meta.get("held_out_tables")
+    if not held:
+        raise ValueError("split_by_table: the dataset was built without held_out_tables")
+    is_held = np.isin(np.where(data.mask, data.subsets, held[0]), held)
+    test = np.flatnonzero(is_held.all(axis=1))
+    train = np.flatnonzero(~(is_held & data.mask).any(axis=1))
+    if test.size == 0 or train.size < 2:
+        raise ValueError(f"split_by_table: {train.size} training and {test.size} test "
+                         "subsets; measure more subsets")
+    return train, test
 
 
 def dataset_inputs(data: ProfiledDataset) -> tuple[np.ndarray, np.ndarray]:

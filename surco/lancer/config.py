@@ -1,0 +1,108 @@
+"""`LancerConfig`: LANCER's own settings (Zharmagambetov et al., NeurIPS 2023), checked once,
+and the split of a keyword form into LANCER's settings and SurCo-zero's (`surco.ZeroConfig`:
+the estimator, optimiser, start, key and solver that LANCER's descent shares with SurCo)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from surco.checks import check_int, check_number
+from surco.config import ZeroConfig
+from surco.solvers import check_kwargs
+
+__all__ = ["LancerConfig", "LANCER_FIELDS", "split_settings"]
+
+_WHO = "LancerConfig"
+
+
+@dataclasses.dataclass(frozen=True)
+class LancerConfig:
+    """LANCER-zero's own settings (see `surco.lancer.lancer_zero`).
+
+    Attributes:
+      rounds: most rounds; None: until the meter's budget is spent (which must be finite).
+      descent: optax steps on M per round (each one solve), >= 0.
+      candidates: perturbed costs per round, >= 0 (``descent + candidates`` >= 1).
+      per_round: most new solutions evaluated per round, >= 1.
+      sigma: relative size of the perturbations (> 0).
+      patience: rounds in a row without a new solution before the run stops (STALLED).
+      hidden: widths of the landscape network (`landscape.LandscapeNet`).
+      fit_steps, fit_lr, folds, window: AdamW steps and learning rate of each fit of M
+        (from the initial parameters), the cross-validation folds that choose how much of
+        the learned correction to use (0: all of it) and the number of most recent points
+        fitted (None: all of them), as in `landscape.fit`.
+      correction: weight in [0, 1] of the learned correction in the descent direction (1:
+        the gradient of the whole M, as in the paper; 0: the descent follows f∘g_Ω through
+        the estimator and the correction only ranks the candidates to evaluate).
+      landscape: initial parameters of the landscape network (e.g. LANCER-prior's, with the
+        same ``hidden``), from which every fit starts; None: an untrained network (M = f).
+
+    Raises:
+      ValueError: a bad value, naming the field.
+    """
+
+    rounds: int | None = None
+    descent: int = 4
+    candidates: int = 8
+    per_round: int = 2
+    sigma: float = 0.1
+    patience: int = 10
+    hidden: tuple[int, ...] = (32,)
+    fit_steps: int = 200
+    fit_lr: float = 3e-3
+    folds: int = 4
+    window: int | None = 64
+    correction: float = 1.0
+    landscape: Any = None
+
+    def __post_init__(self) -> None:
+        put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        put("rounds", check_int("rounds", self.rounds, 1, none_ok=True, who=_WHO))
+        put("descent", check_int("descent", self.descent, 0, who=_WHO))
+        put("candidates", check_int("candidates", self.candidates, 0, who=_WHO))
+        if self.descent + self.candidates < 1:
+            raise ValueError(f"{_WHO}: descent + candidates must be >= 1 (no solution would "
+                             "be proposed), got 0 and 0")
+        put("per_round", check_int("per_round", self.per_round, 1, who=_WHO))
+        put("patience", check_int("patience", self.patience, 1, who=_WHO))
+        put("fit_steps", check_int("fit_steps", self.fit_steps, 1, who=_WHO))
+        put("window", check_int("window", self.window, 2, none_ok=True, who=_WHO))
+        f = self.folds
+        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f == 1 or f < 0:
+            raise ValueError(f"{_WHO}: folds must be 0 or an integer >= 2, got {f!r}")
+        c = self.correction
+        if isinstance(c, bool) or not isinstance(c, (int, float, np.number)) or not 0 <= c <= 1:
+            raise ValueError(f"{_WHO}: correction must be a number in [0, 1], got {c!r}")
+        put("sigma", check_number("sigma", self.sigma, who=_WHO))
+        put("fit_lr", check_number("fit_lr", self.fit_lr, who=_WHO))
+        h = self.hidden
+        if (not isinstance(h, (tuple, list)) or not h
+                or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool)
+                           and w >= 1 for w in h)):
+            raise ValueError(f"{_WHO}: hidden must be a non-empty tuple of integers >= 1, got "
+                             f"{h!r}")
+        put("hidden", tuple(int(w) for w in h))
+
+
+#: the keywords that belong to `LancerConfig` (the rest of a keyword form is SurCo-zero's)
+LANCER_FIELDS = tuple(f.name for f in dataclasses.fields(LancerConfig))
+
+
+def split_settings(who: str, settings: Mapping[str, Any], *, drop: Iterable[str] = (),
+                   extra: Iterable[str] = ()) -> tuple[dict, dict]:
+    """``(lancer, zero)``: the keywords of ``settings`` that are `LancerConfig` fields, and
+    the others (`surco.ZeroConfig` fields and the estimator's hyperparameters).
+
+    Raises:
+      TypeError: a keyword that is neither (less ``drop``, plus ``extra``), naming it and
+        the closest valid name."""
+    drop = set(drop)
+    try:
+        zero = ZeroConfig.keywords(settings.get("estimator", "blackbox"))
+    except (TypeError, ValueError):   # an unknown estimator: the configuration reports it
+        zero = ZeroConfig.keywords()
+    check_kwargs(who, settings, [k for k in (*LANCER_FIELDS, *zero, *extra) if k not in drop])
+    lancer = {k: v for k, v in settings.items() if k in LANCER_FIELDS}
+    return lancer, {k: v for k, v in settings.items() if k not in LANCER_FIELDS}
