@@ -4,7 +4,8 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PYTEST_ARGS ?= -m "not slow and not ray and not torchrec and not docs"
+# two workers (pytest-xdist): the suite is CPU-bound and the target machine has 2 cores
+PYTEST_ARGS ?= -n 2 -m "not slow and not ray and not torchrec and not docs"
 
 .PHONY: demo test test-all install clean docs notebooks
 

@@ -26,9 +26,9 @@ cost of one distinct solution, counted by the meter alike for every method):
 * SurCo family: ``surco-zero`` (the family's settings), with ``--lancer`` also ``lancer``
   (`surco.lancer.lancer_method`: LANCER's settings where `surco.lancer.zero.SETTINGS` has the
   family, else `lancer_zero`'s defaults; see below why it is not run by default), every
-  baseline of the family whose name is a
-  SurCo-family name (`surco.whichmethod.is_surco`, e.g. sharding's ``surco-plateau``: no
-  family here has one) and, on portfolio, ``surco-zero+search``
+  baseline of the family whose name is a SurCo-family name (`surco.whichmethod.is_surco`,
+  e.g. sharding's ``surco-plateau``: no family here has one) and, on portfolio,
+  ``surco-zero+search``
   (`portfolio.surco_search_method`: SurCo-zero on half the budget, then local search);
 * searches: the family's local searches and annealing; photonics has neither, so its
   non-SurCo methods are its two baselines, pass-through and the density generator (one
@@ -49,7 +49,8 @@ with ``--lancer``) is reported but left out of the target's SurCo family
 (``ratio_with_lancer`` gives the figure with it). On photonics f is log(1 + L) of a fresh
 FDFD simulation, the true cost's own order, and each of LANCER's free calls would be one
 more simulation: LANCER is never run there. On sharding, where LANCER was tuned, f is a
-smoothed cost model, not the true cost.
+smooth maximum of the device costs, above the true maximum (its concordance with the true
+cost is not measured here).
 
 Per family and budget: ``ratio`` = 1 + (mean of the best SurCo-family method - mean of the
 best metered search) / |mean of the best search| (best: lowest mean over the instances;

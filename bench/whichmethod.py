@@ -22,7 +22,8 @@ Methods: SurCo-zero, every other SurCo-family method registered for the family (
 annealing). Settings are the families' own, chosen on train instances. LANCER is left out
 on assignment: it computes the problem's objective f outside the meter for every solution
 it proposes, and there f *is* the true cost, so its runs would not be at equal evaluations
-(`bench.families_evals` measures this; on sharding f is a smoothed cost model).
+(`bench.families_evals` measures this; on sharding f is a smooth maximum of the device
+costs, not the true cost).
 
 Writes ``bench/results/whichmethod[-quick].json`` and one heat map per family.
 """

@@ -1,27 +1,9 @@
-"""SurCo-guided large-neighbourhood search, and SurCo variants that share one meter.
+"""Harness methods built on SurCo-guided large-neighbourhood search (`surco.lns_core`: the
+algorithm, with its references) and SurCo variants that share one meter.
 
-Large-neighbourhood search (Shaw, "Using constraint programming and local search methods to
-solve vehicle routing problems", CP 1998; Pisinger & Ropke, "Large neighborhood search",
-Handbook of Metaheuristics 2010) keeps a current solution, frees a part of it, re-optimises
-that part exactly with the rest fixed, and accepts the result if it is better. Here the part
-is re-optimised for SurCo's *linear surrogate cost* c (Ferber et al., "SurCo: Learning
-Linear Surrogates for Combinatorial Nonlinear Optimization Problems", ICML 2023), and c keeps
-being trained by SurCo steps through the restricted solver, so the surrogate that proposes
-moves learns from every one of them:
+Here, as harness methods (``method(instance, meter) -> x``, `surco.family.Method`):
 
-    x_cur = g_Ω(c_0)                                         (iteration 0: a full solve)
-    repeat:  N   = rows to free (at random, or by |dL/dθ| of the last step)
-             x   = argmin { c·x : x ∈ Ω, x[rows ∉ N] = x_cur[rows ∉ N] }   (exact, `Solver.fixed`)
-             θ  ← θ - update(d f(x) / dθ)                    (the estimator, as in `surco.zero`)
-             accept x if meter(x) <= meter(x_cur)            (or by a Metropolis rule)
-
-It is generic over any `LinearSpec` Ω: a "row" is an index of x's first axis (a table of a
-sharding plan, an item of a 1-D x); freeing rows frees all their entries. With every row
-free each iteration *is* a SurCo-zero step (same cost, same x, same update; tested).
-
-Also here, as harness methods (``method(instance, meter) -> x``, `surco.family.Method`):
-
-* `lns_method`: the LNS above;
+* `lns_method`: the LNS of `surco.lns_core`;
 * `polish_method`: SurCo-zero on a share of the budget, then local search
   (`surco.search.local_search`) from SurCo's best x on the rest, on the same meter;
 * `multichain_method`: several SurCo-zero chains solved together (one batched solve per

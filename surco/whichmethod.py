@@ -307,6 +307,11 @@ def _crossover(costs, budgets, winner, methods) -> dict[str, Any]:
         where = f"at {c:g} s per evaluation, from a budget of {t0[c]:g} s on"
         if idx == 0:
             out["sentence"] = f"SurCo pays off at every cost per evaluation of the grid ({where})"
+        elif all(w is None for w in winner[idx - 1]):
+            # the next cheaper cost is undecided: no run covers it, so it is not a SurCo loss
+            out["sentence"] = (f"SurCo pays off from {c:g} s per evaluation on ({where}); at "
+                               f"{costs[idx - 1]:g} s per evaluation no budget is decided by "
+                               f"these runs")
         else:
             out["below"] = costs[idx - 1]
             out["sentence"] = (f"SurCo pays off when one evaluation costs more than "

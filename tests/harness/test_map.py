@@ -121,6 +121,21 @@ def test_map_leaves_cells_a_cut_off_method_does_not_cover_undecided():
     assert p.reason[0][2].startswith("decided among the methods covering it")
 
 
+def test_an_undecided_cheaper_cost_is_not_called_a_surco_loss():
+    """The annealing run is cut off at 50 evaluations (10 s): at 0 s per evaluation no
+    budget past its end is decided, so the crossover sentence must not say SurCo pays off
+    only above 0 s (it has not lost there; nothing is known)."""
+    runs = [_run("annealing", 0, [(1, 0.1, 3.0), (50, 10.0, 2.5)], 50, 10.0, 2.5,
+                 status="budget"),
+            _run("surco-zero", 0, [(1, 20.0, 1.0)], 1, 20.0, 1.0)]
+    m = method_map(_cmp(runs), costs=(0.0, 100.0), budgets=(200.0,))
+    assert m.winner == [[None], ["surco-zero"]]
+    assert m.crossover["cost"] == 100.0 and m.crossover["below"] is None
+    assert m.crossover["sentence"] == (
+        "SurCo pays off from 100 s per evaluation on (at 100 s per evaluation, from a budget "
+        "of 200 s on); at 0 s per evaluation no budget is decided by these runs")
+
+
 def test_map_no_value_yet_ties_and_excluded_methods():
     runs = [_run("a", 0, [(1, 4.0, 1.0)], 1, 4.0, 1.0),
             _run("surco-b", 0, [(1, 4.0, 1.0)], 1, 4.0, 1.0),
