@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     compiled.clear_cache()
     ratios, second_compile, host_second_compile, all_same = [], [], [], True
     for q in Q_VALUES:
-        ys = [R.generate(5, s, regime="risk", q=q) for s in range(per)]
+        ys = [R.make_instance(s, n=5, regime="risk", q=q) for s in range(per)]
         inits = [init(y) for y in ys]
         # -- one instance per call --------------------------------------------------------
         host_s, host_c, comp_s, same = [], [], [], []

@@ -59,7 +59,7 @@ def main(argv=None) -> None:
     n, m = 8, 3
     count, steps = (3, 40) if args.quick else (6, 100)
     prob = A.make_problem(n, m)
-    ys = A.generate(n, m, count, seed=3)
+    ys = A.generate(count, seed=3, n=n, m=m)
     opts = np.array([A.brute_force(y)[1] for y in ys])
     rep = Report("estimator_defaults", args.quick)
     rep.extra["setup"] = {"problem": f"assignment {n}x{m}", "instances": count, "steps": steps,

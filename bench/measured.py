@@ -14,7 +14,8 @@ own measurements back. DLRM-50 test tasks on 4 devices (``--quick``: 3, else 10)
 * SurCo family: SurCo-zero optimising the learned model (``surco-zero-learned``) and the
   analytic model (``surco-zero-analytic``), SurCo-hybrid on the learned model from the
   shipped SurCo-prior (``surco-hybrid-learned``), LANCER-zero (`surco.lancer`) on the
-  learned model — each judged by measurement only;
+  learned model, declared a free proxy of the profiler (``free_f=True``: LANCER may
+  compute it on plans it does not measure) — each judged by measurement only;
 * the profiler queried directly: ``annealing`` and ``local-search-first`` (from the
   cheapest heuristic plan, as in `sharding.family`);
 * DreamShard's proxy heuristics and the cost-model greedy (no evaluation).
@@ -112,7 +113,8 @@ def methods(learned: prof.LearnedCostModel, truth: prof.MeasuredCostModel) -> di
            "surco-hybrid-learned": surco.surco_methods(fam_l, prior=prior)["surco-hybrid"]}
     try:
         from surco.lancer import lancer_method
-        out["lancer-learned"] = lancer_method(fam_l)
+        # f (the learned cost model) is a free proxy of the profiler, the metered cost
+        out["lancer-learned"] = lancer_method(fam_l, free_f=True)
     except ImportError:   # surco.lancer not present in this checkout
         pass
     out.update({m: fam_a.baselines[m] for m in SEARCHES + HEURISTICS})

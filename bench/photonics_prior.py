@@ -61,8 +61,8 @@ def _run_device(task):
     device, n_train, n_test, train_steps, evals = task
     import surco
     from surco.problems import photonics as ph
-    train = ph.generate_instances(n_train, device=device, split="train")
-    test = ph.generate_instances(n_test, device=device, split="test")
+    train = ph.generate(n_train, device=device, split="train")
+    test = ph.generate(n_test, device=device, split="test")
     shape = train[0].design_shape
     ph.brush_generate(np.zeros(shape))            # the generator's tables, once per shape
     for y in train + test:

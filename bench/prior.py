@@ -108,9 +108,9 @@ def assignment(rep: Report, quick: bool, n: int) -> None:
     # to mean-cost swung by +-1 % between equally good priors (3 wins, 4 ties, 3 losses)
     n_train, n_val, n_test = (80, 30, 50) if quick else (150, 50, 50)
     epochs, steps = (20, 60) if quick else (60, 100)
-    train = A.generate_instances(n_train, seed=A.TRAIN_SEED, n=n)
-    val = A.generate_instances(n_val, seed=A.TRAIN_SEED + 1, n=n)
-    test = A.generate_instances(n_test, seed=0, n=n)
+    train = A.generate(n_train, seed=A.TRAIN_SEED, n=n)
+    val = A.generate(n_val, seed=A.TRAIN_SEED + 1, n=n)
+    test = A.generate(n_test, seed=0, n=n)
     zs = {k: v for k, v in fam.zero_settings.items() if k not in ("steps", "patience")}
     print(f"{tag}: SurCo-zero on {n_train} train instances (distillation targets)", flush=True)
     t0 = time.perf_counter()

@@ -172,7 +172,7 @@ def learned_model(label: str, quick: bool, cache: prof.MeasurementCache, device,
     n = n_subsets or (480 if quick else 2000)
     t0 = time.perf_counter()
     ds = prof.build_dataset(train_pool, n, min_tables=1, max_tables=20,
-                            max_bytes=DEFAULT_CAPACITY, seed=0, config=cfg, cache=cache,
+                            max_bytes=DEFAULT_CAPACITY, seed=0, profiler=cfg, cache=cache,
                             num_devices=4, device=device, held_out_tables=held)
     data_s = time.perf_counter() - t0
     tr, te = prof.split_by_table(ds)

@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(__doc__, argv)
     import surco
     from surco.problems import sharding as S
-    from surco.problems.sharding.baselines import BASELINES, PROXY_HEURISTICS
+    from surco.problems.sharding.baselines import HEURISTICS, PROXY_HEURISTICS
     from surco.problems.sharding.settings import train_prior
 
     fam = S.FAMILY
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     settings = (50,) if args.quick else S.GRID_TABLES
     n_test = QUICK_TEST if args.quick else N_TEST
-    heur = list(BASELINES)
+    heur = list(HEURISTICS)
     for T in settings:
         tag = f"T={T},D={DEVICES}"
         print(f"{tag}: tasks and SurCo-prior", flush=True)

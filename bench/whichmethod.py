@@ -8,9 +8,9 @@ For each family, on its test instances, every method runs under ``Budget(evaluat
 with the real wall time of every improvement recorded. `surco.Comparison.map` then re-prices
 each trace at c seconds per evaluation (effective time = real seconds + c x evaluations) and
 names the method with the best mean at every (c, total budget T) cell that every method
-covers. Where a cut-off run leaves a cell open, `surco_or_search` still decides whether a
-SurCo-family method or a search has the lowest mean (a cut-off run's value is an upper
-bound past its end). The README's "SurCo pays off when one evaluation costs more than X"
+covers. Where a cut-off run leaves a cell open, `surco.whichmethod.surco_or_search` still
+decides whether a SurCo-family method or a search has the lowest mean (a cut-off run's
+value is an upper bound past its end). The README's "SurCo pays off when one evaluation costs more than X"
 sentences come from here (``surco_or_search[family]["sentence"]``).
 
 The searches also run under `LONG_EVALS` evaluations (methods "NAME@10000"), so that the
@@ -29,9 +29,7 @@ Writes ``bench/results/whichmethod[-quick].json`` and one heat map per family.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
-
-import numpy as np
+from typing import Sequence
 
 from bench._report import RESULTS, Report, parse_args
 
@@ -60,74 +58,12 @@ def _methods(fam, searches: Sequence[str], lancer: bool) -> list[str]:
     return ["surco-zero", *(["lancer"] if lancer else []), *own, *searches]
 
 
-def surco_or_search(cmp: Any, costs: Sequence[float] | None = None,
-                    budgets: Sequence[float] | None = None) -> dict[str, Any]:
-    """SurCo family or search, per (cost per evaluation, budget) cell, deciding also cells
-    that `surco.Comparison.map` leaves open.
-
-    A run cut off by its budget before the effective time T would have had, at T, a value no
-    higher than the best it reached (its returned value): an upper bound, where the map,
-    which names a single winner, needs the value itself. A side (the SurCo-family methods,
-    `surco.whichmethod.is_surco`, or the others) surely has the lower best mean at a cell
-    when every method of the other side covers the cell (its mean is exact) and the lowest
-    mean of its own side, with cut-off runs at their bound, is below the other side's lowest
-    mean.
-
-    Returns:
-      ``{"costs", "budgets", "side"}`` (side[i][j]: "surco", "search" or None: not decided),
-      ``"search_up_to"`` (the largest cost at which a search wins some cell, None if none),
-      ``"surco_from"`` (the smallest larger cost with a decided cell: a SurCo-family method
-      wins every decided cell from there on) and ``"sentence"``.
-    """
-    from surco.whichmethod import DEFAULT_BUDGETS, DEFAULT_COSTS, is_surco, trace, value_at
-    costs = tuple(DEFAULT_COSTS if costs is None else costs)
-    budgets = tuple(DEFAULT_BUDGETS if budgets is None else budgets)
-    traces = {m: [trace(cmp.run(m, i)) for i in range(cmp.n_instances)] for m in cmp.methods}
-    side: list[list[str | None]] = []
-    for c in costs:
-        row = []
-        for T in budgets:
-            mean, exact = {}, {}
-            for m, trs in traces.items():
-                vals = [value_at(t, c, T) for t in trs]
-                exact[m] = all(v is not None for v in vals)
-                mean[m] = float(np.mean([t.final if v is None else v
-                                         for v, t in zip(vals, trs)]))
-            won = None
-            for me, other in (("surco", "search"), ("search", "surco")):
-                mine = [m for m in traces if (is_surco(m) == (me == "surco"))]
-                theirs = [m for m in traces if m not in mine]
-                if mine and theirs and all(exact[m] for m in theirs) and \
-                        min(mean[m] for m in mine) < min(mean[m] for m in theirs):
-                    won = me
-            row.append(won)
-        side.append(row)
-    lost = [c for c, row in zip(costs, side) if "search" in row]
-    up_to = max(lost) if lost else None
-    above = [c for c, row in zip(costs, side)
-             if (up_to is None or c > up_to) and any(v is not None for v in row)]
-    surco_from = min(above) if above else None
-    if surco_from is None:
-        sentence = (f"SurCo does not pay off at any cost per evaluation up to {costs[-1]:g} s "
-                    f"on these runs: a search wins at every cost with a decided cell")
-    elif up_to is None:
-        sentence = ("SurCo pays off at every cost per evaluation with a decided cell (from "
-                    f"{surco_from:g} s)")
-    else:
-        at = [f"{T:g} s" for T, v in zip(budgets, side[costs.index(up_to)]) if v == "search"]
-        sentence = (f"SurCo pays off when one evaluation costs more than {up_to:g} s (at "
-                    f"{up_to:g} s a search wins at a budget of {', '.join(at)}; from "
-                    f"{surco_from:g} s per evaluation on, a SurCo-family method wins every "
-                    f"decided cell)")
-    return {"costs": list(costs), "budgets": list(budgets), "side": side,
-            "search_up_to": up_to, "surco_from": surco_from, "sentence": sentence}
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(__doc__, argv)
     import importlib
 
     import surco
+    from surco.whichmethod import surco_or_search
     rep = Report("whichmethod", args.quick)   # the issue states no target: crossovers are
     # reported as measured (rep.extra["crossover"])
     for name, (size, seed, counts, searches, lancer) in SETTINGS.items():

@@ -6,8 +6,13 @@ The contract every family meets (`surco.Family`; the conformance test
 ``tests/harness/test_conformance.py`` runs each family through the same checks). A family
 package exports ``FAMILY = surco.Family(...)`` with:
 
-* ``generate(count, seed=0, **size) -> list``: a seeded instance generator with small
-  default sizes (and, where the family has real data, a loader next to it);
+* ``generate(count, seed=0, **size) -> list``: the package's module-level ``generate``, a
+  seeded instance generator whose sizes and regimes are keyword-only arguments with small
+  defaults, validated (a ValueError names the bad argument); deterministic, and
+  ``generate(j, seed)`` is the first j instances of ``generate(count, seed)``. Where a
+  family draws one instance from one seed, that function is ``make_instance(seed, **size)``
+  (routing, portfolio, photonics; there ``generate`` uses seeds seed, seed + 1, … in
+  routing and photonics). Where the family has real data, a loader sits next to it;
 * ``problem(instance) -> surco.Problem``: Ω (a `LinearSpec` or an oracle), the JAX
   objective f(x, instance) and the features for SurCo-prior (the family's ``make_problem``);
 * ``evaluate(x, instance) -> float``: the true cost, lower is better (a profiler, a

@@ -23,10 +23,13 @@ from .oracles import AssignmentOracle, ShortestPathOracle
 from .registry import BACKENDS, DEFAULT_BACKEND, SolverStack, make_solver
 from .result import (InfeasibleError, ModelTooLargeError, Solution, SolverError,
                      SolverTimeout, Status, UnboundedError)
+from .blocks import Blocks, Rows
+from .mathopt_import import mathopt_cost
 from .spec import LinearSpec
 
 __all__ = [
-    "LinearSpec", "Solver", "Solution", "Status", "make_solver", "BACKENDS", "DEFAULT_BACKEND",
+    "LinearSpec", "Blocks", "Rows", "mathopt_cost",
+    "Solver", "Solution", "Status", "make_solver", "BACKENDS", "DEFAULT_BACKEND",
     "SolverStack",
     "ShortestPathOracle", "AssignmentOracle", "SolverError", "InfeasibleError",
     "UnboundedError", "SolverTimeout", "ModelTooLargeError", "clear_worker_cache", "blocking_call", "jax_oracles",

@@ -3,7 +3,7 @@ without a host callback.
 
 Where Ω has an exact algorithm that XLA can run (shortest paths over a fixed graph, one
 choice per row, the k smallest entries), ``argmin_{x in Ω} c·x`` needs no solver process:
-a whole SurCo-zero run over such an Ω compiles to one XLA program (`surco.compiled`).
+a whole SurCo-zero run over such an Ω compiles to one XLA program (`surco.zero(..., backend="jax")`).
 
 Every oracle here is a small immutable object with
 

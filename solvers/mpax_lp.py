@@ -12,7 +12,7 @@ Two objects, one algorithm:
 * `MpaxLP` — a `surco.solvers.jax_oracles.JaxOracle`: ``solve_with_status(c)`` is a pure
   JAX function of c of shape ``(..., *shape)``. The estimators take it as they take the
   exact JAX oracles (`surco.estimators.call_solver` solves it inside XLA, no
-  ``pure_callback``), and `surco.compiled` compiles a whole SurCo-zero run over it.
+  ``pure_callback``), and `surco.zero(..., backend="jax")` compiles a whole SurCo-zero run over it.
 * `MpaxSolver` — the `Solver` that ``make_solver(spec, backend="mpax", relax=True)`` builds:
   ``solve``/``solve_batch`` with `Solution` results, ``fixed(...)``; ``solve_batch`` (without
   an executor) solves the whole batch in one vmapped call. ``solver.oracle`` is its
@@ -32,7 +32,7 @@ B = 256 on the 5 × 5 shortest-path LP (0.34 x at B = 32, 0.08 x at B = 1), 0.14
 the 50 × 4 sharding LP relaxation (B = 32, 256); each new (LP, batch size) compiles for
 13-21 s. PDHG's objective was within 1.5e-5 (relative) of HiGHS's optimum and its points
 within 1.4e-3 of Ω; every polished vertex was optimal (gap 0). Its use is a batch of LPs
-inside one XLA program (no host round trip per step, `surco.compiled`) and accelerators;
+inside one XLA program (no host round trip per step, `surco.zero(..., backend="jax")`) and accelerators;
 no GPU was available to measure that.
 
 Status: ``OPTIMAL`` when MPAX's termination criteria hold; ``INFEASIBLE`` / ``UNBOUNDED``

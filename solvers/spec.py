@@ -2,16 +2,20 @@
 
     Ω = { x ∈ R^n : A_ub x <= b_ub,  A_eq x = b_eq,  lb <= x <= ub,  x_i ∈ Z for i in integer }
 
-``x`` is handled flat (length n = prod(shape)) by solvers and reshaped to ``shape`` for users.
+``x`` is handled flat (length n = prod(shape)) by solvers and reshaped to ``shape`` for users,
+or, for a spec built from named blocks (`LinearSpec.from_blocks`, `LinearSpec.from_mathopt`),
+split into a dict of blocks (`LinearSpec.split`).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
+
+from .blocks import Blocks, Rows, build_from_blocks
 
 
 def _as_csr(name: str, A, n: int) -> sp.csr_matrix:
@@ -67,6 +71,8 @@ class LinearSpec:
       integer: which entries are integer: a bool, or a bool mask with n entries (or shaped
         like x), or a sequence of flat indices.
       name: used in error messages.
+      blocks: optional named blocks of x (`Blocks`, or ``{name: shape}``), usually set by
+        `from_blocks`; then shape must be ``(n,)`` with n the blocks' total size.
 
     Raises:
       ValueError: naming the field, for wrong shapes, NaN/inf in matrices or right-hand
@@ -82,6 +88,7 @@ class LinearSpec:
     ub: np.ndarray | float | None = math.inf
     integer: np.ndarray | bool | Sequence[int] = False
     name: str = "LinearSpec"
+    blocks: Blocks | None = None
 
     def __post_init__(self):
         shape = self.shape
@@ -144,6 +151,94 @@ class LinearSpec:
         for a in (lb, ub, self.b_ub, self.b_eq):
             a.setflags(write=False)
         set_(self, "integer", mask)
+        if self.blocks is not None:
+            layout = self.blocks if isinstance(self.blocks, Blocks) else Blocks(self.blocks)
+            if shape != (layout.n,):
+                raise ValueError(f"LinearSpec.blocks: the blocks {layout.describe()} hold "
+                                 f"{layout.n} entries; shape must then be ({layout.n},), got "
+                                 f"{shape}")
+            set_(self, "blocks", layout)
+
+    @classmethod
+    def from_blocks(cls, blocks: Mapping[str, Any] | Blocks, rows: Sequence[Rows] = (), *,
+                    lb: Any = 0.0, ub: Any = math.inf, integer: Any = False,
+                    name: str = "LinearSpec") -> "LinearSpec":
+        """Ω over named blocks of variables, with rows written block by block (`Rows`).
+
+        Args:
+          blocks: ``{name: shape}`` in layout order, e.g. ``{"open": (m,), "assign": (n, m)}``.
+          rows: `Rows` groups (``Rows({"assign": A, "open": B}, "<=", b)``).
+          lb, ub, integer: as for `LinearSpec` (scalar or flat), or per block:
+            ``{name: scalar or array of the block's shape}`` (blocks not named: lb 0, ub inf,
+            continuous).
+          name: used in error messages.
+
+        Returns:
+          A flat `LinearSpec` of shape ``(n,)`` (what the solvers use) that keeps the layout in
+          ``blocks``: `split` turns a flat x into the dict, `join` the dict back, and a
+          `surco.Problem` on it calls f with the dict.
+
+        Raises:
+          ValueError: naming the row group and the block for rows that do not fit, or the
+            field as for `LinearSpec`.
+
+        Example: 2 facilities, 3 clients, each client on one open facility.
+
+        >>> import numpy as np
+        >>> from surco.solvers import LinearSpec, Rows, make_solver
+        >>> m, n = 2, 3
+        >>> each = np.zeros((n, n, m)); each[np.arange(n), np.arange(n)] = 1
+        >>> link = np.eye(n * m).reshape(n * m, n, m)           # assign[i, j] - open[j] <= 0
+        >>> spec = LinearSpec.from_blocks(
+        ...     {"open": (m,), "assign": (n, m)},
+        ...     rows=[Rows({"assign": each}, "==", 1),
+        ...           Rows({"assign": link, "open": -np.tile(np.eye(m), (n, 1))}, "<=", 0)],
+        ...     ub=1, integer=True)
+        >>> cost = spec.join({"open": np.array([5.0, 3.0]), "assign": np.ones((n, m))})
+        >>> x = spec.split(make_solver(spec).solve(cost).x)
+        >>> x["open"], x["assign"][:, 1]
+        (array([0., 1.]), array([1., 1., 1.]))
+        """
+        return cls(**build_from_blocks(blocks, rows, lb, ub, integer, name))
+
+    @classmethod
+    def from_mathopt(cls, model: Any, *, name: str | None = None) -> "LinearSpec":
+        """Ω from an OR-Tools MathOpt model (`surco.solvers.mathopt_import`): every variable
+        one flat position (with its bounds and integrality), every linear constraint a row;
+        the objective is not part of Ω (`mathopt_cost` reads it as a linear cost).
+
+        Variables named ``base[i,j,...]`` on a full index grid become a block ``base`` of
+        that shape; any other variable a scalar block named by the variable (``x<id>``
+        when unnamed or named twice). ``spec.blocks.position(variable)`` is the flat
+        position of a MathOpt variable.
+
+        Raises:
+          TypeError: ``model`` is not a ``mathopt.Model``.
+          ValueError: what cannot be imported, by name: a quadratic or indicator
+            constraint, an auxiliary objective, a variable or row with an invalid bound.
+        """
+        from .mathopt_import import spec_kwargs_from_mathopt
+        return cls(**spec_kwargs_from_mathopt(model, name))
+
+    def split(self, x) -> dict[str, Any]:
+        """``{block name: array}`` from a flat x (NumPy or JAX; leading batch axes kept).
+
+        Raises:
+          ValueError: the spec has no blocks, or x's last axis is not n long."""
+        if self.blocks is None:
+            raise ValueError(f"{self.name}: split needs a spec with named blocks "
+                             "(LinearSpec.from_blocks)")
+        return self.blocks.split(x)
+
+    def join(self, blocks: Mapping[str, Any], xp=np):
+        """The flat x from ``{block name: array}`` (``xp``: ``np`` or ``jax.numpy``).
+
+        Raises:
+          ValueError: the spec has no blocks, or blocks missing, unknown or misshapen."""
+        if self.blocks is None:
+            raise ValueError(f"{self.name}: join needs a spec with named blocks "
+                             "(LinearSpec.from_blocks)")
+        return self.blocks.join(blocks, xp)
 
     @property
     def n(self) -> int:
@@ -182,5 +277,7 @@ class LinearSpec:
         return self.violation(x) <= tol
 
     def __repr__(self) -> str:
-        return (f"LinearSpec(name={self.name!r}, shape={self.shape}, ub_rows={self.A_ub.shape[0]}, "
+        blocks = "" if self.blocks is None else f", blocks={self.blocks.describe()}"
+        return (f"LinearSpec(name={self.name!r}, shape={self.shape}{blocks}, "
+                f"ub_rows={self.A_ub.shape[0]}, "
                 f"eq_rows={self.A_eq.shape[0]}, integer={int(self.integer.sum())}/{self.n})")

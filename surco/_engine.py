@@ -18,10 +18,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surco.checks import (as_instances, check_estimator_kwargs, check_instance_values,  # noqa: F401
-                          check_instances, check_int, check_number, estimator_fields, is_number,
-                          tree_signature)  # re-exported: the drivers' checks, now in surco.checks
-from surco.config import check_zero_settings  # noqa: F401  (used by surco.lns)
 from surco.outcome import StopReason
 from surco.problem import Instance, Problem, ProblemError
 from surco.solvers import LinearSpec, Solver, SolverStack, Status, make_solver

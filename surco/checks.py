@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from typing import Any, Callable, Iterable, Sequence
 
 import jax
@@ -17,8 +18,9 @@ from surco.estimators.registry import ESTIMATORS
 from surco.problem import Instance, Problem
 from surco.solvers import check_kwargs
 
-__all__ = ["is_number", "check_int", "check_number", "as_instances", "check_instance_values",
-           "check_instances", "estimator_fields", "check_estimator_kwargs", "tree_signature"]
+__all__ = ["is_number", "check_int", "check_number", "check_range", "check_optimizer",
+           "as_instances", "check_instance_values", "check_instances", "estimator_fields",
+           "check_estimator_kwargs", "tree_signature"]
 
 
 def is_number(v) -> bool:
@@ -42,6 +44,28 @@ def check_number(name: str, v, none_ok: bool = False, who: str = "zero") -> floa
         return None
     check_positive(who, f"{name}{' (or None)' if none_ok else ''}", v)
     return float(v)
+
+
+def check_range(name: str, value, who: str) -> tuple[float, float]:
+    """``(lo, hi)`` as floats for a finite range with lo <= hi; ValueError naming ``who`` and
+    ``name`` otherwise."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        lo = hi = math.nan
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise ValueError(f"{who}: {name} must be a finite range (lo, hi) with lo <= hi, "
+                         f"got {value!r}")
+    return lo, hi
+
+
+def check_optimizer(who: str, optimizer: Any) -> None:
+    """TypeError naming ``who`` unless ``optimizer`` is None or an optax
+    GradientTransformation (anything with ``init`` and ``update``)."""
+    if optimizer is not None and not (hasattr(optimizer, "init")
+                                      and hasattr(optimizer, "update")):
+        raise TypeError(f"{who}: optimizer must be an optax.GradientTransformation (e.g. "
+                        f"optax.adam(0.1)), got {type(optimizer).__name__}")
 
 
 def as_instances(instance: Any) -> tuple[list[Instance], bool]:

@@ -36,12 +36,12 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from surco.checks import check_int, check_number
+from surco.checks import check_int, check_number, check_optimizer
 from surco.estimators.base import Estimator
 from surco.estimators.registry import ESTIMATORS, get_estimator
 from surco.solvers import check_kwargs
 
-__all__ = ["ZeroConfig", "TrainConfig", "NO_PROGRESS_STEPS", "settings_of",
+__all__ = ["Config", "ZeroConfig", "TrainConfig", "NO_PROGRESS_STEPS", "settings_of",
            "check_zero_settings"]
 
 #: default of ``ZeroConfig.no_progress_steps``: on the toy assignment problem the settings
@@ -82,10 +82,21 @@ def _is_default(value: Any, default: Any) -> bool:
         return False
 
 
-class _Settings(collections.abc.Mapping):
-    """The mapping view shared by the configurations (see the module docstring)."""
+class Config(collections.abc.Mapping):
+    """Base of the frozen, validated configurations (a ``__post_init__`` checks each field;
+    a ``_given`` field, ``init=False``; ``_who`` names the function in messages): the
+    mapping view of the keyword form, `of` and `replace`, for `settings_of`. With
+    ``estimator`` and ``estimator_options`` fields, the estimator's hyperparameters are
+    keywords too."""
 
     _who = ""
+
+    @classmethod
+    def _has_estimator(cls) -> bool:
+        return "estimator_options" in cls.__dataclass_fields__
+
+    def _options(self) -> Mapping[str, Any]:
+        return self.estimator_options if self._has_estimator() else {}
 
     def _view(self) -> dict[str, Any]:
         out = {}
@@ -97,12 +108,12 @@ class _Settings(collections.abc.Mapping):
                 else f.default
             if f.name in self._given or not _is_default(v, default):
                 out[f.name] = v
-        out.update(self.estimator_options)
+        out.update(self._options())
         return out
 
     def __getitem__(self, name: str) -> Any:
-        if name in self.estimator_options:
-            return self.estimator_options[name]
+        if name in self._options():
+            return self._options()[name]
         if name in self.__dataclass_fields__ and not name.startswith("_"):
             return getattr(self, name)
         raise KeyError(name)
@@ -115,20 +126,25 @@ class _Settings(collections.abc.Mapping):
 
     @classmethod
     def keywords(cls, estimator: Any = "blackbox") -> tuple[str, ...]:
-        """Every keyword the keyword form takes: the fields and ``estimator``'s
-        hyperparameters."""
+        """Every keyword the keyword form takes: the fields (and ``estimator``'s
+        hyperparameters, for a configuration with an estimator)."""
         own = tuple(f.name for f in dataclasses.fields(cls) if f.init)
-        return own + _fields_of(_estimator_class(estimator))
+        return own + (_fields_of(_estimator_class(estimator)) if cls._has_estimator() else ())
 
     @classmethod
     def of(cls, _who: str | None = None, **settings: Any):
-        """The configuration of the keyword form: the fields, plus the estimator's
+        """The configuration of the keyword form: the fields, plus (with an estimator) its
         hyperparameters (e.g. ``lam=10`` for blackbox) gathered in ``estimator_options``.
 
         Raises:
           TypeError: a keyword that is neither a field nor a hyperparameter of the estimator
             (with the closest valid name); ValueError: a bad value (naming the field)."""
         who = _who or cls._who
+        if not cls._has_estimator():
+            check_kwargs(who, settings, cls.keywords())
+            config = cls(**settings)
+            object.__setattr__(config, "_given", frozenset(settings))
+            return config
         estimator = settings.get("estimator", "blackbox")
         valid = cls.keywords(estimator)
         check_kwargs(who, settings, valid)
@@ -161,7 +177,7 @@ class _Settings(collections.abc.Mapping):
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class ZeroConfig(_Settings):
+class ZeroConfig(Config):
     """How SurCo-zero runs (Ferber et al., ICML 2023, Alg. 1): checked once, here.
 
     Attributes:
@@ -245,10 +261,7 @@ class ZeroConfig(_Settings):
         if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating))
                               or not math.isfinite(float(t))):
             raise ValueError(f"zero: target must be finite or None, got {t!r}")
-        if self.optimizer is not None and not (hasattr(self.optimizer, "init")
-                                               and hasattr(self.optimizer, "update")):
-            raise TypeError(f"zero: optimizer must be an optax.GradientTransformation (e.g. "
-                            f"optax.adam(0.1)), got {type(self.optimizer).__name__}")
+        check_optimizer("zero", self.optimizer)
         if isinstance(self.init, str) and self.init not in ("random", "zeros"):
             raise ValueError(f"zero: init must be 'random', 'zeros', an array of surrogate "
                              f"parameters or a function instance -> θ0, got {self.init!r}")
@@ -295,7 +308,7 @@ class ZeroConfig(_Settings):
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class TrainConfig(_Settings):
+class TrainConfig(Config):
     """How SurCo-prior is trained (Ferber et al., ICML 2023, §3.2, Eq. 7): checked once, here.
 
     Attributes:
@@ -377,10 +390,7 @@ class TrainConfig(_Settings):
         if self.base is not None and not callable(self.base):
             raise TypeError(f"{who}: base must be a function instance -> θ (x's shape), got "
                             f"{type(self.base).__name__}")
-        if self.optimizer is not None and not (hasattr(self.optimizer, "init")
-                                               and hasattr(self.optimizer, "update")):
-            raise TypeError(f"{who}: optimizer must be an optax.GradientTransformation, got "
-                            f"{type(self.optimizer).__name__}")
+        check_optimizer(who, self.optimizer)
 
     def __repr__(self) -> str:
         return f"TrainConfig({', '.join(f'{k}={v!r}' for k, v in self._view().items())})"

@@ -40,7 +40,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from surco.problem import Instance, Problem
+from surco.problem import SENSES, Instance, Problem
 from surco.solvers import LinearSpec
 
 __all__ = ["Family", "Method", "spec_violations"]
@@ -105,6 +105,9 @@ class Family:
     zero_settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     zero_settings_note: str = ""
     reference: str | None = None
+    #: "min", or "max" when the family's costs are −f of a ``Problem(..., sense="max")``:
+    #: `surco.Comparison` then reports the user's f (higher is better)
+    sense: str = "min"
 
     def __post_init__(self):
         for f in ("problem", "evaluate"):
@@ -121,6 +124,9 @@ class Family:
         if self.reference is not None and self.reference not in self.baselines:
             raise ValueError(f"Family {self.name!r}: reference {self.reference!r} is not a "
                              f"baseline; choose from {sorted(self.baselines)}")
+        if self.sense not in SENSES:
+            raise ValueError(f"Family {self.name!r}: sense must be 'min' or 'max', got "
+                             f"{self.sense!r}")
 
     def violations(self, x: np.ndarray, instance: Instance) -> list[str]:
         """Why x is outside Ω(instance), without the solver (empty list: feasible)."""

@@ -235,7 +235,7 @@ def compare(family: Family, instances: Sequence[Any], methods: Sequence[str] | M
         raise TypeError(f"compare: instances must be a list or tuple, got {type(instances).__name__}")
     if not instances:
         raise ValueError("compare: no instances given")
-    from surco._engine import check_instance_values
+    from surco.checks import check_instance_values
     for i, inst in enumerate(instances):   # NaN / inf in instance data, named (ValueError)
         check_instance_values(inst, "surco.compare", f"instances[{i}]")
     if not (isinstance(budget, Budget) or callable(budget)):
@@ -256,7 +256,7 @@ def compare(family: Family, instances: Sequence[Any], methods: Sequence[str] | M
             jobs.append(Job(name, i, inst, b, key))
     runs: list[Run] = []
     cmp = Comparison(family.name, runs, names, len(instances), reference or family.reference,
-                     sense=getattr(family, "sense", "min"))
+                     sense=family.sense)
     stored = [j for j in jobs if j.key is not None and j.key in store]
     runs.extend(store.get(j.key) for j in stored)
     todo = [j for j in jobs if j.key is None or j.key not in store]

@@ -30,7 +30,7 @@ relative to annealing's under the same budget:
   (``grow``); multi-chain SurCo-zero with 4 noisy starts (1.000: four chains share the
   300 evaluations, each gets a quarter).
 
-`lns` and `LNSResult` are defined in `surco.lns_core` and re-exported here.
+`lns`, `LNSConfig` and `LNSResult` are defined in `surco.lns_core` and re-exported here.
 """
 from __future__ import annotations
 
@@ -42,18 +42,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surco._engine import build_solver, check_estimator_kwargs
+from surco._engine import build_solver
 from surco.budget import Budget, BudgetExhausted, Meter
 from surco.config import check_zero_settings
 from surco.driver import zero
 from surco.family import Family, Method
 from surco.harness import surco_methods
-from surco.lns_core import LNSResult, lns
+from surco.lns_core import LNSConfig, LNSResult, lns
 from surco.problem import Instance, Problem, ProblemError
 from surco.search import RowChoice, local_search, simulated_annealing
 from surco.solvers import LinearSpec
 
-__all__ = ["LNSResult", "lns", "lns_method", "polish_method", "multichain_method",
+__all__ = ["LNSConfig", "LNSResult", "lns", "lns_method", "polish_method", "multichain_method",
            "gradient_rank"]
 
 
@@ -74,34 +74,37 @@ _ZERO_ONLY = ("steps", "select", "patience", "target", "time_limit", "progress",
               "no_progress_steps", "executor")
 
 
-def lns_method(family_or_problem: Family | Problem, **settings: Any) -> Method:
+def lns_method(family_or_problem: Family | Problem, config: LNSConfig | None = None, /,
+               **settings: Any) -> Method:
     """`lns` as a harness `Method` ``(instance, meter) -> x``.
 
     Args:
       family_or_problem: a `Family` (its ``problem`` and, as defaults, its
         ``zero_settings``: estimator, optimiser, init, ...) or a `Problem`.
-      settings: keyword arguments of `lns`; ``init`` may be a function ``instance -> θ0``.
-        SurCo-zero's own stopping settings (``steps``, ``patience``, ``target``, ...) are
-        dropped; without ``iterations``, LNS runs
-        ``4 ×`` the meter's evaluation budget (most iterations repeat an x and cost
-        nothing) or 300 iterations, until the meter's budget or deadline.
+      config, **settings: an `LNSConfig` and its fields as keywords, replacing the family's
+        settings; ``init`` may be a function ``instance -> θ0``. SurCo-zero's own stopping
+        settings (``steps``, ``patience``, ``target``, ...) are dropped; without
+        ``iterations``, LNS runs ``4 ×`` the meter's evaluation budget (most iterations
+        repeat an x and cost nothing) or 300 iterations, until the meter's budget or
+        deadline.
 
     Raises:
       TypeError: family_or_problem is neither, or an unknown setting (named).
+      ValueError: a bad setting (named).
     """
-    problem_of, kw0 = _problem_and_settings(family_or_problem, settings)
+    if config is not None and not isinstance(config, Mapping):
+        raise TypeError(f"surco.lns.lns_method: config must be an LNSConfig (or None with "
+                        f"keywords), got {type(config).__name__}")
+    problem_of, kw0 = _problem_and_settings(family_or_problem, {**(config or {}), **settings})
     for k in _ZERO_ONLY:
         kw0.pop(k, None)
-    check_estimator_kwargs("surco.lns.lns_method", lns, kw0, kw0.get("estimator", "blackbox"),
-                           drop=("problem", "instance", "meter"))
+    cfg = LNSConfig.of("surco.lns.lns_method", **kw0)   # checked once, here
 
     def method(instance, meter):
-        kw = dict(kw0)
-        if callable(kw.get("init")):
-            kw["init"] = kw["init"](instance)
-        if "iterations" not in kw and meter.budget.evaluations is not None:
-            kw["iterations"] = 4 * int(meter.budget.evaluations)
-        return lns(problem_of(instance), instance, meter, **kw).x
+        run = cfg
+        if "iterations" not in kw0 and meter.budget.evaluations is not None:
+            run = cfg.replace(iterations=4 * int(meter.budget.evaluations))
+        return lns(problem_of(instance), instance, meter, run).x
     method.__doc__ = "SurCo-guided large-neighbourhood search (surco.lns.lns)."
     return method
 

@@ -19,36 +19,39 @@ It is generic over any `LinearSpec` Ω: a "row" is an index of x's first axis (a
 sharding plan, an item of a 1-D x); freeing rows frees all their entries. With every row
 free each iteration *is* a SurCo-zero step (same cost, same x, same update; tested).
 
-This module is the search itself (`lns`, `LNSResult`); `surco.lns` holds it as harness
-methods (`lns_method`, `polish_method`, `multichain_method`) and re-exports both names.
+This module is the search itself (`lns`, configured by an `LNSConfig`, and `LNSResult`);
+`surco.lns` holds it as harness methods (`lns_method`, `polish_method`,
+`multichain_method`) and re-exports the three names.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from surco._engine import (RunControl, batched_objective, build_solver, check_estimator_kwargs,
-                           controlled, initial_theta, is_interrupt, resolve_key,
+from surco._engine import (RunControl, batched_objective, build_solver, controlled,
+                           initial_theta, is_interrupt, resolve_key,
                            stack_instances, stack_solvers)
 from surco.budget import BudgetExhausted, Meter
-from surco.estimators import get_estimator, raise_for_status
-from surco.outcome import StopReason, stop_reason
+from surco.checks import check_int, check_number, check_optimizer, is_number
+from surco.config import Config, settings_of
+from surco.estimators import raise_for_status
+from surco.outcome import MeteredResult, stop_reason
 from surco.problem import Instance, Problem, ProblemError
 from surco.search import budget_progress
 from surco.solvers import LinearSpec
 
-__all__ = ["LNSResult", "lns"]
+__all__ = ["LNSConfig", "LNSResult", "lns"]
 
 
-@dataclasses.dataclass
-class LNSResult:
+@dataclasses.dataclass(repr=False)
+class LNSResult(MeteredResult):
     """Outcome of `lns`.
 
     Attributes:
@@ -65,20 +68,109 @@ class LNSResult:
       seconds: wall time.
     """
 
-    x: np.ndarray
-    value: float
-    c: np.ndarray
-    theta: np.ndarray
-    history: dict
-    iterations: int
-    accepted: int
-    stopped: StopReason
-    seconds: float
+    iterations: int = 0
+    accepted: int = 0
 
-    def __repr__(self) -> str:
-        return (f"LNSResult(value={self.value:.6g}, iterations={self.iterations}, "
-                f"accepted={self.accepted}, stopped={self.stopped!r}, "
-                f"seconds={self.seconds:.3g})")
+
+@dataclasses.dataclass(frozen=True)
+class LNSConfig(Config):
+    """How `lns` runs: checked once, here; ``lns(problem, y, meter, config)`` and the keyword
+    form ``lns(problem, y, meter, iterations=50, lam=10)`` are the same call (as
+    `surco.zero` and `surco.ZeroConfig`).
+
+    Attributes:
+      estimator, estimator_options, optimizer, lr, init, init_scale, key, backend,
+        solver_options, dtype: as in `surco.ZeroConfig` (the same surrogate, update and
+        solver; ``init`` may be a start rule ``instance -> θ0``); backend defaults to "scip".
+      iterations: most solves (iteration 0, the full solve, included); an iteration whose x
+        was already evaluated costs no evaluation.
+      free: rows of x (its first axis) freed per iteration: a fraction in (0, 1] of them or
+        a count >= 1; all rows make every iteration a SurCo-zero step.
+      choose: "random" (uniform rows) or "gradient" (rows drawn with probability
+        proportional to the sum of |dL/dθ| over the row at the last step, plus a uniform
+        floor of 10 %).
+      accept: "better" (keep x when its true cost is <= the current one) or "anneal"
+        (Metropolis, Kirkpatrick et al. 1983, at temperature ``temperature · |v0|`` cooled
+        geometrically to 1 % of it over the budget, v0 the first x's cost).
+      temperature: see ``accept``, a positive number.
+      screen: None evaluates every new x; a number r >= 0 evaluates x only when its
+        objective f (free: SurCo computes it every step) is <= ``f(x_cur) + r·|f(x_cur)|``,
+        and rejects it unevaluated otherwise (for an expensive true cost with a faithful f).
+      grow: None keeps the neighbourhood size; an integer g >= 1 doubles the rows freed
+        after g iterations in a row without an accepted move (up to all rows) and returns
+        to ``free`` on the next accepted one (adaptive LNS, Ropke & Pisinger, Transp. Sci.
+        40, 2006, in its simplest form).
+      seed: seed of the neighbourhood choices (an integer >= 0).
+
+    Raises:
+      ValueError (TypeError for an optimiser of the wrong type or an unknown estimator
+      hyperparameter): naming the field and the expected form.
+    """
+
+    estimator: Any = "blackbox"
+    estimator_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    optimizer: optax.GradientTransformation | None = None
+    lr: float = 0.1
+    init: str | np.ndarray | Callable[[Instance], Any] = "random"
+    init_scale: float = 1.0
+    iterations: int = 300
+    free: float | int = 0.2
+    choose: str = "random"
+    accept: str = "better"
+    temperature: float = 0.01
+    screen: float | None = None
+    grow: int | None = None
+    key: jax.Array | int | None = None
+    seed: int = 0
+    backend: str | None = "scip"
+    solver_options: Mapping[str, Any] | None = None
+    dtype: Any = jnp.float32
+    _given: frozenset = dataclasses.field(default=frozenset(), init=False, repr=False,
+                                          compare=False)
+
+    _who = "surco.lns.lns"
+
+    def __post_init__(self) -> None:
+        put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        self._check_estimator()
+        if isinstance(self.iterations, bool) or not isinstance(self.iterations, (int, np.integer)) \
+                or self.iterations < 1:
+            raise ValueError(f"lns: iterations must be an integer >= 1, got {self.iterations!r}")
+        put("iterations", int(self.iterations))
+        _free_count(self.free, 1)   # the form; the count is taken against x's rows
+        if self.choose not in ("random", "gradient"):
+            raise ValueError(f"lns: choose must be 'random' or 'gradient', got {self.choose!r}")
+        if self.accept not in ("better", "anneal"):
+            raise ValueError(f"lns: accept must be 'better' or 'anneal', got {self.accept!r}")
+        g = self.grow
+        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1):
+            raise ValueError(f"lns: grow must be an integer >= 1 or None, got {g!r}")
+        r = self.screen
+        if r is not None and not (is_number(r) and math.isfinite(r) and r >= 0):
+            raise ValueError(f"lns: screen must be a number >= 0 or None, got {r!r}")
+        t = self.temperature
+        if not (is_number(t) and math.isfinite(t) and t > 0):
+            raise ValueError(f"lns: temperature must be a positive number, got {t!r}")
+        put("lr", check_number("lr", self.lr, who="lns"))
+        put("init_scale", check_number("init_scale", self.init_scale, who="lns"))
+        put("seed", check_int("seed", self.seed, 0, who="lns"))
+        if isinstance(self.init, str) and self.init not in ("random", "zeros"):
+            raise ValueError(f"lns: init must be 'random', 'zeros', an array of surrogate "
+                             f"parameters or a function instance -> θ0, got {self.init!r}")
+        check_optimizer("lns", self.optimizer)
+        if self.backend is not None and not isinstance(self.backend, str):
+            raise ValueError(f"lns: backend must be a backend name (str) or None, got "
+                             f"{self.backend!r}")
+        if self.solver_options is not None and not isinstance(self.solver_options, Mapping):
+            raise ValueError(f"lns: solver_options must be a mapping of make_solver options "
+                             f"or None, got {self.solver_options!r}")
+        try:
+            dt = jnp.dtype(self.dtype)
+        except TypeError as exc:
+            raise ValueError(f"lns: dtype must be a floating dtype, got {self.dtype!r}") from exc
+        if not jnp.issubdtype(dt, jnp.floating):
+            raise ValueError(f"lns: dtype must be a floating dtype, got {dt}")
+        put("dtype", dt)
 
 
 def _free_count(free: float | int, rows: int) -> int:
@@ -93,14 +185,8 @@ def _free_count(free: float | int, rows: int) -> int:
     return max(1, min(rows, int(round(free * rows))))
 
 
-def lns(problem: Problem, instance: Instance, meter: Meter, *, estimator: Any = "blackbox",
-        optimizer: optax.GradientTransformation | None = None, lr: float = 0.1,
-        init: str | np.ndarray = "random", init_scale: float = 1.0, iterations: int = 300,
-        free: float | int = 0.2, choose: str = "random", accept: str = "better",
-        temperature: float = 0.01, screen: float | None = None, grow: int | None = None,
-        key: jax.Array | int | None = None, seed: int = 0,
-        backend: str = "scip", solver_options: dict[str, Any] | None = None,
-        dtype=jnp.float32, **estimator_kw: Any) -> LNSResult:
+def lns(problem: Problem, instance: Instance, meter: Meter, config: LNSConfig | None = None,
+        /, **settings: Any) -> LNSResult:
     """SurCo-guided large-neighbourhood search on one instance (see the module docstring).
 
     Args:
@@ -108,41 +194,25 @@ def lns(problem: Problem, instance: Instance, meter: Meter, *, estimator: Any = 
         fixed through the solver's bounds, `Solver.fixed`).
       instance: one instance.
       meter: evaluates the true cost (`surco.budget.Meter`); every new x is one evaluation.
-      estimator, optimizer, lr, init, init_scale, key, backend, solver_options, dtype,
-        estimator_kw: as in `surco.zero` (the same surrogate, update and solver).
-      iterations: most solves (iteration 0, the full solve, included); an iteration whose x
-        was already evaluated costs no evaluation.
-      free: rows of x (its first axis) freed per iteration: a fraction in (0, 1] of them or
-        a count >= 1; all rows make every iteration a SurCo-zero step.
-      choose: "random" (uniform rows) or "gradient" (rows drawn with probability
-        proportional to the sum of |dL/dθ| over the row at the last step, plus a uniform
-        floor of 10 %).
-      accept: "better" (keep x when its true cost is <= the current one) or "anneal"
-        (Metropolis, Kirkpatrick et al. 1983, at temperature ``temperature · |v0|`` cooled
-        geometrically to 1 % of it over the budget, v0 the first x's cost).
-      temperature: see ``accept``, a positive number.
-      grow: None keeps the neighbourhood size; an integer g >= 1 doubles the rows freed
-        after g iterations in a row without an accepted move (up to all rows) and returns
-        to ``free`` on the next accepted one (adaptive LNS, Ropke & Pisinger, Transp. Sci.
-        40, 2006, in its simplest form).
-      screen: None evaluates every new x; a number r >= 0 evaluates x only when its
-        objective f (free: SurCo computes it every step) is <= ``f(x_cur) + r·|f(x_cur)|``,
-        and rejects it unevaluated otherwise (for an expensive true cost with a faithful f).
-      seed: seed of the neighbourhood choices.
+      config: an `LNSConfig` (iterations, free, choose, accept, temperature, screen, grow,
+        seed, and SurCo's estimator, optimiser, start and solver), or None.
+      **settings: its fields as keywords (``iterations=50``, ``estimator="perturbed"``, the
+        estimator's hyperparameters such as ``lam=10``), replacing ``config``'s.
 
     Returns:
       `LNSResult` with the best x evaluated.
 
     Raises:
       TypeError: Ω is not a `LinearSpec`, meter is not a Meter, or a keyword that is
-        neither a parameter nor a hyperparameter of the estimator (named, with the closest).
-      ValueError: bad arguments (naming which).
+        neither a field of `LNSConfig` nor a hyperparameter of the estimator (named, with
+        the closest).
+      ValueError: bad settings (naming which).
       ProblemError: a non-finite objective or gradient.
       BudgetExhausted: the budget was spent before the first x could be evaluated.
       InfeasibleError, SolverError, ...: the solver failed (raised once, typed).
       KeyboardInterrupt: Ctrl-C; it carries ``.partial`` (the `LNSResult` so far, or None).
     """
-    check_estimator_kwargs("surco.lns.lns", lns, estimator_kw, estimator)
+    cfg = settings_of(config, settings, LNSConfig, "surco.lns.lns")
     if not isinstance(problem, Problem):
         raise TypeError(f"lns: problem must be a surco.Problem, got {type(problem).__name__}")
     if not (callable(meter) and hasattr(meter, "budget") and hasattr(meter, "remaining_seconds")):
@@ -152,32 +222,21 @@ def lns(problem: Problem, instance: Instance, meter: Meter, *, estimator: Any = 
     if not isinstance(space, LinearSpec):
         raise TypeError(f"lns: Ω of problem {problem.name!r} is a {type(space).__name__}; LNS "
                         "fixes variables through a MILP solver's bounds and needs a LinearSpec")
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
-        raise ValueError(f"lns: iterations must be an integer >= 1, got {iterations!r}")
-    if choose not in ("random", "gradient"):
-        raise ValueError(f"lns: choose must be 'random' or 'gradient', got {choose!r}")
-    if accept not in ("better", "anneal"):
-        raise ValueError(f"lns: accept must be 'better' or 'anneal', got {accept!r}")
-    if grow is not None and (isinstance(grow, bool) or not isinstance(grow, (int, np.integer))
-                             or grow < 1):
-        raise ValueError(f"lns: grow must be an integer >= 1 or None, got {grow!r}")
-    if screen is not None and not (isinstance(screen, (int, float)) and not isinstance(screen, bool)
-                                   and math.isfinite(screen) and screen >= 0):
-        raise ValueError(f"lns: screen must be a number >= 0 or None, got {screen!r}")
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"lns: temperature must be a positive number, got {temperature!r}")
+    iterations, choose, accept, screen, grow = (cfg.iterations, cfg.choose, cfg.accept,
+                                                cfg.screen, cfg.grow)
+    temperature, dtype = cfg.temperature, cfg.dtype
+    init = cfg.init(instance) if callable(cfg.init) else cfg.init
     shape = tuple(space.shape)
     rows = shape[0]
-    k_free = _free_count(free, rows)
-    est = get_estimator(estimator, **estimator_kw)
-    opt = optimizer if optimizer is not None else est.default_optimizer(lr)
-    dtype = jnp.dtype(dtype)
-    key = resolve_key(key)
-    gen = np.random.default_rng(seed)
+    k_free = _free_count(cfg.free, rows)
+    est = cfg.make_estimator()
+    opt = cfg.optimizer if cfg.optimizer is not None else est.default_optimizer(cfg.lr)
+    key = resolve_key(cfg.key)
+    gen = np.random.default_rng(cfg.seed)
     t_start = time.perf_counter()
     left = meter.remaining_seconds()
     control = RunControl(left if math.isfinite(left) else None, t_start)
-    member = build_solver(problem, instance, backend, solver_options)
+    member = build_solver(problem, instance, cfg.backend, cfg.solver_options)
     solver = stack_solvers([member], None, control)
     problem.check_instance(instance, dtype=dtype, who="lns")
     ys = stack_instances(problem, [instance])
@@ -195,7 +254,7 @@ def lns(problem: Problem, instance: Instance, meter: Meter, *, estimator: Any = 
         return optax.apply_updates(theta, updates), new_state, fv, x, c, status, g
 
     key, k0 = jax.random.split(key)
-    theta = initial_theta(init, k0, (1, *shape), dtype, init_scale)
+    theta = initial_theta(init, k0, (1, *shape), dtype, cfg.init_scale)
     opt_state = opt.init(theta)
     hist: dict[str, list] = {k: [] for k in ("f", "value", "accepted", "free", "moved",
                                              "evaluations")}
@@ -209,8 +268,10 @@ def lns(problem: Problem, instance: Instance, meter: Meter, *, estimator: Any = 
     def result(stop: str) -> LNSResult | None:
         if best_x is None:
             return None
-        return LNSResult(best_x, best_v, c_last, np.asarray(theta)[0], hist,
-                         len(hist["f"]), n_acc, stop_reason(stop), time.perf_counter() - t_start)
+        return LNSResult(x=best_x, value=best_v, c=c_last, theta=np.asarray(theta)[0],
+                         history=hist, stopped=stop_reason(stop),
+                         seconds=time.perf_counter() - t_start, iterations=len(hist["f"]),
+                         accepted=n_acc)
 
     k_base, stall = k_free, 0
 

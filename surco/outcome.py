@@ -11,9 +11,11 @@ whole *run* (many solves or evaluations) ended.
 
 from __future__ import annotations
 
+import dataclasses
 from enum import Enum
+from typing import Any
 
-__all__ = ["StopReason", "stop_reason"]
+__all__ = ["StopReason", "stop_reason", "MeteredResult"]
 
 
 class StopReason(str, Enum):
@@ -74,3 +76,32 @@ def stop_reason(value: "str | StopReason") -> StopReason:
     except ValueError:
         known = ", ".join(repr(m.value) for m in StopReason)
         raise ValueError(f"unknown stop reason {value!r}; known: {known}") from None
+
+
+@dataclasses.dataclass(repr=False)
+class MeteredResult:
+    """What every surrogate search that evaluates the true cost through a `surco.Meter`
+    returns (`surco.lns.LNSResult`, `surco.lancer.LancerResult`, `surco.plateau.PlateauResult`
+    add their own counts after these fields).
+
+    Attributes:
+      x: the best solution the run evaluated (in Ω); value: its true cost (from the meter).
+      c, theta: the surrogate cost and its parameters that go with x (see each method).
+      history: per iteration, step or round, the method's own record (see each method).
+      stopped: a `StopReason`; seconds: wall time.
+    """
+
+    x: Any
+    value: float
+    c: Any
+    theta: Any
+    history: dict
+    stopped: StopReason
+    seconds: float
+
+    def __repr__(self) -> str:
+        base = {f.name for f in dataclasses.fields(MeteredResult)}
+        counts = "".join(f", {f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)
+                         if f.name not in base and isinstance(getattr(self, f.name), int))
+        return (f"{type(self).__name__}(value={self.value:.6g}{counts}, "
+                f"stopped={self.stopped!r}, seconds={self.seconds:.3g})")

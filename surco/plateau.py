@@ -60,7 +60,7 @@ from surco._engine import (RunControl, build_solver, controlled, initial_theta, 
 from surco.config import ZeroConfig, settings_of
 from surco.driver.program import host_program, init_opt_state, optimizer_key
 from surco.driver.selection import check_step
-from surco.outcome import StopReason
+from surco.outcome import MeteredResult, StopReason
 from surco.budget import BudgetExhausted, Meter
 from surco.family import Family, Method
 from surco.problem import Instance, Problem
@@ -81,8 +81,8 @@ _STOP = {StopReason.TIME_LIMIT: StopReason.BUDGET,
 _RADIUS_RANGE = (64.0, 16.0)
 
 
-@dataclasses.dataclass
-class PlateauResult:
+@dataclasses.dataclass(repr=False)
+class PlateauResult(MeteredResult):
     """Outcome of `plateau_zero`.
 
     Attributes:
@@ -103,21 +103,9 @@ class PlateauResult:
       seconds: wall time.
     """
 
-    x: np.ndarray
-    value: float
-    theta: np.ndarray
-    c: np.ndarray
-    history: dict
-    steps: int
-    restarts: int
-    evaluations: int
-    stopped: StopReason
-    seconds: float
-
-    def __repr__(self) -> str:
-        return (f"PlateauResult(value={self.value:.6g}, steps={self.steps}, "
-                f"restarts={self.restarts}, evaluations={self.evaluations}, "
-                f"stopped={self.stopped!r}, seconds={self.seconds:.3g})")
+    steps: int = 0
+    restarts: int = 0
+    evaluations: int = 0
 
 
 def _positive(name: str, v: Any, none_ok: bool = False) -> float | None:
@@ -246,9 +234,10 @@ def plateau_zero(problem: Problem, instance: Instance, meter: Meter,
     def result(stop: StopReason) -> PlateauResult | None:
         if best_x is None:
             return None
-        return PlateauResult(best_x, float(best_v), best_th, best_c, hist, len(hist["value"]),
-                             n_restarts, meter.evaluations - e0, stop,
-                             time.perf_counter() - t_start)
+        return PlateauResult(x=best_x, value=float(best_v), c=best_c, theta=best_th,
+                             history=hist, stopped=stop, seconds=time.perf_counter() - t_start,
+                             steps=len(hist["value"]), restarts=n_restarts,
+                             evaluations=meter.evaluations - e0)
 
     def fail(exc: BaseException) -> BaseException:
         return exc

@@ -43,6 +43,28 @@ class _Negated:
         return -float(out) if self.scalar else -out
 
 
+class _Blocked:
+    """``fn(blocks.split(x), instance)``: the objective of a `Problem` on a `LinearSpec` with
+    named blocks (`LinearSpec.from_blocks`), called on the flat x that solvers, estimators
+    and the harness use. Slices and reshapes only, so ``jax.grad`` flows through. Equal
+    for the same fn and layout, so that compiled programs keyed by the objective are shared
+    by the Problems built per instance."""
+
+    def __init__(self, fn: Callable, blocks):
+        self.fn, self.blocks = fn, blocks
+        self.__name__ = getattr(fn, "__name__", "objective")
+        self.__doc__ = getattr(fn, "__doc__", None)
+
+    def __call__(self, x, instance):
+        return self.fn(self.blocks.split(x), instance)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Blocked) and other.fn is self.fn and other.blocks == self.blocks
+
+    def __hash__(self) -> int:
+        return hash((id(self.fn), self.blocks))
+
+
 class ProblemError(ValueError):
     """A problem's objective, features or space returned something unusable."""
 
@@ -65,7 +87,11 @@ class Problem:
         capacities in sharding).
       objective: ``f(x, instance) -> scalar``, written in JAX, differentiable in x, where
         x has the shape of Ω (``space.shape``). Minimised, or maximised with
-        ``sense="max"``.
+        ``sense="max"``. When ``space`` is a `LinearSpec` with named blocks
+        (`LinearSpec.from_blocks`, `LinearSpec.from_mathopt`), f receives x as a dict
+        ``{block name: array of the block's shape}`` (``objective`` is then f wrapped to take
+        the flat x that solvers and SurCo use). A space that is a function of the instance
+        hands f the flat x (split it with ``spec.split``), or build one Problem per instance.
       features: ``instance -> array`` of instance features for SurCo-prior; either one
         vector ``(F,)`` per instance or one row per leading entry of x, ``(x.shape[0], F)``.
       evaluate: optional ``(x: np.ndarray, instance) -> float``, the true cost when it is not
@@ -122,6 +148,9 @@ class Problem:
     def __post_init__(self):
         if not callable(self.objective):
             raise TypeError(f"Problem {self.name!r}: objective must be callable f(x, instance)")
+        if (isinstance(self.space, LinearSpec) and self.space.blocks is not None
+                and not isinstance(self.objective, (_Blocked, _Negated))):
+            object.__setattr__(self, "objective", _Blocked(self.objective, self.space.blocks))
         if self.sense not in SENSES:
             raise ValueError(f"Problem {self.name!r}: sense must be 'min' or 'max', got "
                              f"{self.sense!r}")
@@ -179,7 +208,8 @@ class Problem:
         return -float(value) if self.sense == "max" else float(value)
 
     def user_objective(self, x: jax.Array, instance: Instance) -> jax.Array:
-        """The objective as the user wrote it (to be maximised for ``sense="max"``)."""
+        """The objective as the user wrote it (to be maximised for ``sense="max"``), on the
+        flat x of Ω (split into blocks for f when Ω has named blocks)."""
         fn = self.objective
         return fn.fn(x, instance) if isinstance(fn, _Negated) else fn(x, instance)
 

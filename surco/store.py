@@ -44,6 +44,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from surco.atomic import write_bytes
 from surco.budget import Budget
 from surco.runs import Run
 
@@ -148,6 +149,40 @@ class RunStore:
         for rec in self._records.values():
             if all(rec.get(k) == v for k, v in match.items()):
                 yield rec
+
+    def drop(self, method: str | None = None, **match: Any) -> int:
+        """Remove the records of ``method`` (the run's method name; None: any) whose fields
+        equal ``match`` (e.g. ``family="sharding"``), so that a rerun with the store
+        computes them again; returns how many were removed.
+
+        The key of a run names the method, not its code or settings: after changing what a
+        method does, drop its runs, or a resumed bench reuses the old ones. The file is
+        rewritten atomically (a crash leaves the old file or the new one); run it while no
+        other process writes to the store, as a writer that has the old file open would go
+        on appending to it.
+
+        Raises:
+          ValueError: neither ``method`` nor a field to match (that would drop everything).
+        """
+        if method is None and not match:
+            raise ValueError(f"RunStore.drop: {self.path}: name a method or fields to match; "
+                             "refusing to drop every record")
+
+        def hit(rec: dict) -> bool:
+            return ((method is None or rec.get("run", {}).get("method") == method)
+                    and all(rec.get(k) == v for k, v in match.items()))
+
+        if not self.path.exists():
+            return 0
+        self._records = {}
+        self._read()                          # what is on disk now, other writers' runs too
+        gone = [k for k, rec in self._records.items() if hit(rec)]
+        for k in gone:
+            del self._records[k]
+        if gone:
+            write_bytes(self.path, b"".join(json.dumps(rec, allow_nan=False).encode() + b"\n"
+                                            for rec in self._records.values()))
+        return len(gone)
 
     # -- keys ------------------------------------------------------------------------------
     @staticmethod

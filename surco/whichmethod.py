@@ -44,8 +44,8 @@ import numpy as np
 
 from surco.naming import is_surco
 
-__all__ = ["Trace", "trace", "value_at", "anytime", "MethodMap", "method_map", "is_surco",
-           "DEFAULT_COSTS", "DEFAULT_BUDGETS", "CUT_OFF_FRACTION"]
+__all__ = ["Trace", "trace", "value_at", "anytime", "MethodMap", "method_map", "surco_or_search",
+           "is_surco", "DEFAULT_COSTS", "DEFAULT_BUDGETS", "CUT_OFF_FRACTION"]
 
 #: seconds per evaluation of the default grid (a formula ... an FDFD simulation).
 DEFAULT_COSTS = (0.0, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
@@ -317,6 +317,69 @@ def _crossover(costs, budgets, winner, methods) -> dict[str, Any]:
             out["sentence"] = (f"SurCo pays off when one evaluation costs more than "
                                f"{costs[idx - 1]:g} s ({where})")
     return out
+
+
+def surco_or_search(cmp: Any, costs: Sequence[float] | None = None,
+                    budgets: Sequence[float] | None = None) -> dict[str, Any]:
+    """SurCo family or search, per (cost per evaluation, budget) cell, deciding also cells
+    that `method_map` leaves open. The "SurCo pays off when one evaluation costs more than
+    X s" sentences of the README's "which method when" section come from here.
+
+    A run cut off by its budget before the effective time T would have had, at T, a value no
+    higher than the best it reached (its returned value): an upper bound, where the map,
+    which names a single winner, needs the value itself. A side (the SurCo-family methods,
+    `surco.whichmethod.is_surco`, or the others) surely has the lower best mean at a cell
+    when every method of the other side covers the cell (its mean is exact) and the lowest
+    mean of its own side, with cut-off runs at their bound, is below the other side's lowest
+    mean.
+
+    Returns:
+      ``{"costs", "budgets", "side"}`` (side[i][j]: "surco", "search" or None: not decided),
+      ``"search_up_to"`` (the largest cost at which a search wins some cell, None if none),
+      ``"surco_from"`` (the smallest larger cost with a decided cell: a SurCo-family method
+      wins every decided cell from there on) and ``"sentence"``.
+    """
+    costs = tuple(DEFAULT_COSTS if costs is None else costs)
+    budgets = tuple(DEFAULT_BUDGETS if budgets is None else budgets)
+    traces = {m: [trace(cmp.run(m, i)) for i in range(cmp.n_instances)] for m in cmp.methods}
+    side: list[list[str | None]] = []
+    for c in costs:
+        row = []
+        for T in budgets:
+            mean, exact = {}, {}
+            for m, trs in traces.items():
+                vals = [value_at(t, c, T) for t in trs]
+                exact[m] = all(v is not None for v in vals)
+                mean[m] = float(np.mean([t.final if v is None else v
+                                         for v, t in zip(vals, trs)]))
+            won = None
+            for me, other in (("surco", "search"), ("search", "surco")):
+                mine = [m for m in traces if (is_surco(m) == (me == "surco"))]
+                theirs = [m for m in traces if m not in mine]
+                if mine and theirs and all(exact[m] for m in theirs) and \
+                        min(mean[m] for m in mine) < min(mean[m] for m in theirs):
+                    won = me
+            row.append(won)
+        side.append(row)
+    lost = [c for c, row in zip(costs, side) if "search" in row]
+    up_to = max(lost) if lost else None
+    above = [c for c, row in zip(costs, side)
+             if (up_to is None or c > up_to) and any(v is not None for v in row)]
+    surco_from = min(above) if above else None
+    if surco_from is None:
+        sentence = (f"SurCo does not pay off at any cost per evaluation up to {costs[-1]:g} s "
+                    f"on these runs: a search wins at every cost with a decided cell")
+    elif up_to is None:
+        sentence = ("SurCo pays off at every cost per evaluation with a decided cell (from "
+                    f"{surco_from:g} s)")
+    else:
+        at = [f"{T:g} s" for T, v in zip(budgets, side[costs.index(up_to)]) if v == "search"]
+        sentence = (f"SurCo pays off when one evaluation costs more than {up_to:g} s (at "
+                    f"{up_to:g} s a search wins at a budget of {', '.join(at)}; from "
+                    f"{surco_from:g} s per evaluation on, a SurCo-family method wins every "
+                    f"decided cell)")
+    return {"costs": list(costs), "budgets": list(budgets), "side": side,
+            "search_up_to": up_to, "surco_from": surco_from, "sentence": sentence}
 
 
 def anytime(cmp: Any, method: str, axis: str = "evaluations",

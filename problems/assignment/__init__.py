@@ -14,8 +14,7 @@ n tasks go to m machines, each task to exactly one machine and each machine taki
 from .baselines import (ANNEAL_EVALUATIONS_PER_ENTRY, annealing, exact, local_search_first,
                         local_search_steepest, mean_cost, mean_cost_plan, scip,
                         scip_assignment)
-from .family import (BASELINES, FAMILY, TRAIN_SEED, ZERO_SETTINGS, ZERO_SETTINGS_NOTE,
-                     generate_instances)
+from .family import BASELINES, FAMILY, TRAIN_SEED, ZERO_SETTINGS, ZERO_SETTINGS_NOTE
 from .problem import (Instance, brute_force, capacity, evaluate, evaluate_batch, features,
                       generate, make_problem, mean_cost_heuristic, objective, random_plan,
                       space)
@@ -25,5 +24,5 @@ __all__ = [
     "make_problem", "generate", "brute_force", "mean_cost_heuristic", "random_plan",
     "mean_cost", "mean_cost_plan", "local_search_first", "local_search_steepest", "annealing",
     "scip", "exact", "scip_assignment", "ANNEAL_EVALUATIONS_PER_ENTRY", "BASELINES",
-    "FAMILY", "ZERO_SETTINGS", "ZERO_SETTINGS_NOTE", "TRAIN_SEED", "generate_instances",
+    "FAMILY", "ZERO_SETTINGS", "ZERO_SETTINGS_NOTE", "TRAIN_SEED",
 ]

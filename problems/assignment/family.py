@@ -9,18 +9,10 @@ from . import baselines as B
 from .problem import (Instance, evaluate, evaluate_batch, generate, make_problem,
                       mean_cost_heuristic)
 
-__all__ = ["FAMILY", "BASELINES", "ZERO_SETTINGS", "ZERO_SETTINGS_NOTE", "TRAIN_SEED",
-           "generate_instances"]
+__all__ = ["FAMILY", "BASELINES", "ZERO_SETTINGS", "ZERO_SETTINGS_NOTE", "TRAIN_SEED"]
 
 #: Settings are chosen on instances generated from seeds >= TRAIN_SEED; benches test below.
 TRAIN_SEED = 500
-
-
-def generate_instances(count: int, seed: int = 0, *, n: int = 8, m: int = 3,
-                       rho: float = 1.0) -> list[Instance]:
-    """``FAMILY.generate``: ``count`` seeded instances of n tasks on m machines (`generate`
-    with the family's argument order: count first, sizes as keywords)."""
-    return generate(int(n), int(m), int(count), seed=int(seed), rho=rho)
 
 
 def _problem(y: Instance) -> surco.Problem:
@@ -37,7 +29,7 @@ ZERO_SETTINGS = surco.ZeroConfig.of(estimator="neg_identity", projection="standa
                                     steps=100, patience=30, key=0, backend="cpsat",
                                     init=mean_cost_heuristic)
 ZERO_SETTINGS_NOTE = (
-    "chosen on 6 train instances (generate_instances(6, seed=TRAIN_SEED=500, n=13, m=3)) "
+    "chosen on 6 train instances (generate(6, seed=TRAIN_SEED=500, n=13, m=3)) "
     "by the mean gap to the enumerated optimum after 25/50/100 steps, among blackbox "
     "(λ = 10; λ = 1 with projection='norm'), perturbed (σ = 0.5, 8 samples) and "
     "neg_identity (standardize), each from the mean-cost cost or a random one, Adam lr 0.1: "
@@ -57,7 +49,7 @@ FAMILY = surco.Family(
     problem=_problem,
     evaluate=evaluate,
     evaluate_batch=_batch,
-    generate=generate_instances,
+    generate=generate,
     baselines=BASELINES,
     exact=B.exact,
     f_rtol=1e-5,

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
+from surco.checks import check_int, is_number
 from surco.problem import Problem
 from surco.solvers import LinearSpec
 
@@ -98,14 +99,26 @@ def make_problem(n: int, m: int) -> Problem:
                    objective=objective, features=features, evaluate=evaluate)
 
 
-def generate(n: int, m: int, count: int, seed: int = 0, rho: float = 1.0) -> list[Instance]:
-    """``count`` instances: a ~ U(0, 1), w ~ U(0.5, 1.5) (heterogeneous machines), ρ given.
+def generate(count: int, seed: int = 0, *, n: int = 8, m: int = 3,
+             rho: float = 1.0) -> list[Instance]:
+    """``FAMILY.generate``: ``count`` instances of ``n`` tasks on ``m`` machines, drawn in
+    turn from one numpy stream seeded by ``seed``: a ~ U(0, 1), w ~ U(0.5, 1.5)
+    (heterogeneous machines), penalty ρ = ``rho`` / n. Deterministic, and ``generate(j,
+    seed)`` is the first j of ``generate(count, seed)``.
 
     The loads are large enough that the quadratic term trades off against the linear costs,
     so neither the linear optimum nor a balanced split alone is optimal.
+
+    Raises:
+      ValueError: naming the argument: count, n or m < 1, seed < 0, or rho not a finite
+        number >= 0.
     """
-    if n < 1 or m < 1 or count < 1:
-        raise ValueError(f"generate: n, m, count must be >= 1, got {n}, {m}, {count}")
+    who = "assignment.generate"
+    count = check_int("count", count, 1, who=who)
+    seed = check_int("seed", seed, 0, who=who)
+    n, m = check_int("n", n, 1, who=who), check_int("m", m, 1, who=who)
+    if not (is_number(rho) and math.isfinite(rho) and rho >= 0):
+        raise ValueError(f"{who}: rho must be a finite number >= 0, got {rho!r}")
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):

@@ -22,16 +22,15 @@ network; ``surco.compare(FAMILY, tests, ["surco-prior"], prior=...)`` runs it.
 """
 from .brush import BRUSH_KINDS, Brush, as_brush, make_brush
 from .checker import FeasibilityReport, check_design, is_feasible, opening
-from .devices import (DEVICES, N_PER_SPLIT, PARAM_RANGES, WAVELENGTHS_NM, DeviceInstance,
-                      build_model, describe, grid_nm, instances, nominal_instance,
-                      sample_instance, simulator, spec_window)
+from .devices import (DEVICES, N_PER_SPLIT, PARAM_RANGES, SPLIT_SEEDS, WAVELENGTHS_NM,
+                      DeviceInstance, build_model, describe, generate, grid_nm, make_instance,
+                      nominal_instance, simulator, spec_window)
 from .generator import BrushGenerator, brush_generate
 from .loss import success, window_distance, window_loss
-from .methods import (METHODS, DesignResult, density_threshold, initial_latent,
-                      pass_through, run_method, surco_zero)
+from .methods import (METHODS, DesignResult, PassThroughConfig, density_threshold,
+                      initial_latent, pass_through, run_method, surco_zero)
 from .family import (BASELINES, FAMILY, HYPER, INIT_SCALE, STEPS, ZERO_SETTINGS,
-                     ZERO_SETTINGS_NOTE, density_threshold_method, generate_instances,
-                     violations)
+                     ZERO_SETTINGS_NOTE, density_threshold_method, violations)
 from .problem import (DesignReport, design_shape, evaluate_design, make_problem, objective,
                       transmission)
 from .prior import (PRIOR_TEMPERATURE, KernelCostNet, distill_targets, prior_methods,
@@ -41,15 +40,15 @@ __all__ = [
     "Brush", "BRUSH_KINDS", "make_brush", "as_brush",
     "brush_generate", "BrushGenerator",
     "check_design", "is_feasible", "opening", "FeasibilityReport",
-    "DEVICES", "WAVELENGTHS_NM", "PARAM_RANGES", "N_PER_SPLIT", "DeviceInstance",
-    "instances", "sample_instance", "nominal_instance", "build_model", "simulator",
+    "DEVICES", "WAVELENGTHS_NM", "PARAM_RANGES", "N_PER_SPLIT", "SPLIT_SEEDS", "DeviceInstance",
+    "generate", "make_instance", "nominal_instance", "build_model", "simulator",
     "spec_window", "grid_nm", "describe",
     "window_loss", "window_distance", "success",
     "make_problem", "objective", "transmission", "evaluate_design", "DesignReport",
     "design_shape",
-    "METHODS", "DesignResult", "surco_zero", "pass_through", "density_threshold",
+    "METHODS", "DesignResult", "surco_zero", "PassThroughConfig", "pass_through", "density_threshold",
     "run_method", "initial_latent",
     "FAMILY", "BASELINES", "HYPER", "STEPS", "INIT_SCALE", "ZERO_SETTINGS", "ZERO_SETTINGS_NOTE",
-    "generate_instances", "violations", "density_threshold_method",
+    "violations", "density_threshold_method",
     "train_prior", "distill_targets", "prior_methods", "KernelCostNet", "PRIOR_TEMPERATURE",
 ]

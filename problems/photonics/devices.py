@@ -28,7 +28,9 @@ wdm — |S11|² ≤ −20 dB, at 1270 nm |S21|² ≥ −3 dB and |S31|² ≤ −
 
 Instances are `DeviceInstance` values: frozen, hashable, and registered as JAX pytrees with
 no array leaves (the geometry is static data), so they can be closed over or passed through
-``jit``. `instances(device, "train"|"test")` gives 25 + 25 seeded instances per device.
+``jit``. `make_instance` draws one from a seed of a split ("train" or "test", whose seeds
+never overlap) and `generate` (``FAMILY.generate``) several from consecutive seeds; the
+benches use ``generate(N_PER_SPLIT, split=...)``: 25 train and 25 test instances per device.
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ from typing import Any
 
 import jax
 import numpy as np
+
+from surco.checks import check_int
 
 from .simulate import EXTRA_HINT, Simulator
 
@@ -73,8 +77,11 @@ NOMINAL: dict[str, dict[str, int]] = {
     "beam_splitter": {"wg_width": 400, "wg_separation": 1120},
     "wdm": {"wg_width": 400, "offset_in": 0, "output_half_separation": 1080},
 }
-#: seed of the first instance of each split (`instances`): seeds below "test" are train ones
+#: the absolute seed of each split's seed 0 (`make_instance`); a split holds `SPLIT_SEEDS`
+#: seeds, so train and test instances never share one
 SEED_BASE = {"train": 0, "test": 100_000}
+SPLIT_SEEDS = 100_000
+#: instances per split in the benches (``generate(N_PER_SPLIT, split=...)``)
 N_PER_SPLIT = 25
 
 
@@ -165,28 +172,49 @@ def grid_nm(device: str) -> int:
     raise ValueError(f"{device}: no grid in {GRID_CANDIDATES_NM} nm resolves its geometry")
 
 
-def sample_instance(device: str, seed: int) -> DeviceInstance:
-    """A random instance of ``device``, uniform over `PARAM_RANGES`, from a numpy seed."""
-    _check_device(device)
-    rng = np.random.default_rng([int(seed), DEVICES.index(device)])
+def make_instance(seed: int, *, device: str = "waveguide_bend",
+                  split: str = "test") -> DeviceInstance:
+    """The instance of ``device`` at seed ``seed`` of ``split``, uniform over `PARAM_RANGES`
+    (its ``seed`` attribute is the absolute seed ``SEED_BASE[split] + seed``).
+
+    Raises:
+      ValueError: naming the argument: a seed outside [0, `SPLIT_SEEDS`), an unknown device
+        or split.
+    """
+    who = "photonics.make_instance"
+    seed = check_int("seed", seed, 0, who=who)
+    if seed >= SPLIT_SEEDS:
+        raise ValueError(f"{who}: seed must be < {SPLIT_SEEDS} (the seeds of one split), "
+                         f"got {seed}")
+    if device not in DEVICES:
+        raise ValueError(f"{who}: device must be one of {DEVICES}, got {device!r}")
+    if split not in SEED_BASE:
+        raise ValueError(f"{who}: split must be 'train' or 'test', got {split!r}")
+    absolute = SEED_BASE[split] + seed
+    rng = np.random.default_rng([absolute, DEVICES.index(device)])
     params = tuple((k, int(rng.choice(v))) for k, v in sorted(PARAM_RANGES[device].items()))
-    return DeviceInstance(device, params, int(seed))
+    return DeviceInstance(device, params, absolute)
+
+
+def generate(count: int, seed: int = 0, *, device: str = "waveguide_bend",
+             split: str = "test") -> list[DeviceInstance]:
+    """``FAMILY.generate``: ``count`` instances of ``device`` from ``split``, at its seeds
+    ``seed, seed + 1, …`` (`make_instance`); deterministic, and ``generate(j, seed)`` is the
+    first j of ``generate(count, seed)``. Train seeds for any tuning, test seeds for benches.
+
+    Raises:
+      ValueError: naming the argument: count < 1, a seed outside [0, `SPLIT_SEEDS`), an
+        unknown device or split.
+    """
+    count = check_int("count", count, 1, who="photonics.generate")
+    seed = check_int("seed", seed, 0, who="photonics.generate")
+    return [make_instance(seed + i, device=device, split=split) for i in range(count)]
 
 
 def nominal_instance(device: str) -> DeviceInstance:
     """The nominal geometry (the invrs-gym lightweight challenge)."""
     _check_device(device)
     return DeviceInstance(device, tuple(NOMINAL[device].items()))
-
-
-def instances(device: str, split: str = "test", n: int = N_PER_SPLIT) -> list[DeviceInstance]:
-    """The seeded ``split`` ("train" or "test") instances of ``device`` (25 each by default;
-    train and test seeds never overlap)."""
-    if split not in SEED_BASE:
-        raise ValueError(f"instances: split must be 'train' or 'test', got {split!r}")
-    if not 1 <= int(n) <= 10_000:
-        raise ValueError(f"instances: n must be in [1, 10000], got {n}")
-    return [sample_instance(device, SEED_BASE[split] + i) for i in range(int(n))]
 
 
 # --------------------------------------------------------------------------------------

@@ -3,9 +3,9 @@ harness methods.
 
 ``FAMILY`` is what `surco.compare` and the conformance test run:
 
-* instances: `generate_instances` ``(count, seed=0, device="waveguide_bend", split="test")``
-  draws from the seeded ``split`` of `devices.instances` (train seeds for any tuning, test
-  seeds for benches; the two never overlap);
+* instances: `devices.generate` ``(count, seed=0, device="waveguide_bend", split="test")``
+  draws from the seeds of ``split`` (train seeds for any tuning, test seeds for benches; the
+  two never overlap);
 * true cost: the window loss L of a fresh FDFD simulation of a binary design
   (`problem.evaluate_design`; 0 iff the spec is met); f = log(1 + L), the same order;
 * one *evaluation* = one FDFD simulation (both wavelengths) of one distinct binary design;
@@ -39,11 +39,11 @@ from surco.budget import Meter
 from surco.methods import iterations_for
 
 from .baselines import design_loss, instance_seed, violations
-from .devices import DEVICES, SEED_BASE, DeviceInstance, sample_instance
+from .devices import DeviceInstance, generate
 from .methods import density_threshold, initial_latent, pass_through
 from .problem import make_problem
 
-__all__ = ["FAMILY", "generate_instances", "violations", "BASELINES",
+__all__ = ["FAMILY", "violations", "BASELINES",
            "density_threshold_method", "HYPER", "STEPS",
            "INIT_SCALE", "ZERO_SETTINGS", "ZERO_SETTINGS_NOTE"]
 
@@ -56,25 +56,6 @@ INIT_SCALE = 0.1
 #: bend + 6 mode-converter train instances at 150 steps; density (both variants): lr 0.1).
 HYPER = {"pass-through": dict(lr=0.05, temperature=1.0),
          "density": dict(lr=0.1, beta_max=8.0)}
-
-
-def generate_instances(count: int, seed: int = 0, *, device: str = "waveguide_bend",
-                       split: str = "test") -> list[DeviceInstance]:
-    """``count`` instances of ``device`` from ``split``: its seeds ``seed``, ``seed + 1``, …
-    (``generate_instances(25)`` is ``devices.instances(device, "test")``).
-
-    Raises:
-      ValueError: count < 1, seed < 0, an unknown device or split.
-    """
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-        raise ValueError(f"generate_instances: count must be an int >= 1, got {count!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"generate_instances: seed must be an int >= 0, got {seed!r}")
-    if split not in SEED_BASE:
-        raise ValueError(f"generate_instances: split must be 'train' or 'test', got {split!r}")
-    if device not in DEVICES:
-        raise ValueError(f"generate_instances: unknown device {device!r}; choose from {DEVICES}")
-    return [sample_instance(device, SEED_BASE[split] + int(seed) + i) for i in range(int(count))]
 
 
 def _pass_through(instance: DeviceInstance, meter: Meter) -> np.ndarray:
@@ -135,7 +116,7 @@ FAMILY = surco.Family(
     problem=_problem,
     evaluate=design_loss,
     baselines=BASELINES,
-    generate=generate_instances,
+    generate=generate,
     exact=None,
     violations_fn=violations,
     f_monotone=True,

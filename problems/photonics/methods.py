@@ -40,7 +40,8 @@ import numpy as np
 import optax
 
 import surco
-from surco.config import settings_of
+from surco.checks import check_int, check_number
+from surco.config import Config, settings_of
 
 from .brush import Brush, as_brush
 from .devices import DeviceInstance
@@ -181,10 +182,56 @@ def _metered(meter, x: np.ndarray) -> bool:
     return True
 
 
-def pass_through(instance: DeviceInstance, *, steps: int = 60, lr: float = 0.05,
-                 init_scale: float = 0.1, key: int = 0, brush: Brush | str | None = None,
-                 temperature: float = 0.1, patience: int | None = None,
-                 stop_at_success: bool = True, meter=None) -> DesignResult:
+@dataclasses.dataclass(frozen=True)
+class PassThroughConfig(Config):
+    """How `pass_through` runs: checked once, here; ``pass_through(y, config)`` and
+    ``pass_through(y, steps=20)`` are the same call (as `surco.zero` and
+    `surco.ZeroConfig`).
+
+    Attributes:
+      steps: maximum gradient steps (an integer >= 0; Adam with learning rate ``lr`` > 0).
+      init_scale, key: the initial latent θ₀ (`initial_latent`; init_scale > 0, key an
+        integer seed >= 0 or a PRNG key).
+      temperature: τ (> 0) of the surrogate density σ(θ/τ).
+      patience: stop after this many steps without improvement (an integer >= 1; None: run
+        all steps).
+      stop_at_success: stop at the first design whose loss is 0 (the spec is met).
+
+    Raises:
+      ValueError: naming the field and the bad value.
+    """
+
+    steps: int = 60
+    lr: float = 0.05
+    init_scale: float = 0.1
+    key: int | jax.Array = 0
+    temperature: float = 0.1
+    patience: int | None = None
+    stop_at_success: bool = True
+    _given: frozenset = dataclasses.field(default=frozenset(), init=False, repr=False,
+                                          compare=False)
+
+    _who = "pass_through"
+
+    def __post_init__(self) -> None:
+        who, put = self._who, lambda k, v: object.__setattr__(self, k, v)
+        put("steps", check_int("steps", self.steps, 0, who=who))
+        put("patience", check_int("patience", self.patience, 1, none_ok=True, who=who))
+        for name in ("lr", "init_scale", "temperature"):
+            put(name, check_number(name, getattr(self, name), who=who))
+        if isinstance(self.key, (int, np.integer)):
+            put("key", check_int("key", self.key, 0, who=who))
+        elif not isinstance(self.key, jax.Array):
+            raise ValueError(f"{who}: key must be an integer seed >= 0 or a PRNG key, got "
+                             f"{self.key!r}")
+        if not isinstance(self.stop_at_success, bool):
+            raise ValueError(f"{who}: stop_at_success must be True or False, got "
+                             f"{self.stop_at_success!r}")
+
+
+def pass_through(instance: DeviceInstance, config: PassThroughConfig | None = None, /, *,
+                 brush: Brush | str | None = None, meter=None,
+                 **settings: Any) -> DesignResult:
     """Straight-through optimisation through the brush generator (Schubert et al. 2022).
 
     Each step: x = G(θ) (the generator on reward θ), one simulation of x with its adjoint,
@@ -192,23 +239,23 @@ def pass_through(instance: DeviceInstance, *, steps: int = 60, lr: float = 0.05,
 
     Args:
       instance: the device instance.
-      steps: maximum gradient steps (Adam with learning rate ``lr``).
-      init_scale, key: the initial latent θ₀.
+      config: a `PassThroughConfig` (steps, lr, θ₀, temperature, stopping), or None.
       brush: the fabrication brush.
-      temperature: τ of the surrogate density σ(θ/τ).
-      patience: stop after this many steps without improvement (None: run all steps).
-      stop_at_success: stop at the first design whose loss is 0 (the spec is met).
       meter: a `surco.budget.Meter`: each step's design is evaluated through it (one
         evaluation per distinct design) and the run stops when its budget is spent.
+      **settings: fields of `PassThroughConfig` as keywords (``steps=20``,
+        ``temperature=1.0``), replacing ``config``'s.
 
     Returns:
       A `DesignResult` with the best design by loss (every design is brush-feasible).
 
     Raises:
-      ValueError: temperature <= 0.
+      TypeError: an unknown keyword (with the closest valid name).
+      ValueError: a bad setting (naming it).
     """
-    if temperature <= 0:
-        raise ValueError(f"pass_through: temperature must be > 0, got {temperature}")
+    cfg = settings_of(config, settings, PassThroughConfig, "pass_through")
+    steps, lr, temperature, patience = cfg.steps, cfg.lr, cfg.temperature, cfg.patience
+    stop_at_success = cfg.stop_at_success
     b = as_brush(brush)
     t0 = time.perf_counter()
     gen = _generate_callback(b)
@@ -227,7 +274,7 @@ def pass_through(instance: DeviceInstance, *, steps: int = 60, lr: float = 0.05,
         upd, state = opt.update(g, state, theta)
         return optax.apply_updates(theta, upd), state, val, x
 
-    theta = initial_latent(instance, key, init_scale)
+    theta = initial_latent(instance, cfg.key, cfg.init_scale)
     state = opt.init(theta)
     best, best_x, hist, stall = np.inf, None, [], 0
     for _ in range(int(steps) + 1):

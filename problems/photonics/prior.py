@@ -7,7 +7,7 @@ score it. SurCo-zero needs one simulation and its adjoint per step, for up to `f
 steps.
 
     >>> from surco.problems import photonics as ph
-    >>> train = ph.generate_instances(2, device="waveguide_bend", split="train")
+    >>> train = ph.generate(2, device="waveguide_bend", split="train")
     >>> targets = [np.full((40, 40), -1.0), np.full((40, 40), 1.0)]   # all solid, all void
     >>> prior = ph.train_prior(train, targets)
     >>> [int(ph.brush_generate(-np.asarray(prior.theta(y))).mean()) for y in train]
@@ -127,7 +127,7 @@ def _check_instances(instances: Any, arg: str, where: str) -> list[DeviceInstanc
         if y.seed >= SEED_BASE["test"]:
             raise ValueError(f"{where}: {arg}[{i}] (seed {y.seed}) is a test-split instance; "
                              "the prior trains on train-split instances only "
-                             "(generate_instances(..., split='train'))")
+                             "(generate(..., split='train'))")
     devices = sorted({y.device for y in instances})
     if len(devices) > 1:
         raise ValueError(f"{where}: {arg} mixes devices {devices}; a prior serves one device "

@@ -17,20 +17,11 @@ from .methods import baselines_for
 from .problem import (PortfolioConfig, linearised_cost, make_problem, objective_batch,
                       objective_np, support_is_qp)
 
-__all__ = ["portfolio_family", "FAMILY", "generate_instances", "TRAIN_SEED",
+__all__ = ["portfolio_family", "FAMILY", "TRAIN_SEED",
            "ZERO_SETTINGS_NOTE"]
 
 #: Settings are chosen on instances from seeds >= TRAIN_SEED; benches test on seed 0.
 TRAIN_SEED = 1000
-
-
-def generate_instances(count: int, seed: int = 0, *, n: int = 20, **kw) -> list[Instance]:
-    """``FAMILY.generate``: ``count`` factor-model instances of n assets (`generate`, keyword
-    arguments passed on), with per-instance seeds drawn from ``seed``."""
-    if int(count) < 1:
-        raise ValueError(f"generate_instances: count must be >= 1, got {count}")
-    seeds = np.random.default_rng(int(seed)).integers(0, 2 ** 31 - 1, int(count))
-    return [generate(int(n), int(s), **kw) for s in seeds]
 
 
 def _zero_settings(config: PortfolioConfig) -> surco.ZeroConfig:
@@ -48,7 +39,7 @@ ZERO_SETTINGS_NOTE = (
     "plans are the MILP's support with its optimal weights (reoptimise=True, SupportSolver; "
     "f's gradient in z is the support value's sensitivity, support_objective); Adam lr 0.1, "
     "at most 150 steps, patience 50, from the linearisation. LANCER's config: chosen on 8 "
-    f"train instances (generate_instances(8, seed=TRAIN_SEED={TRAIN_SEED}, n=100)) by the "
+    f"train instances (generate(8, seed=TRAIN_SEED={TRAIN_SEED}, n=100)) by the "
     "mean f of SurCo-zero's plan: blackbox λ = 30 -1.2291, λ = 10 -1.2280, λ = 10 with lr "
     "0.3 -1.2258, neg_identity (standardize) -1.2166; on 3 of them, the plain MILP over "
     "(x, z) with its plan polished afterwards -1.0918 against -1.0935 / -1.0972 for "
@@ -88,7 +79,7 @@ def portfolio_family(config: PortfolioConfig = PortfolioConfig(), name: str = "p
     baselines, exact = baselines_for(config)
     return surco.Family(
         name=name, problem=problem, evaluate=evaluate, evaluate_batch=evaluate_batch,
-        generate=generate_instances, baselines=baselines, exact=exact, f_rtol=1e-4,
+        generate=generate, baselines=baselines, exact=exact, f_rtol=1e-4,
         zero_settings=_zero_settings(config), zero_settings_note=ZERO_SETTINGS_NOTE,
         reference="local-search-first")
 

@@ -29,21 +29,25 @@ idiosyncratic third cumulants κ, ``x0`` (n,) the current portfolio (for the tur
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from surco.checks import check_int, check_range, is_number
 
 Instance = dict
 
 _KEYS = ("r", "L", "f_skew", "e_var", "e_k3", "x0")
 
 
-def generate(n: int, seed: int, *, n_factors: int = 4, factor_vol=(1.5, 3.0),
-             idio_vol=(2.0, 5.0), skew_range=(-0.15, 0.15), premium=(0.05, 0.25),
-             alpha_sd: float = 0.3) -> Instance:
-    """A seeded factor-model instance with n assets.
+def make_instance(seed: int, *, n: int = 20, n_factors: int = 4, factor_vol=(1.5, 3.0),
+                  idio_vol=(2.0, 5.0), skew_range=(-0.15, 0.15), premium=(0.05, 0.25),
+                  alpha_sd: float = 0.3) -> Instance:
+    """A seeded factor-model instance with n assets (`generate` draws many).
 
     Args:
+      seed: numpy seed (an int >= 0).
       n: number of assets (>= 1).
-      seed: numpy seed.
       n_factors: K >= 1; factor 0 is a market factor (loadings ~ N(1, 0.3²)), the others are
         style factors (loadings ~ N(0, 0.5²)).
       factor_vol: range of the factor volatilities σ_k (percent); L = B·diag(σ).
@@ -51,36 +55,59 @@ def generate(n: int, seed: int, *, n_factors: int = 4, factor_vol=(1.5, 3.0),
       skew_range: range of the skewness of each factor and of each asset's noise.
       premium: range of the factor risk premia per unit volatility; r = L·π + a with
         π_k = σ_k·U(premium) and a ~ N(0, alpha_sd²).
-      alpha_sd: spread of the assets' own expected returns.
+      alpha_sd: spread of the assets' own expected returns (a finite number >= 0).
 
     Returns:
       the instance dict (see the module docstring); x0 is a random dense portfolio
       (uniform weights normalised to sum 1, as in LANCER).
 
     Raises:
-      ValueError: n or n_factors < 1, a range with lo > hi, or nonpositive volatilities.
+      ValueError: naming the argument: seed < 0, n or n_factors < 1, a range that is not
+        finite with lo <= hi, nonpositive volatilities, or a bad alpha_sd.
     """
-    if int(n) < 1 or int(n_factors) < 1:
-        raise ValueError(f"n and n_factors must be >= 1, got n={n}, n_factors={n_factors}")
-    for name, (lo, hi) in (("factor_vol", factor_vol), ("idio_vol", idio_vol),
-                           ("skew_range", skew_range), ("premium", premium)):
-        if not lo <= hi:
-            raise ValueError(f"{name} must be a range (lo, hi) with lo <= hi, got {(lo, hi)}")
-    if factor_vol[0] <= 0 or idio_vol[0] <= 0:
-        raise ValueError("factor_vol and idio_vol must be > 0")
-    n, K = int(n), int(n_factors)
+    who = "portfolio.make_instance"
+    seed = check_int("seed", seed, 0, who=who)
+    n, K = check_int("n", n, 1, who=who), check_int("n_factors", n_factors, 1, who=who)
+    ranges = {}
+    for name, value in (("factor_vol", factor_vol), ("idio_vol", idio_vol),
+                        ("skew_range", skew_range), ("premium", premium)):
+        ranges[name] = check_range(name, value, who)
+    for name in ("factor_vol", "idio_vol"):
+        if ranges[name][0] <= 0:
+            raise ValueError(f"{who}: {name} must be > 0, got {ranges[name]}")
+    if not (is_number(alpha_sd) and math.isfinite(alpha_sd) and alpha_sd >= 0):
+        raise ValueError(f"{who}: alpha_sd must be a finite number >= 0, got {alpha_sd!r}")
     rng = np.random.default_rng(seed)
-    sig_f = rng.uniform(*factor_vol, K)
+    sig_f = rng.uniform(*ranges["factor_vol"], K)
     B = np.concatenate([rng.normal(1.0, 0.3, (n, 1)), rng.normal(0.0, 0.5, (n, K - 1))], axis=1)
     L = B * sig_f[None]
-    f_skew = rng.uniform(*skew_range, K)
-    sig_e = rng.uniform(*idio_vol, n)
-    e_skew = rng.uniform(*skew_range, n)
-    pi = sig_f * rng.uniform(*premium, K)
+    f_skew = rng.uniform(*ranges["skew_range"], K)
+    sig_e = rng.uniform(*ranges["idio_vol"], n)
+    e_skew = rng.uniform(*ranges["skew_range"], n)
+    pi = sig_f * rng.uniform(*ranges["premium"], K)
     r = L @ pi + rng.normal(0.0, alpha_sd, n)
     x0 = rng.uniform(0.0, 1.0, n)
     return {"r": r, "L": L, "f_skew": f_skew, "e_var": sig_e ** 2, "e_k3": e_skew * sig_e ** 3,
             "x0": x0 / x0.sum()}
+
+
+def generate(count: int, seed: int = 0, *, n: int = 20, n_factors: int = 4,
+             factor_vol=(1.5, 3.0), idio_vol=(2.0, 5.0), skew_range=(-0.15, 0.15),
+             premium=(0.05, 0.25), alpha_sd: float = 0.3) -> list[Instance]:
+    """``FAMILY.generate``: ``count`` instances (`make_instance` with the same keywords),
+    whose seeds are drawn in turn from a numpy stream seeded by ``seed``. Deterministic, and
+    ``generate(j, seed)`` is the first j of ``generate(count, seed)``.
+
+    Raises:
+      ValueError: naming the argument: count < 1, seed < 0, or a bad keyword (see
+        `make_instance`).
+    """
+    count = check_int("count", count, 1, who="portfolio.generate")
+    seed = check_int("seed", seed, 0, who="portfolio.generate")
+    seeds = np.random.default_rng(seed).integers(0, 2 ** 31 - 1, count)
+    return [make_instance(int(s), n=n, n_factors=n_factors, factor_vol=factor_vol,
+                          idio_vol=idio_vol, skew_range=skew_range, premium=premium,
+                          alpha_sd=alpha_sd) for s in seeds]
 
 
 def check_instance(instance: Instance) -> int:

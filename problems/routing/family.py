@@ -41,7 +41,7 @@ from .baselines import (detours, exact_path, let_method, mean_risk_method, scip_
 from .instances import Instance, check_instance, generate
 from .problem import STARTS, late_probability, make_problem, path_nodes, softplus_inverse
 
-__all__ = ["FAMILY", "generate_instances", "violations", "evaluate_batch", "BASELINES",
+__all__ = ["FAMILY", "violations", "evaluate_batch", "BASELINES",
            "EXACT", "problem_of_size", "ZERO_SETTINGS", "ZERO_SETTINGS_NOTE", "TRAIN_SEED",
            "EXACT_DEFAULT_SECONDS"]
 
@@ -49,21 +49,6 @@ __all__ = ["FAMILY", "generate_instances", "violations", "evaluate_batch", "BASE
 EXACT_DEFAULT_SECONDS = 600.0
 #: seeds >= TRAIN_SEED are train instances (settings are chosen there); benches test below.
 TRAIN_SEED = 1000
-
-
-def generate_instances(count: int, seed: int = 0, *, n: int = 5, regime: str = "risk",
-                       q: float = 1.0, k: float = 1.0) -> list[Instance]:
-    """``count`` instances with seeds ``seed, seed + 1, …`` (`generate` with ``n``,
-    ``regime``, ``q``, ``k``). Benches test on seeds below `TRAIN_SEED`.
-
-    Raises:
-      ValueError: count < 1, seed < 0, or bad instance parameters (see `generate`).
-    """
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-        raise ValueError(f"generate_instances: count must be an int >= 1, got {count!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"generate_instances: seed must be an int >= 0, got {seed!r}")
-    return [generate(n, int(seed) + i, regime=regime, q=q, k=k) for i in range(int(count))]
 
 
 def violations(x: np.ndarray, instance: Instance) -> list[str]:
@@ -133,7 +118,7 @@ FAMILY = surco.Family(
     evaluate=late_probability,
     evaluate_batch=evaluate_batch,
     baselines=BASELINES,
-    generate=generate_instances,
+    generate=generate,
     exact=EXACT,
     violations_fn=violations,
     f_monotone=True,

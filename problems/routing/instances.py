@@ -19,25 +19,71 @@ Two regimes:
   Tight deadlines (q < 0) reward gambling on variance, loose ones (q > 0) reward reliable
   edges, so the LET path is often beaten (the share is measured in ``bench/routing.py``).
 
+The regimes are `Regime` values (`STANDARD`, `RISK`, or a variant with other ranges).
+`make_instance` draws one instance from a seed; `generate` (``FAMILY.generate``) draws
+``count`` of them from consecutive seeds.
+
 An instance is a dict of numpy arrays (a pytree): ``mu`` (E,), ``var`` (E,) and ``deadline``
 (a 0-d array); the grid size is implied by E = 4·n·(n − 1).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import Literal
 
 import numpy as np
 
+from surco.checks import check_int, check_range, is_number
 from surco.solvers import ShortestPathOracle
 
 Instance = dict  # {"mu": (E,), "var": (E,), "deadline": ()}
 
-#: defaults of the two regimes (ranges of the uniform draws).
-STANDARD = {"mu_range": (0.1, 1.0), "var_range": (0.1, 0.3)}
-RISK = {"p_fast": 0.5, "fast_mu": (0.2, 0.6), "fast_var": (0.5, 1.0),
-        "slow_mu": (0.4, 0.8), "slow_var": (0.01, 0.05)}
+_RANGES = ("mu_range", "var_range", "fast_mu", "fast_var", "slow_mu", "slow_var")
+
+
+@dataclasses.dataclass(frozen=True)
+class Regime:
+    """The distribution of the edge times (see the module docstring), validated on
+    construction; `STANDARD` and `RISK` are the presets, and e.g.
+    ``dataclasses.replace(RISK, p_fast=0.3)`` a variant.
+
+    Attributes:
+      name: ``"standard"`` (deadline ``k`` × LET mean) or ``"risk"`` (deadline LET mean +
+        ``q`` × LET standard deviation).
+      mu_range, var_range: standard regime, μ ~ U(mu_range), σ² ~ U(var_range)·(1 − μ).
+      p_fast: risk regime, the probability that an edge is fast.
+      fast_mu, fast_var, slow_mu, slow_var: risk regime, the uniform ranges of μ and σ² of
+        fast and slow edges.
+
+    Raises:
+      ValueError: naming the field: an unknown name, a range that is not a finite (lo, hi)
+        with lo <= hi, or p_fast outside [0, 1].
+    """
+    name: Literal["standard", "risk"]
+    mu_range: tuple[float, float] = (0.1, 1.0)
+    var_range: tuple[float, float] = (0.1, 0.3)
+    p_fast: float = 0.5
+    fast_mu: tuple[float, float] = (0.2, 0.6)
+    fast_var: tuple[float, float] = (0.5, 1.0)
+    slow_mu: tuple[float, float] = (0.4, 0.8)
+    slow_var: tuple[float, float] = (0.01, 0.05)
+
+    def __post_init__(self):
+        if self.name not in ("standard", "risk"):
+            raise ValueError(f"Regime: name must be 'standard' or 'risk', got {self.name!r}")
+        for field in _RANGES:
+            object.__setattr__(self, field, check_range(field, getattr(self, field), "Regime"))
+        if not (is_number(self.p_fast) and 0.0 <= self.p_fast <= 1.0):
+            raise ValueError(f"Regime: p_fast must lie in [0, 1], got {self.p_fast!r}")
+
+
+#: the two regimes of the module docstring, with their default ranges.
+STANDARD = Regime("standard")
+RISK = Regime("risk")
+#: a regime's name -> its preset (what a string ``regime`` argument names).
+REGIMES = {"standard": STANDARD, "risk": RISK}
 
 
 def _check_n(n: int) -> int:
@@ -95,69 +141,85 @@ def oracle(n: int) -> ShortestPathOracle:
     return ShortestPathOracle(num_nodes, edges, s, t, name=f"grid{n}x{n}-path")
 
 
-def _uniform(rng, lo_hi, size, what):
-    lo, hi = (float(v) for v in lo_hi)
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-        raise ValueError(f"{what} must be a finite range (lo, hi) with lo <= hi, got {lo_hi!r}")
-    return rng.uniform(lo, hi, size)
-
-
 def let_stats(n: int, mu: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, float, float]:
     """The least-expected-time path: ``(x, mean, std)`` (Dijkstra on μ)."""
     x = oracle(n).solve(mu).x
     return x, float(mu @ x), float(math.sqrt(var @ x))
 
 
-def generate(n: int, seed: int, *, regime: Literal["standard", "risk"] = "standard",
-             k: float = 1.0, q: float = 1.0, mu_range=STANDARD["mu_range"],
-             var_range=STANDARD["var_range"], p_fast: float = RISK["p_fast"],
-             fast_mu=RISK["fast_mu"], fast_var=RISK["fast_var"], slow_mu=RISK["slow_mu"],
-             slow_var=RISK["slow_var"]) -> Instance:
-    """One seeded instance on the n×n grid.
+def _as_regime(regime: Regime | str, who: str) -> Regime:
+    if isinstance(regime, Regime):
+        return regime
+    if isinstance(regime, str) and regime in REGIMES:
+        return REGIMES[regime]
+    raise ValueError(f"{who}: regime must be a Regime or one of {sorted(REGIMES)}, "
+                     f"got {regime!r}")
+
+
+def make_instance(seed: int, *, n: int = 5, regime: Regime | str = "risk", q: float = 1.0,
+                  k: float = 1.0) -> Instance:
+    """One seeded instance on the n×n grid (`generate` maps it over seeds).
 
     Args:
+      seed: numpy seed (an int >= 0); the same (seed, n, regime, q, k) always gives the same
+        instance.
       n: grid size (>= 2).
-      seed: numpy seed; the same (n, seed, regime, parameters) always gives the same instance.
-      regime: ``"standard"`` (deadline ``k`` × LET mean) or ``"risk"`` (deadline LET mean +
-        ``q`` × LET standard deviation); see the module docstring for the distributions.
-      k: deadline factor of the standard regime (the benchmark uses 0.9, 1.0, 1.1).
+      regime: the edge-time distribution, a `Regime` or the name of a preset (``"risk"``:
+        `RISK`, ``"standard"``: `STANDARD`); the deadline is LET mean + ``q`` × LET standard
+        deviation in a ``"risk"`` regime, ``k`` × LET mean in a ``"standard"`` one.
       q: deadline offset of the risk regime in LET standard deviations (bench: −1, 1, 2).
-      mu_range, var_range: standard regime, μ ~ U(mu_range), σ² ~ U(var_range)·(1 − μ).
-      p_fast, fast_mu, fast_var, slow_mu, slow_var: risk regime, probability of a fast edge
-        and the uniform ranges of μ and σ² for fast and slow edges.
+      k: deadline factor of the standard regime (> 0; bench: 0.9, 1.0, 1.1).
 
     Returns:
       ``{"mu": (E,), "var": (E,), "deadline": ()}`` as float64 numpy arrays.
 
     Raises:
-      ValueError: bad n, regime, ranges (lo > hi), k <= 0, p_fast outside [0, 1], or draws
-        that give a nonpositive mean or variance, or a nonpositive deadline.
+      ValueError: naming the argument: seed < 0, n < 2, an unknown regime, k <= 0, a
+        non-finite q, or draws that give a nonpositive mean or variance, or a nonpositive
+        deadline.
     """
-    n = _check_n(n)
+    who = "routing.make_instance"
+    seed = check_int("seed", seed, 0, who=who)
+    n = check_int("n", n, 2, who=who)
+    reg = _as_regime(regime, who)
+    if not (is_number(q) and math.isfinite(q)):
+        raise ValueError(f"{who}: q must be a finite number, got {q!r}")
+    if not (is_number(k) and k > 0 and math.isfinite(k)):
+        raise ValueError(f"{who}: k (deadline factor) must be a finite number > 0, got {k!r}")
     E = 4 * n * (n - 1)
     rng = np.random.default_rng(seed)
-    if regime == "standard":
-        if not k > 0:
-            raise ValueError(f"k (deadline factor) must be > 0, got {k}")
-        mu = _uniform(rng, mu_range, E, "mu_range")
-        var = _uniform(rng, var_range, E, "var_range") * (1.0 - mu)
-    elif regime == "risk":
-        if not 0.0 <= p_fast <= 1.0:
-            raise ValueError(f"p_fast must lie in [0, 1], got {p_fast}")
-        fast = rng.random(E) < p_fast
-        mu = np.where(fast, _uniform(rng, fast_mu, E, "fast_mu"), _uniform(rng, slow_mu, E, "slow_mu"))
-        var = np.where(fast, _uniform(rng, fast_var, E, "fast_var"),
-                       _uniform(rng, slow_var, E, "slow_var"))
+    if reg.name == "standard":
+        mu = rng.uniform(*reg.mu_range, E)
+        var = rng.uniform(*reg.var_range, E) * (1.0 - mu)
     else:
-        raise ValueError(f"regime must be 'standard' or 'risk', got {regime!r}")
+        fast = rng.random(E) < reg.p_fast
+        mu = np.where(fast, rng.uniform(*reg.fast_mu, E), rng.uniform(*reg.slow_mu, E))
+        var = np.where(fast, rng.uniform(*reg.fast_var, E), rng.uniform(*reg.slow_var, E))
     if np.any(mu <= 0) or np.any(var <= 0):
-        raise ValueError("edge means and variances must be > 0; check the ranges "
-                         f"(min mean {mu.min():.3g}, min variance {var.min():.3g})")
+        raise ValueError(f"{who}: edge means and variances must be > 0; check the regime's "
+                         f"ranges (min mean {mu.min():.3g}, min variance {var.min():.3g})")
     _, m, s = let_stats(n, mu, var)
-    T = k * m if regime == "standard" else m + q * s
+    T = k * m if reg.name == "standard" else m + q * s
     if not T > 0:
-        raise ValueError(f"deadline {T:.4g} is not positive (LET mean {m:.4g}, std {s:.4g}, q={q})")
+        raise ValueError(f"{who}: deadline {T:.4g} is not positive (LET mean {m:.4g}, "
+                         f"std {s:.4g}, q={q})")
     return {"mu": mu, "var": var, "deadline": np.asarray(T, dtype=np.float64)}
+
+
+def generate(count: int, seed: int = 0, *, n: int = 5, regime: Regime | str = "risk",
+             q: float = 1.0, k: float = 1.0) -> list[Instance]:
+    """``FAMILY.generate``: ``count`` instances with seeds ``seed, seed + 1, …``
+    (`make_instance` with the same ``n``, ``regime``, ``q``, ``k``); deterministic, and
+    ``generate(j, seed)`` is the first j of ``generate(count, seed)``. Benches test on seeds
+    below the family's ``TRAIN_SEED``.
+
+    Raises:
+      ValueError: naming the argument: count < 1, seed < 0, or a bad size or regime
+        argument (see `make_instance`).
+    """
+    count = check_int("count", count, 1, who="routing.generate")
+    seed = check_int("seed", seed, 0, who="routing.generate")
+    return [make_instance(seed + i, n=n, regime=regime, q=q, k=k) for i in range(count)]
 
 
 def check_instance(instance: Instance) -> int:

@@ -10,9 +10,9 @@ towards SurCo-zero's costs on the training instances) can only replace it by an 
 does better on the validation instances.
 
     >>> from surco.problems import routing as R
-    >>> train = R.generate_instances(4, seed=R.TRAIN_SEED, regime="risk", q=1.0)
+    >>> train = R.generate(4, seed=R.TRAIN_SEED, regime="risk", q=1.0)
     >>> prior = R.init_prior(train)                      # untrained: mean–risk's path
-    >>> y = R.generate(5, 0, regime="risk", q=1.0)
+    >>> y = R.make_instance(0, n=5, regime="risk", q=1.0)
     >>> bool((prior.predict(y).x == R.mean_risk(y).x).all())
     True
 

@@ -238,9 +238,6 @@ HEURISTICS: dict[str, Callable[..., np.ndarray]] = {
     "torchrec-greedy": torchrec_greedy,
     "cost-greedy": cost_greedy,
 }
-#: The same mapping under its former name (notebook 02 reads it); the family's harness
-#: methods are `surco.problems.sharding.BASELINES`.
-BASELINES = HEURISTICS
 #: DreamShard's four proxy heuristics.
 PROXY_HEURISTICS = ("dim-greedy", "size-greedy", "lookup-greedy", "size-lookup-greedy")
 

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     prior.predict(tasks[0])  # compile once, outside the timings
     print(f"SurCo-prior: {how}", flush=True)
 
-    own = surco.compare(FAMILY, tasks, list(bl.BASELINES) + [
+    own = surco.compare(FAMILY, tasks, list(bl.HEURISTICS) + [
         "local-search", "local-search-first", "local-search-gradient", "surco-zero",
         "surco-prior", "surco-hybrid"],
         prior=prior)

@@ -35,6 +35,7 @@ import numpy as np
 
 import surco
 from surco.budget import Meter
+from surco.checks import check_int, check_number
 from surco.methods import annealing_from, heuristic, search_from, time_limited
 
 from .baselines import (HEURISTICS, evaluate_batch, exact, row_moves, scip_plan, start_plan)
@@ -64,13 +65,24 @@ def generate(count: int, seed: int = 0, *, n_tables: int = 20, n_devices: int = 
     the pool on ``n_devices`` devices of ``capacity`` bytes (5 GB; `tasks.generate_tasks`).
     The pool has ``pool_blocks`` blocks of 856 tables (default `tables.blocks_for`: one,
     today's pool, up to T = 214; more for larger T, so that a task takes at most half of
-    its split)."""
+    its split). Tasks are drawn in turn from one stream seeded by ``seed`` (and the sizes):
+    deterministic, and ``generate(j, seed)`` is the first j of ``generate(count, seed)``.
+
+    Raises:
+      ValueError: naming the argument: count, n_tables, n_devices or pool_blocks < 1, seed
+        < 0, capacity not a finite number > 0, or split not "train" or "test"."""
+    who = "sharding.generate"
+    count, seed = check_int("count", count, 1, who=who), check_int("seed", seed, 0, who=who)
+    T = check_int("n_tables", n_tables, 1, who=who)
+    D = check_int("n_devices", n_devices, 1, who=who)
+    capacity = check_number("capacity", capacity, who=who)
     if split not in ("train", "test"):
-        raise ValueError(f"generate: split must be 'train' or 'test', got {split!r}")
-    blocks = blocks_for(int(n_tables)) if pool_blocks is None else int(pool_blocks)
+        raise ValueError(f"{who}: split must be 'train' or 'test', got {split!r}")
+    blocks = (blocks_for(T) if pool_blocks is None
+              else check_int("pool_blocks", pool_blocks, 1, who=who))
     train, test = pools(blocks)
-    return generate_tasks(train if split == "train" else test, int(n_tables), int(n_devices),
-                          int(count), capacity=float(capacity), seed=int(seed))
+    return generate_tasks(train if split == "train" else test, T, D, count, capacity=capacity,
+                          seed=seed)
 
 
 def _surco_plateau(task: ShardingTask, meter: Meter) -> np.ndarray:

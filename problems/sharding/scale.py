@@ -48,7 +48,7 @@ import surco
 from surco.budget import Budget, BudgetExhausted
 from surco.search import RowChoice, local_search, simulated_annealing
 
-from .baselines import BASELINES, BaselineError, cost_greedy, torchrec_greedy
+from .baselines import HEURISTICS, BaselineError, cost_greedy, torchrec_greedy
 from .cost import DEFAULT_COST_MODEL, AnalyticCostModel
 from .cost_model import ShardingCostModel
 from .family import generate
@@ -99,7 +99,7 @@ _STARTS: dict[tuple, tuple[weakref.ref, np.ndarray]] = {}
 
 
 def _deterministic_plans(task: ShardingTask):
-    for name, fn in BASELINES.items():
+    for name, fn in HEURISTICS.items():
         if name == "random":
             continue
         try:
@@ -111,7 +111,7 @@ def _deterministic_plans(task: ShardingTask):
 def start_plan(task: ShardingTask, model: ShardingCostModel = DEFAULT_COST_MODEL
                ) -> np.ndarray:
     """The cheapest plan under ``model`` among the deterministic heuristics (all of
-    `baselines.BASELINES` but random), the start of every search and of SurCo. Remembered
+    `baselines.HEURISTICS` but random), the start of every search and of SurCo. Remembered
     per (task, model) while the task lives.
 
     Raises:
@@ -273,7 +273,7 @@ def scale_family(model: ShardingCostModel = DEFAULT_COST_MODEL,
         raise TypeError(f"scale_family: model must be a differentiable ShardingCostModel, "
                         f"got {type(model).__name__}")
     from . import torchrec_planner
-    baselines = {name: _heuristic(fn, model) for name, fn in BASELINES.items()}
+    baselines = {name: _heuristic(fn, model) for name, fn in HEURISTICS.items()}
     baselines.update(_searches(model))
     if torchrec or (torchrec is None and torchrec_planner.available()):
         baselines["torchrec-planner"] = torchrec_planner.torchrec_planner_method()

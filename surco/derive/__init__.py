@@ -11,6 +11,7 @@
     family = surco.family_for(problem, generate)
     cmp = surco.compare(family, family.generate(5), budget=surco.Budget(evaluations=300))
 """
+from .blocks import BlockChoice, NeighbourhoodUnion
 from .family import DerivedFamily, family_for
 from .neighbourhoods import RowKinds, UnitExchange, classify_rows
 from .repair import SolverRepair, gradient_cost, neighbourhood_for
@@ -20,4 +21,5 @@ from .scip import (SCIP_DEFAULT_SECONDS, SUPPORTED, ScipNumericsWarning, ScipRes
 __all__ = ["scip_minimize", "scip_method", "ScipResult", "ScipNumericsWarning",
            "UnsupportedError", "SUPPORTED", "spec_of", "SCIP_DEFAULT_SECONDS",
            "family_for", "DerivedFamily", "neighbourhood_for", "classify_rows", "RowKinds",
-           "UnitExchange", "SolverRepair", "gradient_cost"]
+           "UnitExchange", "SolverRepair", "gradient_cost", "BlockChoice",
+           "NeighbourhoodUnion"]

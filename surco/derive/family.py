@@ -60,8 +60,6 @@ class DerivedFamily(Family):
     """A `surco.Family` made by `family_for`; ``notes`` says what was derived and why."""
 
     notes: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    #: the problem's sense ("max": the family's costs are −f; `surco.Comparison` shows f)
-    sense: str = "min"
 
 
 def _solver(spec, backend: str):

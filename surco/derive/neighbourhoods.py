@@ -24,6 +24,11 @@
    candidate): a large-neighbourhood move in the spirit of graph-induced neighbourhood
    search (GINS, Maher et al., "The SCIP Optimization Suite 4.0", ZIB-Report 17-12, 2017)
    with the first-order model of f as the repair objective.
+
+On a spec with named blocks (`LinearSpec.from_blocks`), a binary (R, K) block with a choice
+row per row also gets moves and swaps of its rows, the other blocks held at their values
+(`surco.derive.blocks.BlockChoice`), joined with the neighbourhood chosen above
+(`surco.derive.blocks.NeighbourhoodUnion`).
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from surco.problem import Instance, Problem, ProblemError
 from surco.search import Neighbourhood, RowChoice
 from surco.solvers import LinearSpec, Solver, Status, make_solver
 
+from .blocks import BlockChoice, NeighbourhoodUnion, choice_blocks
 from .neighbourhoods import Reshaped, UnitExchange, cardinality_of, classify_rows
 from .scip import spec_of
 
@@ -170,7 +171,10 @@ def neighbourhood_for(problem: Problem, instance: Instance, x0: np.ndarray | Non
                       backend: str = "highs", free: float = 0.2, candidates: int = 8,
                       seed: int = 0) -> tuple[Neighbourhood, str]:
     """The neighbourhood of Ω(instance) read off its rows (order of preference in
-    `surco.derive.neighbourhoods`), and a line saying which and why.
+    `surco.derive.neighbourhoods`), and a line saying which and why. On a spec with named
+    blocks, each binary (R, K) block with a choice row per row also gets `BlockChoice`
+    moves (move / swap rows within the block, the other blocks held), joined
+    (`NeighbourhoodUnion`) with the neighbourhood the rows give without blocks.
 
     Args:
       problem, instance: the problem (its Ω must be a `LinearSpec` or have one) and the
@@ -188,6 +192,20 @@ def neighbourhood_for(problem: Problem, instance: Instance, x0: np.ndarray | Non
         return RowChoice.from_spec(spec), "assignment rows: RowChoice (move a row, swap two rows)"
     except ValueError:
         pass
+    nb, why = _by_rows(problem, instance, spec, x0, backend, free, candidates, seed)
+    blocks = choice_blocks(spec)
+    if not blocks:
+        return nb, why
+    parts = [BlockChoice(spec, b) for b in blocks]
+    return NeighbourhoodUnion(parts + [nb]), (
+        f"assignment rows in blocks {blocks}: RowChoice moves and swaps in each, the other "
+        f"blocks held; with {why}")
+
+
+def _by_rows(problem: Problem, instance: Instance, spec: LinearSpec, x0, backend: str,
+             free: float, candidates: int, seed: int) -> tuple[Neighbourhood, str]:
+    """`neighbourhood_for` after `RowChoice`, without blocks: cardinality, unit moves,
+    solver repair."""
     kinds = classify_rows(spec)
     card = cardinality_of(spec, kinds)
     if card is not None:

@@ -93,7 +93,7 @@ def zero(problem: Problem, instance: Instance | Sequence[Instance],
 
     >>> import surco
     >>> from surco.problems import assignment as A
-    >>> y = A.generate(4, 2, 1, seed=0)[0]
+    >>> y = A.generate(1, seed=0, n=4, m=2)[0]
     >>> res = surco.zero(A.make_problem(4, 2), y, steps=20, lam=10.0, key=0)
     >>> res.x.shape, res.stopped, res.history["best_f"][-1] == res.f
     ((4, 2), <StopReason.STEPS: 'steps'>, True)

@@ -16,15 +16,20 @@ from surco.problem import Problem
 
 
 class _Program:
-    """The jitted functions of one (problem, estimator, landscape net, B, shapes): the
-    value and θ-gradient of M_w through the estimator for B stacked instances (``vjp``),
-    M_w of K candidates of one instance (``predict``) and f of K solutions (``f_many``),
-    closing over a `SolverSlot` that each run loads with its own solvers."""
+    """The jitted functions of one (problem, estimator, landscape net, B, shapes, free_f):
+    the value and θ-gradient of M_w through the estimator for B stacked instances
+    (``vjp``), M_w of K candidates of one instance (``predict``) and f of K solutions
+    (``f_many``), closing over a `SolverSlot` that each run loads with its own solvers.
 
-    def __init__(self, problem: Problem, est, net: L.LandscapeNet, members):
+    With ``free`` (f a free proxy of the metered cost) M's base term is f(x) of the
+    solution x = g_Ω(c) the descent step lands on; without it, the base is each instance's
+    constant ``SV[:, 0]`` (the start's true cost): f is then never traced into ``vjp``, so
+    the descent learns nothing from f at a solution that has not been evaluated."""
+
+    def __init__(self, problem: Problem, est, net: L.LandscapeNet, members, free: bool):
         self.solver = solver = Metered(SolverSlot(members))
         self.lock = threading.Lock()
-        fvec = batched_objective(problem)
+        fvec = batched_objective(problem) if free else None
         one = lambda p, c, x, fx, z, sv, a: L.predict(net, p, c, x, fx, z, sv, a)  # noqa: E731
         mvec = jax.vmap(one, in_axes=(None, 0, 0, 0, 0, 0, None))
 
@@ -35,7 +40,7 @@ class _Program:
                                          c, has_aux=True)
 
             def m_of(cc, xx):
-                fx = fvec(xx, ys)
+                fx = fvec(xx, ys) if free else SV[:, 0].astype(xx.dtype)
                 return mvec(params, cc, xx, fx, Z, SV, alpha), fx
             m, vjp_m, fx = jax.vjp(m_of, c, x, has_aux=True)
             gc, gx = vjp_m(jnp.ones_like(m))
@@ -63,12 +68,13 @@ _PROGRAMS_LOCK = threading.Lock()
 
 
 def program(problem: Problem, est, net: L.LandscapeNet, members, ys, Z: np.ndarray,
-            control: RunControl | None) -> _Program:
+            control: RunControl | None, free: bool) -> _Program:
     """The cached `_Program` for these shapes (``Z``: the stacked per-row features,
-    ``(B, n, F)``), loaded with ``members`` and locked for the caller (who must `release`
-    it); a fresh one when another run holds it."""
+    ``(B, n, F)``) and ``free`` (whether f is a free proxy, `LancerConfig.free_f`), loaded
+    with ``members`` and locked for the caller (who must `release` it); a fresh one when
+    another run holds it."""
     sig = (problem, est, net, len(members), tuple(members[0].shape), tree_signature(ys),
-           Z.shape)
+           Z.shape, bool(free))
     try:
         hash(sig)
     except TypeError:   # an unhashable estimator: compiled for this run only
@@ -77,7 +83,7 @@ def program(problem: Problem, est, net: L.LandscapeNet, members, ys, Z: np.ndarr
         prog = _PROGRAMS.get(sig) if sig is not None else None
         if prog is not None and prog.lock.acquire(blocking=False):
             return prog.load(members, control)
-    prog = _Program(problem, est, net, members)
+    prog = _Program(problem, est, net, members, bool(free))
     prog.lock.acquire()
     if sig is not None:
         with _PROGRAMS_LOCK:

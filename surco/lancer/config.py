@@ -12,7 +12,8 @@ from surco.checks import check_int, check_number
 from surco.config import ZeroConfig
 from surco.solvers import check_kwargs
 
-__all__ = ["LancerConfig", "LANCER_FIELDS", "split_settings"]
+__all__ = ["LancerConfig", "LANCER_FIELDS", "split_settings", "check_moves",
+           "estimator_kwargs"]
 
 _WHO = "LancerConfig"
 
@@ -33,11 +34,25 @@ class LancerConfig:
         (from the initial parameters), the cross-validation folds that choose how much of
         the learned correction to use (0: all of it) and the number of most recent points
         fitted (None: all of them), as in `landscape.fit`.
-      correction: weight in [0, 1] of the learned correction in the descent direction (1:
-        the gradient of the whole M, as in the paper; 0: the descent follows f∘g_Ω through
-        the estimator and the correction only ranks the candidates to evaluate).
+      correction: weight in [0, 1] of the learned correction in the descent direction. With
+        ``free_f``: 1 is the gradient of the whole M, as in the paper; 0: the descent
+        follows f∘g_Ω through the estimator and the correction only ranks the candidates
+        to evaluate. Without it M is the network alone, whose gradient is the descent's
+        only direction: correction must then be > 0 when ``descent`` > 0.
       landscape: initial parameters of the landscape network (e.g. LANCER-prior's, with the
-        same ``hidden``), from which every fit starts; None: an untrained network (M = f).
+        same ``hidden``), from which every fit starts; None: an untrained network (M = f
+        with ``free_f``, else M = the start's true cost).
+      free_f: whether the problem's differentiable objective f is a *free proxy*, distinct
+        from the metered true cost (a cost model judged by a profiler, as in
+        ``bench.measured``): then LANCER computes f on every solution it proposes and M =
+        f + learned correction. False (the default, and the only honest choice when f is
+        the true cost or ranks solutions as it does: assignment, routing, portfolio,
+        photonics, analytic sharding): LANCER looks at f only on solutions the meter has
+        evaluated, and M is the learned network alone (`surco.lancer.zero`). A setting of
+        LANCER's rather than a field of `surco.Problem`: whether f is free depends on the
+        meter it is compared with (a learned cost model is the true cost when the meter
+        evaluates that model, a free proxy when the meter is the profiler), and LANCER is
+        the method that would compute f on solutions it does not evaluate.
 
     Raises:
       ValueError: a bad value, naming the field.
@@ -56,6 +71,7 @@ class LancerConfig:
     window: int | None = 64
     correction: float = 1.0
     landscape: Any = None
+    free_f: bool = False
 
     def __post_init__(self) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -84,6 +100,16 @@ class LancerConfig:
             raise ValueError(f"{_WHO}: hidden must be a non-empty tuple of integers >= 1, got "
                              f"{h!r}")
         put("hidden", tuple(int(w) for w in h))
+        if not isinstance(self.free_f, (bool, np.bool_)):
+            raise ValueError(f"{_WHO}: free_f must be True (f is a free proxy of the metered "
+                             f"cost) or False (f is, or ranks like, the cost), got "
+                             f"{self.free_f!r}")
+        put("free_f", bool(self.free_f))
+        if not self.free_f and self.descent > 0 and c == 0:
+            raise ValueError(f"{_WHO}: correction=0 with free_f=False and descent > 0: M is "
+                             "then the learned network alone and the descent would not move; "
+                             "give correction > 0, descent=0, or free_f=True if f is a free "
+                             "proxy of the metered cost")
 
 
 #: the keywords that belong to `LancerConfig` (the rest of a keyword form is SurCo-zero's)
@@ -106,3 +132,21 @@ def split_settings(who: str, settings: Mapping[str, Any], *, drop: Iterable[str]
     check_kwargs(who, settings, [k for k in (*LANCER_FIELDS, *zero, *extra) if k not in drop])
     lancer = {k: v for k, v in settings.items() if k in LANCER_FIELDS}
     return lancer, {k: v for k, v in settings.items() if k not in LANCER_FIELDS}
+
+
+def check_moves(cfg: LancerConfig, who: str) -> None:
+    """ValueError when ``cfg`` could propose no solution but the start: without a free f
+    and without initial ``landscape`` parameters, the untrained M is flat (its gradient is
+    zero), so the perturbations (``candidates``) are the only source of new solutions."""
+    if not cfg.free_f and cfg.landscape is None and cfg.candidates == 0:
+        raise ValueError(f"{who}: candidates=0 with free_f=False and no landscape parameters: "
+                         "the untrained landscape model is flat, so only perturbations can "
+                         "propose a solution; give candidates >= 1, initial landscape "
+                         "parameters, or free_f=True if f is a free proxy of the metered cost")
+
+
+def estimator_kwargs(settings: Mapping[str, Any]) -> dict:
+    """The entries of ``settings`` that are neither `LancerConfig` nor `surco.ZeroConfig`
+    fields: the estimator's hyperparameters."""
+    own = set(LANCER_FIELDS) | set(ZeroConfig.keywords())
+    return {k: v for k, v in settings.items() if k not in own}

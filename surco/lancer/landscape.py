@@ -2,25 +2,34 @@
 Dilkina, Tian, "Landscape Surrogate: Learning Decision Losses for Mathematical Optimization
 Under Partial Information", NeurIPS 2023, §3), and its fit by least squares.
 
-The model takes the surrogate cost c, the solver's answer x = g_Ω(c) and the problem's own
-differentiable objective f(x) (free: it is not an evaluation of the true cost), and predicts
-the true cost as
+The model takes the surrogate cost c, the solver's answer x = g_Ω(c) and a base value b,
+and predicts the true cost as
 
-    M_w(c) = f(x) + s · r_w(c / s_c, x, z, [(f(x) − f_0) / s, c·x / (s_c · n)]),   x = g_Ω(c)
+    M_w(c) = b + s · r_w(c / s_c, x, z, [(b − b_0) / s, c·x / (s_c · n)]),   x = g_Ω(c)
 
 where ``r_w`` is a Deep Sets network over the rows of x (Zaheer et al., NeurIPS 2017: a
 shared row encoder of ``[c_r, x_r, z_r]``, mean-pooled, then a head that also sees the two
 scalars), ``z`` the instance's per-row features (standardised within the instance; none
-when the problem has no per-row features), and ``f_0, s, s_c`` the instance's scales
-(`Scales`). The head's last layer starts at zero, so the untrained model *is* f∘g_Ω and
-LANCER starts as SurCo (Ferber et al., ICML 2023). The paper's M sees c (and y) only; here
-it also sees x and f(x), and its dependence on x = g_Ω(c) is differentiated by SurCo's
-gradient estimator (`landscape_vjp`), while ``c·x`` (the value of the linear program, whose
-gradient in c is x) and c itself enter smoothly.
+when the problem has no per-row features), and ``b_0, s, s_c`` the instance's scales
+(`Scales`). The base b is one of two things, as `surco.lancer.LancerConfig.free_f` says:
+
+* f is a free proxy of the metered cost (``free_f=True``: a cost model judged by a
+  profiler): b = f(x), the problem's own differentiable objective, and b_0 = f at the
+  start. The head's last layer starts at zero, so the untrained model *is* f∘g_Ω and
+  LANCER starts as SurCo (Ferber et al., ICML 2023);
+* otherwise (the default: f is, or ranks like, the true cost, so f(x) of an unevaluated x
+  would be an uncounted evaluation): b = b_0, the start's true cost, a constant, and the
+  first scalar is 0. M is then the paper's, a learned function of c and the instance
+  (with x = g_Ω(c) and c·x, which c determines), flat before its first fit.
+
+The paper's M sees c (and y) only; here it also sees x, whose dependence on c is
+differentiated by SurCo's gradient estimator (the descent of `surco.lancer.zero`), while
+``c·x`` (the value of the linear program, whose gradient in c is x) and c itself enter
+smoothly. `Data` stores each point's base in its ``f`` (f(x), or b_0).
 
     net = LandscapeNet(hidden=(32,))
     params = init_params(net, x_shape, n_features, key)
-    params, losses, alpha = fit(net, params, data, folds=4)   # least squares on (v − f) / s
+    params, losses, alpha = fit(net, params, data, folds=4)   # least squares on (v − b) / s
 """
 from __future__ import annotations
 
@@ -66,9 +75,10 @@ def rows_of(a: jax.Array, n: int) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class Scales:
-    """One instance's normalisation: ``f0`` (f at the start), ``s`` (residual scale, 5 % of
-    |f0|), ``sc`` (cost scale, the start cost's standard deviation) and ``z`` (per-row
-    features standardised within the instance, ``(n, F)``; ``(n, 0)`` without)."""
+    """One instance's normalisation: ``f0`` (M's base b_0 at the start: f there when f is
+    a free proxy, else the start's true cost), ``s`` (residual scale, 5 % of |f0|), ``sc``
+    (cost scale, the start cost's standard deviation) and ``z`` (per-row features
+    standardised within the instance, ``(n, F)``; ``(n, 0)`` without)."""
 
     f0: float
     s: float
@@ -78,7 +88,7 @@ class Scales:
     @classmethod
     def of(cls, problem, instance, c0: np.ndarray, f0: float) -> "Scales":
         """The scales of ``instance`` for the start cost ``c0`` (x's shape) whose solution
-        has objective ``f0``."""
+        has base value ``f0`` (its f, or its true cost: see the class docstring)."""
         c0 = np.asarray(c0, np.float64)
         n = c0.shape[0]
         z = np.zeros((n, 0), np.float32)
@@ -107,7 +117,8 @@ def _residual(net: LandscapeNet, params, c, x, fx, z, sv):
 
 def predict(net: LandscapeNet, params, c, x, fx, z, sv, alpha=1.0) -> jax.Array:
     """M_w at one point: ``fx + alpha · s · r_w(...)``, the predicted true cost of
-    x = g_Ω(c) (differentiable in c, x and fx); ``alpha`` is `fit`'s shrinkage."""
+    x = g_Ω(c) (differentiable in c, x and fx); ``fx`` is the base b (f(x), or the
+    instance's constant b_0 = ``sv[0]``); ``alpha`` is `fit`'s shrinkage."""
     return fx + alpha * sv[1] * _residual(net, params, c, x, fx, z, sv)
 
 
@@ -133,8 +144,9 @@ def shrink(params, alpha: float) -> Any:
 
 @dataclasses.dataclass
 class Data:
-    """The points collected so far: costs ``c``, solutions ``x``, their objective ``f``,
-    true cost ``v`` and their instance's ``z`` and scales ``sv`` (`Scales.vector`).
+    """The points collected so far: costs ``c``, solutions ``x``, their base ``f`` (f(x),
+    or the instance's constant b_0: see the module docstring), true cost ``v`` and their
+    instance's ``z`` and scales ``sv`` (`Scales.vector`).
 
     ``arrays()`` pads them to the next power of two (a mask marks real points), so that
     the jitted fit compiles once per size class rather than once per point added."""
@@ -147,7 +159,8 @@ class Data:
     sv: list = dataclasses.field(default_factory=list)
 
     def add(self, c, x, f: float, v: float, scales: Scales) -> None:
-        """One point: cost c, its solution x, f(x), the true cost v, the instance's scales."""
+        """One point: cost c, its solution x, its base f (f(x) or b_0), the true cost v,
+        the instance's scales."""
         self.c.append(np.asarray(c, np.float32))
         self.x.append(np.asarray(x, np.float32))
         self.f.append(float(f))
@@ -203,7 +216,7 @@ def _fit_program(net: LandscapeNet, steps: int, lr: float, weight_decay: float):
 def fit(net: LandscapeNet, params, data: Data, *, steps: int = 200, lr: float = 3e-3,
         weight_decay: float = 1e-4, folds: int = 0, window: int | None = None
         ) -> tuple[Any, np.ndarray, float]:
-    """Fit r_w by least squares on the normalised residuals ``t = (v − f) / s`` of ``data``
+    """Fit r_w by least squares on the normalised residuals ``t = (v − b) / s`` of ``data``
     (AdamW, Loshchilov & Hutter, ICLR 2019; ``steps`` full-batch steps from ``params``, one
     compiled scan), and choose how much of it to trust. With ``window``, only the last
     ``window`` points added are fitted (a local model around the recent iterates, whose fit
@@ -215,7 +228,7 @@ def fit(net: LandscapeNet, params, data: Data, *, steps: int = 200, lr: float = 
     Σ (r̂ − t̄)²``, clipped; k-fold cross-validation, Stone, JRSS-B 1974). Centred, because a
     constant offset between the true cost and f ranks no solution and steers no step, while
     the correction's variation from point to point does both. 0 when the fitted residual
-    does not rank unseen points better than M = f does; 1 with ``folds=0``.
+    does not rank unseen points better than M = b does; 1 with ``folds=0``.
 
     Returns:
       ``(params, losses, alpha)``: the parameters fitted on every point, the mean squared

@@ -7,6 +7,12 @@ setting): a network c = h_θ(features(y)) trained on a set of instances by alter
 3. *descend*: ``descent`` Adam steps on θ down ``mean_y M_w(h_θ(y), y)`` (M's dependence on
    x = g_Ω(c) through SurCo's estimator, as in `surco.lancer.zero`).
 
+Every solution collected is evaluated (``train_evaluations``); the descent's are not. So,
+as in `surco.lancer.zero`, f is looked at only where the setting ``free_f`` allows: by
+default (f is, or ranks like, the true cost) never on a descent step's solution (M's base
+is each instance's first true cost and the descent follows the learned network alone);
+with ``free_f=True`` (f a free proxy of the true cost) M = f + correction everywhere.
+
 The predictor is a SurCo-prior network (`surco.prior.init`): with the family's start cost
 (``zero_settings["init"]``, a function instance -> θ0) as a residual base and an output
 layer at zero, the untrained predictor returns the family's start, and training keeps the
@@ -34,8 +40,8 @@ from surco.estimators import raise_for_status
 from surco.family import Family, Method
 from surco.lancer import landscape as L
 from surco.lancer._program import program, raise_stop
-from surco.lancer.config import LancerConfig, split_settings
-from surco.lancer.zero import budget_kwargs, estimator_kwargs, lancer_zero, method_settings
+from surco.lancer.config import LancerConfig, estimator_kwargs, split_settings
+from surco.lancer.zero import budget_kwargs, lancer_zero, method_settings
 from surco.prior.model import PriorModel, perturbed
 from surco.prior.training import init as prior_init
 from surco.problem import Instance, Problem, ProblemError
@@ -132,7 +138,8 @@ def train(family_or_problem: Family | Problem, train_instances: Sequence[Instanc
       hidden, net_lr: the predictor network's widths and Adam learning rate.
       key: PRNG key or seed. progress: print one line per epoch.
       settings: `lancer_zero` settings (estimator and its hyperparameters, init, backend,
-        solver_options, ...), kept for refinement at test time.
+        solver_options, ``free_f``, ...), kept for refinement at test time; ``free_f`` and
+        ``correction`` also apply to the training's descent.
 
     Returns:
       A `LancerModel` holding the predictor parameters with the lowest mean true cost.
@@ -152,7 +159,7 @@ def train(family_or_problem: Family | Problem, train_instances: Sequence[Instanc
     descent, candidates, sigma = cfg.descent, cfg.candidates, cfg.sigma
     landscape_hidden, fit_steps, fit_lr, folds = cfg.hidden, cfg.fit_steps, cfg.fit_lr, cfg.folds
     problem_of, kw, target = method_settings(family_or_problem, settings)
-    split_settings(who, kw)
+    free = LancerConfig(**split_settings(who, kw)[0]).free_f   # f a free proxy of the cost
     if not isinstance(train_instances, (list, tuple)) or not train_instances:
         raise ValueError(f"{who}: train_instances must be a non-empty list of instances")
     ys_list = list(train_instances)
@@ -215,18 +222,18 @@ def train(family_or_problem: Family | Problem, train_instances: Sequence[Instanc
                     C = np.asarray(jax.vmap(problem.to_cost)(jnp.asarray(th_i, jnp.float32)),
                                    np.float64)
                     X = np.stack([s.x for s in mem.solve_batch(C)])
-                    F = np.asarray(f_many(jnp.asarray(X, jnp.float32), y), np.float64)
-                    if not np.all(np.isfinite(F)):
-                        raise ProblemError(f"{who}: the objective is not finite on train "
-                                           f"instance {i}")
-                    if not scales or len(scales) <= i:
-                        scales.append(L.Scales.of(problem, y, C[0], F[0]))
-                    for j, (c, x, fx) in enumerate(zip(C, X, F)):
-                        v = float(truth(x, y))
-                        n_eval += 1
+                    V = [float(truth(x, y)) for x in X]   # every collected x is evaluated
+                    n_eval += len(V)
+                    vals.append(V[0])
+                    if free:
+                        F = np.asarray(f_many(jnp.asarray(X, jnp.float32), y), np.float64)
+                        if not np.all(np.isfinite(F)):
+                            raise ProblemError(f"{who}: the objective is not finite on train "
+                                               f"instance {i}")
+                    if not scales or len(scales) <= i:   # M's base: f, or the first true cost
+                        scales.append(L.Scales.of(problem, y, C[0], F[0] if free else V[0]))
+                    for c, x, fx, v in zip(C, X, F if free else [scales[i].f0] * len(X), V):
                         data.add(c, x, fx, v, scales[i])
-                        if j == 0:
-                            vals.append(v)
                 if lparams is None:
                     lparams = L.init_params(net, shape, scales[0].z.shape[1], kl)
                 mean_v = float(np.mean(vals))
@@ -247,7 +254,8 @@ def train(family_or_problem: Family | Problem, train_instances: Sequence[Instanc
                     break
                 Z = jnp.stack([s.z for s in scales])
                 SV = jnp.stack([s.vector() for s in scales])
-                prog = prog or program(problem, est, net, members, ys, np.asarray(Z), control)
+                prog = prog or program(problem, est, net, members, ys, np.asarray(Z), control,
+                                       free)
                 for _ in range(descent):                                  # 3. descend
                     key, k = jax.random.split(key)
                     th, vjp_th = jax.vjp(thetas, params)

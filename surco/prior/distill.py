@@ -36,7 +36,7 @@ def zero_targets(problem: Problem, instances: Sequence[Instance], *,
     if type(instances) not in (list, tuple):
         raise TypeError(f"zero_targets: instances must be a list or tuple, got "
                         f"{type(instances).__name__}")
-    from surco._engine import check_zero_settings
+    from surco.config import check_zero_settings
     check_zero_settings("surco.prior.zero_targets", zero_kwargs)   # a misspelt keyword
     init = zero_kwargs.pop("init", "random")
     jobs = [(y, init(y) if callable(init) else init) for y in instances]

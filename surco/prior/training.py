@@ -103,7 +103,7 @@ def train(problem: Problem, train_instances: Sequence[Instance],
 
     >>> import surco
     >>> from surco.problems import assignment as A
-    >>> problem, ys = A.make_problem(4, 2), A.generate(4, 2, 6, seed=0)
+    >>> problem, ys = A.make_problem(4, 2), A.generate(6, seed=0, n=4, m=2)
     >>> prior = surco.prior.train(problem, ys[:4], val_instances=ys[4:], epochs=2,
     ...                           batch_size=2, hidden=(8,), lam=10.0, key=0)
     >>> len(prior.history.train_f), prior.predict(ys[5]).x.shape

@@ -41,7 +41,7 @@ def test_evaluate_rejects_bad_shapes():
         A.evaluate(np.zeros((3, 2)), y)
 
 
-def test_generate_instances_is_seeded_with_small_defaults():
+def test_generate_is_seeded_with_small_defaults():
     a, b = A.FAMILY.generate(2, seed=7), A.FAMILY.generate(2, seed=7)
     assert len(a) == 2 and np.asarray(a[0].a).shape == (8, 3)
     np.testing.assert_array_equal(np.asarray(a[1].w), np.asarray(b[1].w))

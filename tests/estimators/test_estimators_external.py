@@ -83,7 +83,7 @@ def test_external_estimator_in_zero_matches_the_builtin_it_mirrors():
     neg_identity with SGD(lr), and the run improves on its first x."""
     import optax
     prob = A.make_problem(6, 3)
-    ys = A.generate(6, 3, 3, seed=1)
+    ys = A.generate(3, seed=1, n=6, m=3)
     kw = dict(steps=30, key=0, backend="highs")
     ours = surco.zero(prob, ys, estimator=ScaledNegIdentity(scale=2.0),
                       optimizer=optax.sgd(0.05), **kw)
@@ -98,7 +98,7 @@ def test_external_estimator_in_zero_matches_the_builtin_it_mirrors():
 def test_relaxed_external_estimator_reports_a_feasible_best_x():
     """forward_is_solution = False: the best x is g(c), a point of Ω, not the mean."""
     prob = A.make_problem(5, 2)
-    y = A.generate(5, 2, 1, seed=4)[0]
+    y = A.generate(1, seed=4, n=5, m=2)[0]
     r = surco.zero(prob, y, estimator=TwoPointMean(), steps=10, key=0, backend="highs")
     assert prob.space.contains(r.x)
     assert r.f == pytest.approx(float(A.objective(jnp.asarray(r.x, jnp.float32), y)), abs=1e-5)
@@ -109,7 +109,7 @@ def test_relaxed_external_estimator_reports_a_feasible_best_x():
 def test_external_estimator_trains_a_prior():
     n, m = 5, 2
     prob = A.make_problem(n, m)
-    train = A.generate(n, m, 8, seed=2)
+    train = A.generate(8, seed=2, n=n, m=m)
     model = surco.prior.train(prob, train, estimator=ScaledNegIdentity(), epochs=2,
                               batch_size=4, key=0, backend="highs", patience=None)
     assert model.estimator == "scaled_neg_identity"
@@ -125,7 +125,7 @@ def test_the_documented_example_runs():
     block = re.search(r"outside the package.*?::\n\n(.*?)\n\n(?=\S)", doc, re.S).group(1)
     code = "\n".join(line[4:] for line in block.splitlines())
     prob = A.make_problem(4, 2)
-    y = A.generate(4, 2, 1, seed=0)[0]
+    y = A.generate(1, seed=0, n=4, m=2)[0]
     scope = {"surco": surco, "problem": prob, "instance": y}
     exec(compile(code, "<estimators docstring>", "exec"), scope)
     res = scope["res"]

@@ -120,6 +120,25 @@ def test_a_rerun_takes_every_run_from_the_store(tmp_path, monkeypatch):
     assert back.table() == first.table()
 
 
+def test_dropping_a_method_recomputes_only_its_runs(tmp_path, monkeypatch):
+    path = tmp_path / "runs.jsonl"
+    first = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, store=path, progress=False)
+    store = RunStore(path)
+    with pytest.raises(ValueError, match="refusing to drop every record"):
+        store.drop()
+    assert store.drop("annealing", family="another family") == 0
+    assert store.drop("annealing") == len(INSTS)
+    assert len(RunStore(path)) == (len(METHODS) - 1) * len(INSTS)      # on disk too
+    assert store.drop("annealing") == 0
+    ran = []
+    real = surco.runs.run_one
+    monkeypatch.setattr(surco.runs, "run_one", lambda *a: ran.append(a) or real(*a))
+    again = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, store=path, progress=False)
+    assert len(ran) == len(INSTS)                         # only the dropped runs again
+    _same(first, again)
+    assert len(RunStore(path)) == len(METHODS) * len(INSTS)
+
+
 _KILLED = textwrap.dedent("""
     import sys, time
     import surco

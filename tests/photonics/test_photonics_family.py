@@ -6,17 +6,18 @@ import surco
 from surco.problems import photonics as ph
 
 
-def test_generate_instances_draws_from_the_split():
+def test_generate_draws_from_the_split():
     test = ph.FAMILY.generate(3, seed=2)
-    assert test == ph.instances("waveguide_bend", "test", 5)[2:5]
+    assert test == [ph.make_instance(s, device="waveguide_bend", split="test") for s in (2, 3, 4)]
+    assert [y.seed for y in test] == [100_002, 100_003, 100_004]
     train = ph.FAMILY.generate(2, device="mode_converter", split="train")
-    assert train == ph.instances("mode_converter", "train", 2)
+    assert [y.seed for y in train] == [0, 1] and {y.device for y in train} == {"mode_converter"}
     assert not {y.seed for y in test} & {y.seed for y in ph.FAMILY.generate(50, split="train")}
     with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
         ph.FAMILY.generate(1, split="val")
-    with pytest.raises(ValueError, match="count must be an int >= 1"):
+    with pytest.raises(ValueError, match="photonics.generate: count must be an integer >= 1"):
         ph.FAMILY.generate(0)
-    with pytest.raises(ValueError, match="unknown device"):
+    with pytest.raises(ValueError, match="device must be one of"):
         ph.FAMILY.generate(1, device="ring")
 
 

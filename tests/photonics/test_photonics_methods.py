@@ -8,7 +8,7 @@ from surco.problems import photonics as ph
 
 @pytest.fixture(scope="module")
 def inst():
-    return ph.instances("waveguide_bend", "test", 1)[0]
+    return ph.make_instance(0, device="waveguide_bend", split="test")
 
 
 def _check_result(r, inst, generator_based):
@@ -49,6 +49,25 @@ def test_methods_evaluate_one_design_per_step_through_a_meter(inst):
         assert r.simulations == len(r.history)
         if fn is ph.pass_through:   # the kept design is the meter's best
             assert meter.best_value == pytest.approx(r.report.loss, rel=1e-9)
+
+
+def test_pass_through_configuration_is_the_keyword_form(inst):
+    """``pass_through(y, PassThroughConfig)`` and its keywords are one run; keywords replace
+    fields; bad settings are named."""
+    cfg = ph.PassThroughConfig(steps=1, temperature=0.5, key=3, stop_at_success=False)
+    a = ph.pass_through(inst, cfg.replace(steps=0), steps=1)
+    b = ph.pass_through(inst, steps=1, temperature=0.5, key=3, stop_at_success=False)
+    np.testing.assert_array_equal(a.x, b.x)
+    assert a.history == b.history and len(a.history) == 2
+    for bad, msg in [({"temperature": 0}, "pass_through: temperature must be a finite number > 0"),
+                     ({"steps": -1}, "pass_through: steps must be an integer >= 0, got -1"),
+                     ({"patience": 0}, "pass_through: patience"),
+                     ({"key": "a"}, "pass_through: key must be an integer seed >= 0 or a PRNG"),
+                     ({"stop_at_success": 1}, "stop_at_success must be True or False")]:
+        with pytest.raises(ValueError, match=msg):
+            ph.pass_through(inst, **bad)
+    with pytest.raises(TypeError, match="'temprature'.*'temperature'"):
+        ph.pass_through(inst, temprature=1.0)
 
 
 def test_pass_through_and_density_threshold(inst):

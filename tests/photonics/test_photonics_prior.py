@@ -23,7 +23,7 @@ def _target(y: ph.DeviceInstance) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def bend():
-    train = ph.generate_instances(3, device="waveguide_bend", split="train")
+    train = ph.generate(3, device="waveguide_bend", split="train")
     targets = [_target(y) for y in train]
     return train, targets, ph.train_prior(train, targets)
 
@@ -44,7 +44,7 @@ def test_prior_reproduces_distilled_targets(device, bend):
     if device == "waveguide_bend":
         train, targets, prior = bend
     else:
-        train = ph.generate_instances(3, device=device, split="train")
+        train = ph.generate(3, device=device, split="train")
         targets = [_target(y) for y in train]
         prior = ph.train_prior(train, targets)
     assert isinstance(prior, surco.prior.PriorModel) and prior.estimator == "distill"
@@ -62,7 +62,7 @@ def test_prior_reproduces_distilled_targets(device, bend):
 
 def test_prior_on_a_test_instance_is_the_kernel_regression_of_the_targets(bend):
     train, targets, prior = bend
-    for y in ph.generate_instances(3, device="waveguide_bend", split="test"):
+    for y in ph.generate(3, device="waveguide_bend", split="test"):
         want = _kernel_regression(prior, train, targets, y)
         np.testing.assert_allclose(np.asarray(prior.theta(y)), want, atol=1e-5)
 
@@ -73,7 +73,7 @@ def test_save_load_round_trip_gives_identical_predictions(bend, tmp_path):
     back = surco.prior.load(tmp_path / "p", ph.make_problem("waveguide_bend"))
     assert type(back.module) is ph.KernelCostNet
     assert (back.module.n, back.module.out, back.module.temperature) == (3, 1600, 0.01)
-    test = ph.generate_instances(2, device="waveguide_bend", split="test")
+    test = ph.generate(2, device="waveguide_bend", split="test")
     for y in train + test:
         a, b = np.asarray(prior.theta(y)), np.asarray(back.theta(y))
         np.testing.assert_array_equal(a, b)
@@ -83,7 +83,7 @@ def test_save_load_round_trip_gives_identical_predictions(bend, tmp_path):
 
 def test_predicted_design_passes_checker_and_scores_through_compare(bend):
     _, _, prior = bend
-    y = ph.generate_instances(1, device="waveguide_bend", split="test")[0]
+    y = ph.generate(1, device="waveguide_bend", split="test")[0]
     cmp = surco.compare(ph.FAMILY, [y], ["surco-prior"], prior=prior, progress=False)
     run = cmp.run("surco-prior", 0)
     assert run.status == "ok" and run.evaluations == 0
@@ -99,10 +99,10 @@ def test_predicted_design_passes_checker_and_scores_through_compare(bend):
 
 
 @pytest.mark.parametrize("call, err, msg", [
-    (lambda tr, t: ph.train_prior(ph.generate_instances(1, device="waveguide_bend"), t[:1]),
+    (lambda tr, t: ph.train_prior(ph.generate(1, device="waveguide_bend"), t[:1]),
      ValueError, "train_prior: instances[0] (seed 100000) is a test-split instance"),
-    (lambda tr, t: ph.train_prior(tr + ph.generate_instances(1, device="mode_converter",
-                                                             split="train"), t + t[:1]),
+    (lambda tr, t: ph.train_prior(tr + ph.generate(1, device="mode_converter",
+                                                   split="train"), t + t[:1]),
      ValueError, "train_prior: instances mixes devices ['mode_converter', 'waveguide_bend']"),
     (lambda tr, t: ph.train_prior([], []), ValueError, "train_prior: instances is empty"),
     (lambda tr, t: ph.train_prior(tr[0], t), TypeError,
@@ -133,17 +133,17 @@ def test_prior_methods_dispatch_by_device(bend):
     _, _, prior = bend
     methods = ph.prior_methods({"waveguide_bend": prior})
     assert sorted(methods) == ["surco-hybrid", "surco-prior", "surco-prior-robust"]
-    y = ph.generate_instances(1, device="waveguide_bend", split="test")[0]
+    y = ph.generate(1, device="waveguide_bend", split="test")[0]
     x = methods["surco-prior"](y, None)
     np.testing.assert_array_equal(x, ph.brush_generate(-np.asarray(prior.theta(y))))
-    mc = ph.generate_instances(1, device="mode_converter", split="test")[0]
+    mc = ph.generate(1, device="mode_converter", split="test")[0]
     with pytest.raises(ValueError, match=r"surco-prior: no prior for device 'mode_converter'; "
                                          r"priors for \['waveguide_bend'\]"):
         methods["surco-prior"](mc, None)
 
 
 def test_distill_targets_are_zero_runs_with_the_family_settings():
-    y = ph.generate_instances(1, device="waveguide_bend", split="train")[0]
+    y = ph.generate(1, device="waveguide_bend", split="train")[0]
     got = ph.distill_targets([y], steps=2)[0]
     want = surco.zero(ph.FAMILY.problem(y), y,
                       **{**ph.ZERO_SETTINGS, "steps": 2, "init": ph.ZERO_SETTINGS["init"](y)})
@@ -156,12 +156,12 @@ def test_prior_from_zero_runs_and_hybrid_end_to_end():
     """The whole path on real targets: zero on 2 train instances, distil, predict a test
     design; hybrid (zero from the better of the prior's θ and θ₀) is never worse than the
     prior, since its first design is the prior's or a better one."""
-    train = ph.generate_instances(2, device="waveguide_bend", split="train")
+    train = ph.generate(2, device="waveguide_bend", split="train")
     zero = ph.distill_targets(train, steps=4)
     prior = ph.train_prior(train, zero)
     for y, z in zip(train, zero):
         np.testing.assert_allclose(np.asarray(prior.theta(y)), z.theta, atol=1e-4)
-    y = ph.generate_instances(1, device="waveguide_bend", split="test")[0]
+    y = ph.generate(1, device="waveguide_bend", split="test")[0]
     cmp = surco.compare(ph.FAMILY, [y], ["surco-prior", "surco-hybrid"], prior=prior,
                         budget=surco.Budget(evaluations=3), progress=False)
     p, h = cmp.run("surco-prior", 0), cmp.run("surco-hybrid", 0)

@@ -11,29 +11,32 @@ from surco.problems.photonics import devices as D
 
 @pytest.fixture(scope="module")
 def bend():
-    inst = ph.instances("waveguide_bend", "test", 1)[0]
+    inst = ph.make_instance(0, device="waveguide_bend", split="test")
     return inst, ph.simulator(inst)
 
 
 def test_instances_are_seeded_split_and_in_range():
     for dev in ph.DEVICES:
-        tr, te = ph.instances(dev, "train"), ph.instances(dev, "test")
+        tr = ph.generate(ph.N_PER_SPLIT, device=dev, split="train")
+        te = ph.generate(ph.N_PER_SPLIT, device=dev, split="test")
         assert len(tr) == len(te) == ph.N_PER_SPLIT == 25
         assert not {y.seed for y in tr} & {y.seed for y in te}
-        assert ph.instances(dev, "test") == te                   # deterministic
+        assert ph.generate(ph.N_PER_SPLIT, device=dev) == te      # deterministic
         for y in tr + te:
             for k, v in y.params:
                 assert v in ph.PARAM_RANGES[dev][k]
         assert len({y.params for y in tr}) > 1                    # actually randomised
         assert ph.grid_nm(dev) == 40                             # 560/720 nm do not resolve at 50
-    assert ph.instances("wdm")[0].design_shape == (80, 80)
-    assert ph.instances("beam_splitter")[0].design_shape == (80, 50)
+    assert ph.make_instance(0, device="wdm").design_shape == (80, 80)
+    assert ph.make_instance(0, device="beam_splitter").design_shape == (80, 50)
     with pytest.raises(ValueError, match="outside"):
         ph.DeviceInstance("waveguide_bend", (("wg_width", 100), ("offset_in", 0), ("offset_out", 0)))
-    with pytest.raises(ValueError, match="unknown device"):
-        ph.instances("ring_resonator")
-    with pytest.raises(ValueError, match="split"):
-        ph.instances("wdm", "val")
+    with pytest.raises(ValueError, match="photonics.make_instance: device must be one of"):
+        ph.make_instance(0, device="ring_resonator")
+    with pytest.raises(ValueError, match="photonics.make_instance: split must be"):
+        ph.make_instance(0, device="wdm", split="val")
+    with pytest.raises(ValueError, match="photonics.make_instance: seed must be < 100000"):
+        ph.make_instance(ph.SPLIT_SEEDS, split="train")     # would be test seed 0
 
 
 def test_nominal_geometry_is_the_packages():

@@ -15,16 +15,30 @@ CFG = P.PortfolioConfig()
 
 # -- generator --------------------------------------------------------------------------------
 
-def test_generate_is_seeded_and_valid():
-    a, b = P.generate(30, 1), P.generate(30, 1)
+def test_make_instance_is_seeded_and_valid():
+    a, b = P.make_instance(1, n=30), P.make_instance(1, n=30)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert P.check_instance(a) == 30
     assert a["x0"].sum() == pytest.approx(1.0) and np.all(a["x0"] >= 0)
     assert np.all(np.linalg.eigvalsh(P.covariance(a)) > 0)
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n=0), "n must be an integer >= 1"),
+    (dict(n_factors=0), "n_factors must be an integer >= 1"),
+    (dict(seed=-1), "seed must be an integer >= 0"),
+    (dict(factor_vol=(3.0, 1.0)), "factor_vol must be a finite range"),
+    (dict(skew_range=(0.0, float("nan"))), "skew_range must be a finite range"),
+    (dict(idio_vol=(0.0, 1.0)), "idio_vol must be > 0"),
+    (dict(alpha_sd=-1.0), "alpha_sd must be"),
+])
+def test_make_instance_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=f"portfolio.make_instance: {match}"):
+        P.make_instance(**{"seed": 0, **kwargs})
+
+
 def test_factor_model_moments_match_simulation():
-    y = P.generate(4, 3, n_factors=2, skew_range=(-0.8, 0.8))
+    y = P.make_instance(3, n=4, n_factors=2, skew_range=(-0.8, 0.8))
     R = P.simulate_returns(y, 400_000, seed=0)
     np.testing.assert_allclose(R.mean(0), y["r"], atol=0.05)
     C = np.cov(R.T)
@@ -36,7 +50,7 @@ def test_factor_model_moments_match_simulation():
 
 
 def test_variance_and_third_moment_match_dense_tensors():
-    y = P.generate(7, 0)
+    y = P.make_instance(0, n=7)
     x = np.random.default_rng(0).dirichlet(np.ones(7))
     Sig, M = P.covariance(y), P.coskewness(y)
     assert float(P.variance(jnp.asarray(x), y)) == pytest.approx(x @ Sig @ x, rel=1e-5)
@@ -58,7 +72,7 @@ def test_config_rejects_bad_values(kwargs, match):
 
 
 def test_check_instance_errors():
-    y = P.generate(5, 0)
+    y = P.make_instance(0, n=5)
     with pytest.raises(ValueError, match="keys"):
         P.check_instance({"r": y["r"]})
     with pytest.raises(ValueError, match="x0"):
@@ -104,7 +118,7 @@ def test_omega_rejects_too_few_assets():
 # -- baselines -----------------------------------------------------------------------------------
 
 def test_miqp_matches_brute_force_on_8_assets():
-    y = P.generate(8, 11)
+    y = P.make_instance(11, n=8)
     spec = P.omega(8, CFG)
     bf = P.brute_force_mv(y, CFG)
     miqp = P.scip_portfolio(y, CFG, mode="mv", time_limit=60)
@@ -118,7 +132,7 @@ def test_miqp_matches_brute_force_on_8_assets():
 
 
 def test_full_scip_is_no_worse_than_mv_and_random_on_small_instance():
-    y = P.generate(12, 2)
+    y = P.make_instance(2, n=12)
     spec = P.omega(12, CFG)
     full = P.scip_portfolio(y, CFG, mode="full", time_limit=30)
     mv = P.scip_portfolio(y, CFG, mode="mv", time_limit=30)
@@ -133,7 +147,7 @@ def test_full_scip_is_no_worse_than_mv_and_random_on_small_instance():
 
 
 def test_random_feasible_plans_satisfy_omega():
-    y = P.generate(40, 0)
+    y = P.make_instance(0, n=40)
     spec = P.omega(40, CFG)
     for seed in range(5):
         res = P.random_feasible(y, CFG, num=3, seed=seed)
@@ -145,7 +159,7 @@ def test_random_feasible_plans_satisfy_omega():
 # -- polish -------------------------------------------------------------------------------------
 
 def test_polish_stays_in_omega_and_improves():
-    y = P.generate(30, 4)
+    y = P.make_instance(4, n=30)
     spec = P.omega(30, CFG)
     rnd = P.random_feasible(y, CFG, num=5, seed=1)
     pol = P.polish(rnd.X, y, CFG)
@@ -158,7 +172,7 @@ def test_polish_reaches_the_qp_optimum_on_a_fixed_support():
     # β = 0: the problem on a fixed support is a convex QP; brute force with the support
     # fixed (n = k) is the same QP solved by SLSQP
     cfg = P.PortfolioConfig(beta=0.0, k_min=6, k_max=6)
-    y = P.generate(6, 5)
+    y = P.make_instance(5, n=6)
     X = np.stack([np.full(6, 1 / 6), np.ones(6)], 1)
     pol = P.polish(X, y, cfg, steps=800)
     ref = P.brute_force_mv(y, cfg)
@@ -166,7 +180,7 @@ def test_polish_reaches_the_qp_optimum_on_a_fixed_support():
 
 
 def test_polish_rejects_bad_shape():
-    y = P.generate(10, 0)
+    y = P.make_instance(0, n=10)
     with pytest.raises(ValueError, match="shape"):
         P.polish(np.zeros((10, 3)), y, CFG)
 
@@ -176,7 +190,7 @@ def test_polish_rejects_bad_shape():
 def test_surco_zero_plans_satisfy_omega_and_beat_the_linearisation():
     n = 20
     prob = P.make_problem(n, CFG)
-    ys = [P.generate(n, s) for s in range(2)]
+    ys = [P.make_instance(s, n=n) for s in range(2)]
     spec = P.omega(n, CFG)
     theta0 = np.stack([P.linearised_cost(y, CFG) for y in ys])
     res = surco.zero(prob, ys, estimator="blackbox", lam=10.0, lr=0.1, steps=10, init=theta0,
@@ -193,7 +207,7 @@ def test_surco_zero_plans_satisfy_omega_and_beat_the_linearisation():
 
 
 def test_features_shape():
-    y = P.generate(20, 0, n_factors=3)
+    y = P.make_instance(0, n=20, n_factors=3)
     F = np.asarray(P.features(y))
     assert F.shape == (20, 9) and np.all(np.isfinite(F))
 

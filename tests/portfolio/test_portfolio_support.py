@@ -18,7 +18,7 @@ CFG = P.PortfolioConfig()
 
 def _mv_instance(n, seed):
     """A factor-model instance with the mean–variance parts only (m₃ = 0)."""
-    y = P.generate(n, seed)
+    y = P.make_instance(seed, n=n)
     return dict(y, f_skew=np.zeros_like(y["f_skew"]), e_k3=np.zeros_like(y["e_k3"]))
 
 
@@ -120,7 +120,7 @@ def test_polish_never_worsens_on_port1():
 
 def test_support_solver_answers_the_milp_support_with_its_optimal_weights():
     n = 20
-    y = P.generate(n, 3)
+    y = P.make_instance(3, n=n)
     spec = P.omega(n, CFG)
     sup, milp = P.SupportSolver(y, CFG), make_solver(spec, backend="highs")
     rng = np.random.default_rng(0)
@@ -190,7 +190,7 @@ def test_support_objective_z_gradient_is_the_envelope_derivative():
 # -- SurCo then local search ---------------------------------------------------------------------
 
 def test_surco_search_method_is_feasible_within_budget_and_no_worse_than_its_start():
-    y = P.generate(20, 7)
+    y = P.make_instance(7, n=20)
     fam = P.FAMILY
     method = P.surco_search_method(fam, CFG, share=0.5)
     zero_only = surco.compare(fam, [y], {"z": surco.surco_methods(fam)["surco-zero"]},

@@ -52,7 +52,7 @@ def test_path_detour_counts_on_the_2x2_grid_and_rejects_non_paths():
 
 
 def test_local_search_ends_where_no_move_improves():
-    y = R.generate(5, 3, regime="risk", q=-1.0)
+    y = R.make_instance(3, n=5, regime="risk", q=-1.0)
     meter = Budget().start(lambda x: R.late_probability(x, y))
     nb = R.PathDetour(5)
     res = local_search(R.let_path(y).x, meter, nb, strategy="steepest")
@@ -63,21 +63,21 @@ def test_local_search_ends_where_no_move_improves():
 
 
 def test_late_probability_is_one_minus_on_time_and_keeps_precision():
-    y = R.generate(5, 0, regime="risk", q=2.0)
+    y = R.make_instance(0, n=5, regime="risk", q=2.0)
     X = R.simple_paths(5)[:50].astype(np.float64)
     late = R.late_probability(X, y)
     np.testing.assert_allclose(late, 1 - R.on_time_probability(X, y), atol=1e-15)
     x = R.let_path(y).x
     assert R.late_probability(x, y) == pytest.approx(ndtr(-2.0), rel=1e-12)
-    y8 = R.generate(5, 0, regime="risk", q=9.0)          # P(late) ~ 1e-19: 1 − P would be 0
+    y8 = R.make_instance(0, n=5, regime="risk", q=9.0)          # P(late) ~ 1e-19: 1 − P would be 0
     assert R.late_probability(R.let_path(y8).x, y8) == pytest.approx(ndtr(-9.0), rel=1e-9)
 
 
 def test_family_generate_and_violations():
     a = R.FAMILY.generate(2, seed=5, q=-1.0)
-    b = R.generate(5, 6, regime="risk", q=-1.0)
+    b = R.make_instance(6, n=5, regime="risk", q=-1.0)
     assert len(a) == 2 and np.array_equal(a[1]["mu"], b["mu"])
-    with pytest.raises(ValueError, match="count must be an int >= 1"):
+    with pytest.raises(ValueError, match="routing.generate: count must be an integer >= 1"):
         R.FAMILY.generate(0)
     y = a[0]
     x = R.let_path(y).x

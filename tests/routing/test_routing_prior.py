@@ -11,13 +11,13 @@ SUBOPTIMAL_SEEDS = (1010, 1017, 1019, 1051)
 
 
 def _tests():
-    return ([R.generate(5, s, regime="risk", q=q) for q in (-1.0, 1.0, 2.0) for s in range(3)]
-            + [R.generate(5, s, regime="standard", k=0.9) for s in range(3)])
+    return ([R.make_instance(s, n=5, regime="risk", q=q) for q in (-1.0, 1.0, 2.0) for s in range(3)]
+            + [R.make_instance(s, n=5, regime="standard", k=0.9) for s in range(3)])
 
 
 @pytest.fixture(scope="module")
 def train():
-    return [R.generate(5, s, regime="risk", q=-1.0) for s in SUBOPTIMAL_SEEDS]
+    return [R.make_instance(s, n=5, regime="risk", q=-1.0) for s in SUBOPTIMAL_SEEDS]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def _mean_f(prior, ys):
 
 
 def test_mean_risk_theta_is_the_mean_risk_cost():
-    y = R.generate(5, 3, regime="risk", q=1.0)
+    y = R.make_instance(3, n=5, regime="risk", q=1.0)
     mr = R.mean_risk(y)
     c = np.logaddexp(0.0, R.mean_risk_theta(y))          # softplus
     np.testing.assert_allclose(c, y["mu"] + mr.info["gamma"] * y["var"], rtol=1e-12)
@@ -98,7 +98,7 @@ def test_robust_prior_never_worse_than_plain_prior_or_mean_risk(trained):
 
 
 def test_distill_targets_start_at_the_mean_risk_cost(train):
-    ys = train[:2] + [R.generate(5, 0, regime="risk", q=2.0)]
+    ys = train[:2] + [R.make_instance(0, n=5, regime="risk", q=2.0)]
     res = R.distill_targets(ys, steps=3)
     for r, y in zip(res, ys):
         assert r.history["f"][0] == pytest.approx(float(R.neg_z(R.mean_risk(y).x, y)),
@@ -112,4 +112,4 @@ def test_routing_prior_argument_errors(train):
     with pytest.raises(ValueError, match="non-empty list"):
         R.init_prior([])
     with pytest.raises(ValueError, match="one grid size"):
-        R.train_prior([train[0], R.generate(4, 0, regime="risk", q=1.0)], epochs=1)
+        R.train_prior([train[0], R.make_instance(0, n=4, regime="risk", q=1.0)], epochs=1)

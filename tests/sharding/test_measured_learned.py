@@ -55,6 +55,29 @@ def test_trained_model_beats_predicting_the_mean(trained, data):
     assert rep.mape == pytest.approx(N.mape(rep.test_pred_ms, rep.test_true_ms))
 
 
+def test_training_configuration_is_the_keyword_form(data):
+    """``train_cost_model(data, CostModelTrainConfig)`` and its keywords train the same
+    model; keywords replace fields; the split can be given; bad settings are named."""
+    small = data.take(np.arange(60))
+    tr, te = np.arange(0, 60, 2), np.arange(1, 60, 2)
+    cfg = N.CostModelTrainConfig(hidden=8, table_layers=1, head_layers=1, epochs=3, seed=2)
+    _, a = N.train_cost_model(small, cfg.replace(epochs=1), train_index=tr, test_index=te,
+                              epochs=3)
+    _, b = N.train_cost_model(small, train_index=tr, test_index=te, **cfg)
+    np.testing.assert_array_equal(a.test_index, te)
+    np.testing.assert_array_equal(b.test_pred_ms, a.test_pred_ms)
+    assert b.mape == a.mape and a.epochs == b.epochs == 3 and a.n_train + a.n_val == 30
+    for bad, msg in [({"epochs": 0}, "train_cost_model: epochs must be an integer >= 1, got 0"),
+                     ({"lr": 0.0}, "train_cost_model: lr must be a finite number > 0, got 0.0"),
+                     ({"weight_decay": -1}, "weight_decay must be a finite number >= 0"),
+                     ({"test_fraction": 0.5, "val_fraction": 0.5},
+                      "need test_fraction \\+ val_fraction < 1")]:
+        with pytest.raises(ValueError, match=msg):
+            N.train_cost_model(small, **bad)
+    with pytest.raises(TypeError, match="'epoch'.*'epochs'"):
+        N.train_cost_model(small, epoch=3)
+
+
 def test_plan_cost_structure_and_save_load(trained, data, tmp_path):
     model, _ = trained
     assert isinstance(model, ShardingCostModel) and model.differentiable
@@ -147,7 +170,7 @@ def test_profile_then_train_from_scratch(tmp_path):
     pool = generate_pool(1, n_tables=200)
     small = pool.subset(np.flatnonzero(pool.size_bytes() < 50e6))
     ds = build_dataset(small, 80, max_tables=8, cache=tmp_path / "c.sqlite", progress=False,
-                       config=N.ProfilerConfig(batch_size=512, warmup=1, runs=3))
+                       profiler=N.ProfilerConfig(batch_size=512, warmup=1, runs=3))
     _, rep = N.train_cost_model(ds, hidden=32, epochs=150, seed=0)
     assert rep.mape < rep.mean_baseline_mape and rep.mape < rep.median_baseline_mape
     assert rep.tau > 0.3

@@ -267,7 +267,7 @@ def test_compiled_zero_over_the_mpax_oracle():
     init = kw.pop("init")
     kw.pop("backend")
     problem = R.make_problem(5, omega="spec")
-    y = R.generate(5, 0, regime="risk", q=1.0)
+    y = R.make_instance(0, n=5, regime="risk", q=1.0)
     exact = ShortestPath.from_oracle(R.oracle(5))
     a = surco.zero(problem, y, init=init(y), oracle=exact, **kw)
     b = surco.zero(problem, y, init=init(y), oracle=MpaxLP(exact.spec), **kw)

@@ -78,14 +78,14 @@ def test_zero_names_the_instance_of_a_list_and_the_first_bad_index():
 
 
 def test_zero_names_a_scalar_field_of_a_namedtuple():
-    y = A.generate(N, M, 1, seed=0)[0]._replace(rho=float("nan"))
+    y = A.generate(1, seed=0, n=N, m=M)[0]._replace(rho=float("nan"))
     with pytest.raises(ValueError, match=re.escape(
             "surco.zero: y.rho is nan (1 non-finite of 1 entries in y.rho)")):
         surco.zero(A.make_problem(N, M), y, steps=1)
 
 
 def test_compiled_zero_names_the_leaf():
-    y = {k: np.array(v) for k, v in R.generate(4, seed=0, regime="risk", q=2.0).items()}
+    y = {k: np.array(v) for k, v in R.make_instance(0, n=4, regime="risk", q=2.0).items()}
     y["mu"][3] = np.nan
     with pytest.raises(ValueError, match=re.escape("surco.zero: y['mu'][3] is nan")):
         surco.zero(R.make_problem(4), y, steps=1, backend="jax")
@@ -121,14 +121,14 @@ def test_predict_and_compare_name_the_instance():
      "sigmma", "sigma"),
     (lambda: surco.prior.train(PROBLEM, [_y()], epoch=1), "surco.prior.train", "epoch",
      "epochs"),
-    (lambda: surco.zero(R.make_problem(4), R.generate(4, seed=0), backend="jax", chunck=8),
+    (lambda: surco.zero(R.make_problem(4), R.make_instance(0, n=4, regime="standard"), backend="jax", chunck=8),
      "surco.zero", "chunck", "chunk"),
     (lambda: surco.hybrid(PROBLEM, _y(), None, stpes=3), "surco.hybrid", "stpes", "steps"),
     (lambda: surco.surco_methods(_family(), patiense=3), "surco_methods", "patiense",
      "patience"),
     (lambda: surco.prior.zero_targets(PROBLEM, [_y()], stpes=3), "surco.prior.zero_targets",
      "stpes", "steps"),
-    (lambda: lns(A.make_problem(N, M), A.generate(N, M, 1)[0],
+    (lambda: lns(A.make_problem(N, M), A.generate(1, n=N, m=M)[0],
                  surco.Budget(evaluations=3).start(lambda x: 0.0), itertions=3),
      "surco.lns.lns", "itertions", "iterations"),
     (lambda: lns_method(A.FAMILY, itertions=3), "surco.lns.lns_method", "itertions",

@@ -73,7 +73,7 @@ def test_surco_zero_warns_when_its_solves_dominate_the_steps(monkeypatch):
         return s
 
     monkeypatch.setattr(_engine, "make_solver", slow_solver)
-    prob, y = A.make_problem(4, 2), A.generate(4, 2, 1, seed=0)[0]
+    prob, y = A.make_problem(4, 2), A.generate(1, seed=0, n=4, m=2)[0]
     with pytest.warns(SolverDominatesWarning, match="LANCER") as rec:
         surco.zero(prob, y, steps=loop.SHARE_STEPS + 2, backend="highs", key=0, lr=0.1)
     assert sum(r.category is SolverDominatesWarning for r in rec) == 1

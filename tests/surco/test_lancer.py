@@ -28,7 +28,7 @@ def toy():
     with their brute-force optimum."""
     prob = A.make_problem(N, M)
     out = []
-    for y in A.generate(N, M, 12, seed=5):
+    for y in A.generate(12, seed=5, n=N, m=M):
         x0 = _start_x(prob, y)
         _, f_opt = A.brute_force(y)
         if A.evaluate(x0, y) > f_opt + 1e-6:
@@ -116,7 +116,7 @@ def _fixed_data(residual, count=32, seed=2):
     """Points (random plans, noisy costs) of one instance whose true cost is f plus
     ``residual(x, c, rng) · s``."""
     prob = A.make_problem(N, M)
-    y = A.generate(N, M, 1, seed=seed)[0]
+    y = A.generate(1, seed=seed, n=N, m=M)[0]
     rng = np.random.default_rng(0)
     c0 = A.mean_cost_heuristic(y)
     scales = L.Scales.of(prob, y, c0, 1.0)
@@ -160,7 +160,7 @@ def test_shrinkage_drops_a_correction_that_does_not_generalise():
 
 def test_landscape_gradient_matches_finite_differences():
     prob = A.make_problem(N, M)
-    y = A.generate(N, M, 1, seed=4)[0]
+    y = A.generate(1, seed=4, n=N, m=M)[0]
     c = np.asarray(A.mean_cost_heuristic(y), np.float64)
     x = A.random_plan(y, 1)
     scales = L.Scales.of(prob, y, c, 2.0)
@@ -226,6 +226,9 @@ def test_ctrl_c_before_the_first_evaluation_has_no_partial(toy):
     (dict(folds=1), "folds must be 0 or an integer >= 2"),
     (dict(correction=1.5), "correction must be a number in \\[0, 1\\]"),
     (dict(window=1), "window \\(or None\\) must be an integer >= 2"),
+    (dict(free_f="yes"), "free_f must be True .* or False"),
+    (dict(candidates=0), "candidates=0 with free_f=False and no landscape parameters"),
+    (dict(correction=0.0), "correction=0 with free_f=False and descent > 0"),
 ])
 def test_bad_arguments_raise_naming_them(toy, kw, match):
     prob, items = toy
@@ -236,7 +239,7 @@ def test_bad_arguments_raise_naming_them(toy, kw, match):
 
 def test_bad_problem_meter_budget_and_setting():
     prob = A.make_problem(N, M)
-    y = A.generate(N, M, 1)[0]
+    y = A.generate(1, n=N, m=M)[0]
     meter = Budget(evaluations=5).start(lambda x: 0.0)
     with pytest.raises(TypeError, match="problem must be a surco.Problem"):
         lancer_zero("assignment", y, meter)
@@ -265,7 +268,7 @@ def test_harness_knows_lancer_by_name():
 
 def test_prior_training_and_test_time_methods():
     prob = A.make_problem(N, M)
-    train = A.generate(N, M, 4, seed=11)
+    train = A.generate(4, seed=11, n=N, m=M)
     model = surco.lancer.train(FAM, train, epochs=2, descent=2, candidates=1, hidden=(16,),
                                fit_steps=20, backend="highs", target_rounds=2,
                                **{k: KW[k] for k in ("estimator", "projection")})
@@ -280,7 +283,7 @@ def test_prior_training_and_test_time_methods():
     best = int(np.argmin(h["train_value"]))
     got = np.mean([A.evaluate(np.asarray(model.prior.predict(y).x), y) for y in train])
     assert got == pytest.approx(h["train_value"][best])
-    test = A.generate(N, M, 2, seed=13)
+    test = A.generate(2, seed=13, n=N, m=M)
     cmp = surco.compare(FAM, test, model.methods(), budget=Budget(evaluations=5),
                         progress=False)
     for i, y in enumerate(test):
@@ -291,9 +294,10 @@ def test_prior_training_and_test_time_methods():
 
 
 def test_untrained_descent_is_surco_zero(toy):
-    """Before any fit M = f∘g_Ω, so one round's descent visits SurCo-zero's iterates: with
-    per_round >= descent and no perturbations, the solutions evaluated are exactly the
-    distinct x of SurCo-zero's first steps (same estimator, optimiser and start)."""
+    """With f declared a free proxy (``free_f=True``), before any fit M = f∘g_Ω, so one
+    round's descent visits SurCo-zero's iterates: with per_round >= descent and no
+    perturbations, the solutions evaluated are exactly the distinct x of SurCo-zero's
+    first steps (same estimator, optimiser and start)."""
     import dataclasses
     prob, items = toy
     y = items[1][0]
@@ -307,7 +311,7 @@ def test_untrained_descent_is_surco_zero(toy):
                steps=5, select="evaluate", **est)
     meter, seen = _recording(prob, y, evaluations=100)
     lancer_zero(prob, y, meter, init=A.mean_cost_heuristic(y), rounds=1, descent=6,
-                candidates=0, per_round=6, **est)
+                candidates=0, per_round=6, free_f=True, **est)
     assert len(zero_seen) >= 2   # the steps move x
     def key(x):
         return np.asarray(x, np.float64).tobytes()

@@ -7,7 +7,8 @@ import pytest
 import surco
 from surco.budget import Budget
 from surco.family import spec_violations
-from surco.lns import gradient_rank, lns, lns_method, multichain_method, polish_method
+from surco.lns import (LNSConfig, gradient_rank, lns, lns_method, multichain_method,
+                       polish_method)
 from surco.outcome import StopReason
 from surco.problems import assignment as A
 
@@ -16,7 +17,7 @@ N, M = 6, 3
 
 @pytest.fixture(scope="module")
 def toy():
-    return A.make_problem(N, M), A.generate(N, M, 4, seed=3)
+    return A.make_problem(N, M), A.generate(4, seed=3, n=N, m=M)
 
 
 def recording_meter(prob, y, evaluations):
@@ -134,6 +135,53 @@ def test_polish_starts_from_the_initial_solve_when_the_first_stage_evaluated_not
     assert fam.violations(x, y) == []
     assert 2 <= meter.evaluations <= 30
     assert fam.evaluate(x, y) == pytest.approx(meter.best_value)
+
+
+def test_a_configuration_is_the_keyword_form(toy):
+    """``lns(..., LNSConfig)`` and the keywords are one call (same x, history and c); keywords
+    replace the configuration's fields; a start rule is called on the instance."""
+    prob, ys = toy
+    y = ys[1]
+    kw = dict(estimator="blackbox", lam=5.0, iterations=8, free=2, choose="gradient", key=3,
+              seed=4, backend="highs")
+    cfg = LNSConfig.of(**kw)
+    assert cfg.estimator_options == {"lam": 5.0} and dict(cfg) == kw
+    runs = [lns(prob, y, Budget().start(lambda x: float(prob.evaluate(x, y))), *a, **k)
+            for a, k in [((), kw), ((cfg,), {}), ((cfg.replace(iterations=3),), {"iterations": 8})]]
+    for r in runs[1:]:
+        np.testing.assert_array_equal(r.x, runs[0].x)
+        np.testing.assert_array_equal(r.c, runs[0].c)
+        assert r.history == runs[0].history
+    theta0 = np.asarray(y.a)            # the linear part of f as the start
+    by_rule = lns(prob, y, Budget().start(lambda x: float(prob.evaluate(x, y))), cfg,
+                  init=lambda inst: theta0, iterations=1)
+    by_array = lns(prob, y, Budget().start(lambda x: float(prob.evaluate(x, y))), cfg,
+                   init=theta0, iterations=1)
+    np.testing.assert_array_equal(by_rule.theta, by_array.theta)
+    with pytest.raises(TypeError, match="config must be a LNSConfig"):
+        lns(prob, y, Budget().start(lambda x: 0.0), 5)
+    with pytest.raises(TypeError, match="'steps'"):      # a mapping is a keyword form
+        lns(prob, y, Budget().start(lambda x: 0.0), surco.ZeroConfig(steps=5))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("temperature", 0, "lns: temperature must be a positive number, got 0"),
+    ("lr", -1.0, "lns: lr must be a finite number > 0, got -1.0"),
+    ("seed", -2, "lns: seed must be an integer >= 0, got -2"),
+    ("init", "ones", "lns: init must be 'random', 'zeros', an array"),
+    ("dtype", "int32", "lns: dtype must be a floating dtype, got int32"),
+    ("solver_options", 3, "lns: solver_options must be a mapping"),
+])
+def test_configuration_names_the_bad_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        LNSConfig.of(**{field: value})
+
+
+def test_configuration_types():
+    with pytest.raises(TypeError, match="optimizer must be an optax.GradientTransformation"):
+        LNSConfig(optimizer="adam")
+    with pytest.raises(TypeError, match="surco.lns.lns: .*'itertions'.*'iterations'"):
+        LNSConfig.of(itertions=3)
 
 
 def test_bad_arguments(toy):

@@ -70,7 +70,7 @@ def test_distillation_term_is_added_to_the_end_to_end_loss():
 def test_zero_targets_on_a_dask_cluster_equal_the_serial_runs():
     from dask.distributed import Client, LocalCluster
     prob = A.make_problem(N, M)
-    ys = A.generate(N, M, 4, seed=5)
+    ys = A.generate(4, seed=5, n=N, m=M)
     kw = dict(estimator="neg_identity", projection="standardize", lr=0.1, steps=8, key=0,
               backend="highs", init=A.mean_cost_heuristic)
     serial = surco.prior.zero_targets(prob, ys, **kw)
@@ -93,7 +93,7 @@ def test_distill_from_zero_targets_trains():
     """The whole path: SurCo-zero on the train instances, then a prior distilled from its
     θ (and the end-to-end term); the targets are checked for shape."""
     prob = A.make_problem(N, M)
-    train = A.generate(N, M, 8, seed=6)
+    train = A.generate(8, seed=6, n=N, m=M)
     targets = surco.prior.zero_targets(prob, train, estimator="neg_identity",
                                        projection="standardize", lr=0.1, steps=5, key=0,
                                        backend="highs", init=A.mean_cost_heuristic)
@@ -115,11 +115,11 @@ def test_distill_from_zero_targets_trains():
 @pytest.mark.parametrize("net", [None, surco.prior.SetCostNet(hidden=(16,))])
 def test_untrained_residual_prior_reproduces_the_heuristic(net):
     prob = A.make_problem(8, 3)
-    train = A.generate(8, 3, 10, seed=7)
+    train = A.generate(10, seed=7, n=8, m=3)
     pm = surco.prior.init(prob, train, model=net, base=A.mean_cost_heuristic, key=3,
                           backend="highs")
     s = surco.solvers.make_solver(prob.space, "highs")
-    for y in A.generate(8, 3, 5, seed=8):
+    for y in A.generate(5, seed=8, n=8, m=3):
         np.testing.assert_allclose(np.asarray(pm.theta(y)), A.mean_cost_heuristic(y),
                                    rtol=1e-6, atol=1e-6)
         np.testing.assert_array_equal(pm.predict(y).x, s.solve(A.mean_cost_heuristic(y)).x)
@@ -127,7 +127,7 @@ def test_untrained_residual_prior_reproduces_the_heuristic(net):
 
 def test_residual_prior_trains_saves_and_loads_its_base(tmp_path):
     prob = A.make_problem(N, M)
-    train = A.generate(N, M, 8, seed=9)
+    train = A.generate(8, seed=9, n=N, m=M)
     pm = surco.prior.train(prob, train, base=A.mean_cost_heuristic, epochs=2, batch_size=8,
                            estimator="neg_identity", projection="standardize", key=0,
                            backend="highs", hidden=(8,))
@@ -135,7 +135,7 @@ def test_residual_prior_trains_saves_and_loads_its_base(tmp_path):
     pm.save(tmp_path / "m")
     back = surco.prior.load(tmp_path / "m", prob)
     assert back.base is A.mean_cost_heuristic
-    y = A.generate(N, M, 1, seed=10)[0]
+    y = A.generate(1, seed=10, n=N, m=M)[0]
     np.testing.assert_allclose(np.asarray(back.theta(y)), np.asarray(pm.theta(y)), rtol=1e-6)
     with pytest.raises(ValueError, match="base = .*cannot be recorded"):
         surco.prior.init(prob, train, base=lambda y: A.mean_cost_heuristic(y)).save(
@@ -149,7 +149,7 @@ def test_residual_prior_trains_saves_and_loads_its_base(tmp_path):
 @pytest.fixture(scope="module")
 def residual():
     prob = A.make_problem(8, 3)
-    train = A.generate(8, 3, 16, seed=11)
+    train = A.generate(16, seed=11, n=8, m=3)
     return prob, surco.prior.train(prob, train, base=A.mean_cost_heuristic, epochs=3,
                                    batch_size=8, estimator="neg_identity",
                                    projection="standardize", lr=1e-2, key=0, backend="highs",
@@ -159,7 +159,7 @@ def residual():
 def test_robust_prediction_keeps_the_best_candidate(residual):
     prob, pm = residual
     s = surco.solvers.make_solver(prob.space, "highs")
-    for i, y in enumerate(A.generate(8, 3, 6, seed=12)):
+    for i, y in enumerate(A.generate(6, seed=12, n=8, m=3)):
         th = pm.candidate_thetas(y, 5, sigma=0.3, key=i)
         assert th.shape == (5, 8, 3)
         np.testing.assert_allclose(th[0], np.asarray(pm.theta(y)), rtol=1e-6)
@@ -178,7 +178,7 @@ def test_hybrid_start_is_the_better_of_prior_and_heuristic(residual):
     prob, pm = residual
     s = surco.solvers.make_solver(prob.space, "highs")
     seen = set()
-    for y in A.generate(8, 3, 10, seed=13):
+    for y in A.generate(10, seed=13, n=8, m=3):
         th, which = surco.prior.hybrid_start(pm, y)
         f_p = A.evaluate(s.solve(np.asarray(pm.theta(y))).x, y)
         f_h = A.evaluate(s.solve(A.mean_cost_heuristic(y)).x, y)
@@ -189,8 +189,8 @@ def test_hybrid_start_is_the_better_of_prior_and_heuristic(residual):
                          steps=3, backend="highs")
         assert res.history["f"][0] == pytest.approx(min(f_p, f_h), rel=1e-5)
     # without a base the start is the prior's; a heuristic may be given instead
-    plain = surco.prior.init(prob, A.generate(8, 3, 4, seed=14), backend="highs")
-    y = A.generate(8, 3, 1, seed=15)[0]
+    plain = surco.prior.init(prob, A.generate(4, seed=14, n=8, m=3), backend="highs")
+    y = A.generate(1, seed=15, n=8, m=3)[0]
     assert surco.prior.hybrid_start(plain, y)[1] == "prior"
     th, which = surco.prior.hybrid_start(plain, y, heuristic=A.mean_cost_heuristic)
     assert which in ("prior", "heuristic")

@@ -21,7 +21,7 @@ def counting_base(y: A.Instance) -> np.ndarray:
 @pytest.fixture(scope="module")
 def residual():
     prob = A.make_problem(8, 3)
-    pm = surco.prior.init(prob, A.generate(8, 3, 6, seed=31), base=counting_base,
+    pm = surco.prior.init(prob, A.generate(6, seed=31, n=8, m=3), base=counting_base,
                           hidden=(8,), key=1, backend="highs")
     # a non-zero network, so the prior's θ differs from the base's
     pm.params = jax.tree.map(lambda p: p + 0.05, pm.params)
@@ -31,7 +31,7 @@ def residual():
 @pytest.mark.parametrize("call", ["predict", "robust", "candidates", "hybrid_start"])
 def test_the_base_is_computed_once_per_instance(residual, call):
     _, pm = residual
-    y = A.generate(8, 3, 1, seed=32)[0]
+    y = A.generate(1, seed=32, n=8, m=3)[0]
     run = {"predict": lambda: pm.predict(y),
            "robust": lambda: pm.predict(y, candidates=4, sigma=0.2),
            "candidates": lambda: pm.candidate_thetas(y, 3),
@@ -46,7 +46,7 @@ def test_candidates_and_hybrid_start_values(residual):
     the base; hybrid's start is whichever of the two solves to the lower f."""
     prob, pm = residual
     s = surco.solvers.make_solver(prob.space, "highs")
-    for y in A.generate(8, 3, 4, seed=33):
+    for y in A.generate(4, seed=33, n=8, m=3):
         base = A.mean_cost_heuristic(y).astype(np.float32)
         net = np.asarray(pm._apply(pm.params, pm._features(y)))
         th = pm.candidate_thetas(y, 2)
@@ -60,7 +60,7 @@ def test_candidates_and_hybrid_start_values(residual):
 
 def test_prediction_compiles_once_per_instance_shape(residual):
     prob, pm = residual
-    ys = A.generate(8, 3, 5, seed=34)
+    ys = A.generate(5, seed=34, n=8, m=3)
 
     def run():
         out = [pm.predict(y) for y in ys] + pm.predict(ys)
@@ -104,7 +104,7 @@ def test_hybrid_start_with_perturbations_is_the_best_candidate(residual):
     prob, pm = residual
     s = surco.solvers.make_solver(prob.space, "highs")
     kinds = set()
-    for i, y in enumerate(A.generate(8, 3, 8, seed=35)):
+    for i, y in enumerate(A.generate(8, seed=35, n=8, m=3)):
         th = np.asarray(pm.theta(y), np.float64)
         cands = [th, A.mean_cost_heuristic(y).astype(np.float32).astype(np.float64),
                  *perturbed(th, 3, 0.5, jr.key(i))]

@@ -54,13 +54,13 @@ class ShiftedCostNet(surco.prior.CostNet):
 @pytest.fixture(scope="module")
 def small():
     """A default-network prior trained 2 epochs with a validation set and solver options."""
-    train, val = A.generate(N, M, 8, seed=1), A.generate(N, M, 4, seed=2)
+    train, val = A.generate(8, seed=1, n=N, m=M), A.generate(4, seed=2, n=N, m=M)
     return surco.prior.train(PROB, train, val_instances=val, epochs=2, hidden=(8,),
                              solver_options={"time_limit": 30.0}, **KW)
 
 
 def test_custom_module_loads_as_itself(tmp_path):
-    train = A.generate(N, M, 8, seed=3)
+    train = A.generate(8, seed=3, n=N, m=M)
     pm = surco.prior.train(PROB, train, epochs=2,
                            model=ScaledNet(hidden=(8, 4), scale=2.5, act=nn.relu), **KW)
     assert pm.module.out == M  # filled in by train
@@ -68,7 +68,7 @@ def test_custom_module_loads_as_itself(tmp_path):
     assert type(back.module) is ScaledNet
     assert (back.module.out, back.module.hidden, back.module.scale) == (M, (8, 4), 2.5)
     assert back.module.act is nn.relu and back.module.dtype is jnp.float32
-    for y in A.generate(N, M, 3, seed=4):
+    for y in A.generate(3, seed=4, n=N, m=M):
         np.testing.assert_array_equal(np.asarray(back.theta(y)), np.asarray(pm.theta(y)))
         np.testing.assert_array_equal(back.predict(y).x, pm.predict(y).x)
 
@@ -161,7 +161,7 @@ def test_model_argument_of_another_class_warns(small, tmp_path):
                                          "with surco.prior.networks:CostNet"):
         shifted = surco.prior.load(path, PROB, model=ShiftedCostNet(out=M, hidden=(8,),
                                                                      shift=1.0))
-    y = A.generate(N, M, 1, seed=8)[0]
+    y = A.generate(1, seed=8, n=N, m=M)[0]
     np.testing.assert_allclose(np.asarray(shifted.theta(y)), np.asarray(small.theta(y)) + 1.0,
                                rtol=1e-6)
     with warnings.catch_warnings():
@@ -198,7 +198,7 @@ def test_truncated_or_foreign_model_files_name_the_file(small, tmp_path):
                                          r"network parameters \(a flax msgpack\)"):
         surco.prior.load(path, PROB)
     # another model's parameters (other widths): the recorded SHA-256 tells them apart
-    other = surco.prior.train(PROB, A.generate(N, M, 4, seed=5), epochs=1, hidden=(5,), **KW)
+    other = surco.prior.train(PROB, A.generate(4, seed=5, n=N, m=M), epochs=1, hidden=(5,), **KW)
     other.save(tmp_path / "other")
     shutil.copy(_data_file(tmp_path / "other", "meta.json"), params)
     with pytest.raises(ValueError, match=re.escape(str(params)) + ": not the file saved "
@@ -223,7 +223,7 @@ def test_truncated_or_foreign_model_files_name_the_file(small, tmp_path):
 
 
 def test_truncated_or_foreign_training_checkpoint_names_the_file(tmp_path):
-    train = A.generate(N, M, 8, seed=6)
+    train = A.generate(8, seed=6, n=N, m=M)
     ck = tmp_path / "ck"
     surco.prior.train(PROB, train, epochs=1, hidden=(8,), checkpoint_dir=ck, **KW)
     state = _data_file(ck, "checkpoint.json")
@@ -255,7 +255,7 @@ def test_truncated_or_foreign_training_checkpoint_names_the_file(tmp_path):
 
 
 def test_resume_below_the_checkpoint_epoch_warns(tmp_path):
-    train = A.generate(N, M, 8, seed=7)
+    train = A.generate(8, seed=7, n=N, m=M)
     ck = tmp_path / "ck"
     first = surco.prior.train(PROB, train, epochs=3, hidden=(8,), checkpoint_dir=ck, **KW)
     with pytest.warns(UserWarning, match=r"has 3 completed epochs, more than epochs=2; nothing "
@@ -273,5 +273,5 @@ def test_model_params_template_is_checked_against_network(small):
     """A network whose output does not fit x fails before training, naming model."""
     with pytest.raises(ValueError, match=r"model ScaledNet returns shape \(4, 3\) for features "
                                          r"\(4, 6\); expected 8 entries \(x has shape \(4, 2\)\)"):
-        surco.prior.train(PROB, A.generate(N, M, 2), model=ScaledNet(out=3), epochs=1, **KW)
+        surco.prior.train(PROB, A.generate(2, n=N, m=M), model=ScaledNet(out=3), epochs=1, **KW)
     assert jax.tree.leaves(small.params)  # the fixture trained

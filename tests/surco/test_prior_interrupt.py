@@ -47,7 +47,7 @@ class FlakyAssignment(Solver):
 SOLVERS = [FlakyAssignment(N, M)]
 PROB = surco.Problem("flaky-assignment", space=lambda y: SOLVERS[0], objective=A.objective,
                      features=A.features)
-TRAIN = A.generate(N, M, 12, seed=8)
+TRAIN = A.generate(12, seed=8, n=N, m=M)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ PROBLEM = surco.Problem("assignment-any-n", space=lambda y: A.space(*y.a.shape),
 @pytest.fixture(scope="module")
 def set_prior(tmp_path_factory):
     """A `SetCostNet` prior trained on 12 and 20 tasks, saved and loaded back."""
-    train = A.generate(12, M, 8, seed=1) + A.generate(20, M, 8, seed=2)
+    train = A.generate(8, seed=1, n=12, m=M) + A.generate(8, seed=2, n=20, m=M)
     pm = surco.prior.train(PROBLEM, train, model=surco.prior.SetCostNet(hidden=(16,)),
                            estimator="blackbox", lam=10.0, epochs=4, batch_size=8, lr=1e-2,
                            patience=None, key=0, backend="cpsat")
@@ -34,7 +34,7 @@ def test_one_checkpoint_serves_any_number_of_rows(set_prior, n):
     pm, back = set_prior
     assert isinstance(back.module, surco.prior.SetCostNet) and back.module.out == M
     assert back.feat_mean.shape == (3 * M,)  # one entry per feature column, not per row
-    ys = A.generate(n, M, 6, seed=10 + n)
+    ys = A.generate(6, seed=10 + n, n=n, m=M)
     got, want = back.predict(ys), pm.predict(ys)
     rng = np.random.default_rng(0)
     solver = surco.solvers.make_solver(A.space(n, M), backend="cpsat")
@@ -52,7 +52,7 @@ def test_one_checkpoint_serves_any_number_of_rows(set_prior, n):
 @pytest.mark.parametrize("n", [10, 60])
 def test_permuted_rows_give_the_permuted_answer(set_prior, n):
     _, back = set_prior
-    for i, y in enumerate(A.generate(n, M, 3, seed=20 + n)):
+    for i, y in enumerate(A.generate(3, seed=20 + n, n=n, m=M)):
         perm = np.random.default_rng(i).permutation(n)
         yp = A.Instance(a=y.a[perm], w=y.w[perm], rho=y.rho)
         np.testing.assert_allclose(np.asarray(back.theta(yp)), np.asarray(back.theta(y))[perm],
@@ -67,10 +67,10 @@ def test_default_costnet_accepts_other_row_counts():
     normalisation was stored with the training shape (6, F))."""
     prob = surco.Problem("assignment-any-n", space=lambda y: A.space(*y.a.shape),
                          objective=A.objective, features=A.features)
-    pm = surco.prior.train(prob, A.generate(6, M, 4, seed=3), estimator="blackbox", lam=10.0,
+    pm = surco.prior.train(prob, A.generate(4, seed=3, n=6, m=M), estimator="blackbox", lam=10.0,
                            epochs=1, batch_size=4, hidden=(8,), key=0, backend="cpsat")
     for n in (4, 9):
-        r = pm.predict(A.generate(n, M, 1, seed=n)[0])
+        r = pm.predict(A.generate(1, seed=n, n=n, m=M)[0])
         assert r.x.shape == (n, M) and _in_omega(r.x, n)
     with pytest.raises(surco.ProblemError, match=r"features have shape \(4, 6\), the prior "
                                                   r"expects \(rows, 9\)"):
@@ -82,7 +82,7 @@ def test_vector_features_need_one_x_shape():
                          objective=A.objective, features=lambda y: y.a.reshape(-1))
     with pytest.raises(surco.ProblemError, match=r"train_instances\[1\] has features \(12,\) "
                                                   r"and x \(4, 3\).*use per-row features"):
-        surco.prior.train(prob, A.generate(3, M, 1) + A.generate(4, M, 1), epochs=1,
+        surco.prior.train(prob, A.generate(1, n=3, m=M) + A.generate(1, n=4, m=M), epochs=1,
                           backend="cpsat")
 
 
@@ -107,7 +107,7 @@ def test_instances_with_different_static_fields_train_and_predict():
     prob = surco.Problem("named-assignment", space=A.space(4, 2),
                          objective=lambda x, t: A.objective(x, t.y),
                          features=lambda t: A.features(t.y))
-    ys = [Named(y, f"inst{i}") for i, y in enumerate(A.generate(4, 2, 3, seed=5))]
+    ys = [Named(y, f"inst{i}") for i, y in enumerate(A.generate(3, seed=5, n=4, m=2))]
     pm = surco.prior.train(prob, ys, epochs=1, batch_size=3, hidden=(4,), lam=10.0,
                            backend="cpsat")
     assert len(pm.history.train_f) == 1

@@ -67,6 +67,23 @@ def test_a_maximised_family_reports_the_users_objective():
     assert "mean f" in table and "higher mean f and a positive gap are better" in table
 
 
+def test_a_hand_written_maximised_family_declares_its_sense():
+    problem = surco.Problem("profit", SPEC, profit, sense="max")
+    brute = surco.methods.heuristic(
+        lambda y: min(PAIRS, key=lambda z: float(problem.f(jnp.asarray(z), y))), name="brute")
+    fam = surco.Family("profit", problem=lambda y: problem,
+                       evaluate=lambda x, y: -float(profit(jnp.asarray(x), y)),
+                       baselines={"brute": brute}, sense="max")
+    ys = generate(2, seed=3)
+    cmp = surco.compare(fam, ys, ["brute"], budget=Budget(evaluations=5), progress=False)
+    best = [max(float(profit(jnp.asarray(z), y)) for z in PAIRS) for y in ys]
+    assert cmp.sense == "max"
+    assert cmp.summary("brute")[0]["value"] == pytest.approx(np.mean(best), rel=1e-5)
+    with pytest.raises(ValueError, match="Family 'profit': sense must be 'min' or 'max', got "
+                                         "'maximise'"):
+        dataclasses.replace(fam, sense="maximise")
+
+
 def _run(method, i, value):
     return Run(method, i, None, value, 1.0, 1, "ok", None, [(1, 1.0, value)], Budget())
 

@@ -17,7 +17,7 @@ GRID = ShortestPath.from_oracle(R.oracle(4))           # the routing family's 4Ã
 
 
 def _routing(seeds, q=1.0):
-    ys = [R.generate(4, s, regime="risk", q=q) for s in seeds]
+    ys = [R.make_instance(s, n=4, regime="risk", q=q) for s in seeds]
     theta0 = np.stack([R.softplus_inverse(y["mu"]) for y in ys])
     return ys, theta0
 
@@ -152,12 +152,15 @@ def test_second_call_on_same_shapes_hits_the_cache_and_compiles_nothing():
     ys, theta0 = _routing(range(4))
     problem = R.make_problem(4)
     kw = dict(estimator="blackbox", lam=10.0, steps=5, key=0)
-    first = _jax_zero(problem, ys[:2], init=theta0[:2], **kw)
+    with surco.driver.compile_seconds() as c1:
+        first = _jax_zero(problem, ys[:2], init=theta0[:2], **kw)
     assert surco.driver.cache_info() == {"hits": 0, "misses": 1, "entries": 1}
     with surco.driver.compile_seconds() as ct:
         second = _jax_zero(problem, ys[2:], init=theta0[2:], **kw)   # other instances
     assert surco.driver.cache_info() == {"hits": 1, "misses": 1, "entries": 1}
-    assert ct.seconds <= 0.05, f"second call compiled for {ct.seconds:.3f} s"
+    # judged against the first call's compilation on the same machine, not a fixed time
+    assert ct.seconds <= 0.1 * c1.seconds, (f"second call compiled for {ct.seconds:.3f} s, "
+                                           f"the first for {c1.seconds:.3f} s")
     assert [r.f for r in second] != [r.f for r in first]
     # steps up to the same chunk length share the program too
     _jax_zero(problem, ys[:2], init=theta0[:2], **{**kw, "steps": 7})
@@ -185,8 +188,9 @@ def test_compiled_zero_failures_and_arguments():
 def test_zero_backend_jax_and_a_jax_space_run_compiled():
     ys, theta0 = _routing(range(2))
     kw = dict(estimator="blackbox", lam=10.0, steps=5, key=0, init=theta0)
-    comp = _jax_zero(R.make_problem(4), ys, **kw)
-    for a, b in zip(surco.zero(R.make_problem(4), ys, backend="jax", **kw), comp):
+    problem = R.make_problem(4)             # one object: the second run reuses the program
+    comp = _jax_zero(problem, ys, **kw)
+    for a, b in zip(surco.zero(problem, ys, backend="jax", **kw), comp):
         _same(a, b)
         assert np.isnan(a.solver_seconds)                         # solved inside XLA
     jax_space = surco.Problem("routing-jax", GRID, R.make_problem(4).objective,

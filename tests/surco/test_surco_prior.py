@@ -16,8 +16,8 @@ TRAIN_KW = dict(estimator="neg_identity", projection="standardize", epochs=80, b
 @pytest.fixture(scope="module")
 def trained():
     prob = A.make_problem(N, M)
-    train = A.generate(N, M, 100, seed=2)
-    val = A.generate(N, M, 20, seed=3)
+    train = A.generate(100, seed=2, n=N, m=M)
+    val = A.generate(20, seed=3, n=N, m=M)
     return prob, surco.prior.train(prob, train, val_instances=val, **TRAIN_KW)
 
 
@@ -29,7 +29,7 @@ def _f_of_cost(prob, C, ys):
 
 def test_prior_beats_random_and_mean_cost_heuristic(trained):
     prob, pm = trained
-    test = A.generate(N, M, 50, seed=4)
+    test = A.generate(50, seed=4, n=N, m=M)
     f_prior = np.array([r.f for r in pm.predict(test)])
     rng = np.random.default_rng(0)
     f_rand = _f_of_cost(prob, rng.normal(size=(50, N, M)), test)
@@ -40,7 +40,7 @@ def test_prior_beats_random_and_mean_cost_heuristic(trained):
 
 def test_hybrid_never_worse_than_prior(trained):
     prob, pm = trained
-    test = A.generate(N, M, 10, seed=5)
+    test = A.generate(10, seed=5, n=N, m=M)
     pr = pm.predict(test)
     hy = surco.hybrid(prob, test, pm, estimator="blackbox", lam=10.0, steps=15, backend="cpsat")
     for p, h in zip(pr, hy):
@@ -50,7 +50,7 @@ def test_hybrid_never_worse_than_prior(trained):
 
 def test_predict_is_one_forward_and_one_solve(trained):
     prob, pm = trained
-    y = A.generate(N, M, 1, seed=6)[0]
+    y = A.generate(1, seed=6, n=N, m=M)[0]
     r = pm.predict(y)
     c = np.asarray(pm.cost(y), np.float64)
     assert np.allclose(r.c, c)
@@ -62,7 +62,7 @@ def test_save_load_roundtrip(trained, tmp_path):
     prob, pm = trained
     pm.save(tmp_path / "m")
     back = surco.prior.load(tmp_path / "m", prob)
-    y = A.generate(N, M, 3, seed=7)
+    y = A.generate(3, seed=7, n=N, m=M)
     np.testing.assert_allclose(np.asarray(back.theta(y[0])), np.asarray(pm.theta(y[0])), rtol=1e-6)
     with pytest.raises(ValueError, match="trained for problem"):
         surco.prior.load(tmp_path / "m", A.make_problem(N + 1, M))
@@ -72,7 +72,7 @@ def test_save_load_roundtrip(trained, tmp_path):
 
 def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     prob = A.make_problem(4, 2)
-    train = A.generate(4, 2, 12, seed=8)
+    train = A.generate(12, seed=8, n=4, m=2)
     kw = dict(estimator="blackbox", lam=10.0, batch_size=4, lr=1e-2, patience=None, key=1,
               backend="cpsat")
     straight = surco.prior.train(prob, train, epochs=4, **kw)
@@ -88,7 +88,7 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
 
 def test_same_key_same_prior():
     prob = A.make_problem(4, 2)
-    train = A.generate(4, 2, 8, seed=9)
+    train = A.generate(8, seed=9, n=4, m=2)
     kw = dict(lam=10.0, epochs=2, batch_size=4, key=3, backend="cpsat")
     a, b = surco.prior.train(prob, train, **kw), surco.prior.train(prob, train, **kw)
     assert a.history.train_f == b.history.train_f
@@ -98,14 +98,14 @@ def test_prior_errors():
     prob = A.make_problem(4, 2)
     nofeat = surco.Problem("no-features", prob.space, prob.objective)
     with pytest.raises(surco.ProblemError, match="no-features.*no features"):
-        surco.prior.train(nofeat, A.generate(4, 2, 2))
+        surco.prior.train(nofeat, A.generate(2, n=4, m=2))
     with pytest.raises(ValueError, match="no training instances"):
         surco.prior.train(prob, [])
 
 
 def test_train_arguments_are_validated():
     prob = A.make_problem(4, 2)
-    ys = A.generate(4, 2, 2)
+    ys = A.generate(2, n=4, m=2)
     bad = [(dict(lr="fast"), "lr must be a finite number > 0, got 'fast'"),
            (dict(epochs=0), "epochs must be an integer >= 1, got 0"),
            (dict(batch_size=2.5), "batch_size must be an integer >= 1, got 2.5"),

@@ -11,7 +11,7 @@ from surco.problems import assignment as A
 @pytest.fixture(scope="module")
 def toy():
     n, m = 6, 3
-    return A.make_problem(n, m), A.generate(n, m, 20, seed=1)
+    return A.make_problem(n, m), A.generate(20, seed=1, n=n, m=m)
 
 
 def test_zero_reaches_enumerated_optimum_on_90_percent(toy):
@@ -109,14 +109,14 @@ def _bad(problem_name, f):
 
 
 def test_nan_objective_is_named():
-    y = A.generate(4, 2, 1)[0]
+    y = A.generate(1, n=4, m=2)[0]
     prob = _bad("nan-prob", lambda x, y: jnp.sum(x) * jnp.nan)
     with pytest.raises(surco.ProblemError, match="nan-prob.*non-finite"):
         surco.zero(prob, y, steps=2)
 
 
 def test_wrong_shape_objective_is_named():
-    y = A.generate(4, 2, 1)[0]
+    y = A.generate(1, n=4, m=2)[0]
     prob = _bad("vector-prob", lambda x, y: x.sum(0))
     with pytest.raises(surco.ProblemError, match="vector-prob.*expected a scalar"):
         surco.zero(prob, y, steps=2)

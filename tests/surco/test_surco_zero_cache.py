@@ -11,7 +11,7 @@ from surco.driver import clear_program_cache, compile_seconds, program_cache_inf
 from surco.problems import assignment as A
 
 PROB = A.make_problem(6, 3)
-YS = A.generate(6, 3, 4, seed=2)
+YS = A.generate(4, seed=2, n=6, m=3)
 KW = dict(estimator="blackbox", lam=10.0, steps=6, key=0, backend="highs")
 
 
@@ -20,14 +20,17 @@ def _same(a, b):
     np.testing.assert_array_equal(a.theta, b.theta)
 
 
-def test_second_call_hits_the_cache_compiles_under_50ms_and_answers_the_same():
+def test_second_call_hits_the_cache_compiles_a_tenth_and_answers_the_same():
     clear_program_cache()
-    first = surco.zero(PROB, YS[:2], **KW)
+    with compile_seconds() as c1:
+        first = surco.zero(PROB, YS[:2], **KW)
     assert program_cache_info() == {"hits": 0, "misses": 1, "entries": 1}
     with compile_seconds() as ct:
         second = surco.zero(PROB, YS[2:], **KW)                      # other instances
     assert program_cache_info() == {"hits": 1, "misses": 1, "entries": 1}
-    assert ct.seconds <= 0.05, f"second call compiled for {ct.seconds:.3f} s"
+    # judged against the first call's compilation on the same machine, not a fixed time
+    assert ct.seconds <= 0.1 * c1.seconds, (f"second call compiled for {ct.seconds:.3f} s, "
+                                           f"the first for {c1.seconds:.3f} s")
     assert second[0].solver_calls == first[0].solver_calls == 2 * 7   # counters restart
     clear_program_cache()
     fresh = surco.zero(PROB, YS[2:], **KW)                           # compiled afresh

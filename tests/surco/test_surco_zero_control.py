@@ -24,7 +24,7 @@ from surco import NoProgressWarning
 
 N, M = 8, 3
 PROB = A.make_problem(N, M)
-Y = A.generate(N, M, 2, seed=5)
+Y = A.generate(2, seed=5, n=N, m=M)
 
 
 def _is_best_so_far(r: surco.ZeroResult, y) -> None:
@@ -223,7 +223,7 @@ def test_infeasible_space_raises_its_typed_error_once(capfd):
 
 # -- errors that name their cause -------------------------------------------------------------
 def test_infinite_gradient_of_f_is_named(capfd):
-    y = A.generate(4, 2, 1)[0]
+    y = A.generate(1, n=4, m=2)[0]
     prob = surco.Problem("sqrt-prob", A.space(4, 2), lambda x, y: jnp.sum(jnp.sqrt(x)))
     with pytest.raises(surco.ProblemError) as info:
         surco.zero(prob, y, steps=3, backend="highs")
@@ -255,7 +255,7 @@ def test_bad_arguments_name_the_argument(kw, exc, match):
 
 
 def test_instance_that_does_not_fit_the_space_is_named():
-    y = A.generate(5, 2, 1)[0]                  # 5 x 2 arrays against Ω of 4 x 2
+    y = A.generate(1, n=5, m=2)[0]                  # 5 x 2 arrays against Ω of 4 x 2
     prob = surco.Problem("small", A.space(4, 2), A.objective)
     with pytest.raises(surco.ProblemError,
                        match=r"zero: problem 'small': the objective cannot be evaluated on x of "

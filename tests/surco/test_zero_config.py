@@ -1,8 +1,8 @@
 """`ZeroConfig` / `TrainConfig` (validated once, keyword form = configuration), the outcome
-vocabulary (`StopReason` in results, `throw=False`), and the doctested examples of
-`surco.zero`, `surco.prior.train` and `surco.config`."""
+vocabulary (`StopReason` in results, `throw=False`). The docstring examples of
+`surco.driver`, `surco.config` and `surco.prior.training` run in tests/test_doctests.py, with
+those of every other module."""
 import dataclasses
-import doctest
 import math
 
 import numpy as np
@@ -17,7 +17,7 @@ from surco.results import TrainHistory, ZeroResult
 
 N, M = 5, 3
 PROBLEM = A.make_problem(N, M)
-YS = A.generate(N, M, 3, seed=4)
+YS = A.generate(3, seed=4, n=N, m=M)
 
 
 # -- the configuration is the object -------------------------------------------------------
@@ -212,12 +212,3 @@ def test_prior_train_throw_false_returns_the_best_model_so_far(monkeypatch, tmp_
     # the second epoch was recorded before its checkpoint failed; its best model is kept
     assert len(prior.history.train_f) == 2 and isinstance(prior.history.error, OSError)
     assert TrainHistory.load(prior.history.save(tmp_path / "h")).error == "OSError: disk full"
-
-
-# -- the doctested examples ----------------------------------------------------------------
-@pytest.mark.parametrize("module", ["surco.driver", "surco.config", "surco.prior.training"])
-def test_docstring_examples_run(module):
-    import importlib
-    mod = importlib.import_module(module)
-    res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS, raise_on_error=False)
-    assert res.attempted > 0 and res.failed == 0, f"{module}: {res}"

@@ -19,10 +19,11 @@ measured (`surco.problems.sharding.comm`). Modules, from the operator up:
   `profile_plans`) and the profiler as a cost model, `MeasuredCostModel`;
 * `cache` — the SQLite `MeasurementCache` (several writers, crash-safe, never reset; every
   measurement kept, repeated ones as numbered draws);
-* `dataset` — measured random subsets of a pool (`build_dataset`, resumable, with
-  held-out tables; `remeasure`; `bundled_dataset`);
+* `dataset` — measured random subsets of a pool (`build_dataset`, configured by a
+  `DatasetConfig`, resumable, with held-out tables; `remeasure`; `bundled_dataset`);
 * `learned` — `LearnedCostModel`, the DreamShard-style network `LearnedCostNet` as a
-  differentiable cost model; `training` — `train_cost_model` and its held-out report.
+  differentiable cost model; `training` — `train_cost_model` (configured by a
+  `CostModelTrainConfig`) and its held-out report.
 
 `MeasuredCostModel` and `LearnedCostModel` implement `sharding.ShardingCostModel`, like the
 analytic model, so the one problem constructor takes them::
@@ -33,8 +34,8 @@ analytic model, so the one problem constructor takes them::
     problem = S.sharding_problem(learned, truth=S.measured.MeasuredCostModel())
 """
 from .cache import CacheError, CacheKey, MeasurementCache
-from .dataset import (DATA_DIR, ProfiledDataset, build_dataset, bundled_dataset,
-                      default_cache_path, draw_subset, remeasure)
+from .dataset import (DATA_DIR, DatasetConfig, ProfiledDataset, build_dataset,
+                      bundled_dataset, default_cache_path, draw_subset, remeasure)
 from .embedding_bag import (FusedLayout, embedding_bag_backward, embedding_bag_forward,
                             embedding_bag_step, pack_lookups, pack_weights, unpack_weights)
 from .learned import (HEADS, INPUT_NAMES, LearnedCostModel, LearnedCostNet, table_inputs,
@@ -48,12 +49,12 @@ from .memory import (CPU_MEMORY_FRACTION, DTYPES, GPU_MEMORY_FRACTION, TableTooL
 from .programs import compile_count
 from .timing import (CPU_BATCH_SIZE, CPU_XLA_FLAGS, ENGINES, FUSED_VERSION, GPU_BATCH_SIZE,
                      PROFILER_VERSION, ProfilerConfig, time_sets, time_step)
-from .training import (TrainReport, dataset_inputs, kendall_tau, mape, split_by_table,
+from .training import (CostModelTrainConfig, TrainReport, dataset_inputs, kendall_tau, mape, split_by_table,
                        split_indices, train_cost_model)
 
 __all__ = [
     "CPU_BATCH_SIZE", "CPU_MEMORY_FRACTION", "CPU_XLA_FLAGS", "CacheError", "CacheKey",
-    "DATA_DIR", "DTYPES", "ENGINES", "FUSED_VERSION", "FusedLayout", "GPU_BATCH_SIZE",
+    "CostModelTrainConfig", "DATA_DIR", "DTYPES", "DatasetConfig", "ENGINES", "FUSED_VERSION", "FusedLayout", "GPU_BATCH_SIZE",
     "GPU_MEMORY_FRACTION", "HEADS", "INPUT_NAMES",
     "LearnedCostModel", "LearnedCostNet", "MeasuredCostModel", "Measurement",
     "MeasurementCache", "PROFILER_VERSION", "PlanMeasurement", "ProfiledDataset",

@@ -30,6 +30,9 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from surco.checks import check_int, check_number
+from surco.config import Config, settings_of
+
 from ..comm import exchange_ms, pooled_bytes
 from ..tables import TablePool, scale_features, table_features
 from ..tasks import DEFAULT_CAPACITY
@@ -40,7 +43,7 @@ from .timing import ProfilerConfig
 
 FORMAT = "surco-profiled-dataset"
 FORMAT_VERSION = 1
-__all__ = ["DATA_DIR", "ProfiledDataset", "build_dataset", "bundled_dataset",
+__all__ = ["DATA_DIR", "DatasetConfig", "ProfiledDataset", "build_dataset", "bundled_dataset",
            "default_cache_path", "draw_subset", "remeasure"]
 
 
@@ -217,57 +220,117 @@ def draw_subset(pool: TablePool, index: int, *, seed: int, min_tables: int, max_
                      f"{max_bytes / 1e9:.3g} GB found in 1000 draws")
 
 
-def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
-                  max_tables: int = 15, max_bytes: float = DEFAULT_CAPACITY, seed: int = 0,
-                  config: ProfilerConfig = ProfilerConfig(),
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig(Config):
+    """How `build_dataset` draws and measures the subsets: checked once, here;
+    ``build_dataset(pool, n, config)`` and ``build_dataset(pool, n, max_tables=8)`` are the
+    same call (as `surco.zero` and `surco.ZeroConfig`).
+
+    Attributes:
+      min_tables, max_tables: subset sizes, uniform (integers, 1 <= min <= max; max at most
+        the pool's size, checked by `build_dataset`).
+      max_bytes: largest weight memory of a subset (> 0; default: one device of the tasks,
+        `tasks.DEFAULT_CAPACITY`).
+      seed: seed of the subsets (an integer >= 0).
+      num_devices: D of the plans whose communication ``send_ms`` models (an integer >= 2).
+      held_out_every: with held-out tables, every ``held_out_every``-th subset is drawn
+        among them only (an integer >= 1).
+      draw: which measurement of each subset (0, or >= 1 for fresh re-measurements of the
+        same subsets: same seed and sizes give the same subsets).
+      max_seconds: stop measuring after this much wall time (>= 0) and return the subsets
+        done so far (``meta["complete"]`` is False); run again to continue. None: no limit.
+      progress: show a tqdm bar.
+      profiler: the `ProfilerConfig` (batch size, dtype, runs, link of the comm model).
+
+    Raises:
+      ValueError: naming the field and the bad value.
+    """
+
+    min_tables: int = 1
+    max_tables: int = 15
+    max_bytes: float = DEFAULT_CAPACITY
+    seed: int = 0
+    num_devices: int = 4
+    held_out_every: int = 5
+    draw: int = 0
+    max_seconds: float | None = None
+    progress: bool = True
+    profiler: ProfilerConfig = ProfilerConfig()
+    _given: frozenset = dataclasses.field(default=frozenset(), init=False, repr=False,
+                                          compare=False)
+
+    _who = "build_dataset"
+
+    def __post_init__(self) -> None:
+        who, put = self._who, lambda k, v: object.__setattr__(self, k, v)
+        for name, low in (("min_tables", 1), ("max_tables", 1), ("seed", 0),
+                          ("held_out_every", 1), ("draw", 0)):
+            put(name, check_int(name, getattr(self, name), low, who=who))
+        if self.min_tables > self.max_tables:
+            raise ValueError(f"{who}: need min_tables <= max_tables, got {self.min_tables}, "
+                             f"{self.max_tables}")
+        d = self.num_devices
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
+            raise ValueError(f"{who}: num_devices must be an integer >= 2 (plans with "
+                             f"communication), got {d!r}")
+        put("num_devices", int(d))
+        put("max_bytes", check_number("max_bytes", self.max_bytes, who=who))
+        m = self.max_seconds
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float, np.number))
+                              or not np.isfinite(m) or m < 0):
+            raise ValueError(f"{who}: max_seconds must be a finite number >= 0 or None, got "
+                             f"{m!r}")
+        if not isinstance(self.progress, bool):
+            raise ValueError(f"{who}: progress must be True or False, got {self.progress!r}")
+        if not isinstance(self.profiler, ProfilerConfig):
+            raise TypeError(f"{who}: profiler must be a ProfilerConfig, got "
+                            f"{type(self.profiler).__name__}")
+
+
+def build_dataset(pool: TablePool, n_subsets: int, config: DatasetConfig | None = None, /, *,
                   cache: MeasurementCache | str | os.PathLike | None = None,
-                  num_devices: int = 4, device: jax.Device | None = None,
-                  max_seconds: float | None = None, progress: bool = True,
-                  held_out_tables: np.ndarray | None = None, held_out_every: int = 5,
-                  draw: int = 0) -> ProfiledDataset:
+                  device: jax.Device | None = None,
+                  held_out_tables: np.ndarray | None = None,
+                  **settings: Any) -> ProfiledDataset:
     """Measure ``n_subsets`` random table subsets of ``pool`` (resumable).
 
     Args:
       pool: the tables to draw from (the train pool).
       n_subsets: how many subsets (``draw_subset(pool, i)`` for ``i < n_subsets``).
-      min_tables, max_tables: subset sizes (uniform).
-      max_bytes: largest weight memory of a subset (default: one device of the tasks,
-        `tasks.DEFAULT_CAPACITY`).
-      seed: seed of the subsets.
-      config: profiler settings (batch size, dtype, runs, link of the comm model).
+      config: a `DatasetConfig` (subset sizes and seed, D, draw, time limit, the
+        `ProfilerConfig`), or None.
       cache: a `MeasurementCache`, a path to one, or None for `default_cache_path`.
         Subsets found there are not measured again.
-      num_devices: D of the plans whose communication ``send_ms`` models.
       device: the accelerator (default `memory.default_device`).
-      max_seconds: stop measuring after this much wall time and return the subsets done so
-        far (``meta["complete"]`` is False); run again to continue.
-      progress: show a tqdm bar.
       held_out_tables: table indices kept for a held-out split by table
         (`training.split_by_table`): every ``held_out_every``-th subset is drawn among them
         only, the others among the remaining tables only.
-      draw: which measurement of each subset (0, or >= 1 for fresh re-measurements of the
-        same subsets: same seed and sizes give the same subsets).
+      **settings: fields of `DatasetConfig` as keywords (``max_tables=8``,
+        ``profiler=ProfilerConfig(runs=3)``), replacing ``config``'s.
 
     Returns:
       A `ProfiledDataset` (the subsets in index order).
 
     Raises:
-      ValueError: bad sizes; `memory.TableTooLargeError` when a subset does not fit the
-        device (lower ``max_bytes``).
+      TypeError: an unknown keyword (with the closest valid name).
+      ValueError: bad sizes or settings (naming them); `memory.TableTooLargeError` when a
+        subset does not fit the device (lower ``max_bytes``).
     """
+    cfg = settings_of(config, settings, DatasetConfig, "build_dataset")
+    min_tables, max_tables, max_bytes, seed = (cfg.min_tables, cfg.max_tables, cfg.max_bytes,
+                                               cfg.seed)
+    num_devices, held_out_every, draw = cfg.num_devices, cfg.held_out_every, cfg.draw
+    max_seconds, progress, profiler = cfg.max_seconds, cfg.progress, cfg.profiler
     if int(n_subsets) < 1:
         raise ValueError(f"n_subsets must be >= 1, got {n_subsets}")
     if not 1 <= int(min_tables) <= int(max_tables) <= len(pool):
         raise ValueError(f"need 1 <= min_tables <= max_tables <= {len(pool)}, got "
                          f"{min_tables}, {max_tables}")
-    if int(num_devices) < 2:
-        raise ValueError(f"num_devices must be >= 2 (plans with communication), got "
-                         f"{num_devices}")
     device = device or default_device()
     own_cache = not isinstance(cache, MeasurementCache)
     store = MeasurementCache(default_cache_path() if cache is None else cache) \
         if own_cache else cache
-    batch = config.batch_for(device)
+    batch = profiler.batch_for(device)
     held = None if held_out_tables is None else np.unique(np.asarray(held_out_tables))
     rest = None if held is None else np.setdiff1d(np.arange(len(pool)), held)
     t0 = time.perf_counter()
@@ -285,10 +348,10 @@ def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
                 among = None if held is None else (held if i % held_out_every == 0 else rest)
                 part.append(draw_subset(pool, i, seed=seed, min_tables=int(min_tables),
                                         max_tables=int(max_tables), max_bytes=max_bytes,
-                                        bytes_per_element=config.bytes_per_element,
+                                        bytes_per_element=profiler.bytes_per_element,
                                         tables=among))
             t1 = time.perf_counter()
-            ms = profile_sets([pool.subset(ids) for ids in part], config, cache=store,
+            ms = profile_sets([pool.subset(ids) for ids in part], profiler, cache=store,
                               device=device, draw=draw)
             new = sum(not m.cached for m in ms)
             measured, cached = measured + new, cached + len(ms) - new
@@ -310,19 +373,19 @@ def build_dataset(pool: TablePool, n_subsets: int, *, min_tables: int = 1,
         sub[r, :len(ids)] = ids
     dim_sum = np.array([pool.dim[ids].sum() for ids in subsets], np.float64)
     D = int(num_devices)
-    send = exchange_ms(pooled_bytes(dim_sum, batch, D, config.bytes_per_element),
-                       config.link_gbps * 1e9)
+    send = exchange_ms(pooled_bytes(dim_sum, batch, D, profiler.bytes_per_element),
+                       profiler.link_gbps * 1e9)
     meta: dict[str, Any] = {
         "device_kind": device.device_kind, "platform": device.platform, "batch_size": batch,
-        "dtype": config.dtype, "profiler_version": config.version,
-        "setting": config.setting(device), "draw": int(draw), "engine": config.engine,
+        "dtype": profiler.dtype, "profiler_version": profiler.version,
+        "setting": profiler.setting(device), "draw": int(draw), "engine": profiler.engine,
         "held_out_tables": None if held is None else held.tolist(),
         "held_out_every": int(held_out_every),
-        "num_devices": D, "link_gbps": config.link_gbps,
-        "link_latency_us": config.link_latency_us, "pool_seed": int(pool.seed),
+        "num_devices": D, "link_gbps": profiler.link_gbps,
+        "link_latency_us": profiler.link_latency_us, "pool_seed": int(pool.seed),
         "subset_seed": int(seed), "min_tables": int(min_tables),
         "max_tables": int(max_tables), "max_bytes": float(max_bytes),
-        "warmup": config.warmup, "runs": config.runs, "requested": int(n_subsets),
+        "warmup": profiler.warmup, "runs": profiler.runs, "requested": int(n_subsets),
         "complete": len(subsets) == int(n_subsets), "measured_now": measured,
         "from_cache": cached, "measure_seconds": measure_s,
         "seconds": time.perf_counter() - t0,

@@ -19,10 +19,14 @@ import optax
 import scipy.stats
 from tqdm.auto import tqdm
 
+from surco.checks import check_int, check_number
+from surco.config import Config, settings_of
+from surco.estimators.base import check_positive
+
 from .dataset import ProfiledDataset
 from .learned import HEADS, LearnedCostModel, LearnedCostNet, table_inputs
 
-__all__ = ["TrainReport", "dataset_inputs", "kendall_tau", "mape", "split_by_table",
+__all__ = ["CostModelTrainConfig", "TrainReport", "dataset_inputs", "kendall_tau", "mape", "split_by_table",
            "split_indices", "train_cost_model"]
 
 
@@ -129,14 +133,69 @@ def dataset_inputs(data: ProfiledDataset) -> tuple[np.ndarray, np.ndarray]:
     return pool_in[np.where(m, data.subsets, 0)] * m[..., None], m
 
 
-def train_cost_model(data: ProfiledDataset, *, hidden: int = 64, table_layers: int = 2,
-                     head_layers: int = 2, epochs: int = 200, batch_size: int = 32,
-                     lr: float = 2e-3, weight_decay: float = 1e-2,
-                     correction_penalty: float = 1.0,
-                     test_fraction: float = 0.2, val_fraction: float = 0.1,
+@dataclasses.dataclass(frozen=True)
+class CostModelTrainConfig(Config):
+    """How `train_cost_model` builds and trains the network: checked once, here;
+    ``train_cost_model(data, config)`` and ``train_cost_model(data, epochs=50)`` are the
+    same call (as `surco.zero` and `surco.ZeroConfig`).
+
+    Attributes:
+      hidden: width of every layer of the `LearnedCostNet` (an integer >= 1).
+      table_layers, head_layers: its hidden layers (integers >= 0).
+      epochs, batch_size: integers >= 1 (minibatches of ``batch_size`` subsets).
+      lr: peak learning rate (> 0) of AdamW, cosine-decayed to 2 % of it.
+      weight_decay: AdamW's weight decay (>= 0).
+      correction_penalty: weight (>= 0) of the mean squared log correction of the heads.
+      test_fraction, val_fraction: the random split, ``0 < test_fraction``,
+        ``0 <= val_fraction``, their sum < 1 (with ``train_index``/``test_index`` given,
+        only ``val_fraction`` of the train part is used).
+      seed: seed of the split, the initialisation and the minibatches (an integer >= 0).
+      progress: a tqdm bar over epochs.
+
+    Raises:
+      ValueError: naming the field and the bad value.
+    """
+
+    hidden: int = 64
+    table_layers: int = 2
+    head_layers: int = 2
+    epochs: int = 200
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    correction_penalty: float = 1.0
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1
+    seed: int = 0
+    progress: bool = False
+    _given: frozenset = dataclasses.field(default=frozenset(), init=False, repr=False,
+                                          compare=False)
+
+    _who = "train_cost_model"
+
+    def __post_init__(self) -> None:
+        who, put = self._who, lambda k, v: object.__setattr__(self, k, v)
+        for name, low in (("hidden", 1), ("table_layers", 0), ("head_layers", 0),
+                          ("epochs", 1), ("batch_size", 1), ("seed", 0)):
+            put(name, check_int(name, getattr(self, name), low, who=who))
+        put("lr", check_number("lr", self.lr, who=who))
+        for name in ("weight_decay", "correction_penalty", "val_fraction"):
+            check_positive(who, name, getattr(self, name), strict=False)
+            put(name, float(getattr(self, name)))
+        put("test_fraction", check_number("test_fraction", self.test_fraction, who=who))
+        if not (self.test_fraction < 1 and self.val_fraction < 1
+                and self.test_fraction + self.val_fraction < 1):
+            raise ValueError(f"{who}: need test_fraction + val_fraction < 1, got "
+                             f"test_fraction={self.test_fraction}, "
+                             f"val_fraction={self.val_fraction}")
+        if not isinstance(self.progress, bool):
+            raise ValueError(f"{who}: progress must be True or False, got {self.progress!r}")
+
+
+def train_cost_model(data: ProfiledDataset, config: CostModelTrainConfig | None = None, /, *,
                      train_index: np.ndarray | None = None,
-                     test_index: np.ndarray | None = None, seed: int = 0,
-                     progress: bool = False) -> tuple[LearnedCostModel, TrainReport]:
+                     test_index: np.ndarray | None = None,
+                     **settings: Any) -> tuple[LearnedCostModel, TrainReport]:
     """Fit a `LearnedCostNet` to measured subsets and evaluate it on held-out ones.
 
     The subsets are split at random into train / validation / test (or ``train_index`` /
@@ -148,15 +207,27 @@ def train_cost_model(data: ProfiledDataset, *, hidden: int = 64, table_layers: i
     parameters of the epoch with the lowest validation MAPE of compute are kept (checked
     every 10 epochs; the last epoch when ``val_fraction`` is 0).
 
+    Args:
+      data: the measured subsets.
+      config: a `CostModelTrainConfig` (network sizes, epochs, optimiser, split, seed), or
+        None.
+      train_index, test_index: subsets to train on and to hold out (indices into ``data``;
+        both, or neither for the random split).
+      **settings: fields of `CostModelTrainConfig` as keywords (``epochs=50``), replacing
+        ``config``'s.
+
     Returns:
       ``(model, report)``; `TrainReport` holds the held-out MAPE and Kendall's tau.
 
     Raises:
-      ValueError: a dataset too small for the split, or bad hyperparameters.
+      TypeError: an unknown keyword (with the closest valid name).
+      ValueError: a dataset too small for the split, or a bad setting (naming it).
     """
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"epochs, batch_size and lr must be positive, got {epochs}, "
-                         f"{batch_size}, {lr}")
+    cfg = settings_of(config, settings, CostModelTrainConfig, "train_cost_model")
+    hidden, table_layers, head_layers = cfg.hidden, cfg.table_layers, cfg.head_layers
+    epochs, batch_size, lr, seed = cfg.epochs, cfg.batch_size, cfg.lr, cfg.seed
+    test_fraction, val_fraction = cfg.test_fraction, cfg.val_fraction
+    correction_penalty, progress = cfg.correction_penalty, cfg.progress
     t0 = time.perf_counter()
     n = len(data)
     if train_index is None or test_index is None:
@@ -186,7 +257,7 @@ def train_cost_model(data: ProfiledDataset, *, hidden: int = 64, table_layers: i
     bs = min(int(batch_size), int(tr.size))
     steps_per_epoch = max(1, int(np.ceil(tr.size / bs)))
     sched = optax.cosine_decay_schedule(lr, epochs * steps_per_epoch, alpha=0.02)
-    opt = optax.adamw(sched, weight_decay=weight_decay)
+    opt = optax.adamw(sched, weight_decay=cfg.weight_decay)
     state = opt.init(params)
 
     def loss_fn(p, idx):

@@ -1,9 +1,9 @@
-"""`bench.whichmethod.surco_or_search` on hand-made traces with known answers: cells that the
+"""`surco.whichmethod.surco_or_search` on hand-made traces with known answers: cells that the
 which-method map leaves open because a run was cut off by its budget."""
 import numpy as np
 
 import surco
-from bench.whichmethod import surco_or_search
+from surco.whichmethod import surco_or_search
 from surco.budget import Budget
 
 
