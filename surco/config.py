@@ -42,7 +42,7 @@ from surco.estimators.registry import ESTIMATORS, get_estimator
 from surco.solvers import check_kwargs
 
 __all__ = ["Config", "ZeroConfig", "TrainConfig", "NO_PROGRESS_STEPS", "settings_of",
-           "check_zero_settings"]
+           "split_settings", "check_zero_settings"]
 
 #: default of ``ZeroConfig.no_progress_steps``: on the toy assignment problem the settings
 #: that make progress first change x within 14 steps (bench/estimator_defaults.py), and
@@ -421,19 +421,30 @@ def settings_of(config: Any, settings: Mapping[str, Any], cls: type, who: str):
                     f"{type(config).__name__}")
 
 
+def split_settings(who: str, settings: Mapping[str, Any], own: Iterable[str], *,
+                   drop: Iterable[str] = (), extra: Iterable[str] = ()) -> tuple[dict, dict]:
+    """``(mine, zero)``: a keyword form split into the keywords named in ``own`` (the fields
+    of a method's own configuration: LNS's, LANCER's) and the rest, meant for `surco.zero`:
+    `ZeroConfig` fields (less ``drop``, plus ``extra``) and hyperparameters of the
+    estimator they name (default "blackbox").
+
+    Raises:
+      TypeError: a keyword that is neither, with the closest valid name (nothing is checked
+        when the estimator is unknown: building the configuration reports it)."""
+    own = tuple(own)
+    try:
+        valid = ZeroConfig.keywords(settings.get("estimator", "blackbox"))
+    except (TypeError, ValueError):
+        valid = None
+    if valid is not None:
+        drop = set(drop)
+        check_kwargs(who, settings, [k for k in (*own, *valid, *extra) if k not in drop])
+    return ({k: v for k, v in settings.items() if k in own},
+            {k: v for k, v in settings.items() if k not in own})
+
+
 def check_zero_settings(func_name: str, settings: Mapping[str, Any], *,
                         drop: Iterable[str] = (), extra: Iterable[str] = ()) -> None:
     """Keywords meant for `surco.zero` (a family's ``zero_settings`` with overrides,
-    ``**zero_kwargs``): each a field of `ZeroConfig` (less ``drop``, plus ``extra``) or a
-    hyperparameter of the estimator they name (default "blackbox").
-
-    Raises:
-      TypeError: an unknown keyword, with the closest valid name (nothing is checked when
-        the estimator is unknown: building the configuration reports it)."""
-    estimator = settings.get("estimator", "blackbox")
-    try:
-        valid = ZeroConfig.keywords(estimator)
-    except (TypeError, ValueError):
-        return
-    drop = set(drop)
-    check_kwargs(func_name, settings, [*(k for k in valid if k not in drop), *extra])
+    ``**zero_kwargs``), checked as `split_settings` does (TypeError naming an unknown one)."""
+    split_settings(func_name, settings, (), drop=drop, extra=extra)

@@ -44,11 +44,11 @@ import numpy as np
 
 from surco._engine import build_solver
 from surco.budget import Budget, BudgetExhausted, Meter
-from surco.config import check_zero_settings
+from surco.config import ZeroConfig, check_zero_settings
 from surco.driver import zero
 from surco.family import Family, Method
 from surco.harness import surco_methods
-from surco.lns_core import LNSConfig, LNSResult, lns
+from surco.lns_core import LNS_ZERO, ZERO_UNUSED, LNSConfig, LNSResult, lns, lns_configs
 from surco.problem import Instance, Problem, ProblemError
 from surco.search import RowChoice, local_search, simulated_annealing
 from surco.solvers import LinearSpec
@@ -57,54 +57,45 @@ __all__ = ["LNSConfig", "LNSResult", "lns", "lns_method", "polish_method", "mult
            "gradient_rank"]
 
 
-def _problem_and_settings(family_or_problem, settings: Mapping[str, Any]
-                          ) -> tuple[Callable[[Instance], Problem], dict]:
-    if isinstance(family_or_problem, Family):
-        fam = family_or_problem
-        return fam.problem, {**dict(fam.zero_settings), **dict(settings)}
-    if isinstance(family_or_problem, Problem):
-        prob = family_or_problem
-        return (lambda _inst: prob), dict(settings)
-    raise TypeError(f"expected a surco.Family or a surco.Problem, got "
-                    f"{type(family_or_problem).__name__}")
-
-
-#: `surco.zero` settings that have no meaning for `lns` (dropped from a family's settings)
-_ZERO_ONLY = ("steps", "select", "patience", "target", "time_limit", "progress",
-              "no_progress_steps", "executor")
-
-
-def lns_method(family_or_problem: Family | Problem, config: LNSConfig | None = None, /,
-               **settings: Any) -> Method:
+def lns_method(family_or_problem: Family | Problem, config: LNSConfig | None = None,
+               zero: ZeroConfig | None = None, /, **settings: Any) -> Method:
     """`lns` as a harness `Method` ``(instance, meter) -> x``.
 
     Args:
-      family_or_problem: a `Family` (its ``problem`` and, as defaults, its
-        ``zero_settings``: estimator, optimiser, init, ...) or a `Problem`.
-      config, **settings: an `LNSConfig` and its fields as keywords, replacing the family's
-        settings; ``init`` may be a function ``instance -> θ0``. SurCo-zero's own stopping
-        settings (``steps``, ``patience``, ``target``, ...) are dropped; without
-        ``iterations``, LNS runs ``4 ×`` the meter's evaluation budget (most iterations
-        repeat an x and cost nothing) or 300 iterations, until the meter's budget or
-        deadline.
+      family_or_problem: a `Family` (its ``problem``, and its ``zero_settings`` as SurCo's
+        part: estimator, optimiser, init, ...; SurCo-zero's own stopping settings dropped,
+        over `surco.lns_core.LNS_ZERO`) or a `Problem`.
+      config, zero, **settings: as in `lns`: an `LNSConfig`, a `surco.ZeroConfig` (replacing
+        the family's settings) and the fields of either as keywords; ``init`` may be a
+        function ``instance -> θ0``. Without ``iterations``, LNS runs ``4 ×`` the meter's
+        evaluation budget (most iterations repeat an x and cost nothing) or 300 iterations,
+        until the meter's budget or deadline.
 
     Raises:
-      TypeError: family_or_problem is neither, or an unknown setting (named).
+      TypeError: family_or_problem is neither, a configuration of the wrong type, or an
+        unknown setting (named).
       ValueError: a bad setting (named).
     """
-    if config is not None and not isinstance(config, Mapping):
-        raise TypeError(f"surco.lns.lns_method: config must be an LNSConfig (or None with "
-                        f"keywords), got {type(config).__name__}")
-    problem_of, kw0 = _problem_and_settings(family_or_problem, {**(config or {}), **settings})
-    for k in _ZERO_ONLY:
-        kw0.pop(k, None)
-    cfg = LNSConfig.of("surco.lns.lns_method", **kw0)   # checked once, here
+    who = "surco.lns.lns_method"
+    if isinstance(family_or_problem, Family):
+        fam = family_or_problem
+        problem_of = fam.problem
+        base = ZeroConfig.of(who, **{**LNS_ZERO, **{k: v for k, v in fam.zero_settings.items()
+                                                    if k not in ZERO_UNUSED}})
+    elif isinstance(family_or_problem, Problem):
+        prob, base = family_or_problem, None
+        problem_of = lambda _inst: prob   # noqa: E731
+    else:
+        raise TypeError(f"{who}: expected a surco.Family or a surco.Problem, got "
+                        f"{type(family_or_problem).__name__}")
+    cfg, zcfg = lns_configs(config, zero, settings, who, base)   # checked once, here
+    fixed_iterations = "iterations" in set(cfg)   # given (the mapping view: given fields)
 
     def method(instance, meter):
         run = cfg
-        if "iterations" not in kw0 and meter.budget.evaluations is not None:
+        if not fixed_iterations and meter.budget.evaluations is not None:
             run = cfg.replace(iterations=4 * int(meter.budget.evaluations))
-        return lns(problem_of(instance), instance, meter, run).x
+        return lns(problem_of(instance), instance, meter, run, zcfg).x
     method.__doc__ = "SurCo-guided large-neighbourhood search (surco.lns.lns)."
     return method
 

@@ -19,16 +19,17 @@ It is generic over any `LinearSpec` Ω: a "row" is an index of x's first axis (a
 sharding plan, an item of a 1-D x); freeing rows frees all their entries. With every row
 free each iteration *is* a SurCo-zero step (same cost, same x, same update; tested).
 
-This module is the search itself (`lns`, configured by an `LNSConfig`, and `LNSResult`);
-`surco.lns` holds it as harness methods (`lns_method`, `polish_method`,
-`multichain_method`) and re-exports the three names.
+This module is the search itself (`lns`, configured by an `LNSConfig` for LNS's own settings
+and a `surco.ZeroConfig` for SurCo's step inside it, and `LNSResult`); `surco.lns` holds it
+as harness methods (`lns_method`, `polish_method`, `multichain_method`) and re-exports the
+three names.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -39,15 +40,16 @@ from surco._engine import (RunControl, batched_objective, build_solver, controll
                            initial_theta, is_interrupt, resolve_key,
                            stack_instances, stack_solvers)
 from surco.budget import BudgetExhausted, Meter
-from surco.checks import check_int, check_number, check_optimizer, is_number
-from surco.config import Config, settings_of
+from surco.checks import check_int, is_number
+from surco.config import Config, ZeroConfig, settings_of, split_settings
 from surco.estimators import raise_for_status
 from surco.outcome import MeteredResult, stop_reason
 from surco.problem import Instance, Problem, ProblemError
 from surco.search import budget_progress
 from surco.solvers import LinearSpec
 
-__all__ = ["LNSConfig", "LNSResult", "lns"]
+__all__ = ["LNSConfig", "LNSResult", "lns", "lns_configs", "LNS_FIELDS", "LNS_ZERO",
+           "ZERO_UNUSED"]
 
 
 @dataclasses.dataclass(repr=False)
@@ -62,6 +64,7 @@ class LNSResult(MeteredResult):
         true cost), ``accepted`` (bool), ``free`` (rows freed; all rows at iteration 0),
         ``evaluations`` (the meter's count after it).
       iterations: iterations completed; accepted: how many moved the current x.
+      evaluations: evaluations this run made (`MeteredResult`).
       stopped: a `surco.outcome.StopReason`: ITERATIONS, BUDGET (the meter's evaluations or
         seconds ran out) or TIME_LIMIT (the meter's deadline cut a solve short); INTERRUPTED
         on the ``.partial`` result of a Ctrl-C.
@@ -74,14 +77,13 @@ class LNSResult(MeteredResult):
 
 @dataclasses.dataclass(frozen=True)
 class LNSConfig(Config):
-    """How `lns` runs: checked once, here; ``lns(problem, y, meter, config)`` and the keyword
-    form ``lns(problem, y, meter, iterations=50, lam=10)`` are the same call (as
-    `surco.zero` and `surco.ZeroConfig`).
+    """LNS's own settings, checked once, here. SurCo's part (the estimator and its
+    hyperparameters, optimiser, ``lr``, start ``init``, ``init_scale``, ``key``, ``backend``,
+    ``solver_options``, ``dtype``) is a `surco.ZeroConfig` passed beside it, as LANCER's
+    (`surco.lancer.LancerConfig`): ``lns(problem, y, meter, config, zero)``; the keyword form
+    ``lns(problem, y, meter, iterations=50, lam=10)`` takes the fields of both.
 
     Attributes:
-      estimator, estimator_options, optimizer, lr, init, init_scale, key, backend,
-        solver_options, dtype: as in `surco.ZeroConfig` (the same surrogate, update and
-        solver; ``init`` may be a start rule ``instance -> θ0``); backend defaults to "scip".
       iterations: most solves (iteration 0, the full solve, included); an iteration whose x
         was already evaluated costs no evaluation.
       free: rows of x (its first axis) freed per iteration: a fraction in (0, 1] of them or
@@ -103,16 +105,9 @@ class LNSConfig(Config):
       seed: seed of the neighbourhood choices (an integer >= 0).
 
     Raises:
-      ValueError (TypeError for an optimiser of the wrong type or an unknown estimator
-      hyperparameter): naming the field and the expected form.
+      ValueError: naming the field and the expected form.
     """
 
-    estimator: Any = "blackbox"
-    estimator_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    optimizer: optax.GradientTransformation | None = None
-    lr: float = 0.1
-    init: str | np.ndarray | Callable[[Instance], Any] = "random"
-    init_scale: float = 1.0
     iterations: int = 300
     free: float | int = 0.2
     choose: str = "random"
@@ -120,11 +115,7 @@ class LNSConfig(Config):
     temperature: float = 0.01
     screen: float | None = None
     grow: int | None = None
-    key: jax.Array | int | None = None
     seed: int = 0
-    backend: str | None = "scip"
-    solver_options: Mapping[str, Any] | None = None
-    dtype: Any = jnp.float32
     _given: frozenset = dataclasses.field(default=frozenset(), init=False, repr=False,
                                           compare=False)
 
@@ -132,7 +123,6 @@ class LNSConfig(Config):
 
     def __post_init__(self) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
-        self._check_estimator()
         if isinstance(self.iterations, bool) or not isinstance(self.iterations, (int, np.integer)) \
                 or self.iterations < 1:
             raise ValueError(f"lns: iterations must be an integer >= 1, got {self.iterations!r}")
@@ -151,26 +141,38 @@ class LNSConfig(Config):
         t = self.temperature
         if not (is_number(t) and math.isfinite(t) and t > 0):
             raise ValueError(f"lns: temperature must be a positive number, got {t!r}")
-        put("lr", check_number("lr", self.lr, who="lns"))
-        put("init_scale", check_number("init_scale", self.init_scale, who="lns"))
         put("seed", check_int("seed", self.seed, 0, who="lns"))
-        if isinstance(self.init, str) and self.init not in ("random", "zeros"):
-            raise ValueError(f"lns: init must be 'random', 'zeros', an array of surrogate "
-                             f"parameters or a function instance -> θ0, got {self.init!r}")
-        check_optimizer("lns", self.optimizer)
-        if self.backend is not None and not isinstance(self.backend, str):
-            raise ValueError(f"lns: backend must be a backend name (str) or None, got "
-                             f"{self.backend!r}")
-        if self.solver_options is not None and not isinstance(self.solver_options, Mapping):
-            raise ValueError(f"lns: solver_options must be a mapping of make_solver options "
-                             f"or None, got {self.solver_options!r}")
-        try:
-            dt = jnp.dtype(self.dtype)
-        except TypeError as exc:
-            raise ValueError(f"lns: dtype must be a floating dtype, got {self.dtype!r}") from exc
-        if not jnp.issubdtype(dt, jnp.floating):
-            raise ValueError(f"lns: dtype must be a floating dtype, got {dt}")
-        put("dtype", dt)
+
+
+#: the keywords of the keyword form that are `LNSConfig` fields (the rest are SurCo-zero's)
+LNS_FIELDS = tuple(f.name for f in dataclasses.fields(LNSConfig) if f.init)
+
+#: SurCo-zero's part when none is given: `surco.ZeroConfig` with the SCIP backend (LNS's
+#: solver since it was written; SurCo-zero's default backend is HiGHS)
+LNS_ZERO = ZeroConfig.of(backend="scip")
+
+#: `surco.ZeroConfig` fields with no meaning for LNS (its own loop, meter and selection):
+#: not keywords of `lns`, and ignored in a ``zero`` configuration
+ZERO_UNUSED = ("steps", "select", "patience", "target", "time_limit", "progress",
+               "no_progress_steps", "executor", "oracle", "chunk", "throw")
+
+
+def _zero_part(zero: ZeroConfig | None, settings: Mapping[str, Any], who: str) -> ZeroConfig:
+    """SurCo-zero's part of an LNS run: ``zero`` (None: `LNS_ZERO`) with ``settings``
+    (`surco.ZeroConfig` fields and estimator hyperparameters) replacing its fields.
+
+    Raises:
+      TypeError: ``zero`` is not a `surco.ZeroConfig`.
+      ValueError: backend "jax" or an oracle (LNS fixes variables through a host MILP
+        solver's bounds), or a bad field (named)."""
+    if zero is not None and not isinstance(zero, ZeroConfig):
+        raise TypeError(f"{who}: zero must be a surco.ZeroConfig (SurCo's estimator, "
+                        f"optimiser, start and solver) or None, got {type(zero).__name__}")
+    zcfg = settings_of(LNS_ZERO if zero is None else zero, settings, ZeroConfig, who)
+    if zcfg.backend == "jax" or zcfg.oracle is not None:
+        raise ValueError(f"{who}: backend 'jax' (Ω solved inside XLA) cannot fix variables; "
+                         "LNS needs a host MILP backend (e.g. 'scip', 'highs')")
+    return zcfg
 
 
 def _free_count(free: float | int, rows: int) -> int:
@@ -185,8 +187,24 @@ def _free_count(free: float | int, rows: int) -> int:
     return max(1, min(rows, int(round(free * rows))))
 
 
+def lns_configs(config: LNSConfig | None, zero: ZeroConfig | None, settings: Mapping[str, Any],
+            who: str, base: ZeroConfig | None = None) -> tuple[LNSConfig, ZeroConfig]:
+    """``(LNSConfig, ZeroConfig)`` of an LNS call: the keyword form ``settings`` split
+    between ``config`` and ``zero`` (None: ``base``, or `LNS_ZERO`), each checked once.
+
+    Raises:
+      TypeError: a configuration of the wrong type, or an unknown keyword (named, with the
+        closest valid one); ValueError: a bad value (naming the field)."""
+    if isinstance(config, ZeroConfig):
+        raise TypeError(f"{who}: config must be a LNSConfig; SurCo-zero's ZeroConfig goes in "
+                        "the next argument, zero")
+    own, rest = split_settings(who, settings, LNS_FIELDS, drop=ZERO_UNUSED)
+    cfg = settings_of(config, own, LNSConfig, who)
+    return cfg, _zero_part(zero if zero is not None else base, rest, who)
+
+
 def lns(problem: Problem, instance: Instance, meter: Meter, config: LNSConfig | None = None,
-        /, **settings: Any) -> LNSResult:
+        zero: ZeroConfig | None = None, /, **settings: Any) -> LNSResult:
     """SurCo-guided large-neighbourhood search on one instance (see the module docstring).
 
     Args:
@@ -195,24 +213,33 @@ def lns(problem: Problem, instance: Instance, meter: Meter, config: LNSConfig | 
       instance: one instance.
       meter: evaluates the true cost (`surco.budget.Meter`); every new x is one evaluation.
       config: an `LNSConfig` (iterations, free, choose, accept, temperature, screen, grow,
-        seed, and SurCo's estimator, optimiser, start and solver), or None.
-      **settings: its fields as keywords (``iterations=50``, ``estimator="perturbed"``, the
-        estimator's hyperparameters such as ``lam=10``), replacing ``config``'s.
+        seed), or None.
+      zero: SurCo's part, a `surco.ZeroConfig`: the estimator and its hyperparameters, the
+        optimiser (or ``lr``), the start ``init`` ("random", "zeros", an array or a start
+        rule ``instance -> θ0``), init_scale, key, backend (a host MILP backend),
+        solver_options and dtype; its stopping fields (steps, patience, target, ...) do not
+        apply. None: `LNS_ZERO` (the SCIP backend; in a ZeroConfig given here, backend None
+        is `make_solver`'s default, HiGHS).
+      **settings: fields of either configuration as keywords (``iterations=50``,
+        ``estimator="perturbed"``, the estimator's hyperparameters such as ``lam=10``),
+        replacing theirs.
 
     Returns:
       `LNSResult` with the best x evaluated.
 
     Raises:
-      TypeError: Ω is not a `LinearSpec`, meter is not a Meter, or a keyword that is
-        neither a field of `LNSConfig` nor a hyperparameter of the estimator (named, with
-        the closest).
+      TypeError: Ω is not a `LinearSpec`, meter is not a Meter, a configuration of the
+        wrong type, or a keyword that is neither a field of `LNSConfig` nor one of
+        `surco.ZeroConfig` that LNS takes nor a hyperparameter of the estimator (named,
+        with the closest).
       ValueError: bad settings (naming which).
       ProblemError: a non-finite objective or gradient.
       BudgetExhausted: the budget was spent before the first x could be evaluated.
       InfeasibleError, SolverError, ...: the solver failed (raised once, typed).
       KeyboardInterrupt: Ctrl-C; it carries ``.partial`` (the `LNSResult` so far, or None).
     """
-    cfg = settings_of(config, settings, LNSConfig, "surco.lns.lns")
+    who = "surco.lns.lns"
+    cfg, zcfg = lns_configs(config, zero, settings, who)
     if not isinstance(problem, Problem):
         raise TypeError(f"lns: problem must be a surco.Problem, got {type(problem).__name__}")
     if not (callable(meter) and hasattr(meter, "budget") and hasattr(meter, "remaining_seconds")):
@@ -224,19 +251,19 @@ def lns(problem: Problem, instance: Instance, meter: Meter, config: LNSConfig | 
                         "fixes variables through a MILP solver's bounds and needs a LinearSpec")
     iterations, choose, accept, screen, grow = (cfg.iterations, cfg.choose, cfg.accept,
                                                 cfg.screen, cfg.grow)
-    temperature, dtype = cfg.temperature, cfg.dtype
-    init = cfg.init(instance) if callable(cfg.init) else cfg.init
+    temperature, dtype = cfg.temperature, zcfg.dtype
+    init = zcfg.init(instance) if callable(zcfg.init) else zcfg.init
     shape = tuple(space.shape)
     rows = shape[0]
     k_free = _free_count(cfg.free, rows)
-    est = cfg.make_estimator()
-    opt = cfg.optimizer if cfg.optimizer is not None else est.default_optimizer(cfg.lr)
-    key = resolve_key(cfg.key)
+    est = zcfg.make_estimator()
+    opt = zcfg.optimizer if zcfg.optimizer is not None else est.default_optimizer(zcfg.lr)
+    key = resolve_key(zcfg.key)
     gen = np.random.default_rng(cfg.seed)
     t_start = time.perf_counter()
     left = meter.remaining_seconds()
     control = RunControl(left if math.isfinite(left) else None, t_start)
-    member = build_solver(problem, instance, cfg.backend, cfg.solver_options)
+    member = build_solver(problem, instance, zcfg.backend, zcfg.solver_options)
     solver = stack_solvers([member], None, control)
     problem.check_instance(instance, dtype=dtype, who="lns")
     ys = stack_instances(problem, [instance])
@@ -254,7 +281,7 @@ def lns(problem: Problem, instance: Instance, meter: Meter, config: LNSConfig | 
         return optax.apply_updates(theta, updates), new_state, fv, x, c, status, g
 
     key, k0 = jax.random.split(key)
-    theta = initial_theta(init, k0, (1, *shape), dtype, cfg.init_scale)
+    theta = initial_theta(init, k0, (1, *shape), dtype, zcfg.init_scale)
     opt_state = opt.init(theta)
     hist: dict[str, list] = {k: [] for k in ("f", "value", "accepted", "free", "moved",
                                              "evaluations")}
@@ -270,7 +297,8 @@ def lns(problem: Problem, instance: Instance, meter: Meter, config: LNSConfig | 
             return None
         return LNSResult(x=best_x, value=best_v, c=c_last, theta=np.asarray(theta)[0],
                          history=hist, stopped=stop_reason(stop),
-                         seconds=time.perf_counter() - t_start, iterations=len(hist["f"]),
+                         seconds=time.perf_counter() - t_start,
+                         evaluations=meter.evaluations - e0, iterations=len(hist["f"]),
                          accepted=n_acc)
 
     k_base, stall = k_free, 0

@@ -89,6 +89,8 @@ class MeteredResult:
       c, theta: the surrogate cost and its parameters that go with x (see each method).
       history: per iteration, step or round, the method's own record (see each method).
       stopped: a `StopReason`; seconds: wall time.
+      evaluations: the evaluations of the true cost this run made through the meter (new
+        distinct x; a cached x is free, as the meter counts).
     """
 
     x: Any
@@ -98,10 +100,12 @@ class MeteredResult:
     history: dict
     stopped: StopReason
     seconds: float
+    evaluations: int
 
     def __repr__(self) -> str:
         base = {f.name for f in dataclasses.fields(MeteredResult)}
         counts = "".join(f", {f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)
                          if f.name not in base and isinstance(getattr(self, f.name), int))
-        return (f"{type(self).__name__}(value={self.value:.6g}{counts}, "
-                f"stopped={self.stopped!r}, seconds={self.seconds:.3g})")
+        return (f"{type(self).__name__}(value={self.value:.6g}, "
+                f"evaluations={self.evaluations!r}{counts}, stopped={self.stopped!r}, "
+                f"seconds={self.seconds:.3g})")

@@ -97,7 +97,8 @@ class PlateauResult(MeteredResult):
         ``restart`` (a restart follows this step), ``evaluations`` (the meter's count). A
         last step cut short by the budget is recorded as far as it got (``value`` nan when
         its x could not be evaluated; ``distance`` and ``radius`` nan).
-      steps: steps completed; restarts: restarts made; evaluations: evaluations this run made.
+      steps: steps completed; restarts: restarts made; evaluations: evaluations this run
+        made (`MeteredResult`).
       stopped: a `surco.outcome.StopReason`: STEPS or BUDGET (the meter's evaluations or
         deadline); INTERRUPTED on the ``.partial`` of a Ctrl-C.
       seconds: wall time.
@@ -105,7 +106,6 @@ class PlateauResult(MeteredResult):
 
     steps: int = 0
     restarts: int = 0
-    evaluations: int = 0
 
 
 def _positive(name: str, v: Any, none_ok: bool = False) -> float | None:
@@ -236,8 +236,8 @@ def plateau_zero(problem: Problem, instance: Instance, meter: Meter,
             return None
         return PlateauResult(x=best_x, value=float(best_v), c=best_c, theta=best_th,
                              history=hist, stopped=stop, seconds=time.perf_counter() - t_start,
-                             steps=len(hist["value"]), restarts=n_restarts,
-                             evaluations=meter.evaluations - e0)
+                             evaluations=meter.evaluations - e0, steps=len(hist["value"]),
+                             restarts=n_restarts)
 
     def fail(exc: BaseException) -> BaseException:
         return exc

@@ -48,7 +48,10 @@ class _Blocked:
     named blocks (`LinearSpec.from_blocks`), called on the flat x that solvers, estimators
     and the harness use. Slices and reshapes only, so ``jax.grad`` flows through. Equal
     for the same fn and layout, so that compiled programs keyed by the objective are shared
-    by the Problems built per instance."""
+    by the Problems built per instance.
+
+    Never kept across a change of Ω: every `Problem` built (``dataclasses.replace``
+    included) derives its wrapper from its own space (`for_space`)."""
 
     def __init__(self, fn: Callable, blocks):
         self.fn, self.blocks = fn, blocks
@@ -63,6 +66,20 @@ class _Blocked:
 
     def __hash__(self) -> int:
         return hash((id(self.fn), self.blocks))
+
+    @staticmethod
+    def for_space(objective: Callable, space: Any) -> Callable:
+        """``objective`` with the calling convention of ``space``: f on a dict of the named
+        blocks of a `LinearSpec` that has them (wrapped in a `_Blocked` for that layout), f
+        on the flat x otherwise. A `_Blocked` given (the objective of another Problem, as
+        `dataclasses.replace` passes it) is f for its own layout: it is unwrapped first, so
+        the layout is always the current space's; unchanged, it is returned as it is."""
+        fn = objective.fn if isinstance(objective, _Blocked) else objective
+        blocks = space.blocks if isinstance(space, LinearSpec) else None
+        if blocks is None:
+            return fn
+        wrapped = _Blocked(fn, blocks)
+        return objective if wrapped == objective else wrapped
 
 
 class ProblemError(ValueError):
@@ -92,6 +109,8 @@ class Problem:
         ``{block name: array of the block's shape}`` (``objective`` is then f wrapped to take
         the flat x that solvers and SurCo use). A space that is a function of the instance
         hands f the flat x (split it with ``spec.split``), or build one Problem per instance.
+        The convention follows the Problem's current space: ``dataclasses.replace(problem,
+        space=other)`` hands f the blocks of ``other``, or the flat x if it has none.
       features: ``instance -> array`` of instance features for SurCo-prior; either one
         vector ``(F,)`` per instance or one row per leading entry of x, ``(x.shape[0], F)``.
       evaluate: optional ``(x: np.ndarray, instance) -> float``, the true cost when it is not
@@ -148,9 +167,15 @@ class Problem:
     def __post_init__(self):
         if not callable(self.objective):
             raise TypeError(f"Problem {self.name!r}: objective must be callable f(x, instance)")
-        if (isinstance(self.space, LinearSpec) and self.space.blocks is not None
-                and not isinstance(self.objective, (_Blocked, _Negated))):
-            object.__setattr__(self, "objective", _Blocked(self.objective, self.space.blocks))
+        # f's calling convention follows the current Ω (named blocks or flat x), also when
+        # dataclasses.replace hands over the objective of a Problem on another Ω
+        obj = self.objective
+        if isinstance(obj, _Negated) and self._negated:   # a minimised form (sense="max")
+            inner = _Blocked.for_space(obj.fn, self.space)
+            if inner is not obj.fn:
+                object.__setattr__(self, "objective", _Negated(inner))
+        else:
+            object.__setattr__(self, "objective", _Blocked.for_space(obj, self.space))
         if self.sense not in SENSES:
             raise ValueError(f"Problem {self.name!r}: sense must be 'min' or 'max', got "
                              f"{self.sense!r}")

@@ -13,8 +13,9 @@ profiler, a simulator), is evaluated only for the few new solutions each round p
     model = surco.lancer.train(family, train_instances)       # LANCER over a predictor
     cmp = surco.compare(family, tasks, model.methods(), budget=surco.Budget(evaluations=30))
 
-Only the meter's evaluations count, and by default LANCER computes the problem's own f only
-on solutions the meter evaluated (f is the true cost, or ranks like it); ``free_f=True``
+Only the meter's evaluations count, and by default LANCER-zero never computes the problem's
+own f (f is the true cost, or ranks like it: the meter's values stand in for it), and
+LANCER-prior's training computes it only on solutions it evaluates; ``free_f=True``
 declares f a free proxy of the metered cost (a cost model judged by a profiler), which
 LANCER may then compute on every solution it proposes (`surco.lancer.zero`).
 

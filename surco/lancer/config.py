@@ -1,19 +1,18 @@
-"""`LancerConfig`: LANCER's own settings (Zharmagambetov et al., NeurIPS 2023), checked once,
-and the split of a keyword form into LANCER's settings and SurCo-zero's (`surco.ZeroConfig`:
-the estimator, optimiser, start, key and solver that LANCER's descent shares with SurCo)."""
+"""`LancerConfig`: LANCER's own settings (Zharmagambetov et al., NeurIPS 2023), checked once.
+A keyword form is split into them and SurCo-zero's (`surco.ZeroConfig`: the estimator,
+optimiser, start, key and solver that LANCER's descent shares with SurCo) by
+`surco.config.split_settings` with `LANCER_FIELDS`."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from surco.checks import check_int, check_number
 from surco.config import ZeroConfig
-from surco.solvers import check_kwargs
 
-__all__ = ["LancerConfig", "LANCER_FIELDS", "split_settings", "check_moves",
-           "estimator_kwargs"]
+__all__ = ["LancerConfig", "LANCER_FIELDS", "check_moves", "estimator_kwargs"]
 
 _WHO = "LancerConfig"
 
@@ -48,7 +47,8 @@ class LancerConfig:
         f + learned correction. False (the default, and the only honest choice when f is
         the true cost or ranks solutions as it does: assignment, routing, portfolio,
         photonics, analytic sharding): LANCER looks at f only on solutions the meter has
-        evaluated, and M is the learned network alone (`surco.lancer.zero`). A setting of
+        evaluated (LANCER-zero not at all: it has the meter's values), and M is the
+        learned network alone (`surco.lancer.zero`). A setting of
         LANCER's rather than a field of `surco.Problem`: whether f is free depends on the
         meter it is compared with (a learned cost model is the true cost when the meter
         evaluates that model, a free proxy when the meter is the profiler), and LANCER is
@@ -114,24 +114,6 @@ class LancerConfig:
 
 #: the keywords that belong to `LancerConfig` (the rest of a keyword form is SurCo-zero's)
 LANCER_FIELDS = tuple(f.name for f in dataclasses.fields(LancerConfig))
-
-
-def split_settings(who: str, settings: Mapping[str, Any], *, drop: Iterable[str] = (),
-                   extra: Iterable[str] = ()) -> tuple[dict, dict]:
-    """``(lancer, zero)``: the keywords of ``settings`` that are `LancerConfig` fields, and
-    the others (`surco.ZeroConfig` fields and the estimator's hyperparameters).
-
-    Raises:
-      TypeError: a keyword that is neither (less ``drop``, plus ``extra``), naming it and
-        the closest valid name."""
-    drop = set(drop)
-    try:
-        zero = ZeroConfig.keywords(settings.get("estimator", "blackbox"))
-    except (TypeError, ValueError):   # an unknown estimator: the configuration reports it
-        zero = ZeroConfig.keywords()
-    check_kwargs(who, settings, [k for k in (*LANCER_FIELDS, *zero, *extra) if k not in drop])
-    lancer = {k: v for k, v in settings.items() if k in LANCER_FIELDS}
-    return lancer, {k: v for k, v in settings.items() if k not in LANCER_FIELDS}
 
 
 def check_moves(cfg: LancerConfig, who: str) -> None:

@@ -40,7 +40,8 @@ from surco.estimators import raise_for_status
 from surco.family import Family, Method
 from surco.lancer import landscape as L
 from surco.lancer._program import program, raise_stop
-from surco.lancer.config import LancerConfig, estimator_kwargs, split_settings
+from surco.config import split_settings
+from surco.lancer.config import LANCER_FIELDS, LancerConfig, estimator_kwargs
 from surco.lancer.zero import budget_kwargs, lancer_zero, method_settings
 from surco.prior.model import PriorModel, perturbed
 from surco.prior.training import init as prior_init
@@ -90,7 +91,7 @@ class LancerModel:
         kw0 = {k: v for k, v in {**self.settings, **overrides}.items()
                if k not in ("init", "landscape")}
         kw0["hidden"] = self.hidden
-        split_settings("LancerModel.method", kw0, drop=("init", "landscape"))
+        split_settings("LancerModel.method", kw0, LANCER_FIELDS, drop=("init", "landscape"))
 
         def direct(instance: Instance, meter: Meter) -> np.ndarray:
             return np.asarray(self.prior.predict(instance).x)
@@ -159,7 +160,8 @@ def train(family_or_problem: Family | Problem, train_instances: Sequence[Instanc
     descent, candidates, sigma = cfg.descent, cfg.candidates, cfg.sigma
     landscape_hidden, fit_steps, fit_lr, folds = cfg.hidden, cfg.fit_steps, cfg.fit_lr, cfg.folds
     problem_of, kw, target = method_settings(family_or_problem, settings)
-    free = LancerConfig(**split_settings(who, kw)[0]).free_f   # f a free proxy of the cost
+    # f a free proxy of the cost?
+    free = LancerConfig(**split_settings(who, kw, LANCER_FIELDS)[0]).free_f
     if not isinstance(train_instances, (list, tuple)) or not train_instances:
         raise ValueError(f"{who}: train_instances must be a non-empty list of instances")
     ys_list = list(train_instances)

@@ -30,8 +30,8 @@ at equal *counted* evaluations it had seen many more, and its lead over SurCo-ze
 from there. So by default (``free_f=False``) LANCER follows the paper's M, which sees the
 cost c and the instance only (§3): the base of M is the start's true cost, a constant, and
 on every solution not yet evaluated M is the learned network alone; the descent goes down
-it, the candidates are ranked by it, and f is computed only on the answer (an evaluated
-solution, where it tells nothing new). The other way to be honest, charging one
+it, the candidates are ranked by it, and f is not computed at all (the answer's value is
+the meter's record of it). The other way to be honest, charging one
 evaluation per solution whose f is computed, would make every descent step an evaluation
 (SurCo-zero with a model beside it) and leave nothing of what LANCER is for: spending
 evaluations only on the solutions a model ranks best among many free proposals. The
@@ -69,10 +69,10 @@ from surco.budget import BudgetExhausted, Meter
 from surco.outcome import MeteredResult, StopReason
 from surco.estimators import raise_for_status
 from surco.family import Family, Method
-from surco.config import ZeroConfig, settings_of
+from surco.config import ZeroConfig, settings_of, split_settings
 from surco.lancer import landscape as L
 from surco.lancer._program import program, raise_stop
-from surco.lancer.config import LancerConfig, check_moves, split_settings
+from surco.lancer.config import LANCER_FIELDS, LancerConfig, check_moves
 from surco.prior.model import perturbed
 from surco.problem import Instance, Problem, ProblemError
 
@@ -111,13 +111,15 @@ class LancerResult(MeteredResult):
 
     Attributes:
       x: the best solution evaluated (a solver's answer: in Ω); value: its true cost;
-      f: the problem's objective at x; c, theta: the surrogate cost that gave x and its
+      f: with ``free_f``, the problem's objective f at x; without it, f (the true cost, or
+      ranking like it) is never computed, and this is x's true cost as the meter recorded
+      it (``value``); c, theta: the surrogate cost that gave x and its
       parameters; params: the landscape model's parameters after the last fit;
       history: per round, ``evaluations`` (the meter's count after it), ``best``, ``fit_loss``
       (mean squared normalised residual after the fit), ``alpha`` (the share of the learned
       correction M uses, chosen by cross-validation), ``pool`` (distinct solutions
       proposed), ``new`` (of them not evaluated before), ``sigma``;
-      rounds: rounds completed; evaluations: evaluations this run made;
+      rounds: rounds completed; evaluations: evaluations this run made (`MeteredResult`);
       stopped: a `surco.outcome.StopReason`: ITERATIONS (all ``rounds`` ran), BUDGET (the
         meter's evaluations or deadline), STALLED, or INTERRUPTED (on the ``.partial`` of a
         Ctrl-C); seconds: wall time.
@@ -126,7 +128,6 @@ class LancerResult(MeteredResult):
     f: float = float("nan")
     params: Any = None
     rounds: int = 0
-    evaluations: int = 0
 
 
 def lancer_zero(problem: Problem, instance: Instance, meter: Meter,
@@ -163,7 +164,7 @@ def lancer_zero(problem: Problem, instance: Instance, meter: Meter,
         None before the first evaluation).
     """
     who = "lancer_zero"
-    own, rest = split_settings(who, settings)
+    own, rest = split_settings(who, settings, LANCER_FIELDS)
     cfg = dataclasses.replace(config or LancerConfig(), **own)
     zcfg = settings_of(zero, rest, ZeroConfig, who)
     if not isinstance(problem, Problem):
@@ -203,13 +204,13 @@ def lancer_zero(problem: Problem, instance: Instance, meter: Meter,
     def result(stop: str) -> LancerResult | None:
         if not best:
             return None
-        # without a free f, f is looked at on the answer only (evaluated: it costs nothing)
-        f = best["f"] if free else float(np.asarray(problem.f(
-            jnp.asarray(best["x"], jnp.float32), instance)))
+        # without a free f, f is never computed (on an expensive f, a simulation, that would
+        # be an evaluation the meter does not count): x's value is the meter's record
+        f = best["f"] if free else best["v"]
         return LancerResult(x=best["x"], value=best["v"], c=best["c"], theta=best["theta"],
                             history=hist, stopped=stop, seconds=time.perf_counter() - t_start,
-                            f=f, params=params, rounds=done,
-                            evaluations=meter.evaluations - e0)
+                            evaluations=meter.evaluations - e0, f=f, params=params,
+                            rounds=done)
 
     def offer(c, th, x, fx, v, scales):
         data.add(c, x, fx, v, scales)
@@ -405,7 +406,7 @@ def lancer_method(family_or_problem: Family | Problem, **settings: Any) -> Metho
     """
     problem_of, kw0, target = method_settings(family_or_problem, settings)
     # checked once, here: TypeError naming a misspelt setting, ValueError a bad value
-    own, rest = split_settings("surco.lancer.lancer_method", kw0)
+    own, rest = split_settings("surco.lancer.lancer_method", kw0, LANCER_FIELDS)
     check_moves(LancerConfig(**own), "surco.lancer.lancer_method")
     zcfg = ZeroConfig.of("surco.lancer.lancer_method", **rest)
 

@@ -16,8 +16,9 @@ from surco.search import RowChoice
 from surco.solvers import Blocks, LinearSpec, Rows, make_solver
 
 
-def fl_spec(y) -> LinearSpec:
-    """Each client on exactly one open facility, Σ_i d_i assign[i, j] <= cap_j open[j]."""
+def fl_spec(y, assign_first: bool = False) -> LinearSpec:
+    """Each client on exactly one open facility, Σ_i d_i assign[i, j] <= cap_j open[j]
+    (blocks in the order open, assign; or assign, open)."""
     m, n = y["open_cost"].shape[0], y["demand"].shape[0]
     d, cap = np.asarray(y["demand"]), np.asarray(y["cap"])
     each = np.zeros((n, n, m))
@@ -25,7 +26,10 @@ def fl_spec(y) -> LinearSpec:
     link = np.eye(n * m).reshape(n * m, n, m)                  # row (i, j): assign[i, j]
     load = np.zeros((m, n, m))
     load[np.arange(m)[:, None], np.arange(n)[None], np.arange(m)[:, None]] = d[None]
-    return LinearSpec.from_blocks({"open": (m,), "assign": (n, m)}, rows=[
+    blocks = {"open": (m,), "assign": (n, m)}
+    if assign_first:
+        blocks = {"assign": (n, m), "open": (m,)}
+    return LinearSpec.from_blocks(blocks, rows=[
         Rows({"assign": each}, "==", 1, name="one facility per client"),
         Rows({"assign": link, "open": -np.tile(np.eye(m), (n, 1))}, "<=", 0, name="open"),
         Rows({"assign": load, "open": -np.diag(cap)}, "<=", 0, name="capacity")],
@@ -178,6 +182,52 @@ def test_problem_hands_f_the_blocks_and_grad_flows():
     assert float(q.user_objective(x, y)) == pytest.approx(v, rel=1e-6)
     # Problems built per instance share one objective for the compiled-program caches
     assert fl_problem(y).objective == fl_problem(fl_generate(1, seed=4)[0]).objective
+
+
+def test_replace_takes_the_calling_convention_of_the_new_space():
+    """``dataclasses.replace(problem, space=...)``: f receives the blocks of the new layout
+    (another order, another size) or, on a flat spec, the flat x; never the layout of the
+    space the Problem was first built on. The same space keeps the same objective object
+    (the compiled-program caches)."""
+    import dataclasses
+    y = fl_generate(1, seed=3)[0]
+    seen = []
+
+    def f(x, y):
+        seen.append({k: v.shape for k, v in x.items()} if isinstance(x, dict) else x.shape)
+        return fl_f(x, y) if isinstance(x, dict) else jnp.sum(x * jnp.arange(x.shape[0]))
+
+    parts = {"open": np.array([1.0, 0.0, 1.0]), "assign": np.eye(3)[[0, 2, 2, 0]]}
+    want = float(fl_f({k: jnp.asarray(v) for k, v in parts.items()}, y))
+    p = surco.Problem("facility", fl_spec(y), f)
+    other = fl_spec(y, assign_first=True)
+    for q in (dataclasses.replace(p, space=other),
+              dataclasses.replace(surco.Problem("facility", other, f), space=other)):
+        x = jnp.asarray(other.join(parts))       # assign's 12 entries first, then open's 3
+        assert float(q.f(x, y)) == pytest.approx(want, rel=1e-6)
+        assert seen[-1] == {"assign": (4, 3), "open": (3,)}
+    same = dataclasses.replace(p, name="renamed")
+    assert same.objective is p.objective
+    # another size: 4 facilities, 5 clients (x of 24 entries)
+    y2 = fl_generate(1, seed=5, m=4, n=5)[0]
+    big = dataclasses.replace(p, space=fl_spec(y2))
+    x2 = fl_spec(y2).join({"open": np.ones(4), "assign": np.eye(4)[[0, 1, 2, 3, 0]]})
+    assert float(big.f(jnp.asarray(x2), y2)) == pytest.approx(
+        float(fl_f(fl_spec(y2).split(jnp.asarray(x2)), y2)), rel=1e-6)
+    assert seen[-1] == {"open": (4,), "assign": (5, 4)}
+    # a flat spec: f receives the flat x
+    flat = LinearSpec(shape=(15,), lb=0, ub=1, integer=True)
+    xf = jnp.arange(15.0) % 2
+    assert float(dataclasses.replace(p, space=flat).f(xf, y)) == float(
+        jnp.sum(xf * jnp.arange(15)))
+    assert seen[-1] == (15,)
+    # sense="max": the minimised form −f on the new layout, f as written on it
+    q = dataclasses.replace(surco.Problem("facility", fl_spec(y), f, sense="max"), space=other)
+    x = jnp.asarray(other.join(parts))
+    assert float(q.objective(x, y)) == pytest.approx(-want, rel=1e-6)
+    assert float(q.user_objective(x, y)) == pytest.approx(want, rel=1e-6)
+    assert float(dataclasses.replace(q, space=flat).user_objective(xf, y)) == float(
+        jnp.sum(xf * jnp.arange(15)))
 
 
 def test_space_of_the_instance_hands_f_the_flat_x():

@@ -9,6 +9,7 @@ from surco.budget import Budget
 from surco.family import spec_violations
 from surco.lns import (LNSConfig, gradient_rank, lns, lns_method, multichain_method,
                        polish_method)
+from surco.lns_core import LNS_FIELDS, LNS_ZERO
 from surco.outcome import StopReason
 from surco.problems import assignment as A
 
@@ -89,7 +90,14 @@ def test_evaluation_counter_is_exact(toy):
     assert isinstance(res.stopped, StopReason)
     if res.stopped == "budget":
         assert meter.evaluations == 12
-    assert res.history["evaluations"][-1] == meter.evaluations
+    assert res.history["evaluations"][-1] == meter.evaluations == res.evaluations
+    # a meter that evaluated before: the result counts this run's evaluations only
+    fresh, _ = recording_meter(prob, y, 30)
+    fresh(np.asarray(res.x))   # one evaluation before the run, then the run's own
+    run = lns(prob, y, fresh, estimator="neg_identity", lr=1.0, iterations=40, free=3, key=0,
+              backend="highs")
+    assert run.evaluations == fresh.evaluations - 1 >= 1
+    assert f"evaluations={run.evaluations}" in repr(run)
 
 
 def test_screen_evaluates_only_candidates_that_f_says_improve(toy):
@@ -138,50 +146,99 @@ def test_polish_starts_from_the_initial_solve_when_the_first_stage_evaluated_not
 
 
 def test_a_configuration_is_the_keyword_form(toy):
-    """``lns(..., LNSConfig)`` and the keywords are one call (same x, history and c); keywords
-    replace the configuration's fields; a start rule is called on the instance."""
+    """``lns(..., LNSConfig, ZeroConfig)`` and the keywords are one call (same x, history and
+    c): the keywords split between LNS's own fields and SurCo-zero's (with the estimator's
+    hyperparameters), and replace the configurations' fields; a start rule is called on the
+    instance; without a ZeroConfig, SurCo's part is `LNS_ZERO` (the SCIP backend)."""
     prob, ys = toy
     y = ys[1]
-    kw = dict(estimator="blackbox", lam=5.0, iterations=8, free=2, choose="gradient", key=3,
-              seed=4, backend="highs")
-    cfg = LNSConfig.of(**kw)
-    assert cfg.estimator_options == {"lam": 5.0} and dict(cfg) == kw
-    runs = [lns(prob, y, Budget().start(lambda x: float(prob.evaluate(x, y))), *a, **k)
-            for a, k in [((), kw), ((cfg,), {}), ((cfg.replace(iterations=3),), {"iterations": 8})]]
+    own = dict(iterations=8, free=2, choose="gradient", seed=4)
+    zkw = dict(estimator="blackbox", lam=5.0, key=3, backend="highs")
+    cfg, zcfg = LNSConfig.of(**own), surco.ZeroConfig.of(**zkw)
+    assert dict(cfg) == own and zcfg.estimator_options == {"lam": 5.0}
+    meter = lambda: Budget().start(lambda x: float(prob.evaluate(x, y)))   # noqa: E731
+    runs = [lns(prob, y, meter(), *a, **k)
+            for a, k in [((), {**own, **zkw}), ((cfg, zcfg), {}), ((cfg,), zkw),
+                         ((cfg.replace(iterations=3), zcfg.replace(lam=1.0)),
+                          {"iterations": 8, "lam": 5.0})]]
     for r in runs[1:]:
         np.testing.assert_array_equal(r.x, runs[0].x)
         np.testing.assert_array_equal(r.c, runs[0].c)
         assert r.history == runs[0].history
+    assert LNS_ZERO.backend == "scip" and surco.ZeroConfig().backend is None
+    by_default = lns(prob, y, meter(), cfg, estimator="blackbox", lam=5.0, key=3)
+    by_scip = lns(prob, y, meter(), cfg, zcfg.replace(backend="scip"))
+    np.testing.assert_array_equal(by_default.x, by_scip.x)
+    assert by_default.history == by_scip.history
     theta0 = np.asarray(y.a)            # the linear part of f as the start
-    by_rule = lns(prob, y, Budget().start(lambda x: float(prob.evaluate(x, y))), cfg,
-                  init=lambda inst: theta0, iterations=1)
-    by_array = lns(prob, y, Budget().start(lambda x: float(prob.evaluate(x, y))), cfg,
-                   init=theta0, iterations=1)
+    by_rule = lns(prob, y, meter(), cfg, zcfg, init=lambda inst: theta0, iterations=1)
+    by_array = lns(prob, y, meter(), cfg, zcfg, init=theta0, iterations=1)
     np.testing.assert_array_equal(by_rule.theta, by_array.theta)
     with pytest.raises(TypeError, match="config must be a LNSConfig"):
         lns(prob, y, Budget().start(lambda x: 0.0), 5)
-    with pytest.raises(TypeError, match="'steps'"):      # a mapping is a keyword form
+    with pytest.raises(TypeError, match="ZeroConfig goes in the next argument, zero"):
         lns(prob, y, Budget().start(lambda x: 0.0), surco.ZeroConfig(steps=5))
+    with pytest.raises(TypeError, match="zero must be a surco.ZeroConfig"):
+        lns(prob, y, Budget().start(lambda x: 0.0), cfg, {"lam": 5.0})
+    with pytest.raises(TypeError, match="surco.lns.lns: .*'steps'"):   # no meaning for LNS
+        lns(prob, y, Budget().start(lambda x: 0.0), steps=5)
+
+
+def test_lns_method_takes_the_family_settings_under_its_own(toy):
+    """`lns_method` on a family: SurCo's part is the family's ``zero_settings`` (the
+    assignment family's CP-SAT backend, start rule, estimator) with the keywords replacing
+    them, the same run as `lns` with that ZeroConfig; a ZeroConfig replaces the family's."""
+    fam = A.FAMILY
+    y = fam.generate(1, seed=3, n=N, m=M)[0]
+    zf = surco.ZeroConfig.of(**{k: v for k, v in fam.zero_settings.items()
+                                if k not in ("steps", "patience")})
+    assert zf.backend == "cpsat"
+    runs = []
+    for call in (lambda m: lns_method(fam, free=2, iterations=12, lr=0.2)(y, m),
+                 lambda m: lns(fam.problem(y), y, m, LNSConfig(iterations=12, free=2),
+                               zf.replace(lr=0.2)).x,
+                 lambda m: lns_method(fam, LNSConfig(iterations=12, free=2),
+                                      zf.replace(lr=0.2))(y, m)):
+        m = Budget(evaluations=30).start(lambda x: fam.evaluate(x, y))
+        runs.append((call(m), m.curve, m.evaluations))
+    for x, curve, ev in runs[1:]:
+        np.testing.assert_array_equal(x, runs[0][0])
+        assert [c[::2] for c in curve] == [c[::2] for c in runs[0][1]] and ev == runs[0][2]
+    with pytest.raises(ValueError, match="backend 'jax'"):
+        lns_method(fam, backend="jax")
 
 
 @pytest.mark.parametrize("field,value,message", [
     ("temperature", 0, "lns: temperature must be a positive number, got 0"),
-    ("lr", -1.0, "lns: lr must be a finite number > 0, got -1.0"),
     ("seed", -2, "lns: seed must be an integer >= 0, got -2"),
-    ("init", "ones", "lns: init must be 'random', 'zeros', an array"),
-    ("dtype", "int32", "lns: dtype must be a floating dtype, got int32"),
-    ("solver_options", 3, "lns: solver_options must be a mapping"),
+    ("grow", 1.5, "lns: grow must be an integer >= 1 or None, got 1.5"),
 ])
 def test_configuration_names_the_bad_field(field, value, message):
     with pytest.raises(ValueError, match=message):
         LNSConfig.of(**{field: value})
 
 
+@pytest.mark.parametrize("field,value,message", [
+    ("lr", -1.0, "zero: lr must be a finite number > 0, got -1.0"),
+    ("init", "ones", "zero: init must be 'random', 'zeros', an array"),
+    ("dtype", "int32", "zero: dtype must be a floating dtype"),
+    ("solver_options", 3, "zero: solver_options must be a mapping"),
+])
+def test_surco_settings_are_checked_by_zero_config(toy, field, value, message):
+    """SurCo's part of an LNS run is a `surco.ZeroConfig`: its checks, once, in either form."""
+    prob, ys = toy
+    with pytest.raises(ValueError, match=message):
+        lns(prob, ys[0], Budget().start(lambda x: 0.0), **{field: value})
+    with pytest.raises(ValueError, match=message):
+        lns_method(A.FAMILY, **{field: value})
+
+
 def test_configuration_types():
-    with pytest.raises(TypeError, match="optimizer must be an optax.GradientTransformation"):
-        LNSConfig(optimizer="adam")
     with pytest.raises(TypeError, match="surco.lns.lns: .*'itertions'.*'iterations'"):
         LNSConfig.of(itertions=3)
+    with pytest.raises(TypeError, match="surco.lns.lns: .*'lr'"):   # SurCo's, not LNS's
+        LNSConfig.of(lr=0.1)
+    assert set(LNS_FIELDS).isdisjoint(surco.ZeroConfig.keywords())
 
 
 def test_bad_arguments(toy):
