@@ -5,8 +5,11 @@ What it derives (each method a harness `Method`, evaluating only through its met
 * ``"start"``: sequential linearisation: x_0 = argmin over Ω of ∇f(x̄)·x, x̄ the middle of
   x's bounds, then x_{t+1} = argmin ∇f(x_t)·x for up to `START_ROUNDS` rounds (the
   conditional-gradient step of Frank & Wolfe, Nav. Res. Log. 1956, taken whole), the best
-  x_t by f kept — f and its gradient cost no evaluation of the true cost (a zero cost
-  when ∇f is not finite);
+  x_t by f kept — f and its gradient cost no evaluation of the true cost (x_0 for a zero
+  cost when ∇f(x̄) is not finite; the rounds stop where ∇f(x_t) is not); on a mixed Ω
+  each x_t's continuous entries are first re-optimised for f with its integers held
+  (`surco.derive.mixed.ContinuousCompletion`), the next round linearising there, and so
+  are the restarts;
 * ``"local-search-steepest"`` / ``"local-search-first"``: local search over the
   neighbourhood read off Ω's rows (`neighbourhood_for`) from the start, restarted from the
   solver's answers for the cost ∇f(x̄) plus Gaussian noise of its RMS while the budget
@@ -40,6 +43,7 @@ from surco.methods import annealing_from, heuristic, search_from
 from surco.problem import Instance, Problem, ProblemError
 from surco.solvers import make_solver
 
+from .mixed import ContinuousCompletion, is_mixed
 from .repair import gradient_cost, neighbourhood_for
 from .scip import build_model, scip_method, spec_of
 
@@ -99,6 +103,18 @@ def _batched(objective: Callable) -> Callable:
     return fn
 
 
+def _completed(p: Problem, y: Instance, spec, x: np.ndarray) -> np.ndarray:
+    """On a mixed Ω, x with its continuous entries re-optimised for f, its integers held
+    (`ContinuousCompletion`); x itself otherwise (or when that fails)."""
+    if not is_mixed(spec):
+        return x
+    try:
+        out = ContinuousCompletion(p, y, spec)(x)
+    except ProblemError:
+        return x
+    return x if out is None else out.reshape(spec.shape)
+
+
 def family_for(problem: Problem | Callable[[Instance], Problem],
                generate: Callable[..., list] | None, *,
                evaluate: Callable[[np.ndarray, Instance], float] | None = None,
@@ -154,23 +170,26 @@ def family_for(problem: Problem | Callable[[Instance], Problem],
         p = problem_fn(y)
         spec = spec_of(p, y)
         solver = _solver(spec, backend)
+        grad, f = gradient_cost(p, y), _batched(p.objective)
         try:
-            grad, f = gradient_cost(p, y), _batched(p.objective)
-            x = _clean(spec, solver.solve(_gradient_at_mid(p, y)).x)
-        except ProblemError:
-            return _clean(spec, solver.solve(np.zeros(spec.shape)).x)
-        best, fbest, seen = x, _f(f, x, y), {x.tobytes()}
+            c0 = _gradient_at_mid(p, y)
+        except ProblemError:    # ∇f not finite at x̄: linearise from a point of Ω instead
+            c0 = np.zeros(spec.shape)
+        x = _clean(spec, solver.solve(c0).x)
+        xc = best = _completed(p, y, spec, x)
+        fbest, seen = _f(f, best, y), {x.tobytes()}
         for _ in range(START_ROUNDS):       # re-linearise at the last answer, keep the best
             try:
-                x = _clean(spec, solver.solve(grad(x).reshape(spec.shape)).x)
+                x = _clean(spec, solver.solve(grad(xc).reshape(spec.shape)).x)
             except ProblemError:
                 break
             if x.tobytes() in seen:
                 break
             seen.add(x.tobytes())
-            fx = _f(f, x, y)
+            xc = _completed(p, y, spec, x)
+            fx = _f(f, xc, y)
             if fx < fbest:
-                best, fbest = x, fx
+                best, fbest = xc, fx
         return best
 
     def random_start(y: Instance, rng: np.random.Generator) -> np.ndarray:
@@ -181,8 +200,8 @@ def family_for(problem: Problem | Callable[[Instance], Problem],
         except ProblemError:
             g = np.zeros(spec.shape)
         rms = float(np.sqrt(np.mean(g * g))) or 1.0
-        return _clean(spec, _solver(spec, backend).solve(
-            g + rms * rng.standard_normal(spec.shape)).x)
+        return _completed(p, y, spec, _clean(spec, _solver(spec, backend).solve(
+            g + rms * rng.standard_normal(spec.shape)).x))
 
     def nbhd(y: Instance, x0: np.ndarray):
         return neighbourhood_for(problem_fn(y), y, x0, backend=backend, seed=seed)[0]

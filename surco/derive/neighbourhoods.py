@@ -18,7 +18,12 @@
 3. `UnitExchange` when every entry is integer: lower one entry by 1 and/or raise another by 1
    (for binaries: drop, add, swap), every row checked — knapsack and capacity rows, and
    also other rows when some unit move keeps them;
-4. `SolverRepair` otherwise (continuous entries, or no unit move from the start): free a
+4. `surco.derive.mixed.CompletedMoves` when Ω has integer and continuous entries: the
+   integer entries move as 2–3 would have them move under the rows over integer entries
+   only, and every neighbour's continuous entries are re-optimised for f with the
+   integers held (a local NLP solve); integer moves whose continuous part is empty are
+   not moves;
+5. `SolverRepair` otherwise (continuous entries only, or no move from the start): free a
    ball of the variable–row graph around a random entry, fix the rest, and re-solve with
    the solver (`Solver.fixed`) for the linear cost ∇f(x) (plus noise for all but the first
    candidate): a large-neighbourhood move in the spirit of graph-induced neighbourhood

@@ -17,6 +17,7 @@ from surco.search import Neighbourhood, RowChoice
 from surco.solvers import LinearSpec, Solver, Status, make_solver
 
 from .blocks import BlockChoice, NeighbourhoodUnion, choice_blocks
+from .mixed import completed_for
 from .neighbourhoods import Reshaped, UnitExchange, cardinality_of, classify_rows
 from .scip import spec_of
 
@@ -179,8 +180,9 @@ def neighbourhood_for(problem: Problem, instance: Instance, x0: np.ndarray | Non
     Args:
       problem, instance: the problem (its Ω must be a `LinearSpec` or have one) and the
         instance (the repair's gradient is f's on it).
-      x0: a start in Ω: a unit-move neighbourhood without any move from x0 (e.g. flow
-        conservation rows) gives way to the solver repair.
+      x0: a start in Ω: a unit-move or mixed (`surco.derive.mixed.CompletedMoves`)
+        neighbourhood without any move from x0 (e.g. flow conservation rows) gives way to
+        the solver repair.
       backend: the solver of the repair (`make_solver`). free, candidates, seed: of
         `SolverRepair`.
 
@@ -216,6 +218,10 @@ def _by_rows(problem: Problem, instance: Instance, spec: LinearSpec, x0, backend
         if x0 is None or ux.moves(ux.start(x0)).shape[0] > 0:
             return ux, (f"integer x ({kinds.describe()}): UnitExchange (unit moves, all rows "
                         "checked)")
+    mixed = completed_for(problem, instance, spec, x0)
+    if mixed is not None:
+        return mixed[0], (f"integer and continuous entries ({kinds.describe()}): "
+                          f"CompletedMoves ({mixed[1]})")
     why = "continuous entries" if not kinds.integer else "no unit move keeps the rows"
     rep = SolverRepair(spec, make_solver(spec, backend=backend), gradient_cost(problem, instance),
                        free=free, candidates=candidates, seed=seed)
