@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from surco.guidance import DEFAULT_SOLVE_SECONDS
 from surco.outcome import StopReason
 from surco.problem import Instance, Problem, ProblemError
 from surco.solvers import LinearSpec, Solver, SolverStack, Status, make_solver
@@ -230,11 +231,13 @@ class Metered(Solver):
 
 def build_solver(problem: Problem, instance: Instance, backend: str,
                  solver_options: dict[str, Any] | None) -> Solver:
-    """The solver for Ω(instance): a `LinearSpec` goes through `make_solver`; an oracle is
-    used as it is."""
+    """The solver for Ω(instance): a `LinearSpec` goes through `make_solver`, with the
+    per-solve time limit `surco.guidance.DEFAULT_SOLVE_SECONDS` unless ``solver_options``
+    names a ``time_limit`` (None: no limit); an oracle is used as it is."""
     space = problem.space_for(instance)
     if isinstance(space, LinearSpec):
-        return make_solver(space, backend=backend, **(solver_options or {}))
+        options = {"time_limit": DEFAULT_SOLVE_SECONDS, **(solver_options or {})}
+        return make_solver(space, backend=backend, **options)
     return space
 
 

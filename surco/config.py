@@ -85,9 +85,8 @@ def _is_default(value: Any, default: Any) -> bool:
 class Config(collections.abc.Mapping):
     """Base of the frozen, validated configurations (a ``__post_init__`` checks each field;
     a ``_given`` field, ``init=False``; ``_who`` names the function in messages): the
-    mapping view of the keyword form, `of` and `replace`, for `settings_of`. With
-    ``estimator`` and ``estimator_options`` fields, the estimator's hyperparameters are
-    keywords too."""
+    mapping view of the keyword form, `of` and `replace`, for `settings_of`. With ``estimator``
+    and ``estimator_options`` fields, the estimator's hyperparameters are keywords too."""
 
     _who = ""
 
@@ -206,7 +205,8 @@ class ZeroConfig(Config):
       backend: how a `LinearSpec` Ω is solved (`make_solver`'s backend; None:
         `surco.solvers.DEFAULT_BACKEND`), or "jax": the whole run compiled into XLA through
         Ω's JAX-native oracle (also the default when Ω is a `JaxOracle`).
-      solver_options: keyword options of `make_solver` (host backends only).
+      solver_options: keyword options of `make_solver` (host backends only); ``time_limit``
+        per solve: `surco.guidance.DEFAULT_SOLVE_SECONDS` unless given (None: unlimited).
       executor: a `concurrent.futures.Executor` for each step's solves (host backends only).
       oracle: the `surco.solvers.jax_oracles.JaxOracle` for Ω (implies backend "jax"; None
         derives it from the problem's Ω).

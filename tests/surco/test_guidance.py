@@ -77,3 +77,27 @@ def test_surco_zero_warns_when_its_solves_dominate_the_steps(monkeypatch):
     with pytest.warns(SolverDominatesWarning, match="LANCER") as rec:
         surco.zero(prob, y, steps=loop.SHARE_STEPS + 2, backend="highs", key=0, lr=0.1)
     assert sum(r.category is SolverDominatesWarning for r in rec) == 1
+
+
+@pytest.mark.parametrize("options, limit", [(None, DEFAULT_SOLVE_SECONDS),
+                                            ({"time_limit": 2.5}, 2.5),
+                                            ({"time_limit": None}, None)])
+def test_surco_steps_solve_under_the_default_time_limit(monkeypatch, options, limit):
+    """Every solver a SurCo run builds for a `LinearSpec` Ω gets `DEFAULT_SOLVE_SECONDS`
+    per solve, unless ``solver_options`` gives a ``time_limit`` (None: unlimited)."""
+    import surco
+    from surco import _engine
+    from surco.problems import assignment as A
+
+    real, built = _engine.make_solver, []
+
+    def recording(*a, **kw):
+        s = real(*a, **kw)
+        built.append(s)
+        return s
+
+    monkeypatch.setattr(_engine, "make_solver", recording)
+    prob, y = A.make_problem(4, 2), A.generate(1, seed=0, n=4, m=2)[0]
+    res = surco.zero(prob, y, steps=3, backend="highs", key=0, lr=0.1, solver_options=options)
+    assert built and all(s.time_limit == limit for s in built), [s.time_limit for s in built]
+    assert prob.space_for(y).contains(res.x)
