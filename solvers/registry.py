@@ -111,7 +111,13 @@ def _size_limit(max_size: float | None) -> float:
     return value
 
 
-def _check_size(spec: LinearSpec, max_size: float | None) -> None:
+def check_model_size(spec: LinearSpec, max_size: float | None = None) -> None:
+    """The size guard of solves without a time limit (`make_solver`'s ``max_size``).
+
+    Raises:
+      ModelTooLargeError: `model_size` is above ``max_size`` (None: the environment variable
+        ``SURCO_MAX_MODEL_SIZE`` if set, else `MAX_MODEL_SIZE`).
+      ValueError: a bad ``max_size`` or environment value."""
     limit = _size_limit(max_size)
     size, n, nnz, nbytes = model_size(spec)
     if size <= limit:
@@ -211,7 +217,7 @@ def make_solver(spec: LinearSpec, backend: str | None = None, *, relax: bool = F
     if not isinstance(verbose, bool):
         raise ValueError(f"make_solver: verbose must be True or False, got {verbose!r}")
     if time_limit is None:
-        _check_size(spec, max_size)
+        check_model_size(spec, max_size)
     elif max_size is not None:
         _size_limit(max_size)    # a bad value is refused whether or not it applies
     if warm_start is None:

@@ -23,6 +23,7 @@ from surco.outcome import StopReason
 from surco.problem import Instance, Problem, ProblemError
 from surco.solvers import LinearSpec, Solver, SolverStack, Status, make_solver
 from surco.solvers.blocking import deadline_scope
+from surco.solvers.registry import check_model_size
 
 
 class RunControl:
@@ -233,10 +234,14 @@ def build_solver(problem: Problem, instance: Instance, backend: str,
                  solver_options: dict[str, Any] | None) -> Solver:
     """The solver for Ω(instance): a `LinearSpec` goes through `make_solver`, with the
     per-solve time limit `surco.guidance.DEFAULT_SOLVE_SECONDS` unless ``solver_options``
-    names a ``time_limit`` (None: no limit); an oracle is used as it is."""
+    names a ``time_limit`` (None: no limit), and the size guard of solves without a chosen
+    limit (`surco.solvers.registry.check_model_size`); an oracle is used as it is."""
     space = problem.space_for(instance)
     if isinstance(space, LinearSpec):
-        options = {"time_limit": DEFAULT_SOLVE_SECONDS, **(solver_options or {})}
+        options = dict(solver_options or {})
+        if "time_limit" not in options:    # no limit chosen: the size guard still applies
+            check_model_size(space, options.get("max_size"))
+            options["time_limit"] = DEFAULT_SOLVE_SECONDS
         return make_solver(space, backend=backend, **options)
     return space
 

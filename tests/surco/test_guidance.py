@@ -101,3 +101,18 @@ def test_surco_steps_solve_under_the_default_time_limit(monkeypatch, options, li
     res = surco.zero(prob, y, steps=3, backend="highs", key=0, lr=0.1, solver_options=options)
     assert built and all(s.time_limit == limit for s in built), [s.time_limit for s in built]
     assert prob.space_for(y).contains(res.x)
+
+
+def test_the_default_limit_keeps_the_size_guard_a_chosen_limit_lifts_it():
+    """With the default limit (none chosen) a model above ``max_size`` is refused before any
+    solve, as `make_solver` refuses one without a time limit; a chosen limit lifts the guard."""
+    import surco
+    from surco.problems import assignment as A
+    from surco.solvers import ModelTooLargeError
+
+    prob, y = A.make_problem(4, 2), A.generate(1, seed=0, n=4, m=2)[0]   # size 8 + 16 = 24
+    with pytest.raises(ModelTooLargeError, match="24"):
+        surco.zero(prob, y, steps=2, backend="highs", key=0, solver_options={"max_size": 20})
+    res = surco.zero(prob, y, steps=2, backend="highs", key=0,
+                     solver_options={"max_size": 20, "time_limit": 2.0})
+    assert prob.space_for(y).contains(res.x)
