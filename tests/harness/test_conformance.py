@@ -37,9 +37,17 @@ def family(request):
     return fam, insts
 
 
-def test_baselines_feasible_within_budget(family):
+@pytest.fixture(scope="module")
+def baseline_runs(family):
+    """Every baseline of the family on its first instance, run once and checked by the two
+    tests below (budget and feasibility; f against ``evaluate`` on the x they return)."""
     fam, insts = family
-    cmp = surco.compare(fam, insts[:1], list(fam.baselines), budget=BUDGET, progress=False)
+    return surco.compare(fam, insts[:1], list(fam.baselines), budget=BUDGET, progress=False)
+
+
+def test_baselines_feasible_within_budget(family, baseline_runs):
+    fam, insts = family
+    cmp = baseline_runs
     for r in cmp.runs:
         assert r.ok, f"{fam.name}/{r.method}: {r.status}: {r.error}"
         assert fam.violations(r.x, insts[0]) == []
@@ -48,11 +56,11 @@ def test_baselines_feasible_within_budget(family):
         assert np.isfinite(r.value)
 
 
-def test_objective_agrees_with_evaluate(family):
+def test_objective_agrees_with_evaluate(family, baseline_runs):
     fam, insts = family
     y = insts[0]
     problem = fam.problem(y)
-    cmp = surco.compare(fam, [y], list(fam.baselines), budget=BUDGET, progress=False)
+    cmp = baseline_runs
     xs = [r.x for r in cmp.runs if r.ok]
     fv = np.array([float(problem.f(np.asarray(x, np.float32), y)) for x in xs])
     ev = np.array([fam.evaluate(x, y) for x in xs])

@@ -1,6 +1,7 @@
 """Named variable blocks: `LinearSpec.from_blocks`, f on a dict of blocks, and the derived
 neighbourhoods and SCIP on facility location (open / assign variables, capacities, a
 convex congestion cost), checked against enumeration."""
+import functools
 import itertools
 
 import jax
@@ -70,10 +71,34 @@ def enumerate_fl(spec: LinearSpec) -> np.ndarray:
     return np.array(pts)
 
 
+@functools.cache
+def _candidates(m: int, n: int) -> np.ndarray:
+    """Every (open, one facility per client) 0/1 point in the flat layout of `fl_spec`: Ω of
+    any instance of this size is the subset that meets its capacities (`enumerate_fl`)."""
+    spec = fl_spec(fl_generate(1, m=m, n=n)[0])
+    return np.array([spec.join({"open": np.array(op), "assign": np.eye(m)[list(cols)]})
+                     for op in itertools.product((0.0, 1.0), repeat=m)
+                     for cols in itertools.product(range(m), repeat=n)])
+
+
+@functools.cache
+def _f_on_rows(m: int, n: int):
+    """f over a batch of flat points, compiled once per size: every instance of that size
+    hands it the same candidate array (feasibility is applied afterwards)."""
+    y = fl_generate(1, m=m, n=n)[0]
+    return jax.jit(jax.vmap(fl_problem(y).objective, in_axes=(0, None)))
+
+
 def brute(y) -> tuple[np.ndarray, float]:
-    X = enumerate_fl(fl_spec(y))
-    v = np.asarray(jax.vmap(fl_problem(y).objective, in_axes=(0, None))(jnp.asarray(X), y))
-    return X[int(np.argmin(v))], float(v.min())
+    """The optimum of f over Ω by enumeration: f on every candidate, the infeasible ones
+    (`LinearSpec.contains`) left out."""
+    spec = fl_spec(y)
+    m, (n, _) = spec.blocks.shapes["open"][0], spec.blocks.shapes["assign"]
+    cand = _candidates(m, n)
+    feasible = np.array([spec.contains(x) for x in cand])
+    v = np.asarray(_f_on_rows(m, n)(jnp.asarray(cand, jnp.float32), y), np.float64)
+    v = np.where(feasible, v, np.inf)
+    return cand[int(np.argmin(v))], float(v.min())
 
 
 # -- the spec ----------------------------------------------------------------------------------
