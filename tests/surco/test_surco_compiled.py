@@ -14,6 +14,12 @@ from surco.solvers import InfeasibleError, ShortestPathOracle, make_solver
 from surco.solvers.jax_oracles import OneHot, ShortestPath, TopK
 
 GRID = ShortestPath.from_oracle(R.oracle(4))           # the routing family's 4×4 grid
+# One problem object per Ω for the whole module: the compiled SurCo program is cached per
+# problem object (and shapes), so tests that run the same configuration reuse one program
+# instead of compiling it again (the cache is part of what is tested, never assumed cold
+# except after `surco.driver.clear_cache()`).
+ROUTING = R.make_problem(4)                            # Ω a Dijkstra oracle: JAX-derivable
+ROUTING_SPEC = R.make_problem(4, omega="spec")         # Ω the flow LP: no JAX oracle
 
 
 def _routing(seeds, q=1.0):
@@ -23,8 +29,10 @@ def _routing(seeds, q=1.0):
 
 
 # -- estimators: same gradients as through the host solvers -----------------------------------
+# both perturbed cases draw n = 3 samples: the oracles then solve batches of the same shape
+# (3 samples × 2 costs), compiled once for the module; they differ in σ and the noise law
 ESTIMATORS = [("blackbox", {"lam": 20.0}), ("blackbox", {"lam": 2.0, "projection": "norm"}),
-              ("perturbed", {"sigma": 0.5, "n": 3}), ("perturbed", {"sigma": 1.0, "n": 2,
+              ("perturbed", {"sigma": 0.5, "n": 3}), ("perturbed", {"sigma": 1.0, "n": 3,
                                                                      "noise": "gumbel"}),
               ("identity", {}), ("neg_identity", {"projection": "standardize"})]
 
@@ -52,7 +60,8 @@ def test_estimator_gradients_equal_host_solvers(name, kw):
 
 def test_estimate_matches_dijkstra_oracle_and_works_under_jit_and_vmap():
     rng = np.random.default_rng(1)
-    c = jnp.asarray(rng.uniform(0.1, 1.0, (3, GRID.n)), jnp.float32)
+    # 2 costs, as in the gradient tests above: the grid's batched solve is compiled once
+    c = jnp.asarray(rng.uniform(0.1, 1.0, (2, GRID.n)), jnp.float32)
     g = jnp.asarray(rng.normal(size=c.shape), jnp.float32)
     est = get_estimator("neg_identity")
     f_jax = jax.jit(jax.grad(lambda cc: jnp.sum(est(GRID, cc) * g)))
@@ -107,8 +116,8 @@ def _same(a, b):
 def test_compiled_zero_equals_zero_with_dijkstra():
     ys, theta0 = _routing(range(3), q=2.0)
     kw = dict(estimator="neg_identity", steps=8, init=theta0, key=0, optimizer=optax.sgd(1.0))
-    host = surco.zero(R.make_problem(4), ys, **kw)
-    comp = _jax_zero(R.make_problem(4), ys, **kw)        # oracle from the problem's Ω
+    host = surco.zero(ROUTING, ys, **kw)
+    comp = _jax_zero(ROUTING, ys, **kw)                  # oracle from the problem's Ω
     for a, b in zip(host, comp):
         _same(a, b)
         assert b.solver_calls == 9 and b.history["solver_calls"][:2] == [1, 2]
@@ -119,7 +128,7 @@ def test_compiled_zero_equals_zero_with_glop_blackbox_patience_and_evaluate():
     # the routing bench's settings: blackbox λ = 100 re-solves at costs of any sign (the flow
     # LP), Adam, patience, best x by evaluate; chunk=4 makes the host replay span chunks
     ys, theta0 = _routing(range(4), q=-1.0)
-    problem = R.make_problem(4, omega="spec")
+    problem = ROUTING_SPEC
     kw = dict(estimator="blackbox", lam=100.0, lr=0.1, steps=20, patience=4, key=0,
               select="evaluate", init=theta0)
     host = surco.zero(problem, ys, backend="glop", **kw)
@@ -131,7 +140,7 @@ def test_compiled_zero_equals_zero_with_glop_blackbox_patience_and_evaluate():
 
 def test_compiled_zero_equals_zero_with_perturbed_one_instance():
     ys, theta0 = _routing([5])
-    problem = R.make_problem(4, omega="spec")
+    problem = ROUTING_SPEC
     kw = dict(estimator="perturbed", sigma=0.5, n=3, lr=0.1, steps=6, key=3, init=theta0[0])
     _same(surco.zero(problem, ys[0], backend="glop", **kw),
           surco.zero(problem, ys[0], oracle=GRID, **kw))
@@ -142,15 +151,15 @@ def test_instances_solved_together_are_independent():
     ys, theta0 = _routing(range(2))
     kw = dict(estimator="blackbox", lam=2.0, projection="norm", steps=6, key=0,
               no_progress_steps=None)
-    both = _jax_zero(R.make_problem(4), ys, init=theta0, **kw)
-    for i in range(2):
-        _same(both[i], _jax_zero(R.make_problem(4), ys[i], init=theta0[i], **kw))
+    both = _jax_zero(ROUTING, ys, init=theta0, **kw)
+    for i in range(2):                      # one problem: the second instance reuses a program
+        _same(both[i], _jax_zero(ROUTING, ys[i], init=theta0[i], **kw))
 
 
 def test_second_call_on_same_shapes_hits_the_cache_and_compiles_nothing():
     surco.driver.clear_cache()
     ys, theta0 = _routing(range(4))
-    problem = R.make_problem(4)
+    problem = ROUTING
     kw = dict(estimator="blackbox", lam=10.0, steps=5, key=0)
     with surco.driver.compile_seconds() as c1:
         first = _jax_zero(problem, ys[:2], init=theta0[:2], **kw)
@@ -188,7 +197,7 @@ def test_compiled_zero_failures_and_arguments():
 def test_zero_backend_jax_and_a_jax_space_run_compiled():
     ys, theta0 = _routing(range(2))
     kw = dict(estimator="blackbox", lam=10.0, steps=5, key=0, init=theta0)
-    problem = R.make_problem(4)             # one object: the second run reuses the program
+    problem = ROUTING                       # one object: the second run reuses the program
     comp = _jax_zero(problem, ys, **kw)
     for a, b in zip(surco.zero(problem, ys, backend="jax", **kw), comp):
         _same(a, b)
@@ -207,12 +216,14 @@ def test_the_program_stops_inside_a_chunk_on_patience_and_target():
     # the host would, instead of running the rest of the chunk (its ``done`` count)
     from surco._engine import stack_instances
     ys, theta0 = _routing(range(2), q=1.0)
-    problem = R.make_problem(4, omega="spec")
+    problem = ROUTING_SPEC
     est = get_estimator("blackbox", lam=100.0)
-    opt = optax.adam(0.1)
+    opt = optax.adam(0.1)                   # the estimator's default optimiser at lr = 0.1
+    # a whole run of 60 steps in one chunk of 64: it stops where surco.zero stops (below),
+    # and its program, the only one cached, is the chunk whose ``done`` count is checked
+    kw = dict(estimator=est, optimizer=opt, steps=60, patience=3, key=0, init=theta0)
     surco.driver.clear_cache()
-    surco.zero(problem, ys, oracle=GRID, estimator=est, optimizer=opt, steps=3, init=theta0,
-                  key=0, chunk=8)
+    comp = surco.zero(problem, ys, oracle=GRID, chunk=64, **kw)
     (run,) = surco.driver.program._CACHE.values()
     theta = jnp.asarray(theta0, jnp.float32)
     args = (theta, opt.init(theta), jax.random.key(0), stack_instances(problem, ys), np.int32(8))
@@ -228,11 +239,8 @@ def test_the_program_stops_inside_a_chunk_on_patience_and_target():
     assert done([-1e30, -1e30], [2, 0], 3, never) == 3            # all of them must stall
     assert done([-1e30, -1e30], [2, 2], 3, never) == 1            # counts carried in
     assert done([np.inf, np.inf], [0, 0], big, 1e30) == 1             # target met at step 1
-    # and a whole run stops where surco.zero stops, with the same answers
-    kw = dict(estimator="blackbox", lam=100.0, lr=0.1, steps=60, patience=3, key=0,
-              init=theta0)
+    # and the whole run stopped where surco.zero stops, with the same answers
     host = surco.zero(problem, ys, backend="glop", **kw)
-    comp = surco.zero(problem, ys, oracle=GRID, chunk=64, **kw)
     assert all(r.stopped == "patience" and len(r.history["f"]) < 61 for r in host)
     for a, b in zip(host, comp):
         _same(a, b)
