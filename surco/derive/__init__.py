@@ -15,13 +15,14 @@
 from .blocks import BlockChoice, NeighbourhoodUnion
 from .family import DerivedFamily, family_for
 from .mixed import CompletedMoves, ContinuousCompletion
+from .gradients import gradient_cost, value_and_gradient
 from .neighbourhoods import RowKinds, UnitExchange, classify_rows
-from .repair import SolverRepair, gradient_cost, neighbourhood_for
+from .repair import SolverRepair, neighbourhood_for
 from .scip import (SCIP_DEFAULT_SECONDS, SUPPORTED, ScipNumericsWarning, ScipResult,
                    UnsupportedError, scip_method, scip_minimize, spec_of)
 
 __all__ = ["scip_minimize", "scip_method", "ScipResult", "ScipNumericsWarning",
            "UnsupportedError", "SUPPORTED", "spec_of", "SCIP_DEFAULT_SECONDS",
            "family_for", "DerivedFamily", "neighbourhood_for", "classify_rows", "RowKinds",
-           "UnitExchange", "SolverRepair", "gradient_cost", "BlockChoice",
+           "UnitExchange", "SolverRepair", "gradient_cost", "value_and_gradient", "BlockChoice",
            "NeighbourhoodUnion", "CompletedMoves", "ContinuousCompletion"]

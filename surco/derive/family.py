@@ -44,7 +44,8 @@ from surco.problem import Instance, Problem, ProblemError
 from surco.solvers import make_solver
 
 from .mixed import ContinuousCompletion, is_mixed
-from .repair import gradient_cost, neighbourhood_for
+from .gradients import gradient_cost
+from .repair import neighbourhood_for
 from .scip import build_model, scip_method, spec_of
 
 __all__ = ["DerivedFamily", "family_for"]
@@ -103,15 +104,18 @@ def _batched(objective: Callable) -> Callable:
     return fn
 
 
-def _completed(p: Problem, y: Instance, spec, x: np.ndarray) -> np.ndarray:
-    """On a mixed Ω, x with its continuous entries re-optimised for f, its integers held
-    (`ContinuousCompletion`); x itself otherwise (or when that fails)."""
-    if not is_mixed(spec):
+def _completion(p: Problem, y: Instance, spec, backend: str) -> ContinuousCompletion | None:
+    """Ω's `ContinuousCompletion` for f on y when Ω is mixed, else None."""
+    return ContinuousCompletion(p, y, spec, backend=backend) if is_mixed(spec) else None
+
+
+def _completed(comp: ContinuousCompletion | None, spec, x: np.ndarray) -> np.ndarray:
+    """x with its continuous entries re-optimised for f, its integers held (``comp``); x
+    itself when Ω is not mixed (``comp`` None) or no better completion is found in Ω (x, a
+    solver's answer, is in Ω)."""
+    if comp is None:
         return x
-    try:
-        out = ContinuousCompletion(p, y, spec)(x)
-    except ProblemError:
-        return x
+    out = comp(x)
     return x if out is None else out.reshape(spec.shape)
 
 
@@ -175,8 +179,9 @@ def family_for(problem: Problem | Callable[[Instance], Problem],
             c0 = _gradient_at_mid(p, y)
         except ProblemError:    # ∇f not finite at x̄: linearise from a point of Ω instead
             c0 = np.zeros(spec.shape)
+        comp = _completion(p, y, spec, backend)
         x = _clean(spec, solver.solve(c0).x)
-        xc = best = _completed(p, y, spec, x)
+        xc = best = _completed(comp, spec, x)
         fbest, seen = _f(f, best, y), {x.tobytes()}
         for _ in range(START_ROUNDS):       # re-linearise at the last answer, keep the best
             try:
@@ -186,7 +191,7 @@ def family_for(problem: Problem | Callable[[Instance], Problem],
             if x.tobytes() in seen:
                 break
             seen.add(x.tobytes())
-            xc = _completed(p, y, spec, x)
+            xc = _completed(comp, spec, x)
             fx = _f(f, xc, y)
             if fx < fbest:
                 best, fbest = xc, fx
@@ -200,8 +205,8 @@ def family_for(problem: Problem | Callable[[Instance], Problem],
         except ProblemError:
             g = np.zeros(spec.shape)
         rms = float(np.sqrt(np.mean(g * g))) or 1.0
-        return _completed(p, y, spec, _clean(spec, _solver(spec, backend).solve(
-            g + rms * rng.standard_normal(spec.shape)).x))
+        return _completed(_completion(p, y, spec, backend), spec, _clean(
+            spec, _solver(spec, backend).solve(g + rms * rng.standard_normal(spec.shape)).x))
 
     def nbhd(y: Instance, x0: np.ndarray):
         return neighbourhood_for(problem_fn(y), y, x0, backend=backend, seed=seed)[0]

@@ -12,7 +12,9 @@ usually minimised inside it. So the derived neighbourhood for such an Ω splits 
   integer entries fixed, ``min f(x)`` over the continuous entries subject to all of Ω's
   rows, solved locally with f's gradient (SLSQP, Kraft, "A software package for sequential
   quadratic programming", DFVLR-FB 88-28, 1988) from the linear-programming vertex of
-  ∇f. An integer assignment whose continuous polytope is empty is not a move.
+  ∇f (an LP solved by the toolkit's own solver, `surco.solvers.make_solver`, with the integer
+  entries held by `Solver.fixed`). An integer assignment whose continuous polytope is empty
+  is not a move.
 
 This is the fix-the-integers, solve-the-NLP step of MINLP heuristics (the NLP subproblem of
 outer approximation, Duran & Grossmann, Math. Prog. 36, 1986; SCIP's sub-NLP heuristic), used
@@ -23,24 +25,21 @@ charged to its meter.
 from __future__ import annotations
 
 import dataclasses
-import weakref
 from collections import OrderedDict
-from typing import Callable
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import linprog, minimize
+from scipy.optimize import minimize
 
+from surco.guidance import DEFAULT_SOLVE_SECONDS
 from surco.problem import Instance, Problem
 from surco.search import Neighbourhood
-from surco.solvers import LinearSpec
+from surco.solvers import LinearSpec, SolverError, Status, make_solver
 
 from .neighbourhoods import UnitExchange, cardinality_of, classify_rows
+from .gradients import value_and_gradient
 
 __all__ = ["ContinuousCompletion", "CompletedMoves", "integer_spec", "is_mixed"]
 
-_VG: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 #: Feasibility tolerance of the continuous part's rows and bounds (absolute, as
 #: `LinearSpec.contains`'s default 1e-6, with room for the solver's rounding).
 _TOL = 1e-9
@@ -72,13 +71,6 @@ def integer_spec(spec: LinearSpec) -> LinearSpec:
                       ub=spec.ub[I], integer=True, name=f"{spec.name}[integer]")
 
 
-def _value_and_grad(problem: Problem) -> Callable:
-    fn = _VG.get(problem.objective)
-    if fn is None:
-        fn = _VG[problem.objective] = jax.jit(jax.value_and_grad(problem.objective))
-    return fn
-
-
 class ContinuousCompletion:
     """``x -> argmin f`` over Ω's continuous entries with its integer entries held (a local
     minimum: SLSQP from the LP vertex of ∇f), or None when no continuous entries complete
@@ -86,22 +78,30 @@ class ContinuousCompletion:
 
     The rows are presolved for the held integers: their part moves to the right-hand side,
     a row with one continuous entry becomes a bound on it, entries whose bounds meet are
-    fixed, and Ω's emptiness is decided exactly (from the bounds alone when no row is left,
-    else by HiGHS through `scipy.optimize.linprog`). The answer is in Ω (checked); when
-    SLSQP fails, or ends worse by f than its start, the vertex is returned.
+    fixed, and Ω's emptiness is decided exactly (from the bounds alone when at most one row
+    is left, else by the LP: Ω's model from `surco.solvers.make_solver`, built once, with
+    the integer entries held by `Solver.fixed`). The answer is in Ω (checked); when SLSQP
+    fails, or ends worse by f than its start, the vertex is returned.
 
     Args:
       problem, instance: f and its instance (f's value and gradient are jitted once per
-        objective).
+        objective, `surco.derive.repair.value_and_gradient`).
       spec: Ω, mixed (`is_mixed`).
       max_iter: SLSQP's iterations. ftol: its tolerance on f.
+      backend: the LP's backend (`surco.solvers.BACKENDS`).
+      time_limit: seconds per LP solve (default `surco.guidance.DEFAULT_SOLVE_SECONDS`;
+        None: unlimited, under the model-size guard). A solve stopped at the limit with a
+        point uses that point; without one it raises.
 
     Raises:
       ValueError: Ω is not mixed.
+      SolverError (when called): the LP solver failed (a time limit without a point, a
+        backend error); an empty or unbounded LP is not an error (no completion).
     """
 
     def __init__(self, problem: Problem, instance: Instance, spec: LinearSpec, *,
-                 max_iter: int = 200, ftol: float = 1e-10):
+                 max_iter: int = 200, ftol: float = 1e-10, backend: str = "highs",
+                 time_limit: float | None = DEFAULT_SOLVE_SECONDS):
         if not is_mixed(spec):
             raise ValueError(f"ContinuousCompletion: Ω {spec.name!r} is not mixed (it needs "
                              "integer and continuous entries)")
@@ -111,13 +111,18 @@ class ContinuousCompletion:
         cols_I = np.flatnonzero(spec.integer)
         self._parts = [(A.tocsr()[:, cols_I], A.tocsr()[:, self.C].tocsr(), b)
                        for A, b in ((spec.A_ub, spec.b_ub), (spec.A_eq, spec.b_eq))]
-        self._vg = _value_and_grad(problem)
+        self._vg = value_and_gradient(problem, instance)
+        self.backend, self.time_limit = backend, time_limit
+        self._lp = None           # Ω's solver, built on the first LP
 
     def f_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """f(x) and ∇f(x) (flat float64) of a flat x."""
-        v, g = self._vg(jnp.asarray(np.asarray(x).reshape(self.spec.shape), jnp.float32),
-                        self.instance)
-        return float(v), np.asarray(g, np.float64).reshape(-1)
+        """f(x) and ∇f(x) (flat float64) of a flat x (not checked for finiteness)."""
+        return self._vg(np.asarray(x).reshape(self.spec.shape))
+
+    def _solver(self):
+        if self._lp is None:
+            self._lp = make_solver(self.spec, backend=self.backend, time_limit=self.time_limit)
+        return self._lp
 
     def _presolve(self, x: np.ndarray):
         """Bounds and remaining rows of the continuous entries for x's integers; None when
@@ -174,14 +179,23 @@ class ContinuousCompletion:
             return None
         lb, ub, ((Au, bu), (Ae, be)) = pre
         if Au.shape[0] == 0 and Ae.shape[0] == 0:
-            if not (np.all(np.isfinite(lb) | (cost >= 0)) and np.all(np.isfinite(ub) | (cost <= 0))):
+            if not (np.all(np.isfinite(lb) | (cost >= 0))
+                    and np.all(np.isfinite(ub) | (cost <= 0))):
                 return None          # unbounded below: let the caller treat it as no move
             rest = np.where(np.isfinite(lb), lb, np.where(np.isfinite(ub), ub, 0.0))
             return np.where(cost > 0, lb, np.where(cost < 0, ub, rest)), pre
-        res = linprog(cost, A_ub=Au if Au.shape[0] else None, b_ub=bu if Au.shape[0] else None,
-                      A_eq=Ae if Ae.shape[0] else None, b_eq=be if Ae.shape[0] else None,
-                      bounds=np.c_[lb, ub], method="highs")
-        return (np.clip(res.x, lb, ub), pre) if res.status == 0 else None
+        c = np.zeros(self.spec.n)
+        c[self.C] = cost
+        solver = self._solver()
+        with solver.fixed(self.I, x):
+            sol = solver.solve(c, check=False)
+        if sol.status in (Status.INFEASIBLE, Status.UNBOUNDED):
+            return None
+        if sol.status not in (Status.OPTIMAL, Status.FEASIBLE):
+            raise SolverError(f"ContinuousCompletion: the LP over the continuous entries of Ω "
+                              f"{self.spec.name!r} failed ({sol.status.name}: "
+                              f"{sol.stats.get('detail') or 'no detail'})")
+        return np.clip(sol.x.reshape(-1)[self.C], lb, ub), pre
 
     def __call__(self, x: np.ndarray) -> np.ndarray | None:
         """x (any shape of Ω) with its continuous entries replaced by a local minimum of f

@@ -4,44 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import weakref
 from typing import Callable
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from surco.problem import Instance, Problem, ProblemError
+from surco.problem import Instance, Problem
 from surco.search import Neighbourhood, RowChoice
 from surco.solvers import LinearSpec, Solver, Status, make_solver
 
 from .blocks import BlockChoice, NeighbourhoodUnion, choice_blocks
+from .gradients import gradient_cost
 from .mixed import completed_for
 from .neighbourhoods import Reshaped, UnitExchange, cardinality_of, classify_rows
 from .scip import spec_of
 
-__all__ = ["SolverRepair", "neighbourhood_for", "gradient_cost"]
-
-_GRAD: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def gradient_cost(problem: Problem, instance: Instance) -> Callable[[np.ndarray], np.ndarray]:
-    """``x -> ∇f(x)`` (flat float64) of the problem's objective on one instance (jitted once
-    per objective and shapes).
-
-    Raises (when called):
-      ProblemError: the gradient is not finite at x."""
-    fn = _GRAD.get(problem.objective)
-    if fn is None:
-        fn = _GRAD[problem.objective] = jax.jit(jax.grad(problem.objective))
-
-    def grad(x: np.ndarray) -> np.ndarray:
-        g = np.asarray(fn(jnp.asarray(x, jnp.float32), instance), np.float64).reshape(-1)
-        if not np.all(np.isfinite(g)):
-            raise ProblemError(f"problem {problem.name!r}: ∇f is not finite at the current x")
-        return g
-    return grad
+__all__ = ["SolverRepair", "neighbourhood_for"]
 
 
 @dataclasses.dataclass

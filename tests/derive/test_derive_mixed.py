@@ -194,6 +194,52 @@ def test_rows_with_several_continuous_entries_go_through_the_lp():
         assert float(f(jnp.asarray(x, jnp.float32), y)) == pytest.approx(best, rel=1e-4)
 
 
+def test_the_lp_goes_through_the_toolkits_solver_and_its_failure_is_named():
+    """The LP vertex is solved on Ω's own model (`make_solver`, integers held by
+    `Solver.fixed`): the same vertex and objective on HiGHS and SCIP, the time limit of the
+    model is the documented default, and a failed solve raises instead of passing as empty."""
+    from surco.guidance import DEFAULT_SOLVE_SECONDS
+    from surco.solvers import Solution, SolverError, Status
+    n, m = 4, 3
+    spec = _facility(n, m)
+    r = np.random.default_rng(5)
+    y = {"d": jnp.asarray(r.uniform(0.5, 2.0, (n, m)), jnp.float32)}
+    problem = surco.Problem("facility", spec,
+                            lambda x, y: jnp.sum(y["d"] * x[m:].reshape(n, m) ** 2))
+    x = np.r_[1.0, 0.0, 1.0, np.zeros(n * m)]
+    cost = r.uniform(-1.0, 1.0, n * m)
+    got = {}
+    for backend in ("highs", "scip"):
+        comp = ContinuousCompletion(problem, y, spec, backend=backend)
+        v, _ = comp.vertex(x, cost)
+        full = x.copy()
+        full[m:] = v
+        assert spec.contains(full)
+        assert comp._solver().time_limit == DEFAULT_SOLVE_SECONDS
+        got[backend] = float(cost @ v)
+    # by hand: each client's flow goes to its cheapest open facility (columns 0 and 2)
+    want = sum(min(cost[i * m + 0], cost[i * m + 2]) for i in range(n))
+    assert got["highs"] == pytest.approx(want, abs=1e-9)
+    assert got["scip"] == pytest.approx(want, abs=1e-9)
+    x[:m] = 0.0                                   # nothing open: the flows have no point
+    assert ContinuousCompletion(problem, y, spec).vertex(x, cost) is None
+
+    class Broken:                                 # a solver that fails without a point
+        time_limit = 1.0
+
+        def fixed(self, mask, values):
+            import contextlib
+            return contextlib.nullcontext(self)
+
+        def solve(self, c, check=True):
+            return Solution(x=np.full(spec.n, np.nan), objective=float("nan"),
+                            status=Status.ERROR, stats={"detail": "backend crashed"})
+    comp = ContinuousCompletion(problem, y, spec)
+    comp._lp = Broken()
+    with pytest.raises(SolverError, match="facility.*ERROR: backend crashed"):
+        comp.vertex(np.r_[1.0, 0.0, 1.0, np.zeros(n * m)], cost)
+
+
 def test_derived_search_reaches_the_enumerated_optimum_through_its_meter():
     spec = selection_spec()
     calls = {"n": 0}
