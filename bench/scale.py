@@ -23,7 +23,9 @@ a train task first. Targets (issue 26, analytic cost): time per SurCo step at 40
 <= 0.2 s; SurCo-zero improves on its start on every task at 200/16 and 400/32; best
 SurCo-family mean <= 1.00 × annealing's at equal wall time and <= 0.97 × at 300
 evaluations (200/16 and 400/32); SurCo-zero's plan (start included) in <= 10 s per task
-at 400/32. Writes ``bench/results/scale[-quick].json`` and ``scale[-quick].png`` (mean
+at 400/32; the full run at 800/128 with no failed run. The JSON's ``growth`` holds each
+method's time against T with the fitted exponent (`growth_exponents`). Writes
+``bench/results/scale[-quick].json`` and ``scale[-quick].png`` (mean
 cost relative to cost-greedy's, and seconds, against T, for every method).
 """
 from __future__ import annotations
@@ -152,7 +154,32 @@ def run_setting(T: int, D: int, n: int, model_name: str, store
                                  f"{EVALS} evaluations": ev}
 
 
-def _targets(rep: Report, summary: dict) -> None:
+def growth_exponents(summary: dict) -> dict:
+    """Time against size: for each cost model and method, the least-squares slope k of
+    log(seconds per task, own budget) against log T over the settings run (seconds ~ T^k;
+    D grows with T on the grid), with its points ``(T, D, seconds)``; methods with fewer
+    than two distinct T, or a non-positive time, are left out."""
+    out: dict = {}
+    for model_name, settings in summary.items():
+        per: dict = {}
+        for s in settings.values():
+            for m, sec in s.get("seconds", {}).items():
+                per.setdefault(m, []).append((int(s["T"]), int(s["D"]), float(sec)))
+        for m, pts in per.items():
+            T = np.array([p[0] for p in pts], np.float64)
+            sec = np.array([p[2] for p in pts])
+            if len(set(T)) < 2 or not np.all(sec > 0):
+                continue
+            k = float(np.polyfit(np.log(T), np.log(sec), 1)[0])
+            out.setdefault(model_name, {})[m] = {"exponent": k, "points": sorted(pts)}
+    return out
+
+
+def _targets(rep: Report, summary: dict, failures: Sequence[dict] = ()) -> None:
+    big = "T=800,D=128"
+    if any(big in settings for settings in summary.values()):
+        rep.target(f"{big}: failed runs (every method, budget and cost model run there)",
+                   sum(1 for f in failures if f["setting"] == big), "<=", 0)
     an = summary.get("analytic", {})
     if "T=400,D=32" in an:
         s = an["T=400,D=32"]
@@ -232,8 +259,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted: writing the settings finished so far", flush=True)
         rep.extra["interrupted"] = True
-    _targets(rep, summary)
+    _targets(rep, summary, rep.extra.get("failures", []))
     rep.extra["summary"] = summary
+    rep.extra["growth"] = growth_exponents(summary)
+    for model_name, per in rep.extra["growth"].items():
+        print(f"time ~ T^k [{model_name}]: " + ", ".join(
+            f"{m} {g['exponent']:.2f}" for m, g in sorted(per.items())), flush=True)
     rep.extra["torchrec_available"] = torchrec_planner.available()
     rep.extra["scale_settings"] = {k: v for k, v in scale.SCALE_SETTINGS.items()}
     rep.extra["settings_chosen_on"] = scale.TUNING_NOTE
