@@ -35,8 +35,8 @@ from surco.problem import Instance, Problem
 from surco.search import Neighbourhood
 from surco.solvers import LinearSpec, SolverError, Status, make_solver
 
-from .neighbourhoods import UnitExchange, cardinality_of, classify_rows
 from .gradients import value_and_gradient
+from .neighbourhoods import UnitExchange, cardinality_of, classify_rows
 
 __all__ = ["ContinuousCompletion", "CompletedMoves", "integer_spec", "is_mixed"]
 
@@ -85,7 +85,7 @@ class ContinuousCompletion:
 
     Args:
       problem, instance: f and its instance (f's value and gradient are jitted once per
-        objective, `surco.derive.repair.value_and_gradient`).
+        objective, `surco.derive.gradients.value_and_gradient`).
       spec: Ω, mixed (`is_mixed`).
       max_iter: SLSQP's iterations. ftol: its tolerance on f.
       backend: the LP's backend (`surco.solvers.BACKENDS`).
