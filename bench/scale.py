@@ -3,6 +3,7 @@ searches and TorchRec's own planner, under our analytic cost and under TorchRec'
 
     python -m bench.scale --quick   # T/D in {100/8, 200/16, 400/32}, 5 test tasks each
     python -m bench.scale           # `scale.SCALE_GRID`, 10 test tasks each
+    python -m bench.scale --grid 100/8 200/16 --store PATH --resume   # some settings only
 
 Tasks: ``sharding.generate(n, seed=1, n_tables=T, n_devices=D)`` (test split; larger T
 draw from `tables.extended_pools`, see `tables.blocks_for`), 5 GB devices. For each
@@ -233,12 +234,36 @@ def _plot(summary: dict, path) -> None:
     plt.close(fig)
 
 
+def select_grid(grid: Sequence[tuple[int, int]], asked: Sequence[str]) -> list:
+    """The settings of ``grid`` named in ``asked`` ("T/D" each), in the grid's order.
+
+    Raises:
+      ValueError: a malformed item or a setting not in ``grid`` (named, with the grid)."""
+    want = set()
+    for item in asked:
+        try:
+            T, D = (int(v) for v in item.split("/"))
+        except ValueError:
+            raise ValueError(f"bench.scale --grid: {item!r} is not T/D (e.g. 200/16)") from None
+        if (T, D) not in grid:
+            raise ValueError(f"bench.scale --grid: {item} is not a setting of the grid "
+                             f"{' '.join(f'{a}/{b}' for a, b in grid)}")
+        want.add((T, D))
+    return [g for g in grid if g in want]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(__doc__, argv)
+    def grid_option(p) -> None:
+        p.add_argument("--grid", nargs="+", default=None, metavar="T/D",
+                       help="only these settings of the grid (e.g. 100/8 200/16)")
+    args = parse_args(__doc__, argv, extra=grid_option)
     from surco.problems.sharding import scale, torchrec_planner
 
     rep = Report("scale", args.quick)
     grid = scale.QUICK_GRID if args.quick else scale.SCALE_GRID
+    if args.grid is not None:
+        grid = select_grid(grid, args.grid)
+        rep.extra["grid_subset"] = [f"{T}/{D}" for T, D in grid]
     n = QUICK_TEST if args.quick else N_TEST
     summary: dict = {}
     import multiprocessing

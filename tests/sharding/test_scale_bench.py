@@ -47,3 +47,13 @@ def test_the_800_128_target_counts_its_own_failures(tmp_path):
     rep = Report("scale", True, path=tmp_path / "q.json")
     _targets(rep, {"analytic": {}}, fails)        # a run without 800/128 states no such target
     assert not rep.targets
+
+
+def test_grid_selection_keeps_the_grids_order_and_names_a_bad_item():
+    from bench.scale import select_grid
+    grid = ((100, 8), (200, 16), (800, 128))
+    assert select_grid(grid, ["800/128", "100/8"]) == [(100, 8), (800, 128)]
+    with pytest.raises(ValueError, match="'200x16' is not T/D"):
+        select_grid(grid, ["200x16"])
+    with pytest.raises(ValueError, match="400/32 is not a setting of the grid 100/8 200/16"):
+        select_grid(grid, ["400/32"])
