@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -46,13 +48,28 @@ class Report(_Report):
         return maps[label]
 
 
+def interruptible() -> bool:
+    """Make SIGINT stop this bench as Ctrl-C does, also when it was started in the
+    background (``nohup``, ``cmd &`` in a shell without job control), where the process
+    inherits SIGINT *ignored* and Python installs no `KeyboardInterrupt` handler: then
+    ``kill -INT PID`` would do nothing, and ``kill -TERM`` loses the run in progress
+    (every finished run is kept by the store either way). Main thread only; returns
+    whether the handler was installed."""
+    if (signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            and threading.current_thread() is threading.main_thread()):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return True
+    return False
+
+
 def parse_args(description: str, argv: Sequence[str] | None = None,
                extra: callable = None) -> argparse.Namespace:
     """Common command line: ``--quick``, ``--store PATH`` / ``--resume`` (every finished run
     appended to a `surco.store.RunStore` as it completes; with ``--resume`` the runs already
     there are reused, so a stopped bench continues where it was), plus whatever
     ``extra(parser)`` adds. ``args.store`` is the store's path or None: pass it to
-    `surco.compare` (``store=args.store``)."""
+    `surco.compare` (``store=args.store``). A bench started in the background stops on
+    SIGINT as on Ctrl-C (`interruptible`)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="faithful small version")
     p.add_argument("--store", default=None, metavar="PATH",
@@ -63,6 +80,7 @@ def parse_args(description: str, argv: Sequence[str] | None = None,
     if extra is not None:
         extra(p)
     args = p.parse_args(argv)
+    interruptible()
     if args.store is not None and not args.resume and Path(args.store).exists():
         p.error(f"--store {args.store} exists: add --resume to continue it, or remove it")
     if args.resume and args.store is None:

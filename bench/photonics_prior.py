@@ -45,7 +45,7 @@ from multiprocessing import get_context  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bench._report import Report  # noqa: E402
+from bench._report import Report, interruptible  # noqa: E402
 
 DEVICES = ("waveguide_bend", "mode_converter")
 METHODS = ("surco-prior", "surco-prior-robust", "surco-zero", "surco-hybrid")
@@ -103,6 +103,7 @@ def main(argv=None) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="parallel processes, one device each (default: min(2, cores))")
     a = p.parse_args(argv)
+    interruptible()
     cfg = dict(QUICK if a.quick else FULL)
     for k in cfg:
         if getattr(a, k) is not None:

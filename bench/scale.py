@@ -32,7 +32,7 @@ cost relative to cost-greedy's, and seconds, against T, for every method).
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -139,8 +139,7 @@ def run_setting(T: int, D: int, n: int, model_name: str, store
     out["means"] = {b: {m: float(np.nanmean(c.values(m))) for m in c.methods}
                     for b, c in (("own", own), ("time", eq), ("evals", ev))}
     out["means"]["time"]["surco-zero"] = float(np.nanmean(zero))
-    out["seconds"] = {m: float(np.mean([r.seconds for r in own.runs if r.method == m]))
-                      for m in own.methods}
+    out["seconds"] = seconds_per_task(own)
     out["zero_improved"] = float(np.mean(zero < starts * (1 - 1e-9)))
     best_t = min(family_names, key=lambda m: np.nanmean(eq_vals[m]))
     best_e = min(family_names, key=lambda m: np.nanmean(ev.values(m)))
@@ -155,10 +154,20 @@ def run_setting(T: int, D: int, n: int, model_name: str, store
                                  f"{EVALS} evaluations": ev}
 
 
+def seconds_per_task(cmp: Any) -> dict[str, float]:
+    """Mean seconds per task of each method of ``cmp`` (a `surco.Comparison`) over its runs
+    that did not fail; a method whose every run failed has no entry. A failed run (TorchRec's
+    planner refusing a task in a second) says nothing about how planning time grows."""
+    ok = {m: [r.seconds for r in cmp.runs if r.method == m and r.status != "failed"]
+          for m in cmp.methods}
+    return {m: float(np.mean(v)) for m, v in ok.items() if v}
+
+
 def growth_exponents(summary: dict) -> dict:
     """Time against size: for each cost model and method, the least-squares slope k of
-    log(seconds per task, own budget) against log T over the settings run (seconds ~ T^k;
-    D grows with T on the grid), with its points ``(T, D, seconds)``; methods with fewer
+    log(seconds per task, own budget, failed runs left out) against log T over the settings
+    run (seconds ~ T^k; D grows with T on the grid), with its points ``(T, D, seconds)``;
+    a setting where every run of a method failed has no point; methods with fewer
     than two distinct T, or a non-positive time, are left out."""
     out: dict = {}
     for model_name, settings in summary.items():

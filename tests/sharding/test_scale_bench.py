@@ -1,5 +1,6 @@
 """bench.scale's report of time against size: the growth exponent is the least-squares slope
-of log(seconds) against log T (checked on a closed form and on the quick run's summary), and
+of log(seconds) against log T (checked on a closed form and on the quick run's summary) of
+the runs that did not fail, and
 the full run's 800/128 target counts that setting's failed runs only."""
 import json
 from pathlib import Path
@@ -7,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.scale import Report, _targets, growth_exponents
+from types import SimpleNamespace
+
+from bench.scale import Report, _targets, growth_exponents, seconds_per_task
 
 
 def _summary(seconds_of):
@@ -23,6 +26,15 @@ def test_the_exponent_of_a_power_law_is_recovered():
     assert g["cost-greedy"]["exponent"] == pytest.approx(1.0, abs=1e-9)
     assert "broken" not in g                      # a zero time has no logarithm: left out
     assert g["surco-zero"]["points"][0] == (100, 8, pytest.approx(0.01 * 100 ** 1.5))
+
+
+def test_failed_runs_do_not_count_in_the_seconds_per_task():
+    run = lambda m, sec, status="ok": SimpleNamespace(method=m, seconds=sec, status=status)
+    cmp = SimpleNamespace(methods=["surco-zero", "torchrec-planner", "refused"], runs=[
+        run("surco-zero", 2.0), run("surco-zero", 4.0),
+        run("torchrec-planner", 10.0), run("torchrec-planner", 0.5, "failed"),
+        run("refused", 0.9, "failed")])
+    assert seconds_per_task(cmp) == {"surco-zero": 3.0, "torchrec-planner": 10.0}
 
 
 def test_the_exponent_is_the_least_squares_slope_on_the_quick_summary():

@@ -1,0 +1,59 @@
+"""A bench started in the background (SIGINT inherited as ignored) still stops on SIGINT as
+on Ctrl-C: `bench._report.parse_args` installs Python's KeyboardInterrupt handler."""
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = """
+import sys, time
+if sys.argv[1] == "bench":
+    from bench._report import parse_args
+    parse_args("probe", [])
+try:
+    print("ready", flush=True)
+    time.sleep(60)
+    print("slept", flush=True)
+except KeyboardInterrupt:
+    print("stopped", flush=True)
+"""
+
+
+def _run_background(mode: str, wait: float) -> tuple[str, float]:
+    """Start SCRIPT with SIGINT ignored (as ``nohup`` or ``cmd &`` would), send it SIGINT
+    once it is ready, and return its output and how long it lived after the signal (inf:
+    still running ``wait`` seconds later)."""
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, mode], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=wait)
+        except subprocess.TimeoutExpired:
+            return "", float("inf")
+        return out.strip(), time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_background_bench_stops_on_sigint():
+    out, _ = _run_background("bench", wait=60)
+    assert out == "stopped"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_without_it_the_background_process_ignores_sigint():
+    # the control: the same process without parse_args does not see the signal at all
+    out, after = _run_background("plain", wait=2)
+    assert out != "stopped" and after == float("inf")
