@@ -1,0 +1,41 @@
+"""bench.scale_room: the rows say what each method found relative to the start plan, from
+values that the returned plans really cost (recomputed from the run store), and a method
+never ends above the start it was given."""
+import numpy as np
+import pytest
+
+from bench.scale_room import relative_to_start, run_room
+
+
+def test_relative_to_start_closed_form():
+    out = relative_to_start([10.0, 9.0, float("nan"), 4.0], [10.0, 10.0, 3.0, 5.0])
+    assert out == {"rel_start": pytest.approx((1.0 + 0.9 + 0.8) / 3), "at_start": 1, "n": 3}
+    with pytest.raises(ValueError, match="2 values for 3 start costs"):
+        relative_to_start([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_rows_match_the_stored_plans_costs(tmp_path):
+    from surco.problems import sharding as S
+    from surco.problems.sharding import scale
+    from surco.store import RunStore
+
+    store = tmp_path / "room.jsonl"
+    rows = run_room(30, 4, 2, "train", budgets=(20, 60), store=str(store), progress=False)
+    assert [(r["budget"], r["method"]) for r in rows] == [
+        ("own", "surco-zero"), ("20 evaluations", "annealing"),
+        ("20 evaluations", "local-search-first"), ("60 evaluations", "annealing"),
+        ("60 evaluations", "local-search-first")]
+    model = S.DEFAULT_COST_MODEL
+    tasks = S.generate(2, seed=11, split="train", n_tables=30, n_devices=4)
+    starts = np.array([model.evaluate(scale.start_plan(t, model), t) for t in tasks])
+    runs = [RunStore.to_run(rec) for rec in RunStore(store).records()]
+    for r in rows:
+        evals = None if r["budget"] == "own" else int(r["budget"].split()[0])
+        mine = sorted((run for run in runs if run.method == r["method"]
+                       and run.budget.evaluations == evals), key=lambda run: run.instance)
+        assert len(mine) == 2
+        cost = np.array([model.evaluate(run.x, tasks[run.instance]) for run in mine])
+        assert r["value"] == pytest.approx(cost.mean(), rel=1e-5)
+        assert r["rel_start"] == pytest.approx(np.mean(cost / starts), rel=1e-5)
+        assert r["rel_start"] <= 1.0 + 1e-9 and r["n"] == 2
+        assert r["at_start"] == int(np.sum(np.abs(cost / starts - 1) <= 1e-6))
