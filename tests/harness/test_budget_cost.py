@@ -160,3 +160,21 @@ def test_matched_budget_carries_eval_cost():
     r = a.run("enumerate", 0)
     assert b.eval_cost == 0.2 and b.evaluations == 3 and b.seconds == max(r.seconds, 1e-3)
     assert b.seconds >= 0.6
+
+
+def test_the_cache_keeps_a_digest_per_plan_not_the_plan():
+    # 800 tables x 128 devices: 800 KB of float64 per plan. The meter keeps one small key
+    # per distinct plan (a run of tens of thousands of evaluations once filled 16 GB), and
+    # still tells plans apart and hits on a repeat, whatever the dtype it is given.
+    calls = []
+    m = Budget(evaluations=50).start(lambda x: calls.append(1) or float(np.argmax(x[0])))
+    base = np.zeros((800, 128), np.float32)
+    base[:, 0] = 1
+    for d in range(40):
+        x = base.copy()
+        x[0] = 0
+        x[0, d] = 1
+        assert m(x) == d
+    assert m(base.astype(np.float64)) == 0 and m(base) == 0 and len(calls) == 40
+    assert max(len(k) for k in m._cache) <= 64
+    assert sum(len(k) for k in m._cache) < 40 * 64
