@@ -52,9 +52,10 @@ def interruptible() -> bool:
     """Make SIGINT stop this bench as Ctrl-C does, also when it was started in the
     background (``nohup``, ``cmd &`` in a shell without job control), where the process
     inherits SIGINT *ignored* and Python installs no `KeyboardInterrupt` handler: then
-    ``kill -INT PID`` would do nothing, and ``kill -TERM`` loses the run in progress
-    (every finished run is kept by the store either way). Main thread only; returns
-    whether the handler was installed."""
+    SIGINT would do nothing, and ``kill -TERM`` loses the run in progress (every finished
+    run is kept by the store either way). Send it to the bench's process group, as Ctrl-C
+    does (``kill -INT -- -PGID``), so that worker processes (bench.scale runs each setting
+    in one) stop too. Main thread only; returns whether the handler was installed."""
     if (signal.getsignal(signal.SIGINT) is signal.SIG_IGN
             and threading.current_thread() is threading.main_thread()):
         signal.signal(signal.SIGINT, signal.default_int_handler)
