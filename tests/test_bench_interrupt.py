@@ -28,9 +28,11 @@ def _run_background(mode: str, wait: float) -> tuple[str, float]:
     """Start SCRIPT with SIGINT ignored (as ``nohup`` or ``cmd &`` would), send it SIGINT
     once it is ready, and return its output and how long it lived after the signal (inf:
     still running ``wait`` seconds later)."""
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, mode], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    # the shell ignores SIGINT and execs Python, which inherits it ignored (no preexec_fn:
+    # it is unsafe in a process with threads, as a pytest worker running JAX is)
+    proc = subprocess.Popen(["sh", "-c", "trap '' INT; exec \"$0\" -c \"$1\" \"$2\"",
+                             sys.executable, SCRIPT, mode], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
         t0 = time.monotonic()
