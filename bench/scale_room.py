@@ -16,7 +16,7 @@ the test tasks (``generate(n, seed=1, ...)``, bench.scale's) and on train tasks
 Rows: ``setting`` "T=200,D=16 test" (or "... train"), ``budget``, ``method``, ``value`` (mean
 cost, ms), ``rel_start`` (mean over tasks of cost / start plan's cost), ``at_start`` (tasks
 whose plan costs what the start plan costs: the method found nothing better), ``n``, and
-``seconds`` (mean per task). There is no target of its own: it is context for issue 26's
+``seconds`` (mean per task over the runs that did not fail, `bench.scale.seconds_per_task`). There is no target of its own: it is context for issue 26's
 "0.97 × annealing at 300 evaluations". ``--store``/``--resume`` keep every finished run.
 Writes ``bench/results/scale-room[-quick].json``.
 """
@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench._report import Report, parse_args
+from bench.scale import seconds_per_task
 
 QUICK_GRID = ((200, 16),)
 GRID = ((200, 16), (400, 32))
@@ -73,12 +74,12 @@ def run_room(T: int, D: int, n: int, split: str, budgets: Sequence[int] = BUDGET
                                           store=store, setting=tag, progress=progress))
         for E in budgets]
     for budget, cmp in runs:
+        secs = seconds_per_task(cmp)                  # failed runs left out, as in bench.scale
         for m in cmp.methods:
             vals = cmp.values(m)
-            secs = [r.seconds for r in cmp.runs if r.method == m]
             rows.append({"setting": tag, "budget": budget, "method": m,
                          "value": float(np.nanmean(vals)), **relative_to_start(vals, starts),
-                         "seconds": float(np.mean(secs))})
+                         "seconds": secs.get(m, float("nan"))})
     return rows
 
 
