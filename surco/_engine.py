@@ -56,11 +56,16 @@ class RunControl:
         """Let the deadline skip solves (called once the run has a first answer to keep)."""
         self.armed = True
 
-    def past_deadline(self) -> bool:
-        return self.deadline is not None and time.perf_counter() >= self.deadline
+    def past_deadline(self, at: float | None = None) -> bool:
+        """Whether the deadline had passed at perf-counter time ``at`` (default: now)."""
+        now = time.perf_counter() if at is None else at
+        return self.deadline is not None and now >= self.deadline
 
-    def stop_requested(self) -> bool:
-        if self.reason is None and self.armed and self.past_deadline():
+    def stop_requested(self, at: float | None = None) -> bool:
+        """Whether the run must stop; ``at`` (a perf-counter time, default now) is when the
+        work about to be recorded finished, so a step that ended before the deadline is
+        kept even if this check runs after it."""
+        if self.reason is None and self.armed and self.past_deadline(at):
             self.reason = StopReason.TIME_LIMIT
         return self.reason is not None
 

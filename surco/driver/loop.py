@@ -122,6 +122,7 @@ def host_loop(s: Start):
                         (new_theta, new_state, fv, x, c, status, c_ok, gx_ok, g_ok,
                          gx) = jax.block_until_ready(step(theta, opt_state,
                                                           k if est.needs_key else None, ys))
+                        t_done = time.perf_counter()  # the step's stamp: when its work ended
                     except Exception as exc:
                         if control.reason is not None or is_interrupt(exc):
                             stopped = control.reason or StopReason.INTERRUPTED
@@ -130,7 +131,7 @@ def host_loop(s: Start):
                             stopped = StopReason.BUDGET
                             break
                         raise fail(control.error or exc) from None
-                    if control.stop_requested():  # solves of this step were skipped
+                    if control.stop_requested(t_done):  # solves of this step were skipped
                         stopped = control.reason
                         break
                     check(t, status=np.asarray(status), c_ok=np.asarray(c_ok),
@@ -151,11 +152,15 @@ def host_loop(s: Start):
                                 stopped = StopReason.BUDGET
                                 break
                             raise fail(exc)
+                        t_done = time.perf_counter()
+                        if control.stop_requested(t_done):  # ended past the deadline
+                            stopped = control.reason
+                            break
                         check(t, f=np.asarray(fv, np.float64))
                     try:
                         reason = sel.step(np.asarray(fv, np.float64), np.asarray(x),
                                           np.asarray(c), np.asarray(theta),
-                                          time.perf_counter() - s.t_start, solver.calls,
+                                          t_done - s.t_start, solver.calls,
                                           solver.seconds)
                     except Exception as exc:
                         if is_budget_exhausted(exc):

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from surco._engine import check_finite, is_budget_exhausted
+from surco.budget import _key as plan_key
 from surco.outcome import StopReason
 from surco.problem import Instance, Problem, ProblemError
 from surco.results import ZeroResult
@@ -78,7 +79,7 @@ class Selection:
         scores = fv.copy()
         if self.select == "evaluate":
             for b in range(B):
-                h = x[b].tobytes()
+                h = plan_key(x[b])
                 if h not in self.evaluated[b]:
                     self.evaluated[b][h] = float(self.problem.evaluate(x[b], self.instances[b]))
                 scores[b] = self.evaluated[b][h]
@@ -119,7 +120,7 @@ class Selection:
         out = []
         for b in range(B):
             x_b, c_b, th_b, t_b = self.best[b]
-            true = self.evaluated[b].get(x_b.tobytes())
+            true = self.evaluated[b].get(plan_key(x_b))
             if true is None and final and self.problem.evaluate is not None:
                 try:
                     true = float(self.problem.evaluate(x_b, self.instances[b]))

@@ -18,7 +18,7 @@ import pytest
 import surco
 from surco.budget import Budget, BudgetExhausted
 from surco.problems import assignment as A
-from surco.solvers import (InfeasibleError, LinearSpec, Solver, SolverError, SolverTimeout,
+from surco.solvers import (InfeasibleError, LinearSpec, Solver, SolverTimeout,
                            Status, make_solver)
 from surco import NoProgressWarning
 
@@ -123,6 +123,27 @@ def test_time_limit_returns_the_best_so_far():
     _is_best_so_far(r, Y[0])
     with pytest.raises(ValueError, match=r"zero: time_limit \(or None\) must be a finite number > 0, got 0"):
         surco.zero(PROB, Y[0], time_limit=0)
+
+
+def test_a_step_is_stamped_when_its_work_ended(monkeypatch):
+    """The time a step is recorded at is when its solves and evaluation ended, not when the
+    driver got round to recording it: slow checks between the two (here 1 s each) neither
+    push a step that ended before the deadline past it nor keep it from being recorded."""
+    from surco.driver import loop
+    check = loop.check_step
+
+    def slow_check(*args, **kwargs):
+        time.sleep(1.0)
+        return check(*args, **kwargs)
+
+    surco.zero(PROB, Y[0], steps=1, key=0)  # first-call set-up outside the timed part
+    monkeypatch.setattr(loop, "check_step", slow_check)
+    r = surco.zero(PROB, Y[0], steps=100, time_limit=2.5, key=0)
+    assert r.stopped == "time_limit"
+    s = np.asarray(r.history["seconds"])
+    assert len(s) >= 2, s          # steps end about 1 s apart: at ~0, ~1 and ~2 s
+    assert s[-1] <= 2.5, s         # recorded after its 1 s check, it would be at ~3 s
+    assert np.all(np.diff(s) >= 1.0), s
 
 
 def test_evaluation_budget_in_evaluate_stops_cleanly():
