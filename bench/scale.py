@@ -28,10 +28,18 @@ at 400/32; the full run at 800/128 with no failed run. The JSON's ``growth`` hol
 method's time against T with the fitted exponent (`growth_exponents`). Writes
 ``bench/results/scale[-quick].json`` and ``scale[-quick].png`` (mean
 cost relative to cost-greedy's, and seconds, against T, for every method).
+
+Resuming (``--store PATH --resume``): each setting that finished is recorded in
+``PATH.settings.jsonl`` with what it measured outside the harness (start plans' seconds and
+values, seconds per step; `record_setting`), so a rerun reads it and the store's runs and
+computes nothing for it; a setting cut short is run again, its stored runs skipped.
 """
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -94,17 +102,28 @@ def run_setting(T: int, D: int, n: int, model_name: str, store
     print(f"{tag} [{model_name}]: tasks", flush=True)
     tasks = S.generate(n, seed=1, n_tables=T, n_devices=D)
     train = S.generate(1, seed=11, n_tables=T, n_devices=D, split="train")
-    t0 = time.perf_counter()
-    for task in tasks + train:
-        scale.start_plan(task, model)
-    start_s = (time.perf_counter() - t0) / len(tasks + train)
-    _warm(fam, problem, train, fam.zero_settings)
-    out["start_seconds"] = start_s
-    out["start_value"] = float(np.mean([model.evaluate(scale.start_plan(t, model), t)
-                                        for t in tasks]))
-    if T == 400 and D == 32:
-        out["step_seconds"] = _step_seconds(problem, train[0], fam.zero_settings["init"],
-                                            fam.zero_settings)
+    done = finished_setting(store, tag, model_name, n)
+    if done is not None:   # every run is in the store: nothing to warm up or time again
+        print(f"{tag} [{model_name}]: finished at {str(done.get('commit'))[:10]}; read from "
+              f"the store", flush=True)
+        measured = {k: done[k] for k in MEASURED if k in done}
+    else:
+        t0 = time.perf_counter()
+        for task in tasks + train:
+            scale.start_plan(task, model)
+        measured = {"start_seconds": (time.perf_counter() - t0) / len(tasks + train),
+                    "starts": [float(model.evaluate(scale.start_plan(t, model), t))
+                               for t in tasks]}
+        _warm(fam, problem, train, fam.zero_settings)
+        if T == 400 and D == 32:
+            measured["step_seconds"] = _step_seconds(problem, train[0],
+                                                     fam.zero_settings["init"],
+                                                     fam.zero_settings)
+    starts = np.asarray(measured["starts"], np.float64)
+    out["start_seconds"] = measured["start_seconds"]
+    out["start_value"] = float(np.mean(starts))
+    if "step_seconds" in measured:
+        out["step_seconds"] = measured["step_seconds"]
     heur = [m for m in fam.baselines if m not in SEARCH]
     own = surco.compare(fam, tasks, heur + ["surco-zero"], store=store, setting=tag,
                         reference="cost-greedy", progress=False)
@@ -131,7 +150,8 @@ def run_setting(T: int, D: int, n: int, model_name: str, store
         failures += [{"setting": tag, "cost_model": model_name, "budget": budget,
                       "method": r.method, "task": r.instance, "error": r.error}
                      for r in cmp.runs if r.status == "failed"]
-    starts = np.array([model.evaluate(scale.start_plan(t, model), t) for t in tasks])
+    if done is None and store is not None and not any(c.interrupted for c in (own, eq, ev)):
+        record_setting(store, tag, model_name, n, measured)
     zero = own.values("surco-zero")
     eq_vals = {m: eq.values(m) for m in eq.methods}
     eq_vals["surco-zero"] = zero
@@ -152,6 +172,64 @@ def run_setting(T: int, D: int, n: int, model_name: str, store
             np.nanmean(own.values("torchrec-planner")) / np.nanmean(eq_vals[best_t]))
     return rows, failures, out, {"own": own, "time of surco-zero": eq,
                                  f"{EVALS} evaluations": ev}
+
+
+#: what `run_setting` measures itself, outside the harness's runs (kept by `record_setting`):
+#: seconds per task of the start plan, each test task's start value, seconds per SurCo step
+MEASURED = ("start_seconds", "starts", "step_seconds")
+
+
+def settings_path(store) -> Path:
+    """The file beside a run store that records the finished settings
+    (``<store>.settings.jsonl``)."""
+    return Path(str(store) + ".settings.jsonl")
+
+
+def record_setting(store, tag: str, model_name: str, n: int, measured: dict) -> None:
+    """Record that setting ``tag`` under ``model_name`` on ``n`` tasks finished: every run is
+    in ``store``, and ``measured`` (`MEASURED`) is what a rerun would otherwise have to
+    compute again (the start plans take about a minute per task at 800/128). One JSON line
+    with the commit it ran at, appended and flushed to disk (a partial last line, left by a
+    killed writer, is cut off first, as `surco.store.RunStore` does)."""
+    from surco.report import commit
+    line = json.dumps({"setting": tag, "cost_model": model_name, "n": int(n),
+                       "commit": commit(), **{k: measured[k] for k in MEASURED
+                                              if k in measured}})
+    path = settings_path(store)
+    if path.exists():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):   # a partial line of a killed writer: cut it off
+            with open(path, "r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
+    with open(path, "a") as fh:
+        fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def finished_setting(store, tag: str, model_name: str, n: int) -> dict | None:
+    """The record of a finished setting (`record_setting`), or None: no store, no record, or
+    a record for another number of tasks. The last record wins; a partial last line (a
+    write cut short) is not a record.
+
+    Raises:
+      ValueError: a complete line that is not a JSON object (named by file and line)."""
+    path = None if store is None else settings_path(store)
+    if path is None or not path.exists():
+        return None
+    hit = None
+    for no, line in enumerate(path.read_bytes().split(b"\n")[:-1], 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}, line {no}: not a setting record ({exc})") from None
+        if not isinstance(r, dict):
+            raise ValueError(f"{path}, line {no}: not a setting record (not an object)")
+        if (r.get("setting"), r.get("cost_model"), r.get("n")) == (tag, model_name, n):
+            hit = r
+    return hit
 
 
 def seconds_per_task(cmp: Any) -> dict[str, float]:

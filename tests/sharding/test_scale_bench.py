@@ -69,3 +69,48 @@ def test_grid_selection_keeps_the_grids_order_and_names_a_bad_item():
         select_grid(grid, ["200x16"])
     with pytest.raises(ValueError, match="400/32 is not a setting of the grid 100/8 200/16"):
         select_grid(grid, ["400/32"])
+
+
+def test_a_finished_setting_is_recorded_and_read_back(tmp_path):
+    from bench.scale import finished_setting, record_setting, settings_path
+    store = tmp_path / "scale.runs.jsonl"
+    assert finished_setting(store, "T=20,D=4", "analytic", 2) is None       # no file yet
+    record_setting(store, "T=20,D=4", "analytic", 2, {"start_seconds": 0.5, "starts": [1.0, 2.0],
+                                                      "not measured": 3})
+    record_setting(store, "T=20,D=4", "torchrec", 2, {"start_seconds": 0.7, "starts": [4.0, 5.0]})
+    r = finished_setting(store, "T=20,D=4", "analytic", 2)
+    assert (r["start_seconds"], r["starts"], r["n"]) == (0.5, [1.0, 2.0], 2)
+    assert "not measured" not in r and "commit" in r
+    assert finished_setting(store, "T=20,D=4", "analytic", 5) is None       # other task count
+    assert finished_setting(store, "T=40,D=4", "analytic", 2) is None
+    # a write cut short is not a record, and the next record replaces it
+    with open(settings_path(store), "a") as fh:
+        fh.write('{"setting": "T=40,D=4", "cost_model": "analytic", "n": 2, "sta')
+    assert finished_setting(store, "T=40,D=4", "analytic", 2) is None
+    record_setting(store, "T=20,D=4", "analytic", 2, {"start_seconds": 0.25, "starts": [1.0, 2.0]})
+    assert finished_setting(store, "T=20,D=4", "analytic", 2)["start_seconds"] == 0.25  # last wins
+    lines = settings_path(store).read_text().split("\n")
+    assert len(lines) == 4 and lines[-1] == "" and "T=40" not in settings_path(store).read_text()
+    settings_path(store).write_text('{"setting": 1}\nnot json\n')
+    with pytest.raises(ValueError, match=r"scale.runs.jsonl.settings.jsonl, line 2: not a setting"):
+        finished_setting(store, "T=20,D=4", "analytic", 2)
+
+
+@pytest.mark.slow
+def test_a_rerun_of_a_finished_setting_reads_the_store_and_computes_nothing(tmp_path, monkeypatch):
+    """Sibling of the test above: the whole setting, run twice on one store; the second run
+    makes no start plan, no warm-up and no run, and reports the same."""
+    import bench.scale as B
+    from surco.problems.sharding import scale
+    store = tmp_path / "scale.runs.jsonl"
+    rows, fails, out, _ = B.run_setting(12, 3, 2, "analytic", store)
+    n_runs = len(store.read_text().splitlines())
+
+    def boom(*a, **k):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(scale, "start_plan", boom)
+    monkeypatch.setattr(B, "_warm", boom)
+    rows2, fails2, out2, _ = B.run_setting(12, 3, 2, "analytic", store)
+    assert len(store.read_text().splitlines()) == n_runs
+    assert out2 == out and rows2 == rows and fails2 == fails == []
