@@ -50,7 +50,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Budget", "Meter", "BudgetExhausted"]
+__all__ = ["Budget", "Meter", "BudgetExhausted", "plan_key"]
 
 
 class BudgetExhausted(Exception):
@@ -123,7 +123,7 @@ class Budget:
         return out
 
 
-def _key(x: np.ndarray) -> bytes:
+def plan_key(x: np.ndarray) -> bytes:
     """The meter's cache key of x: its shape and a 128-bit BLAKE2b digest of its float64
     bytes (a collision is as likely as guessing a 128-bit key). Not the bytes themselves: a
     plan of 800 tables on 128 devices is 800 KB, and a meter caching tens of thousands of
@@ -240,7 +240,7 @@ class Meter:
     # -- evaluations -----------------------------------------------------------------------
     def cached(self, x: np.ndarray) -> float | None:
         """The value of x if it was evaluated already (free), else None."""
-        return self._cache.get(_key(x))
+        return self._cache.get(plan_key(x))
 
     def __call__(self, x: np.ndarray) -> float:
         """The true cost of x: from the cache (free), or one new evaluation.
@@ -251,7 +251,7 @@ class Meter:
           ValueError: the evaluation returned a non-finite value.
         """
         self.calls += 1
-        k = _key(x)
+        k = plan_key(x)
         v = self._cache.get(k)
         if v is not None:
             self._check_time()
@@ -274,7 +274,7 @@ class Meter:
         """
         X = np.asarray(X)
         self.calls += len(X)
-        keys = [_key(x) for x in X]
+        keys = [plan_key(x) for x in X]
         out = np.array([self._cache.get(k, np.nan) for k in keys], np.float64)
         new, seen = [], set()
         for i, k in enumerate(keys):

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from surco._engine import check_finite, is_budget_exhausted
-from surco.budget import _key as plan_key
+from surco.budget import plan_key
 from surco.outcome import StopReason
 from surco.problem import Instance, Problem, ProblemError
 from surco.results import ZeroResult
