@@ -31,8 +31,10 @@ cost relative to cost-greedy's, and seconds, against T, for every method).
 
 Resuming (``--store PATH --resume``): each setting that finished is recorded in
 ``PATH.settings.jsonl`` with what it measured outside the harness (start plans' seconds and
-values, seconds per step; `record_setting`), so a rerun reads it and the store's runs and
-computes nothing for it; a setting cut short is run again, its stored runs skipped.
+values, seconds per step; `record_setting`) and its number of runs, so a rerun reads it and
+the store's runs and computes nothing for it; a setting cut short, or one whose runs were
+since dropped from the store, is run again (start plans and warm-up first), its stored runs
+skipped.
 """
 from __future__ import annotations
 
@@ -103,6 +105,11 @@ def run_setting(T: int, D: int, n: int, model_name: str, store
     tasks = S.generate(n, seed=1, n_tables=T, n_devices=D)
     train = S.generate(1, seed=11, n_tables=T, n_devices=D, split="train")
     done = finished_setting(store, tag, model_name, n)
+    if done is not None and stored_runs(store, fam.name, tag) < done.get("runs", 0):
+        print(f"{tag} [{model_name}]: the store lacks runs of this finished setting "
+              f"({stored_runs(store, fam.name, tag)} of {done['runs']}): running it again",
+              flush=True)
+        done = None
     if done is not None:   # every run is in the store: nothing to warm up or time again
         print(f"{tag} [{model_name}]: finished at {str(done.get('commit'))[:10]}; read from "
               f"the store", flush=True)
@@ -151,7 +158,8 @@ def run_setting(T: int, D: int, n: int, model_name: str, store
                       "method": r.method, "task": r.instance, "error": r.error}
                      for r in cmp.runs if r.status == "failed"]
     if done is None and store is not None and not any(c.interrupted for c in (own, eq, ev)):
-        record_setting(store, tag, model_name, n, measured)
+        record_setting(store, tag, model_name, n,
+                       {**measured, "runs": len(own.runs) + len(eq.runs) + len(ev.runs)})
     zero = own.values("surco-zero")
     eq_vals = {m: eq.values(m) for m in eq.methods}
     eq_vals["surco-zero"] = zero
@@ -175,8 +183,16 @@ def run_setting(T: int, D: int, n: int, model_name: str, store
 
 
 #: what `run_setting` measures itself, outside the harness's runs (kept by `record_setting`):
-#: seconds per task of the start plan, each test task's start value, seconds per SurCo step
-MEASURED = ("start_seconds", "starts", "step_seconds")
+#: seconds per task of the start plan, each test task's start value, seconds per SurCo step;
+#: and how many runs the setting stored (a record whose runs are no longer all in the store
+#: is not trusted: see `run_setting`)
+MEASURED = ("start_seconds", "starts", "step_seconds", "runs")
+
+
+def stored_runs(store, family: str, tag: str) -> int:
+    """How many runs of ``family`` at setting ``tag`` the run store at ``store`` holds."""
+    from surco.store import RunStore
+    return sum(1 for _ in RunStore(store).records(family=family, setting=tag))
 
 
 def settings_path(store) -> Path:

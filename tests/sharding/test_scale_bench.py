@@ -114,3 +114,10 @@ def test_a_rerun_of_a_finished_setting_reads_the_store_and_computes_nothing(tmp_
     rows2, fails2, out2, _ = B.run_setting(12, 3, 2, "analytic", store)
     assert len(store.read_text().splitlines()) == n_runs
     assert out2 == out and rows2 == rows and fails2 == fails == []
+    assert B.finished_setting(store, "T=12,D=3", "analytic", 2)["runs"] == n_runs
+    # runs dropped from the store after the record: the record is not trusted, the setting
+    # is prepared again (start plans, warm-up) and the missing runs computed
+    from surco.store import RunStore
+    assert RunStore(store).drop("annealing") > 0
+    with pytest.raises(AssertionError, match="computed again"):
+        B.run_setting(12, 3, 2, "analytic", store)
