@@ -10,20 +10,15 @@
   (git-ignored; a caller's own ``JAX_COMPILATION_CACHE_DIR`` wins), for every compiled
   program however short its compile: the two test workers and the notebook kernels the
   notebook tests start share it, so a program compiled by one test is loaded by the next
-  (conformance, compiled-zero and MPAX tests, side by side at load ~4.7, unbounded cache:
-  9 % less time on a first run with an empty cache, 47 % less on a rerun; bounded as below,
-  at load ~7: a rerun took 44 % of the first run's time). Programs with host
-  callbacks (the solver calls) are never cached by JAX, so every solve still runs. The
-  cache is bounded (1 GiB, least recently used entries evicted), which also makes JAX
-  lock it across processes (`filelock`, a dev dependency); without `filelock` it stays
-  off, since two workers would then write and read entries unlocked.
+  (measured on conformance, compiled-zero and MPAX tests: 9 % less time on a first run with
+  an empty cache, 47 % less on a rerun). Programs with host callbacks (the solver calls)
+  are never cached by JAX, so every solve still runs.
 * Fixtures used across folders: ``rng`` (a seeded NumPy generator).
 * Ctrl-C is tested by sending SIGINT to the test process. A shell that starts ``make test``
   in the background (``make test &``, ``nohup``, a CI step without job control) starts it
   with SIGINT *ignored*, and Python then installs no KeyboardInterrupt handler, so those
   tests would see no Ctrl-C at all. The handler is installed here, as in a foreground run.
 """
-import importlib.util
 import os
 import signal
 import sys
@@ -33,12 +28,10 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-if importlib.util.find_spec("filelock") is not None:   # JAX locks a bounded cache with it
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                          str(Path(__file__).resolve().parent.parent / ".jax-cache"))
-    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(1 << 30))
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      str(Path(__file__).resolve().parent.parent / ".jax-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
