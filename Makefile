@@ -48,4 +48,4 @@ notebooks: $(STAMP)
 	$(BIN)/python notebooks/execute.py $(NOTEBOOKS_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .jax-cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache
