@@ -104,11 +104,13 @@ def run_setting(T: int, D: int, n: int, model_name: str, store
     print(f"{tag} [{model_name}]: tasks", flush=True)
     tasks = S.generate(n, seed=1, n_tables=T, n_devices=D)
     train = S.generate(1, seed=11, n_tables=T, n_devices=D, split="train")
+    from surco.store import RunStore
+    runs_store = None if store is None else RunStore(store)   # read once (355 MB at full size)
     done = finished_setting(store, tag, model_name, n)
-    if done is not None and stored_runs(store, fam.name, tag) < done.get("runs", 0):
+    have = None if done is None else stored_runs(runs_store, fam.name, tag)
+    if done is not None and have < done.get("runs", 0):
         print(f"{tag} [{model_name}]: the store lacks runs of this finished setting "
-              f"({stored_runs(store, fam.name, tag)} of {done['runs']}): running it again",
-              flush=True)
+              f"({have} of {done['runs']}): running it again", flush=True)
         done = None
     if done is not None:   # every run is in the store: nothing to warm up or time again
         print(f"{tag} [{model_name}]: finished at {str(done.get('commit'))[:10]}; read from "
@@ -132,7 +134,7 @@ def run_setting(T: int, D: int, n: int, model_name: str, store
     if "step_seconds" in measured:
         out["step_seconds"] = measured["step_seconds"]
     heur = [m for m in fam.baselines if m not in SEARCH]
-    own = surco.compare(fam, tasks, heur + ["surco-zero"], store=store, setting=tag,
+    own = surco.compare(fam, tasks, heur + ["surco-zero"], store=runs_store, setting=tag,
                         reference="cost-greedy", progress=False)
     polish = scale.surco_scale_methods(fam)
     search = list(SEARCH)
@@ -144,12 +146,12 @@ def run_setting(T: int, D: int, n: int, model_name: str, store
                           f"their neighbourhood array would take "
                           f"{neighbourhood_bytes(T, D) / 1e9:.1f} GB")
     eq = surco.compare(fam, tasks, {**{s: fam.baselines[s] for s in search}, **polish},
-                       budget=own.matched_budget("surco-zero"), store=store, setting=tag,
+                       budget=own.matched_budget("surco-zero"), store=runs_store, setting=tag,
                        reference="annealing", progress=False)
     ev_methods = {**{s: fam.baselines[s] for s in search},
                   "surco-zero": surco.surco_methods(fam)["surco-zero"], **polish}
     ev = surco.compare(fam, tasks, ev_methods, budget=surco.Budget(evaluations=EVALS),
-                       store=store, setting=tag, reference="annealing", progress=False)
+                       store=runs_store, setting=tag, reference="annealing", progress=False)
     for cmp, budget, ref in ((own, "own", "cost-greedy"), (eq, "time of surco-zero", "annealing"),
                              (ev, f"{EVALS} evaluations", "annealing")):
         print(f"-- {tag} [{model_name}], {budget}\n{cmp.table(ref)}", flush=True)
@@ -190,9 +192,9 @@ MEASURED = ("start_seconds", "starts", "step_seconds", "runs")
 
 
 def stored_runs(store, family: str, tag: str) -> int:
-    """How many runs of ``family`` at setting ``tag`` the run store at ``store`` holds."""
-    from surco.store import RunStore
-    return sum(1 for _ in RunStore(store).records(family=family, setting=tag))
+    """How many runs of ``family`` at setting ``tag`` ``store`` (a `surco.store.RunStore`)
+    holds."""
+    return sum(1 for _ in store.records(family=family, setting=tag))
 
 
 def settings_path(store) -> Path:
