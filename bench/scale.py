@@ -38,8 +38,6 @@ skipped.
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -47,6 +45,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench._report import RESULTS, Report, parse_args
+from surco.store import append_json_line, read_json_lines
 
 N_TEST, QUICK_TEST, EVALS = 10, 5, 300
 #: Largest whole neighbourhood (bytes, `neighbourhood_bytes`) a search may build at once;
@@ -208,21 +207,11 @@ def record_setting(store, tag: str, model_name: str, n: int, measured: dict) -> 
     in ``store``, and ``measured`` (`MEASURED`) is what a rerun would otherwise have to
     compute again (the start plans take about a minute per task at 800/128). One JSON line
     with the commit it ran at, appended and flushed to disk (a partial last line, left by a
-    killed writer, is cut off first, as `surco.store.RunStore` does)."""
+    killed writer, is cut off first: `surco.store.append_json_line`)."""
     from surco.report import commit
-    line = json.dumps({"setting": tag, "cost_model": model_name, "n": int(n),
-                       "commit": commit(), **{k: measured[k] for k in MEASURED
-                                              if k in measured}})
-    path = settings_path(store)
-    if path.exists():
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):   # a partial line of a killed writer: cut it off
-            with open(path, "r+b") as fh:
-                fh.truncate(data.rfind(b"\n") + 1)
-    with open(path, "a") as fh:
-        fh.write(line + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    append_json_line(settings_path(store), {
+        "setting": tag, "cost_model": model_name, "n": int(n), "commit": commit(),
+        **{k: measured[k] for k in MEASURED if k in measured}})
 
 
 def finished_setting(store, tag: str, model_name: str, n: int) -> dict | None:
@@ -236,13 +225,7 @@ def finished_setting(store, tag: str, model_name: str, n: int) -> dict | None:
     if path is None or not path.exists():
         return None
     hit = None
-    for no, line in enumerate(path.read_bytes().split(b"\n")[:-1], 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}, line {no}: not a setting record ({exc})") from None
+    for no, r in read_json_lines(path, "setting record"):
         if not isinstance(r, dict):
             raise ValueError(f"{path}, line {no}: not a setting record (not an object)")
         if (r.get("setting"), r.get("cost_model"), r.get("n")) == (tag, model_name, n):

@@ -130,16 +130,7 @@ class RunStore:
     def _read(self) -> None:
         if not self.path.exists():
             return
-        data = self.path.read_bytes()
-        lines = data.split(b"\n")
-        complete = lines[:-1]          # the part after the last newline is partial (or empty)
-        for no, line in enumerate(complete, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ValueError(f"{self.path}, line {no}: not a run record ({exc})") from None
+        for no, rec in read_json_lines(self.path, "run record"):
             if not isinstance(rec, dict) or rec.get("format") != FORMAT or "key" not in rec:
                 raise ValueError(f"{self.path}, line {no}: not a {FORMAT} run record")
             self._records[rec["key"]] = rec
@@ -228,23 +219,59 @@ class RunStore:
             load = None
         rec = {"format": FORMAT, "key": key, **_jsonable(meta), "host": socket.gethostname(),
                "load_avg_1min": load, "run": _jsonable(fields)}
-        line = json.dumps(rec, allow_nan=False).encode() + b"\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab+") as fh:
-            _lock(fh)                         # several processes may append to one store
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            if size:
-                fh.seek(size - 1)
-                if fh.read(1) != b"\n":       # a partial line of a killed writer: cut it off
-                    fh.seek(0)
-                    data = fh.read()
-                    fh.truncate(data.rfind(b"\n") + 1)
-            fh.seek(0, os.SEEK_END)
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_json_line(self.path, rec)
         self._records[key] = rec
+
+
+def read_json_lines(path: str | Path, what: str) -> Iterator[tuple[int, Any]]:
+    """The objects of a JSON Lines file written by `append_json_line`, as (line number,
+    object) pairs in file order. Blank lines are skipped, and so is a partial last line (the
+    part after the last newline: a write cut short by a killed process).
+
+    Args:
+      path: the file (it must exist).
+      what: what one line holds, for the error message (e.g. ``"run record"``).
+
+    Raises:
+      ValueError: a complete line that is not JSON, naming the file and the line number.
+    """
+    path = Path(path)
+    complete = path.read_bytes().split(b"\n")[:-1]   # after the last newline: partial or empty
+    for no, line in enumerate(complete, 1):
+        if not line.strip():
+            continue
+        try:
+            yield no, json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}, line {no}: not a {what} ({exc})") from None
+
+
+def append_json_line(path: str | Path, obj: Any) -> None:
+    """Append ``obj`` as one JSON line to ``path`` (created with its folder), durably: one
+    ``write`` of the whole line, flushed and ``fsync``-ed, under an exclusive lock so that
+    appends of several processes never interleave. A partial last line left by a killed
+    writer is cut off first, so that it never glues onto the new line.
+
+    Raises:
+      ValueError: ``obj`` holds NaN or infinity (not JSON).
+    """
+    path = Path(path)
+    line = json.dumps(obj, allow_nan=False).encode() + b"\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab+") as fh:
+        _lock(fh)                             # several processes may append to one file
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        if size:
+            fh.seek(size - 1)
+            if fh.read(1) != b"\n":           # a partial line of a killed writer: cut it off
+                fh.seek(0)
+                data = fh.read()
+                fh.truncate(data.rfind(b"\n") + 1)
+        fh.seek(0, os.SEEK_END)
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _lock(fh) -> None:

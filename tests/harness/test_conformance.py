@@ -19,7 +19,7 @@ from surco.budget import Budget
 FAMILIES = list(surco.problems.FAMILIES)
 #: Small sizes for the conformance checks (keywords of FAMILY.generate; default: none).
 SMALL: dict[str, dict] = {}
-BUDGET = Budget(seconds=20.0, evaluations=30)
+BUDGET = Budget(seconds=5.0, evaluations=30)
 
 
 def _family(name):

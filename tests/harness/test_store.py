@@ -19,7 +19,7 @@ from surco.budget import Budget
 from surco.problems import assignment as A
 import surco.runs
 from surco.runs import Run
-from surco.store import RunStore, instance_hash
+from surco.store import RunStore, append_json_line, instance_hash, read_json_lines
 
 FAM = A.FAMILY
 INSTS = FAM.generate(3, seed=11, n=6, m=3)
@@ -95,6 +95,23 @@ def test_a_corrupt_line_is_named(tmp_path):
     p.write_text('{"format": "surco-runs/1", "key": "a", "run": {}}\nnot json\n')
     with pytest.raises(ValueError, match=r"runs.jsonl, line 2: not a run record"):
         RunStore(p)
+
+
+def test_json_lines_helpers_skip_blank_and_partial_lines_and_refuse_nan(tmp_path):
+    """The one JSON Lines reader/appender (the run store and bench.scale's settings file)."""
+    p = tmp_path / "sub" / "x.jsonl"
+    append_json_line(p, {"a": 1})                        # creates the folder
+    with open(p, "ab") as fh:
+        fh.write(b"\n[2, 3]\n{\"half")                   # a blank line, a list, a partial line
+    assert list(read_json_lines(p, "thing")) == [(1, {"a": 1}), (3, [2, 3])]
+    append_json_line(p, "s")                             # cuts the partial line off first
+    assert p.read_bytes() == b'{"a": 1}\n\n[2, 3]\n"s"\n'
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        append_json_line(p, {"v": float("nan")})
+    assert p.read_bytes().endswith(b'"s"\n')             # nothing written
+    p.write_bytes(b'{"a": 1}\n{oops}\n')
+    with pytest.raises(ValueError, match=r"x.jsonl, line 2: not a thing \("):
+        list(read_json_lines(p, "thing"))
 
 
 def test_keys_change_with_the_instance_content_and_the_budget():

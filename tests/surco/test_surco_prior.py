@@ -9,8 +9,10 @@ from surco.problems import assignment as A
 N, M = 6, 3
 # Negative identity with Sahoo et al.'s standardisation learned the prior best on this
 # problem (blackbox interpolation plateaued above the heuristic in the same budget).
-TRAIN_KW = dict(estimator="neg_identity", projection="standardize", epochs=80, batch_size=25,
-                lr=1e-3, hidden=(32,), patience=None, key=0, backend="cpsat")
+# 20 epochs at lr 1e-2, keeping the best validation epoch: 0.987-0.993 x the heuristic's mean
+# f over keys 0-3 (80 epochs at lr 1e-3 gave 0.998 for key 0 and 1.001 for key 1, 4 x slower).
+TRAIN_KW = dict(estimator="neg_identity", projection="standardize", epochs=20, batch_size=25,
+                lr=1e-2, hidden=(32,), patience=None, key=0, backend="cpsat")
 
 
 @pytest.fixture(scope="module")
