@@ -370,7 +370,7 @@ def test_zero_and_family_for_run_on_blocks():
     assert "blocks ['assign']" in fam.notes["neighbourhood"]
     assert fam.notes["scip"].startswith("included")
     cmp = surco.compare(fam, ys[:2], ["local-search-first", "annealing", "scip", "surco-zero"],
-                        budget=surco.Budget(seconds=60.0, evaluations=150), progress=False)
+                        budget=surco.Budget(seconds=60.0, evaluations=50), progress=False)
     for i, y in enumerate(ys[:2]):
         _, v_opt = brute(y)
         assert cmp.run("scip", i).value == pytest.approx(v_opt, rel=1e-4, abs=1e-4)
