@@ -4,6 +4,7 @@ searches and TorchRec's own planner, under our analytic cost and under TorchRec'
     python -m bench.scale --quick   # T/D in {100/8, 200/16, 400/32}, 5 test tasks each
     python -m bench.scale           # `scale.SCALE_GRID`, 10 test tasks each
     python -m bench.scale --grid 100/8 200/16 --store PATH --resume   # some settings only
+    python -m bench.scale --replot  # redraw scale.png from scale.json
 
 Tasks: ``sharding.generate(n, seed=1, n_tables=T, n_devices=D)`` (test split; larger T
 draw from `tables.extended_pools`, see `tables.blocks_for`), 5 GB devices. For each
@@ -26,8 +27,9 @@ SurCo-family mean <= 1.00 × annealing's at equal wall time and <= 0.97 × at 30
 evaluations (200/16 and 400/32); SurCo-zero's plan (start included) in <= 10 s per task
 at 400/32; the full run at 800/128 with no failed run. The JSON's ``growth`` holds each
 method's time against T with the fitted exponent (`growth_exponents`). Writes
-``bench/results/scale[-quick].json`` and ``scale[-quick].png`` (mean
-cost relative to cost-greedy's, and seconds, against T, for every method).
+``bench/results/scale[-quick].json`` and ``scale[-quick].png`` (`plot_summary`: mean
+cost relative to cost-greedy's, and seconds, per setting, for every method); ``--replot``
+only redraws the png from the json.
 
 Resuming (``--store PATH --resume``): each setting that finished is recorded in
 ``PATH.settings.jsonl`` with what it measured outside the harness (start plans' seconds and
@@ -291,32 +293,46 @@ def _targets(rep: Report, summary: dict, failures: Sequence[dict] = ()) -> None:
                    f"{EVALS} evaluations", v, "<=", 0.97)
 
 
-def _plot(summary: dict, path) -> None:
+def plot_summary(summary: dict, path) -> None:
+    """Draw ``summary`` (`main`'s, also stored as ``summary`` in scale.json) to ``path``: per
+    cost model, (1) every method at its own budget, (2) the searches and the SurCo family at
+    SurCo-zero's wall time (dashed) and at `EVALS` evaluations (dotted), both as mean cost /
+    cost-greedy's, and (3) seconds per task at the own budget. The settings are categories
+    ordered by (T, D), as two settings share T."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(summary), 2, figsize=(12, 4.2 * len(summary)), squeeze=False)
+    fig, axes = plt.subplots(len(summary), 3, figsize=(17, 4.6 * len(summary)),
+                             squeeze=False)
     for row, (model_name, settings) in zip(axes, summary.items()):
         tags = sorted(settings, key=lambda t: (settings[t]["T"], settings[t]["D"]))
-        Ts = [settings[t]["T"] for t in tags]
-        ref = [settings[t]["means"]["own"]["cost-greedy"] for t in tags]
-        names = dict.fromkeys(m for t in tags for b in ("own", "time", "evals")
-                              for m in settings[t]["means"][b])
-        for m in names:
-            for b, style in (("own", "-"), ("time", "--"), ("evals", ":")):
-                ys = [settings[t]["means"][b].get(m, np.nan) / r for t, r in zip(tags, ref)]
-                if np.all(np.isnan(ys)):
-                    continue
-                row[0].plot(Ts, ys, style, marker="o", label=f"{m} ({b})")
-            if m in settings[tags[0]].get("seconds", {}):
-                row[1].plot(Ts, [settings[t]["seconds"].get(m, np.nan) for t in tags],
-                            marker="o", label=m)
-        row[0].set(xscale="log", xlabel="tables T (D = T / 12.5)",
-                   ylabel="mean cost / cost-greedy's", title=f"cost ({model_name} model)")
-        row[1].set(xscale="log", yscale="log", xlabel="tables T",
-                   ylabel="seconds per task (own budget)", title="time")
-        row[0].legend(fontsize=6, ncol=2)
-        row[1].legend(fontsize=6)
+        pos = np.arange(len(tags))
+        labels = [f"{settings[t]['T']}/{settings[t]['D']}" for t in tags]
+        ref = np.array([settings[t]["means"]["own"]["cost-greedy"] for t in tags])
+        for ax, budgets in ((row[0], (("own", "-"),)),
+                            (row[1], (("time", "--"), ("evals", ":")))):
+            names = dict.fromkeys(m for t in tags for b, _ in budgets
+                                  for m in settings[t]["means"][b])
+            for k, m in enumerate(names):
+                for b, style in budgets:
+                    ys = np.array([settings[t]["means"][b].get(m, np.nan) for t in tags]) / ref
+                    if np.all(np.isnan(ys)):
+                        continue
+                    lab = m if b == "own" else f"{m} ({'equal time' if b == 'time' else f'{EVALS} evals'})"
+                    ax.plot(pos, ys, style, marker="o", ms=3, color=f"C{k % 10}", label=lab,
+                            lw=2.2 if m.startswith("surco") else 1.0)
+            ax.axhline(1.0, color="k", lw=0.5)
+            ax.set(xticks=pos, xticklabels=labels, xlabel="tables / devices",
+                   ylabel="mean cost / cost-greedy's")
+            ax.legend(fontsize=6, ncol=2)
+        row[0].set_title(f"{model_name} cost: every method at its own budget")
+        row[1].set_title(f"{model_name} cost: searches and SurCo at equal time / {EVALS} evals")
+        for k, m in enumerate(settings[tags[0]].get("seconds", {})):
+            row[2].plot(pos, [settings[t]["seconds"].get(m, np.nan) for t in tags],
+                        marker="o", ms=3, color=f"C{k % 10}", label=m)
+        row[2].set(yscale="log", xticks=pos, xticklabels=labels, xlabel="tables / devices",
+                   ylabel="seconds per task (own budget)", title=f"{model_name}: time")
+        row[2].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -341,10 +357,23 @@ def select_grid(grid: Sequence[tuple[int, int]], asked: Sequence[str]) -> list:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    def grid_option(p) -> None:
+    def options(p) -> None:
         p.add_argument("--grid", nargs="+", default=None, metavar="T/D",
                        help="only these settings of the grid (e.g. 100/8 200/16)")
-    args = parse_args(__doc__, argv, extra=grid_option)
+        p.add_argument("--replot", action="store_true",
+                       help="only redraw scale[-quick].png from the summary in "
+                            "scale[-quick].json; runs nothing")
+    args = parse_args(__doc__, argv, extra=options)
+    if args.replot:
+        import json
+        name = f"scale{'-quick' if args.quick else ''}"
+        data = json.loads((RESULTS / f"{name}.json").read_text())
+        if not data.get("summary"):
+            raise ValueError(f"bench.scale --replot: {RESULTS / name}.json has no summary of "
+                             "finished settings to draw")
+        plot_summary(data["summary"], RESULTS / f"{name}.png")
+        print(f"drew {RESULTS / name}.png", flush=True)
+        return
     from surco.problems.sharding import scale, torchrec_planner
 
     rep = Report("scale", args.quick)
@@ -384,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rep.extra["tuning"] = scale.TUNING
     if summary:
         plot = RESULTS / f"scale{'-quick' if args.quick else ''}.png"
-        _plot(summary, plot)
+        plot_summary(summary, plot)
         rep.extra["plot"] = str(plot.relative_to(RESULTS.parent.parent))
     rep.finish(table_columns=["setting", "cost_model", "budget", "method", "value",
                               "rel_reference", "wins", "ties", "losses", "seconds",

@@ -121,3 +121,20 @@ def test_a_rerun_of_a_finished_setting_reads_the_store_and_computes_nothing(tmp_
     assert RunStore(store).drop("annealing") > 0
     with pytest.raises(AssertionError, match="computed again"):
         B.run_setting(12, 3, 2, "analytic", store)
+
+
+def test_replot_draws_the_png_from_the_json_summary(tmp_path, monkeypatch):
+    import bench.scale as B
+    means = {"own": {"cost-greedy": 10.0, "surco-zero": 9.5},
+             "time": {"annealing": 9.7, "surco-zero": 9.5},
+             "evals": {"annealing": 9.8, "surco-zero": 9.6}}
+    summary = {"analytic": {f"T={T},D={D}": {"T": T, "D": D, "means": means,
+                                             "seconds": {"cost-greedy": 0.1 * T}}
+                            for T, D in ((200, 16), (100, 8), (100, 16))}}
+    (tmp_path / "scale-quick.json").write_text(json.dumps({"summary": summary}))
+    monkeypatch.setattr(B, "RESULTS", tmp_path)
+    B.main(["--quick", "--replot"])
+    assert (tmp_path / "scale-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "scale-quick.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"--replot: .*scale-quick.json has no summary"):
+        B.main(["--quick", "--replot"])
