@@ -31,6 +31,8 @@ def test_choose_the_setting():
     old = _row("fused", 9.0, 0.01, 0.01, engine="fused")      # never chosen
     a, b, c = _row("a", 2.0, 0.04, 0.10), _row("b", 3.0, 0.06, 0.05), _row("c", 1.0, 0.01, 0.01)
     assert BP.choose([old, a, b, c]) == "a"        # fast enough and steady enough
+    # of those fast and steady enough, the most repeatable, not the fastest
+    assert BP.choose([old, a, _row("d", 1.5, 0.03, 0.04), _row("e", 5.0, 0.02, 0.3)]) == "d"
     a2 = dict(a, rel_spread=0.08)
     assert BP.choose([old, a2, b, c]) == "b"       # none steady: the most repeatable fast one
     assert BP.choose([old, dict(a2, plans_per_s=1.0), dict(b, plans_per_s=1.2),
