@@ -318,7 +318,8 @@ def plot_summary(summary: dict, path) -> None:
                     ys = np.array([settings[t]["means"][b].get(m, np.nan) for t in tags]) / ref
                     if np.all(np.isnan(ys)):
                         continue
-                    lab = m if b == "own" else f"{m} ({'equal time' if b == 'time' else f'{EVALS} evals'})"
+                    kind = {"own": "", "time": " (equal time)", "evals": f" ({EVALS} evals)"}[b]
+                    lab = m + kind
                     ax.plot(pos, ys, style, marker="o", ms=3, color=f"C{k % 10}", label=lab,
                             lw=2.2 if m.startswith("surco") else 1.0)
             ax.axhline(1.0, color="k", lw=0.5)
