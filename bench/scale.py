@@ -47,7 +47,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench._report import RESULTS, Report, parse_args
-from surco.store import append_json_line, read_json_lines
+from surco.store import RunStore, append_json_line, read_json_lines
 
 N_TEST, QUICK_TEST, EVALS = 10, 5, 300
 #: Largest whole neighbourhood (bytes, `neighbourhood_bytes`) a search may build at once;
@@ -105,7 +105,6 @@ def run_setting(T: int, D: int, n: int, model_name: str, store
     print(f"{tag} [{model_name}]: tasks", flush=True)
     tasks = S.generate(n, seed=1, n_tables=T, n_devices=D)
     train = S.generate(1, seed=11, n_tables=T, n_devices=D, split="train")
-    from surco.store import RunStore
     runs_store = None if store is None else RunStore(store)   # read once (355 MB at full size)
     done = finished_setting(store, tag, model_name, n)
     have = None if done is None else stored_runs(runs_store, fam.name, tag)
