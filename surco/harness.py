@@ -252,7 +252,7 @@ def compare(family: Family, instances: Sequence[Any], methods: Sequence[str] | M
             if not isinstance(b, Budget):
                 raise TypeError(f"compare: budget({name!r}, {i}) returned "
                                 f"{type(b).__name__}, expected a surco.Budget")
-            key = None if store is None else store.key(family.name, name, i, inst, b, setting)
+            key = None if store is None else store.find(family.name, name, i, inst, b, setting)
             jobs.append(Job(name, i, inst, b, key))
     runs: list[Run] = []
     cmp = Comparison(family.name, runs, names, len(instances), reference or family.reference,

@@ -17,7 +17,11 @@ writer cuts off before appending. One writing process per file (the process that
 
 A run is identified by its *key*: family, method, setting, the instance's index and a hash of
 its content, and the budget. A rerun with the same key is skipped; a changed instance or
-budget is a new key, never a stale hit.
+budget is a new key, never a stale hit. The content hash rounds floating-point values to
+`HASH_BITS` bits of mantissa (about 6 significant digits), so that the same generator on
+another CPU, whose BLAS or LP solver differs in the last bits, gives the same key and a
+store made on one machine resumes on another. Records written before hashes were rounded
+are still found (`RunStore.find`).
 
     >>> import tempfile, pathlib, numpy as np
     >>> from surco.budget import Budget
@@ -48,14 +52,43 @@ from surco.atomic import write_bytes
 from surco.budget import Budget
 from surco.runs import Run
 
-__all__ = ["RunStore", "instance_hash"]
+__all__ = ["RunStore", "instance_hash", "HASH_BITS"]
 
 FORMAT = "surco-runs/1"
 
 
-def instance_hash(instance: Any) -> str:
-    """A SHA-256 (16 hex digits) of an instance's content: the shapes, dtypes and bytes of
-    its array leaves and the ``repr`` of its other leaves, in pytree order."""
+#: Mantissa bits an instance's floating-point values keep in `instance_hash`: 20 bits,
+#: a relative resolution of about 1e-6. Values that differ in their last bits (a generator
+#: whose BLAS or LP solves round differently on another CPU) fall on the same grid point,
+#: unless one lies within those last bits of a grid boundary (about 1 in 10^7 per value).
+HASH_BITS = 20
+
+
+def _rounded_bytes(a: np.ndarray) -> bytes:
+    """A float array as its mantissas rounded to `HASH_BITS` bits and its exponents; the
+    non-finite values as themselves."""
+    a = np.asarray(a, np.float64)
+    finite = np.isfinite(a)
+    m, e = np.frexp(np.where(finite, a, 0.0))
+    q = np.round(m * 2.0 ** HASH_BITS)
+    # a mantissa that rounds up to 1 is the next power of two: renormalise it
+    up = np.abs(q) == 2.0 ** HASH_BITS
+    q = np.where(up, q / 2, q)
+    e = np.where(up, e + 1, e)
+    return (np.ascontiguousarray(q.astype(np.int64)).tobytes()
+            + np.ascontiguousarray(e.astype(np.int32)).tobytes()
+            + np.ascontiguousarray(np.where(finite, 0.0, a)).tobytes())
+
+
+def instance_hash(instance: Any, *, exact: bool = False) -> str:
+    """A SHA-256 (16 hex digits) of an instance's content: the pytree structure, the shapes
+    and dtypes of its array leaves with their values, and the ``repr`` of its other leaves,
+    in pytree order.
+
+    Floating-point values are rounded to `HASH_BITS` mantissa bits first, so the hash is the
+    same on machines whose arithmetic differs in the last bits; ``exact=True`` hashes the
+    bytes as they are (the hash of records written before rounding was introduced).
+    """
     import jax
     h = hashlib.sha256()
     leaves, treedef = jax.tree_util.tree_flatten(instance)
@@ -67,7 +100,12 @@ def instance_hash(instance: Any) -> str:
             a = None
         if a is not None and a.dtype != object:
             h.update(f"{a.shape}{a.dtype}".encode())
-            h.update(np.ascontiguousarray(a).tobytes())
+            if not exact and np.issubdtype(a.dtype, np.floating):
+                h.update(_rounded_bytes(a))
+            elif not exact and np.issubdtype(a.dtype, np.complexfloating):
+                h.update(_rounded_bytes(a.real) + _rounded_bytes(a.imag))
+            else:
+                h.update(np.ascontiguousarray(a).tobytes())
         else:
             h.update(repr(leaf).encode())
     return h.hexdigest()[:16]
@@ -178,12 +216,25 @@ class RunStore:
     # -- keys ------------------------------------------------------------------------------
     @staticmethod
     def key(family: str, method: str, instance: int, content: Any, budget: Budget,
-            setting: str | None = None, seed: int | None = None) -> str:
+            setting: str | None = None, seed: int | None = None, *,
+            exact: bool = False) -> str:
         """The key of one run: ``family/setting/method/instance index/content hash/budget``
-        (the instance's content hash: `instance_hash`)."""
+        (the instance's content hash: `instance_hash`, with its ``exact``)."""
         b = json.dumps(_jsonable(_budget_dict(budget)), sort_keys=True)
-        return json.dumps([family, setting, method, int(instance), instance_hash(content), b,
-                           seed])
+        return json.dumps([family, setting, method, int(instance),
+                           instance_hash(content, exact=exact), b, seed])
+
+    def find(self, family: str, method: str, instance: int, content: Any, budget: Budget,
+             setting: str | None = None, seed: int | None = None) -> str:
+        """The key under which this run is stored, or is to be stored: `key`'s, unless only
+        a record written before content hashes were rounded (``exact=True``) holds it."""
+        key = self.key(family, method, instance, content, budget, setting, seed)
+        if key not in self._records:
+            old = self.key(family, method, instance, content, budget, setting, seed,
+                           exact=True)
+            if old in self._records:
+                return old
+        return key
 
     def get(self, key: str) -> Run | None:
         """The stored `surco.runs.Run` of ``key``, or None."""

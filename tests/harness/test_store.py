@@ -125,6 +125,60 @@ def test_keys_change_with_the_instance_content_and_the_budget():
     assert k != RunStore.key("f", "m", 0, y, BUDGET, setting="n=6")
 
 
+def test_the_content_hash_is_blind_to_last_bit_differences_only():
+    """A generator whose BLAS or LP solves round differently on another CPU gives the same
+    key; a change in the 6th significant digit, a dtype or a shape does not."""
+    mu = np.random.default_rng(0).uniform(-5, 5, 50)
+    y = {"mu": mu, "deadline": np.float64(41.3), "n": 10}
+    h = instance_hash(y)
+    ulps = {"mu": mu * (1 + 4e-16), "deadline": np.nextafter(np.float64(41.3), 0), "n": 10}
+    assert instance_hash(ulps) == h
+    assert instance_hash(ulps, exact=True) != instance_hash(y, exact=True)
+    moved = dict(y, mu=mu.copy())
+    moved["mu"][7] *= 1 + 1e-5
+    assert instance_hash(moved) != h
+    assert instance_hash(dict(y, mu=mu.astype(np.float32))) != h
+    assert instance_hash(dict(y, mu=mu[:-1])) != h
+    assert instance_hash(dict(y, n=11)) != h
+    # a mantissa that rounds up to the next power of two
+    assert instance_hash(np.array([np.nextafter(1.0, 0)])) == instance_hash(np.array([1.0]))
+    assert instance_hash(np.array([-np.nextafter(2.0, 0)])) == instance_hash(np.array([-2.0]))
+    assert instance_hash(np.array([1.0])) != instance_hash(np.array([-1.0]))
+    # non-finite values stand for themselves; complex values are rounded part by part
+    assert len({instance_hash(np.array([v])) for v in (np.inf, -np.inf, np.nan, 0.0)}) == 4
+    z = mu + 1j * mu[::-1]
+    assert instance_hash(z * (1 + 4e-16)) == instance_hash(z) != instance_hash(z.conj())
+
+
+def test_a_store_written_with_exact_hashes_is_still_resumed(tmp_path, monkeypatch):
+    """Records keyed by the exact (unrounded) content hash, as written before hashes were
+    rounded, are found: nothing is computed again, and new runs get the rounded key."""
+    path = tmp_path / "runs.jsonl"
+    first = surco.compare(FAM, INSTS, METHODS[:2], budget=BUDGET, store=path, progress=False)
+    old = []
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        key = json.loads(rec["key"])
+        assert key[4] == instance_hash(INSTS[key[3]])
+        key[4] = instance_hash(INSTS[key[3]], exact=True)
+        assert key[4] != instance_hash(INSTS[key[3]])       # these instances have floats
+        rec["key"] = json.dumps(key)
+        old.append(json.dumps(rec))
+    path.write_text("\n".join(old) + "\n")
+    calls = []
+    real = surco.runs.run_one
+    monkeypatch.setattr(surco.runs, "run_one", lambda *a: calls.append(a[1]) or real(*a))
+    again = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, store=path, progress=False)
+    assert calls == [METHODS[2]] * len(INSTS)                # the third method's runs only
+    _same(first, surco.Comparison(first.family, [r for r in again.runs
+                                                 if r.method in METHODS[:2]],
+                                  METHODS[:2], len(INSTS), first.reference, sense=first.sense))
+    store = RunStore(path)
+    assert len(store) == len(METHODS) * len(INSTS)
+    fresh = [json.loads(r["key"])[4] for r in store.records() if r["run"]["method"] == METHODS[2]]
+    assert fresh == [instance_hash(y) for y in INSTS]
+
+
 def test_a_rerun_takes_every_run_from_the_store(tmp_path, monkeypatch):
     path = tmp_path / "runs.jsonl"
     first = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, store=path, progress=False)

@@ -157,10 +157,12 @@ def test_one_sigint_stops_a_long_lp_solve(backend, sizes):
 def test_one_sigint_during_a_long_qp_solve():
     """HiGHS 1.12's QP solver has no interrupt hook: the KeyboardInterrupt still comes after
     the grace period (1 s) and the solve finishes in the background, holding the solver,
-    whose next call waits for it and then works. The instance is one whose solve does not
-    finish within 2 s on this machine (measured first; 8.5 s at 100 x 100 on the 2-core
-    test machine)."""
-    for n in (100, 200, 400):
+    whose next call waits for it and then works. The instance is the smallest of a fine grid
+    whose solve does not finish within 2 s on this machine (measured first: on the 2-core
+    test machine 100 x 100 solves in 1.5 s, 110 x 110 takes 2.1 s and 200 x 200 8 s). A
+    coarse grid would leave a long solve running in the background for the rest of the
+    test."""
+    for n in (100, 110, 120, 135, 150, 170, 200, 250, 320, 400):
         spec, c = transport(n, n)
         probe = QuadraticSolver(spec, 1e-3, time_limit=2.0).solve(c, check=False)
         if probe.status != Status.OPTIMAL:
