@@ -2,7 +2,7 @@
 with long evaluation budgets, next to SurCo-zero, on bench.scale's test tasks and on train
 tasks, under the analytic cost.
 
-    python -m bench.scale_room --quick   # 200/16, 5 tasks per split
+    python -m bench.scale_room --quick   # 200/16 and 400/32, 5 tasks per split
     python -m bench.scale_room           # 200/16 and 400/32, 10 tasks per split
 
 Every method of bench.scale starts from the cheapest heuristic plan (`scale.start_plan`).
@@ -11,12 +11,16 @@ evaluations; this bench measures what annealing and first-improvement local sear
 (`scale.scale_family`'s ``annealing`` and ``local-search-first``) find from that start at 300,
 3,000 and 30,000 evaluations, and SurCo-zero at its own budget (`scale.SCALE_SETTINGS`), on
 the test tasks (``generate(n, seed=1, ...)``, bench.scale's) and on train tasks
-(``generate(n, seed=11, split="train")``, where SurCo's settings were chosen).
+(``generate(n, seed=11, split="train")``, where SurCo's settings were chosen). It also
+evaluates every feasible single-table move from the start plan at once (`single_moves`,
+row ``budget`` "every single move", method ``best-single-move``): where no move lowers the
+cost, the start is a local optimum of the neighbourhood the searches walk.
 
 Rows: ``setting`` "T=200,D=16 test" (or "... train"), ``budget``, ``method``, ``value`` (mean
 cost, ms), ``rel_start`` (mean over tasks of cost / start plan's cost), ``at_start`` (tasks
 whose plan costs what the start plan costs: the method found nothing better), ``n``, and
-``seconds`` (mean per task over the runs that did not fail, `bench.scale.seconds_per_task`). There is no target of its own: it is context for issue 26's
+``seconds`` (mean per task over the runs that did not fail, `bench.scale.seconds_per_task`);
+the single-move row has ``improving_moves`` and ``moves`` per task instead of seconds. There is no target of its own: it is context for issue 26's
 "0.97 × annealing at 300 evaluations". ``--store``/``--resume`` keep every finished run.
 Writes ``bench/results/scale-room[-quick].json``.
 """
@@ -29,7 +33,7 @@ import numpy as np
 from bench._report import Report, parse_args
 from bench.scale import seconds_per_task
 
-QUICK_GRID = ((200, 16),)
+QUICK_GRID = ((200, 16), (400, 32))
 GRID = ((200, 16), (400, 32))
 QUICK_TASKS, TASKS = 5, 10
 BUDGETS = (300, 3000, 30000)
@@ -53,6 +57,39 @@ def relative_to_start(values: Sequence[float], starts: Sequence[float],
             "at_start": int(np.sum(np.abs(r - 1.0) <= rtol)), "n": int(r.size)}
 
 
+def single_moves(family: Any, task: Any, start: np.ndarray, chunk: int = 2048
+                 ) -> tuple[float, int, int]:
+    """Every plan one table move away from ``start`` that fits the devices' memory, costed
+    with ``family.evaluate_batch``: (the cheapest such plan's cost, how many cost less than
+    the start, how many there are).
+
+    Raises:
+      ValueError: ``start`` is not a feasible plan of ``task`` (one device per table,
+        within memory)."""
+    from surco.problems.sharding.tasks import plan_violations
+    x = np.asarray(start, np.float64)
+    bad = plan_violations(x, task)
+    if bad:
+        raise ValueError(f"single_moves: the start plan is not feasible: {bad[:3]}")
+    T, D = x.shape
+    size, cap = np.asarray(task.size_bytes, np.float64), np.asarray(task.capacity, np.float64)
+    free = cap - size @ x                                     # (D,) memory left
+    here = x.argmax(axis=1)
+    t_idx, d_idx = np.nonzero((size[:, None] <= free[None, :])
+                              & (np.arange(D)[None, :] != here[:, None]))
+    base = float(family.evaluate(x, task))
+    best, better = float("inf"), 0
+    for k in range(0, t_idx.size, chunk):
+        X = np.repeat(x[None], min(chunk, t_idx.size - k), axis=0)
+        rows = np.arange(X.shape[0])
+        X[rows, t_idx[k:k + chunk]] = 0.0
+        X[rows, t_idx[k:k + chunk], d_idx[k:k + chunk]] = 1.0
+        v = np.asarray(family.evaluate_batch(X, task), np.float64)
+        best = min(best, float(v.min()))
+        better += int(np.sum(v < base * (1 - 1e-9)))
+    return best, better, int(t_idx.size)
+
+
 def run_room(T: int, D: int, n: int, split: str, budgets: Sequence[int] = BUDGETS,
              store: str | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """The rows of one setting and split (see the module docstring)."""
@@ -73,6 +110,11 @@ def run_room(T: int, D: int, n: int, split: str, budgets: Sequence[int] = BUDGET
                                           budget=surco.Budget(evaluations=int(E)),
                                           store=store, setting=tag, progress=progress))
         for E in budgets]
+    moves = [single_moves(fam, t, scale.start_plan(t, model)) for t in tasks]
+    rows.append({"setting": tag, "budget": "every single move", "method": "best-single-move",
+                 "value": float(np.mean([min(m[0], s) for m, s in zip(moves, starts)])),
+                 **relative_to_start([min(m[0], s) for m, s in zip(moves, starts)], starts),
+                 "improving_moves": [m[1] for m in moves], "moves": [m[2] for m in moves]})
     for budget, cmp in runs:
         secs = seconds_per_task(cmp)                  # failed runs left out, as in bench.scale
         for m in cmp.methods:
@@ -104,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("interrupted: writing the settings finished so far", flush=True)
         rep.extra["interrupted"] = True
     rep.finish(table_columns=["setting", "budget", "method", "value", "rel_start",
-                              "at_start", "n", "seconds"])
+                              "at_start", "n", "seconds", "improving_moves"])
 
 
 if __name__ == "__main__":

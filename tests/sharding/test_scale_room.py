@@ -4,7 +4,7 @@ never ends above the start it was given."""
 import numpy as np
 import pytest
 
-from bench.scale_room import relative_to_start, run_room
+from bench.scale_room import relative_to_start, run_room, single_moves
 
 
 def test_relative_to_start_closed_form():
@@ -22,6 +22,7 @@ def test_rows_match_the_stored_plans_costs(tmp_path):
     store = tmp_path / "room.jsonl"
     rows = run_room(30, 4, 2, "train", budgets=(20, 60), store=str(store), progress=False)
     assert [(r["budget"], r["method"]) for r in rows] == [
+        ("every single move", "best-single-move"),
         ("own", "surco-zero"), ("20 evaluations", "annealing"),
         ("20 evaluations", "local-search-first"), ("60 evaluations", "annealing"),
         ("60 evaluations", "local-search-first")]
@@ -29,7 +30,11 @@ def test_rows_match_the_stored_plans_costs(tmp_path):
     tasks = S.generate(2, seed=11, split="train", n_tables=30, n_devices=4)
     starts = np.array([model.evaluate(scale.start_plan(t, model), t) for t in tasks])
     runs = [RunStore.to_run(rec) for rec in RunStore(store).records()]
-    for r in rows:
+    moves = rows[0]
+    assert len(moves["improving_moves"]) == len(moves["moves"]) == 2
+    assert moves["rel_start"] <= 1.0 and moves["at_start"] == sum(
+        k == 0 for k in moves["improving_moves"])
+    for r in rows[1:]:
         evals = None if r["budget"] == "own" else int(r["budget"].split()[0])
         mine = sorted((run for run in runs if run.method == r["method"]
                        and run.budget.evaluations == evals), key=lambda run: run.instance)
@@ -39,3 +44,37 @@ def test_rows_match_the_stored_plans_costs(tmp_path):
         assert r["rel_start"] == pytest.approx(np.mean(cost / starts), rel=1e-5)
         assert r["rel_start"] <= 1.0 + 1e-9 and r["n"] == 2
         assert r["at_start"] == int(np.sum(np.abs(cost / starts - 1) <= 1e-6))
+
+
+def test_single_moves_equal_brute_force():
+    """Every feasible one-table move, costed one by one with the family's scalar cost, on a
+    task small enough to enumerate; memory-infeasible moves are left out."""
+    from surco.problems import sharding as S
+    from surco.problems.sharding import scale
+    from surco.problems.sharding.tasks import plan_violations
+
+    model = S.DEFAULT_COST_MODEL
+    fam = scale.scale_family(model, torchrec=False)
+    task = S.generate(1, seed=3, split="train", n_tables=9, n_devices=3)[0]
+    x = np.zeros((9, 3))
+    x[np.arange(9), np.arange(9) % 3] = 1.0
+    assert plan_violations(x, task) == []
+    base = fam.evaluate(x, task)
+    costs = []
+    for t in range(9):
+        for d in range(3):
+            if x[t, d]:
+                continue
+            y = x.copy()
+            y[t] = 0.0
+            y[t, d] = 1.0
+            if not plan_violations(y, task):
+                costs.append(fam.evaluate(y, task))
+    best, better, n = single_moves(fam, task, x, chunk=5)     # chunks of 5: a partial last one
+    assert n == len(costs) > 5
+    assert best == pytest.approx(min(costs), rel=1e-6)
+    assert better == sum(c < base * (1 - 1e-9) for c in costs)
+    y = x.copy()
+    y[0] = 1.0
+    with pytest.raises(ValueError, match="single_moves: the start plan is not feasible"):
+        single_moves(fam, task, y)
