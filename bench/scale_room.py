@@ -12,15 +12,16 @@ evaluations; this bench measures what annealing and first-improvement local sear
 3,000 and 30,000 evaluations, and SurCo-zero at its own budget (`scale.SCALE_SETTINGS`), on
 the test tasks (``generate(n, seed=1, ...)``, bench.scale's) and on train tasks
 (``generate(n, seed=11, split="train")``, where SurCo's settings were chosen). It also
-evaluates every feasible single-table move from the start plan at once (`single_moves`,
-row ``budget`` "every single move", method ``best-single-move``): where no move lowers the
-cost, the start is a local optimum of the neighbourhood the searches walk.
+evaluates the whole neighbourhood of the start plan that the searches walk, every feasible
+move of one table and swap of two (`whole_neighbourhood`, row ``budget`` "whole
+neighbourhood", method ``best-neighbour``): where no neighbour lowers the cost, the start is
+a local optimum of that neighbourhood.
 
 Rows: ``setting`` "T=200,D=16 test" (or "... train"), ``budget``, ``method``, ``value`` (mean
 cost, ms), ``rel_start`` (mean over tasks of cost / start plan's cost), ``at_start`` (tasks
 whose plan costs what the start plan costs: the method found nothing better), ``n``, and
 ``seconds`` (mean per task over the runs that did not fail, `bench.scale.seconds_per_task`);
-the single-move row has ``improving_moves`` and ``moves`` per task instead of seconds. There is no target of its own: it is context for issue 26's
+the neighbourhood row has ``improving``, ``moves`` and ``swaps`` per task instead. There is no target of its own: it is context for issue 26's
 "0.97 × annealing at 300 evaluations". ``--store``/``--resume`` keep every finished run.
 Writes ``bench/results/scale-room[-quick].json``.
 """
@@ -57,37 +58,30 @@ def relative_to_start(values: Sequence[float], starts: Sequence[float],
             "at_start": int(np.sum(np.abs(r - 1.0) <= rtol)), "n": int(r.size)}
 
 
-def single_moves(family: Any, task: Any, start: np.ndarray, chunk: int = 2048
-                 ) -> tuple[float, int, int]:
-    """Every plan one table move away from ``start`` that fits the devices' memory, costed
-    with ``family.evaluate_batch``: (the cheapest such plan's cost, how many cost less than
-    the start, how many there are).
+def whole_neighbourhood(family: Any, task: Any, start: np.ndarray, chunk: int = 2048
+                        ) -> dict[str, int | float]:
+    """Every plan in the neighbourhood of ``start`` that the searches walk (`RowChoice` of the
+    task's Ω: each feasible move of one table and swap of two), costed with
+    ``family.evaluate_batch`` in chunks of ``chunk`` plans: the cheapest one's cost
+    (``best``), how many cost less than the start (``improving``) and how many moves and
+    swaps there are (``moves``, ``swaps``).
 
     Raises:
-      ValueError: ``start`` is not a feasible plan of ``task`` (one device per table,
-        within memory)."""
-    from surco.problems.sharding.tasks import plan_violations
-    x = np.asarray(start, np.float64)
-    bad = plan_violations(x, task)
-    if bad:
-        raise ValueError(f"single_moves: the start plan is not feasible: {bad[:3]}")
-    T, D = x.shape
-    size, cap = np.asarray(task.size_bytes, np.float64), np.asarray(task.capacity, np.float64)
-    free = cap - size @ x                                     # (D,) memory left
-    here = x.argmax(axis=1)
-    t_idx, d_idx = np.nonzero((size[:, None] <= free[None, :])
-                              & (np.arange(D)[None, :] != here[:, None]))
-    base = float(family.evaluate(x, task))
+      ValueError: ``start`` is not a feasible plan of ``task`` (`RowChoice.start`)."""
+    from surco.problems.sharding.tasks import spec_for
+    from surco.search import RowChoice
+    nb = RowChoice.from_spec(spec_for(task))
+    state = nb.start(np.asarray(start, np.float64))
+    mv = nb.moves(state)
+    base = float(family.evaluate(nb.point(state), task))
     best, better = float("inf"), 0
-    for k in range(0, t_idx.size, chunk):
-        X = np.repeat(x[None], min(chunk, t_idx.size - k), axis=0)
-        rows = np.arange(X.shape[0])
-        X[rows, t_idx[k:k + chunk]] = 0.0
-        X[rows, t_idx[k:k + chunk], d_idx[k:k + chunk]] = 1.0
-        v = np.asarray(family.evaluate_batch(X, task), np.float64)
+    for k in range(0, len(mv), chunk):
+        v = np.asarray(family.evaluate_batch(nb.apply(state, mv[k:k + chunk]), task),
+                       np.float64)
         best = min(best, float(v.min()))
         better += int(np.sum(v < base * (1 - 1e-9)))
-    return best, better, int(t_idx.size)
+    single = int(np.sum(mv[:, 2] < 0))
+    return {"best": best, "improving": better, "moves": single, "swaps": len(mv) - single}
 
 
 def run_room(T: int, D: int, n: int, split: str, budgets: Sequence[int] = BUDGETS,
@@ -110,11 +104,11 @@ def run_room(T: int, D: int, n: int, split: str, budgets: Sequence[int] = BUDGET
                                           budget=surco.Budget(evaluations=int(E)),
                                           store=store, setting=tag, progress=progress))
         for E in budgets]
-    moves = [single_moves(fam, t, scale.start_plan(t, model)) for t in tasks]
-    rows.append({"setting": tag, "budget": "every single move", "method": "best-single-move",
-                 "value": float(np.mean([min(m[0], s) for m, s in zip(moves, starts)])),
-                 **relative_to_start([min(m[0], s) for m, s in zip(moves, starts)], starts),
-                 "improving_moves": [m[1] for m in moves], "moves": [m[2] for m in moves]})
+    nbhd = [whole_neighbourhood(fam, t, scale.start_plan(t, model)) for t in tasks]
+    best = [min(h["best"], s) for h, s in zip(nbhd, starts)]
+    rows.append({"setting": tag, "budget": "whole neighbourhood", "method": "best-neighbour",
+                 "value": float(np.mean(best)), **relative_to_start(best, starts),
+                 **{k: [h[k] for h in nbhd] for k in ("improving", "moves", "swaps")}})
     for budget, cmp in runs:
         secs = seconds_per_task(cmp)                  # failed runs left out, as in bench.scale
         for m in cmp.methods:
@@ -146,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("interrupted: writing the settings finished so far", flush=True)
         rep.extra["interrupted"] = True
     rep.finish(table_columns=["setting", "budget", "method", "value", "rel_start",
-                              "at_start", "n", "seconds", "improving_moves"])
+                              "at_start", "n", "seconds", "improving"])
 
 
 if __name__ == "__main__":

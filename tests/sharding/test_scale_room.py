@@ -4,7 +4,7 @@ never ends above the start it was given."""
 import numpy as np
 import pytest
 
-from bench.scale_room import relative_to_start, run_room, single_moves
+from bench.scale_room import relative_to_start, run_room, whole_neighbourhood
 
 
 def test_relative_to_start_closed_form():
@@ -22,7 +22,7 @@ def test_rows_match_the_stored_plans_costs(tmp_path):
     store = tmp_path / "room.jsonl"
     rows = run_room(30, 4, 2, "train", budgets=(20, 60), store=str(store), progress=False)
     assert [(r["budget"], r["method"]) for r in rows] == [
-        ("every single move", "best-single-move"),
+        ("whole neighbourhood", "best-neighbour"),
         ("own", "surco-zero"), ("20 evaluations", "annealing"),
         ("20 evaluations", "local-search-first"), ("60 evaluations", "annealing"),
         ("60 evaluations", "local-search-first")]
@@ -30,10 +30,10 @@ def test_rows_match_the_stored_plans_costs(tmp_path):
     tasks = S.generate(2, seed=11, split="train", n_tables=30, n_devices=4)
     starts = np.array([model.evaluate(scale.start_plan(t, model), t) for t in tasks])
     runs = [RunStore.to_run(rec) for rec in RunStore(store).records()]
-    moves = rows[0]
-    assert len(moves["improving_moves"]) == len(moves["moves"]) == 2
-    assert moves["rel_start"] <= 1.0 and moves["at_start"] == sum(
-        k == 0 for k in moves["improving_moves"])
+    nbhd = rows[0]
+    assert len(nbhd["improving"]) == len(nbhd["moves"]) == len(nbhd["swaps"]) == 2
+    assert nbhd["rel_start"] <= 1.0 and nbhd["at_start"] == sum(
+        k == 0 for k in nbhd["improving"])
     for r in rows[1:]:
         evals = None if r["budget"] == "own" else int(r["budget"].split()[0])
         mine = sorted((run for run in runs if run.method == r["method"]
@@ -46,9 +46,11 @@ def test_rows_match_the_stored_plans_costs(tmp_path):
         assert r["at_start"] == int(np.sum(np.abs(cost / starts - 1) <= 1e-6))
 
 
-def test_single_moves_equal_brute_force():
-    """Every feasible one-table move, costed one by one with the family's scalar cost, on a
-    task small enough to enumerate; memory-infeasible moves are left out."""
+def test_whole_neighbourhood_equals_brute_force():
+    """Every feasible one-table move and two-table swap, costed one by one with the family's
+    scalar cost, on a task small enough to enumerate; memory-infeasible ones left out."""
+    import itertools
+
     from surco.problems import sharding as S
     from surco.problems.sharding import scale
     from surco.problems.sharding.tasks import plan_violations
@@ -60,21 +62,25 @@ def test_single_moves_equal_brute_force():
     x[np.arange(9), np.arange(9) % 3] = 1.0
     assert plan_violations(x, task) == []
     base = fam.evaluate(x, task)
-    costs = []
-    for t in range(9):
-        for d in range(3):
-            if x[t, d]:
-                continue
+    moves, swaps = [], []
+    for t, d in itertools.product(range(9), range(3)):
+        if not x[t, d]:
             y = x.copy()
             y[t] = 0.0
             y[t, d] = 1.0
             if not plan_violations(y, task):
-                costs.append(fam.evaluate(y, task))
-    best, better, n = single_moves(fam, task, x, chunk=5)     # chunks of 5: a partial last one
-    assert n == len(costs) > 5
-    assert best == pytest.approx(min(costs), rel=1e-6)
-    assert better == sum(c < base * (1 - 1e-9) for c in costs)
+                moves.append(fam.evaluate(y, task))
+    for t, u in itertools.combinations(range(9), 2):
+        if x[t].argmax() != x[u].argmax():
+            y = x.copy()
+            y[[t, u]] = x[[u, t]]
+            if not plan_violations(y, task):
+                swaps.append(fam.evaluate(y, task))
+    got = whole_neighbourhood(fam, task, x, chunk=5)          # chunks of 5: a partial last one
+    assert (got["moves"], got["swaps"]) == (len(moves), len(swaps)) and len(moves) > 5
+    assert got["best"] == pytest.approx(min(moves + swaps), rel=1e-6)
+    assert got["improving"] == sum(c < base * (1 - 1e-9) for c in moves + swaps)
     y = x.copy()
     y[0] = 1.0
-    with pytest.raises(ValueError, match="single_moves: the start plan is not feasible"):
-        single_moves(fam, task, y)
+    with pytest.raises(ValueError):
+        whole_neighbourhood(fam, task, y)
