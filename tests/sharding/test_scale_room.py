@@ -80,6 +80,7 @@ def test_whole_neighbourhood_equals_brute_force():
     assert (got["moves"], got["swaps"]) == (len(moves), len(swaps)) and len(moves) > 5
     assert got["best"] == pytest.approx(min(moves + swaps), rel=1e-6)
     assert got["improving"] == sum(c < base * (1 - 1e-9) for c in moves + swaps)
+    assert got["improving_moves"] == sum(c < base * (1 - 1e-9) for c in moves)
     y = x.copy()
     y[0] = 1.0
     with pytest.raises(ValueError):
