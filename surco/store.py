@@ -236,6 +236,12 @@ class RunStore:
                 return old
         return key
 
+    @staticmethod
+    def instance_of(rec: dict) -> tuple[int, str]:
+        """The instance index and content hash in a stored record's key."""
+        key = json.loads(rec["key"])
+        return int(key[3]), str(key[4])
+
     def get(self, key: str) -> Run | None:
         """The stored `surco.runs.Run` of ``key``, or None."""
         rec = self._records.get(key)

@@ -177,6 +177,35 @@ def test_a_store_written_with_exact_hashes_is_still_resumed(tmp_path, monkeypatc
     assert len(store) == len(METHODS) * len(INSTS)
     fresh = [json.loads(r["key"])[4] for r in store.records() if r["run"]["method"] == METHODS[2]]
     assert fresh == [instance_hash(y) for y in INSTS]
+    _same(again, surco.Comparison.from_store(path, family=FAM.name, instances=INSTS))
+
+
+def test_from_store_takes_the_runs_of_the_given_instances(tmp_path):
+    """A store that holds runs of two versions of each instance (other content hashes, as
+    when a resume ran on a machine whose generator differed in the last bits): without
+    ``instances`` the report refuses and says why, with them it takes their runs only."""
+    path = tmp_path / "runs.jsonl"
+    first = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, store=path, progress=False)
+    other = []
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        key = json.loads(rec["key"])
+        key[4] = "0123456789abcdef"
+        rec["key"], rec["run"]["value"] = json.dumps(key), rec["run"]["value"] + 1.0
+        other.append(json.dumps(rec))
+    with open(path, "a") as fh:
+        fh.write("\n".join(other) + "\n")
+    assert len(RunStore(path)) == 2 * len(METHODS) * len(INSTS)
+    with pytest.raises(ValueError, match=r"two runs of 'mean-cost' on instance 0 with the "
+                                         r"same budget, of two versions of the instance "
+                                         r"\(content hashes [0-9a-f]{16} and [0-9a-f]{16}"):
+        surco.Comparison.from_store(path, family=FAM.name)
+    back = surco.Comparison.from_store(path, family=FAM.name, instances=INSTS)
+    _same(first, back)
+    assert back.table() == first.table()
+    with pytest.raises(ValueError, match="holds no runs of family .* on these 3 instances"):
+        surco.Comparison.from_store(path, family=FAM.name,
+                                    instances=FAM.generate(3, seed=12, n=6, m=3))
 
 
 def test_a_rerun_takes_every_run_from_the_store(tmp_path, monkeypatch):
