@@ -101,7 +101,7 @@ class Comparison:
         for r, h in pairs:
             if (r.method, r.instance) in seen:
                 first, h0 = seen[r.method, r.instance]
-                if first.budget == r.budget:
+                if first.budget == r.budget and h0 != h:
                     raise ValueError(
                         f"from_store: {store.path} holds two runs of {r.method!r} on instance "
                         f"{r.instance} with the same budget, of two versions of the instance "
