@@ -78,10 +78,11 @@ def test_whole_neighbourhood_equals_brute_force():
                 swaps.append(fam.evaluate(y, task))
     got = whole_neighbourhood(fam, task, x, chunk=5)          # chunks of 5: a partial last one
     assert (got["moves"], got["swaps"]) == (len(moves), len(swaps)) and len(moves) > 5
+    assert 0 < got["improving_moves"] < got["improving"]     # both kinds improve here
     assert got["best"] == pytest.approx(min(moves + swaps), rel=1e-6)
     assert got["improving"] == sum(c < base * (1 - 1e-9) for c in moves + swaps)
     assert got["improving_moves"] == sum(c < base * (1 - 1e-9) for c in moves)
     y = x.copy()
     y[0] = 1.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"row 0 of x is \[1.0, 1.0, 1.0\], expected one 1"):
         whole_neighbourhood(fam, task, y)
