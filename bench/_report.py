@@ -48,6 +48,25 @@ class Report(_Report):
         return maps[label]
 
 
+def compare(*args: Any, **kwargs: Any) -> Any:
+    """`surco.compare` for a bench script: Ctrl-C (SIGINT) stops the bench, not only the
+    comparison in progress. `surco.compare` returns the runs finished so far with
+    ``interrupted=True`` (the notebook behaviour), and a script that goes on to its next
+    comparison would not stop; here a `KeyboardInterrupt` is raised again instead. The
+    finished runs are in the store (``--store``), and ``--resume`` continues from them.
+
+    Raises:
+      KeyboardInterrupt: the comparison was interrupted.
+    """
+    import surco
+    cmp = surco.compare(*args, **kwargs)
+    if cmp.interrupted:
+        raise KeyboardInterrupt(
+            f"{cmp.family}: interrupted after {len(cmp.runs)} runs; the finished runs are "
+            f"in the store when one was given (--store), and --resume continues from them")
+    return cmp
+
+
 def interruptible() -> bool:
     """Make SIGINT stop this bench as Ctrl-C does, also when it was started in the
     background (``nohup``, ``cmd &`` in a shell without job control), where the process

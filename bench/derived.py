@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench._report import Report, parse_args
+from bench._report import Report, compare, parse_args
 
 EVALS = 300
 N_FULL, N_QUICK = 10, 5
@@ -64,8 +64,8 @@ def measure(name: str, n: int) -> tuple[list[dict], dict]:
     ys = fam.generate(n, seed=0, **SIZES.get(name, {}))
     budget = surco.Budget(evaluations=EVALS)
     pairs = PAIRS[name]
-    own = surco.compare(fam, ys, sorted(set(pairs.values())), budget=budget, progress=False)
-    der = surco.compare(derived, ys, list(pairs), budget=budget, progress=False)
+    own = compare(fam, ys, sorted(set(pairs.values())), budget=budget, progress=False)
+    der = compare(derived, ys, list(pairs), budget=budget, progress=False)
     rows, ratios = [], {}
     for d, h in pairs.items():
         dv, hv = der.values(d), own.values(h)

@@ -69,7 +69,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from bench._report import Report, parse_args
+from bench._report import Report, compare, parse_args
 
 BUDGETS = (30, 100, 300)
 #: issue 24: best SurCo-family mean <= TARGET x the best search's at TARGET_EVALS evaluations
@@ -199,12 +199,12 @@ def measure(rep: Report, setting: Setting, n: int, budgets: Sequence[int] = BUDG
     all_runs = []
     cmps = {}
     for E in budgets:
-        cmp = surco.compare(fam, insts, table, budget=surco.Budget(evaluations=E),
+        cmp = compare(fam, insts, table, budget=surco.Budget(evaluations=E),
                             store=store, setting=setting.tag, progress=progress)
         means = {m: float(np.nanmean(cmp.values(m))) for m in table}
         best_search = min(searches, key=means.get)
         if setting.scip is not None:
-            scip = surco.compare(fam, insts, {setting.scip: fam.baselines[setting.scip]},
+            scip = compare(fam, insts, {setting.scip: fam.baselines[setting.scip]},
                                  budget=cmp.matched_budget("surco-zero"), store=store,
                                  setting=f"{setting.tag}, time of surco-zero at {E}",
                                  progress=progress)

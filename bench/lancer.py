@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench._report import Report, parse_args
+from bench._report import Report, compare, parse_args
 
 BUDGETS = (30, 100, 300)
 TARGETS = {30: 0.93, 100: 0.95, 300: 0.97}
@@ -53,7 +53,7 @@ def _tune() -> None:
     for E in BUDGETS:
         for kw in GRID:
             t0 = time.perf_counter()
-            cmp = surco.compare(S.FAMILY, tasks, {"lancer": surco.lancer.lancer_method(
+            cmp = compare(S.FAMILY, tasks, {"lancer": surco.lancer.lancer_method(
                 S.FAMILY, **kw)}, budget=surco.Budget(evaluations=E), progress=False)
             v = cmp.values("lancer")
             print(f"{kw} E={E}: {np.mean(v / start):.4f} of the start "
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rep.extra["lancer_free_f"] = bool(SETTINGS["sharding"].get("free_f", False))
     rep.extra["tasks"] = f"{n} DLRM-50 / 4-device test tasks (test pool, seed 1)"
     for E in BUDGETS:
-        cmp = surco.compare(fam, tasks, list(SURCO + SEARCH),
+        cmp = compare(fam, tasks, list(SURCO + SEARCH),
                             budget=surco.Budget(evaluations=E))
         for r in cmp.to_rows(budget=f"{E} evaluations"):
             rep.row(**r)

@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench._report import Report, parse_args
+from bench._report import Report, compare, parse_args
 
 DEVICES, TABLES, EVALS = 4, 50, 300
 N_TEST, QUICK_TEST = 50, 5
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     zero = surco.surco_methods(fam)["surco-zero"]
     methods = {**{s: fam.baselines[s] for s in SEARCH}, "surco-zero": zero,
                **variants(fam, lns_variants=args.quick)}
-    ev = surco.compare(fam, tasks, store=args.store, setting=tag, methods=methods, budget=surco.Budget(evaluations=EVALS),
+    ev = compare(fam, tasks, store=args.store, setting=tag, methods=methods, budget=surco.Budget(evaluations=EVALS),
                        reference="annealing")
     print(ev.table("annealing"), flush=True)
     for r in ev.to_rows("annealing", setting=tag, budget=f"{EVALS} evaluations"):
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     matched = ev.matched_budget("surco-zero")
     eq_methods = {**{s: fam.baselines[s] for s in SEARCH}, **variants(fam, equal_time=True,
                                                                    lns_variants=args.quick)}
-    eq = surco.compare(fam, tasks, store=args.store, setting=tag, methods=eq_methods, budget=matched, reference="annealing")
+    eq = compare(fam, tasks, store=args.store, setting=tag, methods=eq_methods, budget=matched, reference="annealing")
     print(eq.table("annealing"), flush=True)
     for r in eq.to_rows("annealing", setting=tag, budget="wall time of surco-zero"):
         rep.row(**r)

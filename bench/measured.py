@@ -1,7 +1,7 @@
 """SurCo on the measured ground truth: every evaluation is one profiled plan (issue 25).
 
     python -m bench.measured [--quick] [--store PATH --resume] [--cache PATH]
-                             [--budgets 30,100,300] [--tasks N]
+                             [--budgets 30,100,300] [--tasks N] [--skip METHOD@E=N ...]
 
 The family is sharding with the profiler as its true cost (`sharding-measured`:
 ``dataclasses.replace(sharding.FAMILY, evaluate=MeasuredCostModel.plan_cost, ...)``), so a
@@ -31,7 +31,9 @@ saw. Settings: the profiler's setting and the learned model come from `bench.pro
 (train tasks and train-pool tables only);
 SurCo's are the sharding family's (chosen on train tasks). The runs go through the result
 store (``--store`` / ``--resume``; keyed by the profiler setting too), the measurements
-through the cache: a stopped bench resumes. Writes bench/results/measured[-quick].json.
+through the cache: a stopped bench resumes. ``--skip lancer-learned@E=300`` leaves one
+(method, budget) pair out (listed in the report's ``skipped``), for a method too slow at that
+budget for the sitting. Writes bench/results/measured[-quick].json.
 """
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ import numpy as np  # noqa: E402
 
 import surco  # noqa: E402
 from bench import profiler as bp  # noqa: E402
-from bench._report import RESULTS, Report, parse_args  # noqa: E402
+from bench._report import RESULTS, Report, compare, parse_args  # noqa: E402
 from surco.problems import sharding as S  # noqa: E402
 from surco.problems.sharding import measured as prof  # noqa: E402
 from surco.problems.sharding.baselines import PROXY_HEURISTICS  # noqa: E402
@@ -62,6 +64,8 @@ from surco.problems.sharding.settings import load_prior  # noqa: E402
 BUDGETS = (30, 100, 300)
 FRESH_DRAWS = (1, 2, 3, 4, 5)
 SEARCHES = ("annealing", "local-search-first")
+SURCO_FAMILY = ("surco-zero-learned", "surco-zero-analytic", "surco-hybrid-learned",
+                "lancer-learned")
 HEURISTICS = tuple(PROXY_HEURISTICS) + ("cost-greedy",)
 
 
@@ -97,7 +101,7 @@ def compare_each(fam: surco.Family, tasks: Sequence, table: dict, *, setting: st
         mine = dataclasses.replace(truth, draw=search_draw(setting, name))
         fam_m = dataclasses.replace(fam, evaluate=lambda x, t, m=mine: m.plan_cost(x, t),
                                     evaluate_batch=lambda X, t, m=mine: m.plan_costs(X, t))
-        c = surco.compare(fam_m, tasks, {name: method}, setting=setting, budget=budget,
+        c = compare(fam_m, tasks, {name: method}, setting=setting, budget=budget,
                           store=store, progress=True)
         out = c if out is None else out.merge(c)
     return out
@@ -162,6 +166,26 @@ def rows_of(cmp: surco.Comparison, info: dict, setting: str) -> list[dict]:
     return out
 
 
+def parse_skips(skips: Sequence[str], methods: Sequence[str],
+                budgets: Sequence[int]) -> set[tuple[str, int]]:
+    """``METHOD@E=N`` strings as (method, N) pairs, each naming a method that runs at
+    evaluation budgets and one of ``budgets``; anything else is refused, naming the
+    string."""
+    out = set()
+    for s in skips:
+        name, sep, rest = s.partition("@E=")
+        if not sep or not rest.isdigit():
+            raise ValueError(f"--skip {s!r}: expected METHOD@E=N, e.g. lancer-learned@E=300")
+        if name not in methods:
+            raise ValueError(f"--skip {s!r}: no method {name!r} in this bench "
+                             f"(methods: {', '.join(methods)})")
+        if int(rest) not in budgets:
+            raise ValueError(f"--skip {s!r}: {rest} is not one of the budgets "
+                             f"{', '.join(map(str, budgets))}")
+        out.add((name, int(rest)))
+    return out
+
+
 def profiler_setting(quick: bool, device) -> tuple[str, dict]:
     """The profiler setting chosen by `bench.profiler` (its JSON), else chosen now."""
     path = RESULTS / f"profiler{'-quick' if quick else ''}.json"
@@ -180,6 +204,8 @@ def _extra(p):
                    help="evaluation budgets, comma-separated")
     p.add_argument("--tasks", type=int, default=None, help="DLRM-50 test tasks")
     p.add_argument("--methods", default=None, help="comma-separated subset of the methods")
+    p.add_argument("--skip", action="append", default=[], metavar="METHOD@E=N",
+                   help="leave one method out at one evaluation budget (repeatable)")
 
 
 def main(argv=None) -> None:
@@ -188,8 +214,13 @@ def main(argv=None) -> None:
     cache_path = args.cache or prof.default_cache_path()
     bp.compile_cache(cache_path)
     budgets = [int(b) for b in args.budgets.split(",")]
+    try:
+        skips = parse_skips(args.skip, SURCO_FAMILY + SEARCHES, budgets)
+    except ValueError as e:
+        raise SystemExit(f"bench.measured: {e}") from None
     rep = Report("measured", args.quick)
     rep.extra["load_avg_start"] = os.getloadavg()[0]
+    rep.extra["skipped"] = sorted(f"{m}@E={E}" for m, E in skips)
     label, origin = profiler_setting(args.quick, device)
     cfg = bp.config_of(label, device)
     rep.extra["profiler"] = {"setting": label, "config": dataclasses.asdict(cfg), **origin,
@@ -209,7 +240,12 @@ def main(argv=None) -> None:
         truth = prof.MeasuredCostModel(cfg, cache=cache)
         table = methods(learned, truth)
         if args.methods:
-            table = {k: v for k, v in table.items() if k in args.methods.split(",")}
+            asked = args.methods.split(",")
+            unknown = [m for m in asked if m not in table]
+            if unknown:
+                raise SystemExit(f"bench.measured: --methods: no method {unknown[0]!r} "
+                                 f"(methods: {', '.join(table)})")
+            table = {k: v for k, v in table.items() if k in asked}
         # the store's key holds the profiler setting: a run measured with another one is
         # not resumed (its values are on another scale)
         fam = measured_family(S.DEFAULT_COST_MODEL, truth, name=f"sharding-measured/{label}")
@@ -221,7 +257,8 @@ def main(argv=None) -> None:
                                                  budget=surco.Budget(), **run)
         search = {k: v for k, v in table.items() if k not in HEURISTICS}
         for E in budgets:
-            results[f"E={E}"] = compare_each(fam, tasks, search, setting=f"E={E}",
+            mine = {k: v for k, v in search.items() if (k, E) not in skips}
+            results[f"E={E}"] = compare_each(fam, tasks, mine, setting=f"E={E}",
                                              budget=surco.Budget(evaluations=E), **run)
         best = None
         if "E=100" in results:   # the best by its fresh measured mean

@@ -49,7 +49,7 @@ from multiprocessing import get_context  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bench._report import RESULTS, Report, parse_args  # noqa: E402
+from bench._report import RESULTS, Report, compare, parse_args  # noqa: E402
 
 HEAVY = ("beam_splitter", "wdm")
 #: the family's baselines, and plain density + threshold beside them (its designs usually
@@ -84,11 +84,11 @@ def _run_instance(task):
     surco_m = _methods(fam, blackbox)
     base = {**fam.baselines, "density-threshold": ph.density_threshold_method}
     table = {**surco_m, **{b: base[b] for b in BASELINES}}
-    ev = surco.compare(fam, [inst], table, budget=surco.Budget(evaluations=evals),
+    ev = compare(fam, [inst], table, budget=surco.Budget(evaluations=evals),
                        progress=False, store=store, setting=f"{device}#{idx}")
     at_time = {}
     for m in surco_m:
-        eq = surco.compare(fam, [inst], {b: base[b] for b in BASELINES},
+        eq = compare(fam, [inst], {b: base[b] for b in BASELINES},
                            budget=ev.matched_budget(m), progress=False, store=store,
                            setting=f"{device}#{idx}")
         at_time[m] = eq.runs

@@ -45,7 +45,7 @@ from multiprocessing import get_context  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bench._report import Report, interruptible  # noqa: E402
+from bench._report import Report, compare, interruptible  # noqa: E402
 
 DEVICES = ("waveguide_bend", "mode_converter")
 METHODS = ("surco-prior", "surco-prior-robust", "surco-zero", "surco-hybrid")
@@ -73,7 +73,7 @@ def _run_device(task):
     t0 = time.perf_counter()
     prior = ph.train_prior(train, zero)
     t_fit = time.perf_counter() - t0
-    cmp = surco.compare(ph.FAMILY, test, list(METHODS), prior=prior,
+    cmp = compare(ph.FAMILY, test, list(METHODS), prior=prior,
                         budget=surco.Budget(evaluations=evals), progress=False)
     info = dict(train_seeds=[y.seed for y in train],
                 train_zero_success=[bool(z.true_cost == 0) for z in zero],

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench._report import Report, parse_args
+from bench._report import Report, compare, parse_args
 
 BUDGETS = (30, 100, 300)
 SEARCHES = ("local-search", "local-search-first", "local-search-gradient", "annealing")
@@ -51,8 +51,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for E in BUDGETS:
         budget = surco.Budget(evaluations=E)
         methods = {name: plateau_from(S.FAMILY, CANDIDATES[name]) for name in names}
-        cmp = surco.compare(S.FAMILY, tasks, methods, budget=budget, progress=False)
-        base = surco.compare(S.FAMILY, tasks, list(SEARCHES), budget=budget, progress=False)
+        cmp = compare(S.FAMILY, tasks, methods, budget=budget, progress=False)
+        base = compare(S.FAMILY, tasks, list(SEARCHES), budget=budget, progress=False)
         means = {m: float(np.mean(cmp.values(m))) for m in names}
         search = {m: float(np.mean(base.values(m))) for m in SEARCHES}
         best_search = min(search, key=search.get)

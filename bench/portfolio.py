@@ -60,7 +60,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench._report import RESULTS, Report, parse_args
+from bench._report import RESULTS, Report, compare, parse_args
 
 EVALS = 300
 N = 100
@@ -124,7 +124,7 @@ def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact
         own_methods["exact"] = fam.exact
     print(f"[{tag}] own budgets, {len(test)} instances", flush=True)
     budget = surco.Budget(seconds=EXACT_SECONDS) if exact else surco.Budget()
-    own = surco.compare(fam, test, own_methods, budget=lambda m, i: (
+    own = compare(fam, test, own_methods, budget=lambda m, i: (
         budget if m == "exact" else surco.Budget()), store=store, setting=tag)
     for r in own.to_rows(setting=tag, budget="own"):
         rep.row(**r)
@@ -133,7 +133,7 @@ def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact
     print(own.table(), flush=True)
     if not exact:
         long = 30.0 if quick else SCIP_LONG
-        sc = surco.compare(fam, test, ["scip"], budget=surco.Budget(seconds=long),
+        sc = compare(fam, test, ["scip"], budget=surco.Budget(seconds=long),
                            store=store, setting=tag)
         for r in sc.to_rows(setting=tag, budget=f"{long:g} s"):
             rep.row(**r)
@@ -156,7 +156,7 @@ def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact
         ["surco-hybrid", "surco-prior"] if prior is not None else [])
     for ref in timed:
         at = SEARCH if ref == "surco-prior" else AT_TIME
-        eq = surco.compare(fam, test, {m: fam.baselines[m] for m in at},
+        eq = compare(fam, test, {m: fam.baselines[m] for m in at},
                            budget=own.matched_budget(ref), store=store, setting=tag)
         for r in eq.to_rows(setting=tag, budget=f"time of {ref}"):
             rep.row(**r)
@@ -170,7 +170,7 @@ def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact
             rel[(ref, "time", "SCIP's")] = (_relative(mine, np.nanmean(eq.values("scip"))),
                                             "scip")
     at_ev = {m: methods[m] for m in methods if m != "surco-prior"}
-    ev = surco.compare(fam, test, {**{m: fam.baselines[m] for m in SEARCH}, **at_ev},
+    ev = compare(fam, test, {**{m: fam.baselines[m] for m in SEARCH}, **at_ev},
                        budget=surco.Budget(evaluations=EVALS), store=store, setting=tag)
     for r in ev.to_rows(setting=tag, budget=f"{EVALS} evaluations"):
         rep.row(**r)
@@ -182,7 +182,7 @@ def _setting(rep: Report, tag: str, fam, config, test, prior, quick: bool, exact
         rel[(v, "evals", "the best search baseline's")] = (
             _relative(np.nanmean(ev.values(v)), np.nanmean(ev.values(best_ev))), best_ev)
     if prior is not None:
-        one = surco.compare(fam, test, {m: fam.baselines[m] for m in SEARCH},
+        one = compare(fam, test, {m: fam.baselines[m] for m in SEARCH},
                             budget=surco.Budget(evaluations=1), progress=False,
                             store=store, setting=tag)
         best_one = _best(one, SEARCH)

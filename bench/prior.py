@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from bench._report import Report, parse_args
+from bench._report import Report, compare, parse_args
 
 K_CANDIDATES = 4
 SIGMA = 0.2
@@ -126,7 +126,7 @@ def assignment(rep: Report, quick: bool, n: int) -> None:
         "zero_targets": round(t_zero, 1), "prior": round(time.perf_counter() - t0, 1)}
     prior.predict(train[0])
     prior.predict(train[0], candidates=K_CANDIDATES)  # compile outside the timed runs
-    cmp = surco.compare(fam, test, {"mean-cost": AB.mean_cost, **_prior_methods(prior),
+    cmp = compare(fam, test, {"mean-cost": AB.mean_cost, **_prior_methods(prior),
                                     "exact": AB.exact}, reference="mean-cost", progress=False)
     for r in cmp.to_rows(setting=tag):
         rep.row(**r)
@@ -181,7 +181,7 @@ def sharding(rep: Report, quick: bool) -> None:
         test = S.generate(n_test, seed=1, n_tables=T, n_devices=D, split="test")
         prior.predict(test[0])
         prior.predict(test[0], candidates=K_CANDIDATES)  # compile this T outside the timing
-        cmp = surco.compare(fam, test, methods, reference="cost-greedy", progress=False)
+        cmp = compare(fam, test, methods, reference="cost-greedy", progress=False)
         for r in cmp.to_rows(setting=tag):
             rep.row(**r)
         print(cmp.table(), flush=True)

@@ -53,7 +53,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench._report import RESULTS, Report, parse_args
+from bench._report import RESULTS, Report, compare, parse_args
 from bench.prior import prior_targets
 
 EVALS = 300
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         surco_here = [m for m in SURCO if prior is not None or m == "surco-zero"]
         own_methods = list(HEURISTICS) + list(LOCAL) + (["exact"] if n <= 5 else []) + surco_here
         print(f"[{tag}] own budgets, {per} instances", flush=True)
-        own = surco.compare(fam, test, store=args.store, setting=tag, methods=own_methods, prior=prior)
+        own = compare(fam, test, store=args.store, setting=tag, methods=own_methods, prior=prior)
         for r in own.to_rows(setting=tag, budget="own"):
             rep.row(**r)
         rep.add_map(own, f"{tag}, own")
@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         rel = {}
         for m in surco_here:
-            eq = surco.compare(fam, test, store=args.store, setting=tag, methods=list(AT_TIME), budget=own.matched_budget(m))
+            eq = compare(fam, test, store=args.store, setting=tag, methods=list(AT_TIME), budget=own.matched_budget(m))
             for r in eq.to_rows(setting=tag, budget=f"time of {m}"):
                 rep.row(**r)
             rep.extra["failed_runs"][f"{tag}, time of {m}"] = sum(
@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             rel[(m, "time")] = (float(np.nanmean(own.values(m)) / np.nanmean(eq.values(best))),
                                 best)
         at_ev = [m for m in ("surco-zero", "surco-hybrid") if m in surco_here]
-        ev = surco.compare(fam, test, store=args.store, setting=tag, methods=list(AT_EVALS) + at_ev,
+        ev = compare(fam, test, store=args.store, setting=tag, methods=list(AT_EVALS) + at_ev,
                            budget=surco.Budget(evaluations=EVALS), prior=prior)
         for r in ev.to_rows(setting=tag, budget=f"{EVALS} evaluations"):
             rep.row(**r)
@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             rel[(m, "evals")] = (float(np.nanmean(ev.values(m)) / np.nanmean(ev.values(best_ev))),
                                  best_ev)
         if "surco-prior" in surco_here:
-            one = surco.compare(fam, test, store=args.store, setting=tag, methods=list(AT_EVALS), budget=surco.Budget(evaluations=1),
+            one = compare(fam, test, store=args.store, setting=tag, methods=list(AT_EVALS), budget=surco.Budget(evaluations=1),
                                 progress=False)
             best_one = _best(one, AT_EVALS)
             for m in PRIORS:

@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench._report import RESULTS, Report, parse_args
+from bench._report import RESULTS, Report, compare, parse_args
 
 DEVICES = 4
 
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rep.extra.setdefault("prior_train_seconds", {})[tag] = round(time.perf_counter() - t0, 1)
         prior.predict(train[0])  # compile outside the timed runs
 
-        own = surco.compare(fam, test, heur + ["local-search", "local-search-first",
+        own = compare(fam, test, heur + ["local-search", "local-search-first",
                                                "surco-zero", "surco-prior", "surco-hybrid"],
                             prior=prior, store=args.store, setting=tag)
         for r in own.to_rows(setting=tag, budget="own"):
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         rel = {}
         for m in ("surco-zero", "surco-prior", "surco-hybrid"):
-            eq = surco.compare(fam, test, list(SEARCH), budget=own.matched_budget(m),
+            eq = compare(fam, test, list(SEARCH), budget=own.matched_budget(m),
                                store=args.store, setting=tag)
             for r in eq.to_rows(setting=tag, budget=f"time of {m}"):
                 rep.row(**r)
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                     args.store)
         searches = list(EVAL_SEARCH)
         # SurCo-prior makes no evaluation; at one evaluation a search returns its start
-        one = surco.compare(fam, test, searches, budget=surco.Budget(evaluations=1),
+        one = compare(fam, test, searches, budget=surco.Budget(evaluations=1),
                             progress=False, store=args.store, setting=tag)
         rel[("surco-prior", "evals")] = _versus(own.values("surco-prior"),
                                                 {s: one.values(s) for s in searches})
@@ -149,13 +149,13 @@ def equal_evaluations(fam, test: list, prior, rep: Report, tag: str, targets: bo
     ev_plot = None
     for E in EVAL_BUDGETS:
         label = f"{E} evaluations"
-        ev = surco.compare(fam, test, list(EVAL_SEARCH) + family_methods,
+        ev = compare(fam, test, list(EVAL_SEARCH) + family_methods,
                            budget=surco.Budget(evaluations=E), prior=prior, store=store,
                            setting=tag)
         searches = {s: ev.values(s) for s in EVAL_SEARCH}
         means = {m: np.nanmean(ev.values(m)) for m in family_methods}
         best_family = min(means, key=means.get)
-        scip = surco.compare(fam, test, ["scip-minlp"], budget=ev.matched_budget(best_family),
+        scip = compare(fam, test, ["scip-minlp"], budget=ev.matched_budget(best_family),
                              progress=False, store=store, setting=tag)
         both = ev.merge(scip)
         for r in both.to_rows(setting=tag, budget=label):

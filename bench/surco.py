@@ -36,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench._report import RESULTS, Report, parse_args
+from bench._report import RESULTS, Report, compare, parse_args
 
 EVALS = 300
 SURCO = ("surco-zero", "surco-prior", "surco-hybrid")
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         exact = m ** n <= 2e7
         own_methods = ["mean-cost", *LOCAL, *(["exact"] if exact else []), *SURCO]
         print(f"[{tag}] own budgets, {per} instances", flush=True)
-        own = surco.compare(fam, test, store=args.store, setting=tag, methods=own_methods, prior=prior)
+        own = compare(fam, test, store=args.store, setting=tag, methods=own_methods, prior=prior)
         for r in own.to_rows(setting=tag, budget="own"):
             rep.row(**r)
         rep.add_map(own, f"{tag}, own")
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         rel = {}
         for meth in SURCO:
-            eq = surco.compare(fam, test, store=args.store, setting=tag, methods=list(SEARCH if meth == "surco-prior" else AT_TIME),
+            eq = compare(fam, test, store=args.store, setting=tag, methods=list(SEARCH if meth == "surco-prior" else AT_TIME),
                                budget=own.matched_budget(meth))
             for r in eq.to_rows(setting=tag, budget=f"time of {meth}"):
                 rep.row(**r)
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             rel[(meth, "time")] = (float(np.nanmean(own.values(meth))
                                          / np.nanmean(eq.values(best))), best)
         at_ev = ["surco-zero", "surco-hybrid"]
-        ev = surco.compare(fam, test, store=args.store, setting=tag, methods=list(SEARCH) + at_ev,
+        ev = compare(fam, test, store=args.store, setting=tag, methods=list(SEARCH) + at_ev,
                            budget=surco.Budget(evaluations=EVALS), prior=prior)
         for r in ev.to_rows(setting=tag, budget=f"{EVALS} evaluations"):
             rep.row(**r)
@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for meth in at_ev:
             rel[(meth, "evals")] = (float(np.nanmean(ev.values(meth))
                                           / np.nanmean(ev.values(best_ev))), best_ev)
-        one = surco.compare(fam, test, store=args.store, setting=tag, methods=list(SEARCH), budget=surco.Budget(evaluations=1),
+        one = compare(fam, test, store=args.store, setting=tag, methods=list(SEARCH), budget=surco.Budget(evaluations=1),
                             progress=False)
         best_one = _best(one, SEARCH)
         rel[("surco-prior", "evals")] = (float(np.nanmean(own.values("surco-prior"))

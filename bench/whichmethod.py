@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from bench._report import RESULTS, Report, parse_args
+from bench._report import RESULTS, Report, compare, parse_args
 
 #: evaluations per run (the map covers T <= real time + c * EVALS for cut-off runs)
 EVALS = 300
@@ -73,9 +73,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         tag = ",".join(f"{k}={v}" for k, v in size.items())
         methods = _methods(fam, searches, lancer)
         print(f"{name} ({tag}): {methods} at {EVALS} evaluations", flush=True)
-        cmp = surco.compare(fam, insts, methods, budget=surco.Budget(evaluations=EVALS),
+        cmp = compare(fam, insts, methods, budget=surco.Budget(evaluations=EVALS),
                             store=args.store, setting=tag)
-        long = surco.compare(fam, insts, {f"{s}@{LONG_EVALS}": fam.baselines[s]
+        long = compare(fam, insts, {f"{s}@{LONG_EVALS}": fam.baselines[s]
                                           for s in searches},
                              budget=surco.Budget(evaluations=LONG_EVALS), store=args.store,
                              setting=tag)

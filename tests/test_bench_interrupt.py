@@ -59,3 +59,32 @@ def test_without_it_the_background_process_ignores_sigint():
     # the control: the same process without parse_args does not see the signal at all
     out, after = _run_background("plain", wait=2)
     assert out != "stopped" and after == float("inf")
+
+
+def test_an_interrupted_comparison_stops_the_bench_and_keeps_its_runs(tmp_path):
+    # surco.compare returns the finished runs on Ctrl-C (interrupted=True); a bench script
+    # would then go on to its next comparison. bench._report.compare raises again, and the
+    # run finished before the interrupt is in the store, where --resume finds it.
+    import surco
+    from bench._report import compare
+    from surco.problems import assignment as A
+    from surco.store import RunStore
+    ys = A.FAMILY.generate(2, seed=0)
+    mean_cost = A.FAMILY.baselines["mean-cost"]
+    calls = []
+
+    def stop_on_the_second(y, meter):
+        calls.append(y)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return mean_cost(y, meter)
+
+    store = tmp_path / "runs.jsonl"
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted after 1 runs.*--resume"):
+        compare(A.FAMILY, ys, {"m": stop_on_the_second}, store=store, progress=False)
+    assert len(RunStore(store)) == 1
+    # a comparison that finishes is returned as surco.compare returns it
+    done = compare(A.FAMILY, ys, {"m": mean_cost}, store=store, progress=False)
+    assert not done.interrupted and [r.instance for r in done.runs] == [0, 1]
+    assert done.values("m")[0] == pytest.approx(
+        surco.compare(A.FAMILY, ys[:1], ["mean-cost"], progress=False).values("mean-cost")[0])

@@ -123,3 +123,16 @@ def test_each_method_pays_for_its_own_measurements(tmp_path):
             assert cmp.run(m, 0).value == model.plan_cost(x, TASK)
             assert cmp.run(m, 0).evaluations == 1
         assert len(cache) == 4                                   # read back
+
+
+def test_skip_names_one_method_at_one_budget():
+    pairs = BM.parse_skips(["lancer-learned@E=300", "annealing@E=30"],
+                           BM.SURCO_FAMILY + BM.SEARCHES, [30, 100, 300])
+    assert pairs == {("lancer-learned", 300), ("annealing", 30)}
+    assert BM.parse_skips([], BM.SURCO_FAMILY, [30]) == set()
+    with pytest.raises(ValueError, match=r"'lancer-learned@300': expected METHOD@E=N"):
+        BM.parse_skips(["lancer-learned@300"], BM.SURCO_FAMILY, [300])
+    with pytest.raises(ValueError, match=r"no method 'lancer' in this bench"):
+        BM.parse_skips(["lancer@E=300"], BM.SURCO_FAMILY, [300])
+    with pytest.raises(ValueError, match=r"1000 is not one of the budgets 30, 100"):
+        BM.parse_skips(["annealing@E=1000"], BM.SEARCHES, [30, 100])
