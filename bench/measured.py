@@ -102,7 +102,7 @@ def compare_each(fam: surco.Family, tasks: Sequence, table: dict, *, setting: st
         fam_m = dataclasses.replace(fam, evaluate=lambda x, t, m=mine: m.plan_cost(x, t),
                                     evaluate_batch=lambda X, t, m=mine: m.plan_costs(X, t))
         c = compare(fam_m, tasks, {name: method}, setting=setting, budget=budget,
-                          store=store, progress=True)
+                    store=store, progress=True)
         out = c if out is None else out.merge(c)
     return out
 
@@ -258,6 +258,8 @@ def main(argv=None) -> None:
         search = {k: v for k, v in table.items() if k not in HEURISTICS}
         for E in budgets:
             mine = {k: v for k, v in search.items() if (k, E) not in skips}
+            if not mine:
+                continue
             results[f"E={E}"] = compare_each(fam, tasks, mine, setting=f"E={E}",
                                              budget=surco.Budget(evaluations=E), **run)
         best = None
@@ -265,8 +267,8 @@ def main(argv=None) -> None:
             c100 = fresh({"E=100": results["E=100"]}, tasks, cfg, cache)["E=100"][0]
             sur = [m for m in c100.methods if surco_family(m)]
             best = min(sur, key=lambda m: np.nanmean(c100.values(m))) if sur else None
-        if best is not None:
-            timed = {k: v for k, v in search.items() if k in SEARCHES}
+        timed = {k: v for k, v in search.items() if k in SEARCHES}
+        if best is not None and timed:
             results["equal-time"] = compare_each(
                 fam, tasks, timed, setting=f"equal-time({best}@E=100)",
                 budget=results["E=100"].matched_budget(best), **run)
