@@ -4,8 +4,10 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# two workers (pytest-xdist): the suite is CPU-bound and the target machine has 2 cores
-PYTEST_ARGS ?= -n 2 -m "not slow and not ray and not torchrec and not docs"
+# two workers (pytest-xdist): the suite is CPU-bound and the target machine has 2 cores;
+# worksteal: a worker that runs out of tests takes queued ones from the other, so the
+# long tests (notebooks, conformance) do not leave one worker idle at the end
+PYTEST_ARGS ?= -n 2 --dist worksteal -m "not slow and not ray and not torchrec and not docs"
 
 .PHONY: demo test test-all install clean docs notebooks
 
