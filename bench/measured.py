@@ -31,7 +31,10 @@ saw. Settings: the profiler's setting and the learned model come from `bench.pro
 (train tasks and train-pool tables only);
 SurCo's are the sharding family's (chosen on train tasks). The runs go through the result
 store (``--store`` / ``--resume``; keyed by the profiler setting too), the measurements
-through the cache: a stopped bench resumes. ``--skip lancer-learned@E=300`` leaves one
+through the cache: a stopped bench resumes. A bench run as several processes on one
+store re-measures its final plans in several sessions (each process's cached draws); rerun
+it once with ``--fresh-draws 6,7,8,9`` (draws not used before) to measure every final plan of
+the report again in one session. ``--skip lancer-learned@E=300`` leaves one
 (method, budget) pair out (listed in the report's ``skipped``), for a method too slow at that
 budget for the sitting. Writes bench/results/measured[-quick].json.
 """
@@ -130,9 +133,9 @@ def surco_family(name: str) -> bool:
 
 
 def fresh(cmps: dict[str, surco.Comparison], tasks: Sequence, cfg: prof.ProfilerConfig,
-          cache: prof.MeasurementCache) -> dict[str, tuple[surco.Comparison, dict]]:
+          cache: prof.MeasurementCache, draws: Sequence[int] = FRESH_DRAWS) -> dict[str, tuple[surco.Comparison, dict]]:
     """Each comparison with its runs' values replaced by a fresh measurement of their plans:
-    the median over `FRESH_DRAWS`; the final plans of all comparisons on a task are
+    the median over ``draws`` (default `FRESH_DRAWS`); the final plans of all comparisons on a task are
     measured together, draw by draw (one session, so that the machine's drift hits them
     alike). Per comparison, also ``{(method, task): (spread, searched value)}``."""
     out = {k: ([], {}) for k in cmps}
@@ -142,7 +145,7 @@ def fresh(cmps: dict[str, surco.Comparison], tasks: Sequence, cfg: prof.Profiler
             continue
         X = np.stack([np.asarray(r.x) for _, r in mine])
         costs = np.stack([prof.MeasuredCostModel(cfg, cache=cache, draw=d).plan_costs(X, task)
-                          for d in FRESH_DRAWS])
+                          for d in draws])
         for (k, r), c in zip(mine, costs.T):
             v = float(np.median(c))
             out[k][0].append(dataclasses.replace(r, value=v))
@@ -186,6 +189,19 @@ def parse_skips(skips: Sequence[str], methods: Sequence[str],
     return out
 
 
+def parse_draws(text: str) -> tuple[int, ...]:
+    """``--fresh-draws``: distinct draws from 1 to 9 (0 is the learned model's dataset, 10
+    and up the searches' own, `search_draw`), else a ValueError naming the value."""
+    try:
+        draws = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise ValueError(f"--fresh-draws {text!r}: expected integers such as 1,2,3,4,5") from None
+    if not draws or len(set(draws)) != len(draws) or not all(1 <= d <= 9 for d in draws):
+        raise ValueError(f"--fresh-draws {text!r}: expected distinct draws from 1 to 9 "
+                         f"(0 is the dataset's, 10 and up the searches' own measurements)")
+    return draws
+
+
 def profiler_setting(quick: bool, device) -> tuple[str, dict]:
     """The profiler setting chosen by `bench.profiler` (its JSON), else chosen now."""
     path = RESULTS / f"profiler{'-quick' if quick else ''}.json"
@@ -204,6 +220,9 @@ def _extra(p):
                    help="evaluation budgets, comma-separated")
     p.add_argument("--tasks", type=int, default=None, help="DLRM-50 test tasks")
     p.add_argument("--methods", default=None, help="comma-separated subset of the methods")
+    p.add_argument("--fresh-draws", default=",".join(map(str, FRESH_DRAWS)),
+                   help="the measurement draws of the fresh re-measurement (1-9), "
+                        "comma-separated; new draws re-measure every final plan now")
     p.add_argument("--skip", action="append", default=[], metavar="METHOD@E=N",
                    help="leave one method out at one evaluation budget (repeatable)")
 
@@ -216,6 +235,7 @@ def main(argv=None) -> None:
     budgets = [int(b) for b in args.budgets.split(",")]
     try:
         skips = parse_skips(args.skip, SURCO_FAMILY + SEARCHES, budgets)
+        draws = parse_draws(args.fresh_draws)
     except ValueError as e:
         raise SystemExit(f"bench.measured: {e}") from None
     rep = Report("measured", args.quick)
@@ -264,7 +284,8 @@ def main(argv=None) -> None:
                                              budget=surco.Budget(evaluations=E), **run)
         best = None
         if "E=100" in results:   # the best by its fresh measured mean
-            c100 = fresh({"E=100": results["E=100"]}, tasks, cfg, cache)["E=100"][0]
+            c100 = fresh({"E=100": results["E=100"]}, tasks, cfg, cache,
+                         draws)["E=100"][0]
             sur = [m for m in c100.methods if surco_family(m)]
             best = min(sur, key=lambda m: np.nanmean(c100.values(m))) if sur else None
         timed = {k: v for k, v in search.items() if k in SEARCHES}
@@ -272,13 +293,13 @@ def main(argv=None) -> None:
             results["equal-time"] = compare_each(
                 fam, tasks, timed, setting=f"equal-time({best}@E=100)",
                 budget=results["E=100"].matched_budget(best), **run)
-        fr = fresh(results, tasks, cfg, cache)
+        fr = fresh(results, tasks, cfg, cache, draws)
     for k, (c, info) in fr.items():
         for r in rows_of(c, info, k):
             rep.row(**r)
     _targets(rep, fr, best)
     rep.extra["tasks"] = len(tasks)
-    rep.extra["fresh_draws"] = list(FRESH_DRAWS)
+    rep.extra["fresh_draws"] = list(draws)
     rep.extra["runs"] = {k: [{"method": r.method, "task": r.instance, "fresh": r.value,
                               "spread": fr[k][1].get((r.method, r.instance), (None,))[0],
                               "searched": fr[k][1].get((r.method, r.instance), (0, None))[1],

@@ -136,3 +136,11 @@ def test_skip_names_one_method_at_one_budget():
         BM.parse_skips(["lancer@E=300"], BM.SURCO_FAMILY, [300])
     with pytest.raises(ValueError, match=r"1000 is not one of the budgets 30, 100"):
         BM.parse_skips(["annealing@E=1000"], BM.SEARCHES, [30, 100])
+
+
+def test_fresh_draws_are_distinct_and_apart_from_the_dataset_and_the_searches():
+    assert BM.parse_draws("6,7,8,9") == (6, 7, 8, 9)
+    assert BM.parse_draws(",".join(map(str, BM.FRESH_DRAWS))) == BM.FRESH_DRAWS
+    for bad in ("0,1", "6,6", "10", "a,b", ""):
+        with pytest.raises(ValueError, match="--fresh-draws"):
+            BM.parse_draws(bad)
