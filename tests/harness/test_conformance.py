@@ -19,7 +19,8 @@ from surco.budget import Budget
 FAMILIES = list(surco.problems.FAMILIES)
 #: Small sizes for the conformance checks (keywords of FAMILY.generate; default: none).
 SMALL: dict[str, dict] = {}
-BUDGET = Budget(seconds=5.0, evaluations=30)
+#: the time-bound baselines (photonics' simulations, sharding's SCIP) stop at 2 s
+BUDGET = Budget(seconds=2.0, evaluations=30)
 
 
 def _family(name):

@@ -195,7 +195,7 @@ def test_no_backend_installs_its_own_sigint_handler(backend):
     before = _sigint_handler_address()
     for n in MIP_ITEMS:
         spec, c = multi_knapsack(n)
-        solver = _built(make_solver(spec, backend=backend, time_limit=1.0), -c)
+        solver = _built(make_solver(spec, backend=backend, time_limit=0.6), -c)
         during = []
         timer = threading.Timer(0.3, lambda: during.append(_sigint_handler_address()))
         timer.start()

@@ -51,7 +51,7 @@ def test_bad_input_names_the_argument(args, kw, match):
 
 def test_surco_zero_warns_when_its_solves_dominate_the_steps(monkeypatch):
     """`surco.zero` measures the solver's share over `SHARE_STEPS` steps after the first and
-    warns once: here every solve of Ω takes 0.4 s more (a sleep inside the timed solve), and
+    warns once: here every solve of Ω takes 0.2 s more (a sleep inside the timed solve), and
     a step's other work (f, its gradient, the update on a 4 × 2 assignment) is far shorter."""
     import time
 
@@ -67,7 +67,7 @@ def test_surco_zero_warns_when_its_solves_dominate_the_steps(monkeypatch):
         inner = s.solve_flat
 
         def solve_flat(c):
-            time.sleep(0.4)
+            time.sleep(0.2)
             return inner(c)
         s.solve_flat = solve_flat
         return s
