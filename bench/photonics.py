@@ -32,7 +32,9 @@ the generator's median time <= 100 ms.
 --quick: the waveguide bend only, 2 test instances, E = 30 (the full run: all four devices,
 25 test instances, E = 150; hours on a 2-core machine). Instances run in parallel processes
 (``--workers``, default: the number of cores). Writes bench/results/photonics[-quick].json,
-photonics[-quick].png (harness plot) and photonics[-quick]-designs.png.
+photonics[-quick].png (harness plot), photonics[-quick]-designs.png and, per device, the
+success rate against simulations of every method (``success_vs_simulations`` in the JSON,
+photonics[-quick]-success-DEVICE.png).
 """
 from __future__ import annotations
 
@@ -160,6 +162,14 @@ def _success_rate(cmp, m: str) -> float:
     return float(np.mean([r.ok and r.value == 0 for r in cmp.runs if r.method == m]))
 
 
+def success_curves(cmp, evals: int):
+    """Success rate against simulations: per method, the fraction of instances on which it
+    has a brush-feasible design meeting the spec (L = 0) within k simulations, k = 0..evals
+    (the data profile of the anytime traces with the absolute level 0,
+    `surco.profiles.data_profile`)."""
+    return cmp.data_profile(kappa=np.arange(evals + 1), level=np.zeros(cmp.n_instances))
+
+
 def main(argv=None) -> None:
     from surco.problems import photonics as ph
 
@@ -211,6 +221,7 @@ def main(argv=None) -> None:
             out = _run_instance(t)
             results[out[:2]] = out
 
+    RESULTS.mkdir(parents=True, exist_ok=True)
     cmps = {}
     runs_of: dict = {}
     failed = 0
@@ -223,6 +234,14 @@ def main(argv=None) -> None:
         for r in ev.to_rows(setting=d, budget=f"{evals} evaluations"):
             rep.row(**r, success_rate=_success_rate(ev, r["method"]))
         rep.add_map(ev, f"{d}, {evals} evaluations")
+        succ = success_curves(ev, evals)
+        rep.extra.setdefault("success_vs_simulations", {})[d] = {
+            "simulations": succ.x.astype(int).tolist(),
+            **{m: succ.fractions[m].tolist() for m in ev.methods}}
+        stem_d = f"photonics{'-quick' if quick else ''}-success-{d}.png"
+        succ.plot(RESULTS / stem_d, title=f"{d}: success rate against simulations "
+                                           f"({ev.n_instances} test instances)")
+        rep.extra.setdefault("success_plots", {})[d] = f"bench/results/{stem_d}"
         failed_bl = {b: sum(r.status == "failed" for r in ev.runs if r.method == b)
                      for b in BASELINES}
         rep.extra.setdefault("brush_infeasible_runs", {})[d] = failed_bl
@@ -254,7 +273,6 @@ def main(argv=None) -> None:
     rep.target("generator 80x80 cross3 median ms (one core)", gen["median_ms"], "<=", 100.0)
     rep.target("SurCo runs that failed (a design outside Ω)", failed, "<=", 0)
     stem = f"photonics{'-quick' if quick else ''}"
-    RESULTS.mkdir(parents=True, exist_ok=True)
     first = devices[0]
     cmps[first].plot(RESULTS / f"{stem}.png",
                      title=f"{first}: {evals} evaluations per design, "

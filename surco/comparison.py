@@ -281,17 +281,20 @@ class Comparison:
         return method_map(self, costs, budgets, partial=partial)
 
     def data_profile(self, tol: float = 1e-3, kappa: Sequence[float] | None = None,
-                     axis: str = "evaluations", eval_cost: float | None = None):
-        """Moré–Wild data profile of the runs (`surco.profiles.data_profile`; ``.plot``)."""
+                     axis: str = "evaluations", eval_cost: float | None = None,
+                     level: Sequence[float] | None = None):
+        """Moré–Wild data profile of the runs (`surco.profiles.data_profile`; ``.plot``);
+        ``level``: per instance, an absolute level that counts as solved."""
         from surco.profiles import data_profile
-        return data_profile(self, tol, kappa, axis, eval_cost)
+        return data_profile(self, tol, kappa, axis, eval_cost, level=level)
 
     def performance_profile(self, tol: float = 1e-3, taus: Sequence[float] | None = None,
-                            axis: str = "evaluations", eval_cost: float | None = None):
+                            axis: str = "evaluations", eval_cost: float | None = None,
+                            level: Sequence[float] | None = None):
         """Dolan–Moré performance profile of the runs (`surco.profiles.performance_profile`;
-        ``.plot``)."""
+        ``.plot``); ``level`` as in `data_profile`."""
         from surco.profiles import performance_profile
-        return performance_profile(self, tol, taus, axis, eval_cost)
+        return performance_profile(self, tol, taus, axis, eval_cost, level=level)
 
     def to_rows(self, reference: str | None = None, **extra: Any) -> list[dict]:
         """`summary` rows with ``extra`` keys (e.g. a setting) added to each, for BENCH JSON."""

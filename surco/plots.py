@@ -145,7 +145,8 @@ def plot_profile(p: Any, path: str | Path | None = None, title: str = ""):
         ax.set_xlabel(f"budget κ ({p.axis})")
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("fraction of instances solved")
-    ax.set_title(title or f"{p.kind} profile, tolerance {p.tol:g}", fontsize=9)
+    test = f"tolerance {p.tol:g}" if p.level is None else "solved: f <= level"
+    ax.set_title(title or f"{p.kind} profile, {test}", fontsize=9)
     ax.legend(fontsize=6)
     fig.tight_layout()
     _finish(plt, fig, path)

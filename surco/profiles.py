@@ -19,6 +19,11 @@ all its evaluations), so a method that evaluates nothing (one greedy pass, a tra
 solves an instance at 0 evaluations if its answer passes the test. A failed run solves
 nothing. In ratios ``0/0`` is 1 and ``t/0`` (t > 0) is inf.
 
+Where "solved" has a meaning of its own, an absolute ``level`` per instance replaces the τ
+test: solved at the first point with ``f(x) <= level`` (e.g. 0 for a photonic design whose
+window loss is 0, i.e. that meets its spec: the data profile is then the success rate
+against simulations).
+
     >>> import numpy as np, surco
     >>> b = surco.Budget()
     >>> runs = [surco.Run("a", 0, np.zeros(1), 0.0, 1.0, 10, "ok", None,
@@ -56,6 +61,7 @@ class Profile:
       fractions: method -> fraction of instances at each grid point.
       t: method -> (instances,) evaluations or seconds to solve each instance (inf: never).
       f0, f_low: per instance, f(x0) and f_L of the convergence test.
+      level: per instance, the absolute level that replaced the test (None: the τ test).
     """
 
     kind: str
@@ -66,6 +72,7 @@ class Profile:
     t: dict[str, np.ndarray]
     f0: np.ndarray
     f_low: np.ndarray
+    level: np.ndarray | None = None
 
     def plot(self, path: str | Path | None = None, title: str = ""):
         """Step plot of the profile (SurCo-family methods thick). Writes ``path`` when given;
@@ -88,7 +95,8 @@ def _points(run: Any, eval_cost: float | None, axis: str) -> tuple[np.ndarray, n
 
 
 def solve_times(cmp: Any, tol: float = 1e-3, axis: str = "evaluations",
-                eval_cost: float | None = None, f0: Sequence[float] | None = None
+                eval_cost: float | None = None, f0: Sequence[float] | None = None,
+                level: Sequence[float] | None = None
                 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """t_{p,s} of the module docstring for every method of ``cmp``.
 
@@ -98,6 +106,8 @@ def solve_times(cmp: Any, tol: float = 1e-3, axis: str = "evaluations",
       axis: "evaluations", or "seconds" (effective seconds: real + ``eval_cost`` ×
         evaluations; ``eval_cost`` None: as recorded, with each run's own eval_cost).
       f0: f(x0) per instance (default: the worst first evaluated value; see the module).
+      level: per instance, an absolute level that counts as solved (``f <= level``),
+        replacing the τ test (None: the τ test).
 
     Returns:
       ``(t, f0, f_low)``: method -> (instances,) times (inf: not solved or no run), and the
@@ -131,7 +141,13 @@ def solve_times(cmp: Any, tol: float = 1e-3, axis: str = "evaluations",
         if first.shape != (n,) or not np.all(np.isfinite(first)):
             raise ValueError(f"profiles: f0 must hold {n} finite values, one per instance, "
                              f"got {np.asarray(f0).tolist()!r}")
-    level = f_low + tol * (first - f_low)
+    if level is None:
+        level = f_low + tol * (first - f_low)
+    else:
+        level = np.asarray(level, np.float64).reshape(-1)
+        if level.shape != (n,) or np.isnan(level).any():
+            raise ValueError(f"profiles: level must hold {n} numbers, one per instance, got "
+                             f"{np.asarray(level).tolist()!r}")
     t = {}
     for m in cmp.methods:
         tm = np.full(n, math.inf)
@@ -148,27 +164,29 @@ def solve_times(cmp: Any, tol: float = 1e-3, axis: str = "evaluations",
 
 def data_profile(cmp: Any, tol: float = 1e-3, kappa: Sequence[float] | None = None,
                  axis: str = "evaluations", eval_cost: float | None = None,
-                 f0: Sequence[float] | None = None) -> Profile:
+                 f0: Sequence[float] | None = None,
+                 level: Sequence[float] | None = None) -> Profile:
     """Moré–Wild data profile ``d_s(κ)`` (module docstring) on the grid ``kappa``
     (default: 0 up to the largest solve time, 100 points). Raises ValueError as
-    `solve_times`."""
-    t, first, low = solve_times(cmp, tol, axis, eval_cost, f0)
+    `solve_times` (which also says what ``level`` does)."""
+    t, first, low = solve_times(cmp, tol, axis, eval_cost, f0, level)
     if kappa is None:
         top = max((float(v[np.isfinite(v)].max()) for v in t.values() if np.isfinite(v).any()),
                   default=1.0)
         kappa = np.linspace(0.0, max(top, 1e-12), 100)
     k = np.asarray(kappa, np.float64)
     frac = {m: (v[:, None] <= k[None, :]).mean(axis=0) for m, v in t.items()}
-    return Profile("data", axis, float(tol), k, frac, t, first, low)
+    return Profile("data", axis, float(tol), k, frac, t, first, low, _level(level))
 
 
 def performance_profile(cmp: Any, tol: float = 1e-3, taus: Sequence[float] | None = None,
                         axis: str = "evaluations", eval_cost: float | None = None,
-                        f0: Sequence[float] | None = None) -> Profile:
+                        f0: Sequence[float] | None = None,
+                        level: Sequence[float] | None = None) -> Profile:
     """Dolan–Moré performance profile ``ρ_s(τ)`` (module docstring) on the ratio grid
     ``taus`` (default: 1 up to the largest finite ratio, log-spaced, 100 points). Raises
-    ValueError as `solve_times`."""
-    t, first, low = solve_times(cmp, tol, axis, eval_cost, f0)
+    ValueError as `solve_times` (which also says what ``level`` does)."""
+    t, first, low = solve_times(cmp, tol, axis, eval_cost, f0, level)
     T = np.stack([t[m] for m in cmp.methods]) if t else np.zeros((0, cmp.n_instances))
     best = T.min(axis=0) if len(T) else np.full(cmp.n_instances, math.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -180,4 +198,8 @@ def performance_profile(cmp: Any, tol: float = 1e-3, taus: Sequence[float] | Non
         taus = np.geomspace(1.0, max(top, 1.0 + 1e-9), 100)
     tau = np.asarray(taus, np.float64)
     frac = {m: (R[k][:, None] <= tau[None, :]).mean(axis=0) for k, m in enumerate(cmp.methods)}
-    return Profile("performance", axis, float(tol), tau, frac, t, first, low)
+    return Profile("performance", axis, float(tol), tau, frac, t, first, low, _level(level))
+
+
+def _level(level: Sequence[float] | None) -> np.ndarray | None:
+    return None if level is None else np.asarray(level, np.float64).reshape(-1)

@@ -255,6 +255,26 @@ def test_data_profile_values():
     np.testing.assert_array_equal(r.t["a"], [10, np.inf, np.inf])
 
 
+def test_data_profile_with_an_absolute_level():
+    """level replaces the τ test: solved at the first point with f <= level (here 0 on
+    instances 0 and 1, as for a design that meets its spec, and 3 on instance 2)."""
+    cmp = _profile_cmp()
+    p = cmp.data_profile(kappa=[0, 2, 8, 10], level=[0.0, 0.0, 3.0])
+    np.testing.assert_array_equal(p.level, [0.0, 0.0, 3.0])
+    np.testing.assert_array_equal(p.t["a"], [10, np.inf, np.inf])   # a ends at 1.0, 5.0
+    np.testing.assert_array_equal(p.t["b"], [np.inf, 8, 1])         # b: 0.0 only at its end
+    np.testing.assert_array_equal(p.t["c"], [np.inf, 0, 0])         # c failed on 0
+    np.testing.assert_allclose(p.fractions["b"], np.array([0, 1, 2, 2]) / 3)
+    np.testing.assert_allclose(p.fractions["a"], np.array([0, 0, 0, 1]) / 3)
+    assert cmp.data_profile(tol=0.1).level is None
+    perf = cmp.performance_profile(taus=[1.0], level=[0.0, 0.0, 3.0])
+    np.testing.assert_allclose(perf.fractions["c"], [2 / 3])        # 0/0 on 1 and 2
+    with pytest.raises(ValueError, match="level must hold 3 numbers"):
+        cmp.data_profile(level=[0.0, 1.0])
+    with pytest.raises(ValueError, match="level must hold 3 numbers"):
+        data_profile(cmp, level=[0.0, math.nan, 1.0])
+
+
 def test_performance_profile_values():
     p = _profile_cmp().performance_profile(tol=0.1, taus=[1.0, 2.0, 2.5, 1e9])
     # best t per instance: 4 (b), 0 (c), 0 (c); ratios a: 2.5, 3/0 = inf, inf
