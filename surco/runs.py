@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from surco._engine import RunControl, controlled
 from surco.budget import Budget, BudgetExhausted
 from surco.family import Family, Method
 from surco.outcome import StopReason, stop_reason
@@ -89,21 +90,33 @@ def run_one(family: Family, name: str, method: Method, i: int, inst: Any,
     """Run ``method`` on instance ``inst`` (index ``i``) of ``family`` under ``budget``: a
     fresh meter, the returned x checked against Ω, its true cost; the outcome as a `Run`
     (failures recorded, never raised; Ctrl-C propagates). Picklable arguments make it a job
-    for any executor."""
+    for any executor.
+
+    Ctrl-C is recognised wherever it lands: the call runs under `surco._engine.controlled`,
+    which marks the run interrupted when SIGINT arrives. A `KeyboardInterrupt` raised inside
+    a JAX host callback (an FDFD simulation, a solve) reaches the caller as JAX's own error;
+    with the mark set, that error, or a normal return, is turned back into
+    `KeyboardInterrupt`, never recorded as a failed run."""
     batch = None
     if family.evaluate_batch is not None:
         def batch(X):
             return family.evaluate_batch(X, inst)
     meter = budget.start(lambda x: family.evaluate(x, inst), evaluate_batch=batch)
     x, status, error = None, "ok", None
+    control = RunControl()
     try:
-        x = method(inst, meter)
+        with controlled(control):
+            x = method(inst, meter)
     except BudgetExhausted:
         status, x = StopReason.BUDGET, meter.best_x
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # recorded, never aborts the comparison
+        if control.reason == StopReason.INTERRUPTED:
+            raise KeyboardInterrupt(f"{name} on instance {i}: interrupted") from exc
         status, error = "failed", f"{type(exc).__name__}: {exc}"
+    if control.reason == StopReason.INTERRUPTED:   # the method swallowed the Ctrl-C
+        raise KeyboardInterrupt(f"{name} on instance {i}: interrupted")
     wall, seconds = meter.times()   # charged: wall + eval_cost × evaluations, one reading
     cut_off = (status == StopReason.BUDGET or meter.remaining_evaluations() <= 0 or
                (budget.seconds is not None and seconds >= CUT_OFF_FRACTION * budget.seconds))

@@ -1,6 +1,7 @@
 """The comparison harness and budgets (surco.budget, surco.harness) on a tiny family whose
 optimum is known by enumeration."""
 import itertools
+import json
 import math
 import time
 
@@ -203,8 +204,59 @@ def test_compare_keeps_runs_on_ctrl_c():
     assert cmp.interrupted and [r.method for r in cmp.runs] == ["first", "first"]
 
 
+def _sigint_then_wait():
+    """Ctrl-C as a user sends it: SIGINT to this process; the handler raises
+    KeyboardInterrupt in the main thread at its next bytecode, within the wait."""
+    import os
+    import signal
+    os.kill(os.getpid(), signal.SIGINT)
+    t_end = time.perf_counter() + 5.0
+    while time.perf_counter() < t_end:
+        pass
+    raise AssertionError("SIGINT did not interrupt within 5 s")
+
+
+def test_ctrl_c_inside_a_jax_host_callback_stops_the_comparison(tmp_path):
+    """Ctrl-C that lands inside a `jax.pure_callback` (as during an FDFD simulation)
+    reaches the method as JAX's own error, not as KeyboardInterrupt; the harness sees the
+    signal's mark and stops the comparison: no failed run is recorded, nor stored, and the
+    finished runs are kept (seen in bench.photonics, which had gone on to its next run)."""
+    import jax
+    import jax.numpy as jnp
+
+    def host(v):
+        _sigint_then_wait()
+        return np.asarray(v, np.float32)
+
+    def simulate(y, meter):
+        f = jax.jit(lambda v: jax.pure_callback(
+            host, jax.ShapeDtypeStruct((2,), jnp.float32), v))
+        jax.block_until_ready(f(jnp.ones(2, jnp.float32)))
+        return _first_row_plan(y, meter)
+
+    store = tmp_path / "runs.jsonl"
+    cmp = surco.compare(_family(simulate=simulate), _instances(2), ["first", "simulate"],
+                        progress=False, store=store)
+    assert cmp.interrupted
+    assert [r.method for r in cmp.runs] == ["first", "first"]
+    stored = [json.loads(line)["run"]["method"] for line in store.read_text().splitlines()]
+    assert stored == ["first", "first"]
+
+
+def test_ctrl_c_that_a_method_swallows_still_stops_the_comparison():
+    def swallow(y, meter):
+        try:
+            _sigint_then_wait()
+        except KeyboardInterrupt:
+            pass
+        return _first_row_plan(y, meter)
+
+    cmp = surco.compare(_family(swallow=swallow), _instances(2), ["swallow", "first"],
+                        progress=False)
+    assert cmp.interrupted and cmp.runs == []
+
+
 def test_plot_and_json(tmp_path):
-    import json
     cmp = surco.compare(_family(), _instances(2), ["first", "enumerate"],
                         budget=Budget(evaluations=5), progress=False)
     cmp.plot(tmp_path / "c.png")
