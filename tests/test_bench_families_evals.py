@@ -19,6 +19,7 @@ TINY = {
     "routing": (dataclasses.replace(FE.SETTINGS["routing"],
                                     size=dict(n=3, regime="risk", q=-1.0)), False),
     "photonics": (FE.SETTINGS["photonics"], True),     # LANCER asked for, never run there
+    "photonics-mode-converter": (FE.SETTINGS["photonics-mode-converter"], False),
 }
 
 
@@ -48,8 +49,9 @@ def test_relative_and_sign_test_values():
 @pytest.mark.parametrize("name", list(TINY))
 def test_families_evals_tiny(tmp_path, name):
     setting, lancer = TINY[name]
-    budgets = (2,) if name == "photonics" else (3, 6)
-    n = 1 if name == "photonics" else 2
+    photonics = setting.family == "photonics"
+    budgets = (2,) if photonics else (3, 6)
+    n = 1 if photonics else 2
     rep = Report("families-evals", True, path=tmp_path / "out.json")
     out = FE.measure(rep, setting, n, budgets=budgets, progress=False, lancer=lancer)
     rep.finish(quiet=True)
@@ -90,6 +92,7 @@ def test_families_evals_tiny(tmp_path, name):
         m = data["maps"][f"{name} {setting.tag}, {E} evaluations"]
         assert set(m) >= {"costs", "budgets", "winners", "means", "crossover"}
         assert set(m["means"]) == set(methods) | set(scip)
+    assert {r["family"] for r in data["rows"]} == {name}    # the setting's name, not family
     t = [t for t in data["targets"] if t["name"].startswith(name)]
     assert t == []                                   # the target is at 100 evaluations only
 
