@@ -83,13 +83,15 @@ def interruptible() -> bool:
 
 
 def parse_args(description: str, argv: Sequence[str] | None = None,
-               extra: callable = None) -> argparse.Namespace:
+               extra: callable = None, name: str | None = None) -> argparse.Namespace:
     """Common command line: ``--quick``, ``--store PATH`` / ``--resume`` (every finished run
     appended to a `surco.store.RunStore` as it completes; with ``--resume`` the runs already
     there are reused, so a stopped bench continues where it was), plus whatever
     ``extra(parser)`` adds. ``args.store`` is the store's path or None: pass it to
-    `surco.compare` (``store=args.store``). A bench started in the background stops on
-    SIGINT as on Ctrl-C (`interruptible`)."""
+    `surco.compare` (``store=args.store``). ``name`` is the bench's report name
+    (`Report`), which names ``--resume``'s default store (default: the script's file name,
+    for a bench whose report has the same name). A bench started in the background stops
+    on SIGINT as on Ctrl-C (`interruptible`)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="faithful small version")
     p.add_argument("--store", default=None, metavar="PATH",
@@ -104,6 +106,6 @@ def parse_args(description: str, argv: Sequence[str] | None = None,
     if args.store is not None and not args.resume and Path(args.store).exists():
         p.error(f"--store {args.store} exists: add --resume to continue it, or remove it")
     if args.resume and args.store is None:
-        name = Path(sys.argv[0]).stem if argv is None else "bench"
+        name = name or (Path(sys.argv[0]).stem if argv is None else "bench")
         args.store = str(RESULTS / f"{name}{'-quick' if args.quick else ''}.runs.jsonl")
     return args

@@ -46,7 +46,9 @@ LANCER is metered like every other method: with its default ``free_f=False``
 meter has already evaluated, and ranks unevaluated ones by its learned landscape model
 alone, so its figures are at equal evaluations and it belongs to the target's SurCo family
 when it runs (``--lancer``; it is not run by default because its settings were chosen on
-sharding's train tasks only, and on photonics not at all). The bench also reports how
+sharding's train tasks and photonics' train bends only (``--tune-lancer``), and because it
+is slow: a 100-evaluation run on routing 10x10 takes minutes, nearly all in refitting its
+landscape model). The bench also reports how
 faithfully f orders solutions like the true cost (``f_concordance``: over the pairs of
 distinct solutions returned on each instance, 1.0 means f ranks them exactly as the true
 cost): a family whose f is faithful is one where a free f would be unmetered evaluations.
@@ -60,7 +62,10 @@ dropped; p from Binomial(wins + losses, 1/2), `surco.harness.sign_test`); the ro
 method paired with the best search (``to_rows``); and the which-method map of each
 comparison (`Report.add_map`). Target: ratio <= 0.98 at 100 evaluations, per family.
 
-Writes ``bench/results/families-evals[-quick].json``.
+Writes ``bench/results/families-evals[-quick].json`` (with ``--families`` naming only some
+settings: ``families-evals-NAME...[-quick].json``, so that a partial run never replaces the
+whole report); every run shares the store ``families-evals[-quick].runs.jsonl``
+(``--resume``).
 """
 from __future__ import annotations
 
@@ -121,10 +126,10 @@ SETTINGS: dict[str, Setting] = {
     "routing": Setting("routing", dict(n=10, regime="risk", q=-1.0), 0, (5, 20),
                        ("local-search", "local-search-first", "annealing")),
     "photonics": Setting("photonics", dict(device="waveguide_bend", split="test"), 0, (3, 20),
-                         ("pass-through", "density-generator"), scip=None, lancer=False),
+                         ("pass-through", "density-generator"), scip=None),
     "photonics-mode-converter": Setting(
         "photonics", dict(device="mode_converter", split="test"), 0, (3, 20),
-        ("pass-through", "density-generator"), scip=None, lancer=False,
+        ("pass-through", "density-generator"), scip=None,
         key="photonics-mode-converter", in_target=False),
 }
 
@@ -258,16 +263,71 @@ def measure(rep: Report, setting: Setting, n: int, budgets: Sequence[int] = BUDG
     return out
 
 
+#: LANCER settings compared by ``--tune-lancer`` on photonics' train split (never a test
+#: instance), each over the family's zero_settings: the first is sharding's chosen setting
+#: (`surco.lancer.zero.SETTINGS["sharding"]`), the second `lancer_zero`'s defaults, then
+#: the first with a wider and a narrower perturbation
+LANCER_GRID = (
+    dict(descent=0, candidates=16, per_round=2, target_rounds=30, folds=0),
+    dict(),
+    dict(descent=0, candidates=16, per_round=2, target_rounds=30, folds=0, sigma=0.3),
+    dict(descent=0, candidates=16, per_round=2, target_rounds=30, folds=0, sigma=0.03),
+)
+TUNE_INSTANCES, TUNE_BUDGETS = 3, (30, 100)
+
+
+def tune_lancer(device: str = "waveguide_bend", n: int = TUNE_INSTANCES,
+                budgets: Sequence[int] = TUNE_BUDGETS, grid=LANCER_GRID) -> list[dict]:
+    """LANCER's settings for photonics, compared on ``n`` train-split instances of
+    ``device`` (``generate(n, seed=0, device=..., split="train")``) at each budget, with
+    SurCo-zero on the same instances for reference. Prints and returns, per setting and
+    budget, the mean loss, the number of designs that meet the spec (loss 0) and the
+    seconds per instance."""
+    import time
+
+    import surco
+    from surco.problems import photonics as ph
+    fam = ph.FAMILY
+    insts = fam.generate(n, seed=0, device=device, split="train")
+    out = []
+    for E in budgets:
+        table = {"surco-zero": surco.surco_methods(fam)["surco-zero"],
+                 **{f"lancer{k}": surco.lancer.lancer_method(fam, **kw)
+                    for k, kw in enumerate(grid)}}
+        for name, method in table.items():
+            t0 = time.perf_counter()
+            cmp = compare(fam, insts, {name: method}, budget=surco.Budget(evaluations=E),
+                          progress=False)
+            v = cmp.values(name)
+            row = {"device": device, "evaluations": E, "method": name,
+                   "settings": grid[int(name[6:])] if name.startswith("lancer") else None,
+                   "mean_loss": float(np.mean(v)), "meets_spec": int(np.sum(v <= 0)),
+                   "s_per_instance": (time.perf_counter() - t0) / n}
+            out.append(row)
+            print(row, flush=True)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     def extra(p):
         p.add_argument("--families", nargs="+", default=list(SETTINGS),
                        choices=list(SETTINGS), help="families to run (default: all five settings)")
         p.add_argument("--lancer", action="store_true",
-                       help="also run LANCER (not on photonics; see the module docstring)")
+                       help="also run LANCER (see the module docstring)")
         p.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS),
                        help=f"evaluation budgets, in this order (default {list(BUDGETS)})")
-    args = parse_args(__doc__.splitlines()[0], argv, extra=extra)
-    rep = Report("families-evals", args.quick)
+        p.add_argument("--tune-lancer", metavar="DEVICE", default=None,
+                       help="only compare LANCER_GRID on photonics train instances of "
+                            "DEVICE (waveguide_bend, mode_converter) and print the results")
+    args = parse_args(__doc__.splitlines()[0], argv, extra=extra, name="families-evals")
+    if args.tune_lancer:
+        tune_lancer(args.tune_lancer)
+        return
+    # a run of some settings only writes its own report (families-evals-NAME...), so that it
+    # never replaces the report of every setting; all of them share the store
+    subset = sorted(set(args.families)) != sorted(SETTINGS)
+    rep = Report("families-evals" + ("-" + "-".join(args.families) if subset else ""),
+                 args.quick)
     rep.extra["settings_chosen_on"] = (
         "train instances, by each family (its ZERO_SETTINGS_NOTE; LANCER: "
         "surco.lancer.zero.SETTINGS_NOTES or lancer_zero's defaults); nothing tuned here")

@@ -126,7 +126,7 @@ def run_room(T: int, D: int, n: int, split: str, budgets: Sequence[int] = BUDGET
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(__doc__.splitlines()[0], argv)
+    args = parse_args(__doc__.splitlines()[0], argv, name="scale-room")
     rep = Report("scale-room", args.quick)
     grid = QUICK_GRID if args.quick else GRID
     n = QUICK_TASKS if args.quick else TASKS

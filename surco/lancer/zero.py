@@ -82,6 +82,7 @@ __all__ = ["LancerResult", "lancer_zero", "lancer_method", "SETTINGS", "SETTINGS
 #: the estimator, optimiser, start and solver come from the family's ``zero_settings``.
 SETTINGS: dict[str, dict[str, Any]] = {
     "sharding": dict(descent=0, candidates=16, per_round=2, target_rounds=30, folds=0),
+    "photonics": dict(descent=4, candidates=8, per_round=2, folds=4),
 }
 SETTINGS_NOTES: dict[str, str] = {
     "sharding": (
@@ -98,6 +99,17 @@ SETTINGS_NOTES: dict[str, str] = {
         "correction for ranking only): 0.9387 / 0.9345 / 0.9320 at 30 / 100 / 300. Same "
         "tasks, for reference: SurCo-zero 0.955 / 0.950 / 0.939, annealing 0.984 / 0.955 / "
         "0.937, first-improvement local search 0.977 / 0.966 / 0.947"),
+    "photonics": (
+        "lancer_zero's defaults, chosen on 3 train-split waveguide bends (generate(3, seed=0, "
+        "device='waveguide_bend', split='train'), never a test instance; python -m "
+        "bench.families_evals --tune-lancer waveguide_bend) by the mean window loss at 100 "
+        "simulations, f not free: these 8133 (at 30: 12613); sharding's setting (16 "
+        "perturbations a round, no descent, no shrinkage) 9812 (12363), with sigma 0.3 10603 "
+        "(9837), with sigma 0.03 12541 (14555). No setting met the spec on any of the 3; "
+        "SurCo-zero on the same instances: 2.19 at 100 (2 of 3 meet the spec), 64.2 at 30. "
+        "LANCER sees only the loss of each design it evaluates, not the adjoint gradient "
+        "that SurCo-zero's estimator follows, and in a 40 x 40 design space its "
+        "perturbations ranked by the learned model find little"),
 }
 
 #: `surco.zero` settings with no meaning here (dropped from a family's zero_settings).

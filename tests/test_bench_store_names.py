@@ -1,0 +1,36 @@
+"""`--resume` continues the store the bench's report names: bench/results/NAME.runs.jsonl,
+where NAME is the bench's `Report` name (families_evals.py reports as "families-evals"; a
+default store named after the file would start a second, empty store beside the
+committed one and recompute every run)."""
+import re
+from pathlib import Path
+
+from bench._report import RESULTS, parse_args
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def test_resume_default_store_follows_the_name():
+    a = parse_args("probe", ["--resume"], name="families-evals")
+    assert a.store == str(RESULTS / "families-evals.runs.jsonl")
+    a = parse_args("probe", ["--resume", "--quick"], name="scale-room")
+    assert a.store == str(RESULTS / "scale-room-quick.runs.jsonl")
+    assert parse_args("probe", []).store is None
+    assert parse_args("probe", ["--store", "x.jsonl"]).store == "x.jsonl"
+
+
+def test_every_bench_resumes_the_store_of_its_report():
+    checked = 0
+    for path in sorted(BENCH.glob("*.py")):
+        src = path.read_text()
+        calls = re.findall(r"(?<![.\w])parse_args\((.*?)\)\n", src, re.S)
+        reports = set(re.findall(r'\bReport\("([^"]+)"', src))
+        if not calls or not reports or path.name == "_report.py":
+            continue
+        named = re.findall(r'name="([^"]+)"', " ".join(calls))
+        want = named[0] if named else path.stem
+        assert want in reports, (f"{path.name}: --resume's default store would be "
+                                 f"{want}.runs.jsonl, but the report is {sorted(reports)}: "
+                                 f"pass name=... to parse_args")
+        checked += 1
+    assert checked >= 15
