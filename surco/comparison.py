@@ -187,7 +187,8 @@ class Comparison:
         a ratio only for positive costs: None when the reference's mean is not positive),
         gap (mean paired difference, method − reference), wins / ties / losses (lower is
         better; ties within ``rtol``), p_sign (two-sided sign test), seconds (charged),
-        wall_seconds and evaluations (means). For ``sense="max"`` value, gap, rel_gap and
+        wall_seconds and evaluations (means), commits (the sorted distinct commits its
+        runs ran at, `Run.commit`; empty when none was recorded). For ``sense="max"`` value, gap, rel_gap and
         rel_reference are of the user's f (−cost; higher is better: rel_gap 0.04 is 4 %
         better) and wins count the higher f."""
         ref = reference or self.default_reference()
@@ -220,6 +221,7 @@ class Comparison:
                                  if runs else math.nan),
                 "evaluations": float(np.mean([r.evaluations for r in runs])) if runs else math.nan,
                 "reference": ref,
+                "commits": sorted({r.commit for r in runs if r.commit}),
             })
         return rows
 

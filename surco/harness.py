@@ -265,13 +265,16 @@ def compare(family: Family, instances: Sequence[Any], methods: Sequence[str] | M
         from tqdm.auto import tqdm
         bar = tqdm(total=len(jobs), initial=len(stored), desc=f"compare[{family.name}]",
                    unit="run")
+    from surco.report import commit, machine
+    here = commit()
     meta = {}
     if store is not None:
-        from surco.report import commit, machine
-        meta = {"family": family.name, "setting": setting, "commit": commit(),
+        meta = {"family": family.name, "setting": setting, "commit": here,
                 "machine": machine()}
 
     def done(job: Job, run: Run) -> None:
+        if run.commit is None:
+            run.commit = here
         if store is not None:
             store.put(job.key, run, **meta)
         runs.append(run)

@@ -157,8 +157,8 @@ class Report:
 def run_record(run: Any, *, with_x: bool = False) -> dict[str, Any]:
     """One `surco.runs.Run` as an entry of a report's "runs" list: method, instance, value,
     seconds (charged), wall_seconds, evaluations, eval_cost, status, cut_off, error, the
-    budget (seconds, evaluations, eval_cost), the anytime curve, host and load average, and
-    with ``with_x`` the solution x (a nested list). `surco.store.RunStore.to_run` reads it
+    budget (seconds, evaluations, eval_cost), the anytime curve, host and load average, the
+    commit it ran at, and with ``with_x`` the solution x (a nested list). `surco.store.RunStore.to_run` reads it
     back (``to_run({"run": record})``; x is None when it was not written)."""
     b = run.budget
     x = None
@@ -172,6 +172,7 @@ def run_record(run: Any, *, with_x: bool = False) -> dict[str, Any]:
                        "eval_cost": float(b.eval_cost)},
             "curve": [[int(e), float(t), float(v)] for e, t, v in run.curve],
             "host": getattr(run, "host", None), "load_avg": getattr(run, "load_avg", None),
+            "commit": getattr(run, "commit", None),
             "x": x}
 
 

@@ -50,6 +50,8 @@ class Run:
       host, load_avg: the machine that ran it and its 1-minute load average at the end
         (None: not recorded), so that equal-time comparisons spread over a cluster can be
         checked for fairness.
+      commit: the repository commit the run ran at (``git rev-parse HEAD`` of the process
+        that ran the comparison; None: not recorded, or not in a git work tree).
     """
 
     method: str
@@ -66,6 +68,7 @@ class Run:
     cut_off: bool | None = None
     host: str | None = None
     load_avg: float | None = None
+    commit: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in ("ok", "failed"):

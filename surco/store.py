@@ -259,6 +259,8 @@ class RunStore:
             if f.name in run:
                 kw[f.name] = run[f.name]
         kw["budget"] = Budget(**run["budget"])
+        if kw.get("commit") is None:      # written before runs carried it: the record's
+            kw["commit"] = rec.get("commit")
         kw["curve"] = [tuple(p) for p in run.get("curve", [])]
         if kw.get("x") is not None:
             kw["x"] = np.asarray(kw["x"])

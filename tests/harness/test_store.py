@@ -220,6 +220,35 @@ def test_a_rerun_takes_every_run_from_the_store(tmp_path, monkeypatch):
     assert back.table() == first.table()
 
 
+def test_each_row_says_which_commits_its_runs_ran_at(tmp_path, monkeypatch):
+    """A run records the commit it ran at; the store keeps it, a record written before runs
+    carried it gives the record's own, and a summary row lists its runs' commits."""
+    import surco.report
+    path = tmp_path / "runs.jsonl"
+    monkeypatch.setattr(surco.report, "commit", lambda: "a" * 40)
+    first = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, store=path, progress=False)
+    assert {r.commit for r in first.runs} == {"a" * 40}
+    assert all(row["commits"] == ["a" * 40] for row in first.summary())
+    lines = path.read_text().splitlines()
+    rec = json.loads(lines[0])
+    assert rec["commit"] == rec["run"]["commit"] == "a" * 40
+    del rec["run"]["commit"]                       # as written before runs carried it
+    rec["commit"] = "b" * 40
+    path.write_text("\n".join([json.dumps(rec), *lines[1:]]) + "\n")
+    monkeypatch.setattr(surco.report, "commit", lambda: "c" * 40)
+    again = surco.compare(FAM, INSTS, METHODS + ["local-search-steepest"], budget=BUDGET, store=path,
+                          progress=False)
+    rows = {row["method"]: row for row in again.summary()}
+    assert rows[METHODS[0]]["commits"] == ["a" * 40, "b" * 40]     # a mixed row says so
+    assert rows[METHODS[1]]["commits"] == ["a" * 40]
+    assert rows["local-search-steepest"]["commits"] == ["c" * 40]                  # computed now
+    back = surco.Comparison.from_store(path, family=FAM.name)
+    assert {r.commit for r in back.runs} == {"a" * 40, "b" * 40, "c" * 40}
+    monkeypatch.setattr(surco.report, "commit", lambda: None)      # outside a git tree
+    assert surco.compare(FAM, INSTS[:1], ["mean-cost"], budget=BUDGET,
+                         progress=False).summary()[0]["commits"] == []
+
+
 def test_dropping_a_method_recomputes_only_its_runs(tmp_path, monkeypatch):
     path = tmp_path / "runs.jsonl"
     first = surco.compare(FAM, INSTS, METHODS, budget=BUDGET, store=path, progress=False)
