@@ -289,18 +289,19 @@ def tune_lancer(device: str = "waveguide_bend", n: int = TUNE_INSTANCES,
     from surco.problems import photonics as ph
     fam = ph.FAMILY
     insts = fam.generate(n, seed=0, device=device, split="train")
+    settings = {"surco-zero": None, **{f"lancer{k}": kw for k, kw in enumerate(grid)}}
+    table = {"surco-zero": surco.surco_methods(fam)["surco-zero"],
+             **{name: surco.lancer.lancer_method(fam, **kw)
+                for name, kw in settings.items() if kw is not None}}
     out = []
     for E in budgets:
-        table = {"surco-zero": surco.surco_methods(fam)["surco-zero"],
-                 **{f"lancer{k}": surco.lancer.lancer_method(fam, **kw)
-                    for k, kw in enumerate(grid)}}
         for name, method in table.items():
             t0 = time.perf_counter()
             cmp = compare(fam, insts, {name: method}, budget=surco.Budget(evaluations=E),
                           progress=False)
             v = cmp.values(name)
             row = {"device": device, "evaluations": E, "method": name,
-                   "settings": grid[int(name[6:])] if name.startswith("lancer") else None,
+                   "settings": settings[name],
                    "mean_loss": float(np.mean(v)), "meets_spec": int(np.sum(v <= 0)),
                    "s_per_instance": (time.perf_counter() - t0) / n}
             out.append(row)
