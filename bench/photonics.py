@@ -34,7 +34,10 @@ the generator's median time <= 100 ms.
 (``--workers``, default: the number of cores). Writes bench/results/photonics[-quick].json,
 photonics[-quick].png (harness plot), photonics[-quick]-designs.png and, per device, the
 success rate against simulations of every method (``success_vs_simulations`` in the JSON,
-photonics[-quick]-success-DEVICE.png).
+photonics[-quick]-success-DEVICE.png). A run of other devices, instance counts or
+simulations than its mode's writes photonics-WHAT-DIFFERS[-quick].* instead
+(`report_name`): ``--devices waveguide_bend mode_converter --resume`` reports those two
+devices from the store without touching photonics.json.
 """
 from __future__ import annotations
 
@@ -170,6 +173,21 @@ def success_curves(cmp, evals: int):
     return cmp.data_profile(kappa=np.arange(evals + 1), level=np.zeros(cmp.n_instances))
 
 
+def report_name(quick: bool, devices: list[str], n_of: dict[str, int], evals: int) -> str:
+    """The report's name: ``photonics`` for the run its mode (full or --quick) defines, else
+    ``photonics-`` + what differs from it (the devices, ``nN`` test instances of a device,
+    ``eE`` simulations), so that a partial run (``--devices wdm``, ``--n 5``) never writes
+    over the report of the whole run. Its results share the store either way."""
+    from surco.problems import photonics as ph
+    ref_devices = QUICK["devices"] if quick else list(ph.DEVICES)
+    ref_n = QUICK["n"] if quick else ph.N_PER_SPLIT
+    ref_e = QUICK["evals"] if quick else ph.STEPS
+    parts = [] if sorted(devices) == sorted(ref_devices) else list(devices)
+    parts += [f"{d}-n{n_of[d]}" for d in devices if n_of[d] != ref_n]
+    parts += [f"e{evals}"] if evals != ref_e else []
+    return "-".join(["photonics", *parts])
+
+
 def main(argv=None) -> None:
     from surco.problems import photonics as ph
 
@@ -191,7 +209,8 @@ def main(argv=None) -> None:
     workers = a.workers or os.cpu_count() or 1
     blackbox = not quick
 
-    rep = Report("photonics", quick)
+    name = report_name(quick, devices, n_of, evals)
+    rep = Report(name, quick)
     gen = time_generator()
     rep.extra["generator_80x80_cross3"] = gen
     fam = ph.FAMILY
@@ -238,7 +257,7 @@ def main(argv=None) -> None:
         rep.extra.setdefault("success_vs_simulations", {})[d] = {
             "simulations": succ.x.astype(int).tolist(),
             **{m: succ.fractions[m].tolist() for m in ev.methods}}
-        stem_d = f"photonics{'-quick' if quick else ''}-success-{d}.png"
+        stem_d = f"{name}{'-quick' if quick else ''}-success-{d}.png"
         succ.plot(RESULTS / stem_d, title=f"{d}: success rate against simulations "
                                            f"({ev.n_instances} test instances)")
         rep.extra.setdefault("success_plots", {})[d] = f"bench/results/{stem_d}"
@@ -272,7 +291,7 @@ def main(argv=None) -> None:
                            _success_rate(ev, m), ">=", _success_rate(ev, "pass-through"))
     rep.target("generator 80x80 cross3 median ms (one core)", gen["median_ms"], "<=", 100.0)
     rep.target("SurCo runs that failed (a design outside Ω)", failed, "<=", 0)
-    stem = f"photonics{'-quick' if quick else ''}"
+    stem = f"{name}{'-quick' if quick else ''}"
     first = devices[0]
     cmps[first].plot(RESULTS / f"{stem}.png",
                      title=f"{first}: {evals} evaluations per design, "

@@ -34,3 +34,20 @@ def test_every_bench_resumes_the_store_of_its_report():
                                  f"pass name=... to parse_args")
         checked += 1
     assert checked >= 15
+
+
+def test_a_partial_photonics_run_names_its_own_report():
+    """bench.photonics: only the run its mode defines writes photonics[-quick].json; a run of
+    some devices, instances or simulations says what differs, and never replaces it."""
+    from bench.photonics import report_name
+    from surco.problems import photonics as ph
+    full = {d: ph.N_PER_SPLIT for d in ph.DEVICES}
+    assert report_name(False, list(ph.DEVICES), full, ph.STEPS) == "photonics"
+    assert report_name(True, ["waveguide_bend"], {"waveguide_bend": 2}, 30) == "photonics"
+    two = ["waveguide_bend", "mode_converter"]
+    assert report_name(False, two, {d: ph.N_PER_SPLIT for d in two}, ph.STEPS) == \
+        "photonics-waveguide_bend-mode_converter"
+    heavy = {**full, "wdm": 5, "beam_splitter": 5}
+    assert report_name(False, list(ph.DEVICES), heavy, ph.STEPS) == \
+        "photonics-beam_splitter-n5-wdm-n5"
+    assert report_name(True, ["waveguide_bend"], {"waveguide_bend": 2}, 10) == "photonics-e10"
